@@ -1,0 +1,106 @@
+import { randomUUID } from "node:crypto";
+import formbody from "@fastify/formbody";
+import { createDatabase, type DatabaseHandle } from "@tessera/db";
+import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
+import type { Config } from "./config/index.ts";
+import type { AppContext } from "./http/context.ts";
+import { type HtmlErrorRenderer, isDatabaseUnavailable, registerErrorHandlers } from "./http/errors.ts";
+import { loggerOptions } from "./http/logger.ts";
+import { registerSecurityHeaders } from "./http/security-headers.ts";
+import { type Clock, systemClock } from "./libraries/clock.ts";
+import { healthRoutes } from "./routes/health.ts";
+
+export interface BuildDeps {
+  /** An open database; when absent one is created from the config, migrated, and closed with the app. */
+  database?: DatabaseHandle;
+  clock?: Clock;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** Builds the identity provider from a config object. Never listens: `server.ts` does that, tests use `inject()`. */
+export async function build(config: Config, deps: BuildDeps = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: loggerOptions(config),
+    // Only the configured proxies may set the client IP through X-Forwarded-For.
+    trustProxy: config.trustedProxies.length ? config.trustedProxies : false,
+    bodyLimit: 64 * 1024,
+    genReqId: (req) => {
+      const incoming = req.headers["x-request-id"];
+      return typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    return503OnClosing: true,
+  });
+
+  const ownsDatabase = !deps.database;
+  const database =
+    deps.database ??
+    (await createDatabase({
+      url: config.databaseUrl,
+      dataDir: config.dataDir,
+      maxConnections: config.db.maxConnections,
+    }));
+  const ctx: AppContext = { config, db: database.db, database, clock: deps.clock ?? systemClock };
+  app.decorate("ctx", ctx);
+  app.decorateRequest("meta", {
+    getter(this: FastifyRequest) {
+      return { ip: this.ip, userAgent: this.headers["user-agent"] };
+    },
+  });
+
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
+  if (ownsDatabase) app.addHook("onClose", async () => database.close());
+
+  let htmlErrors: HtmlErrorRenderer | undefined;
+  app.decorate("setHtmlErrorRenderer", (render: HtmlErrorRenderer) => {
+    htmlErrors = render;
+  });
+  registerErrorHandlers(app, () => htmlErrors);
+  registerSecurityHeaders(app, config);
+  await app.register(formbody, { bodyLimit: 64 * 1024 });
+
+  await app.register(healthRoutes);
+
+  if (ownsDatabase) await migrateOrRetry(app, database);
+  return app;
+}
+
+/**
+ * Applies migrations at start. If the database is not reachable yet the server still starts (readyz answers 503) and
+ * retries in the background until it can migrate, so a database that comes up late or restarts is not fatal.
+ */
+async function migrateOrRetry(app: FastifyInstance, database: DatabaseHandle): Promise<void> {
+  try {
+    await database.migrate();
+    return;
+  } catch (error) {
+    if (!isDatabaseUnavailable(error)) throw error;
+    app.log.warn("database not reachable at start; serving 503 on /readyz and retrying migrations");
+  }
+  let delayMs = 1000;
+  let timer: NodeJS.Timeout | undefined;
+  const retry = async () => {
+    try {
+      await database.migrate();
+      app.log.info("database reachable; migrations applied");
+    } catch (error) {
+      if (!isDatabaseUnavailable(error)) app.log.error({ err: error }, "migration failed");
+      delayMs = Math.min(delayMs * 2, 30_000);
+      timer = setTimeout(retry, delayMs);
+      timer.unref();
+    }
+  };
+  timer = setTimeout(retry, delayMs);
+  timer.unref();
+  app.addHook("onClose", async () => clearTimeout(timer));
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    /** The hosted-pages module installs the HTML error page through this. */
+    setHtmlErrorRenderer(render: HtmlErrorRenderer): void;
+  }
+}

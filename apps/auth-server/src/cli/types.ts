@@ -1,0 +1,19 @@
+/** One CLI command: `tessera <group> <name> [options]`. */
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+  env: Record<string, string | undefined>;
+}
+
+export interface Command {
+  /** e.g. "clients create" */
+  name: string;
+  summary: string;
+  usage: string;
+  run(argv: string[], io: CliIo): Promise<number>;
+}
+
+/** A usage mistake: printed with the command's usage, exit code 64 (EX_USAGE). */
+export class UsageError extends Error {
+  override name = "UsageError";
+}

@@ -1,0 +1,243 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { z } from "zod";
+import { bool, ConfigError, type Env, field, int, readSecret, url } from "./env.ts";
+
+export { ConfigError } from "./env.ts";
+
+/**
+ * The whole configuration, parsed once from the environment and frozen. Units are in the names.
+ * Development defaults let `pnpm start` run with no variables; production mode refuses each of them by name.
+ */
+export interface Config {
+  env: "development" | "production" | "test";
+  port: number;
+  host: string;
+  /** Public base URL; every link Tessera builds (emails, discovery) comes from here, never from the Host header. */
+  issuer: string;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  redisUrl: string | undefined;
+  /** 32 bytes; encrypts signing keys and TOTP secrets at rest. */
+  masterKey: Buffer;
+  masterKeySource: "env" | "dev-file";
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** Explicit; defaults to whether the issuer is https, never to NODE_ENV. */
+  cookieSecure: boolean;
+  /** Proxies whose X-Forwarded-For is believed (IPs or CIDRs). Empty = use the socket address. */
+  trustedProxies: string[];
+  shutdownTimeoutMs: number;
+  db: { maxConnections: number };
+  passwords: {
+    argon2MemoryKib: number;
+    argon2TimeCost: number;
+    argon2Parallelism: number;
+    minLength: number;
+  };
+  sessions: {
+    absoluteTtlSeconds: number;
+    idleTtlSeconds: number;
+    allowUnverifiedLogin: boolean;
+  };
+  tokens: {
+    emailVerificationTtlSeconds: number;
+    passwordResetTtlSeconds: number;
+    authorizationCodeTtlSeconds: number;
+    accessTokenTtlSeconds: number;
+    idTokenTtlSeconds: number;
+    refreshGraceSeconds: number;
+    clientSecretOverlapSeconds: number;
+    signingAlg: "RS256" | "ES256" | "EdDSA";
+  };
+  jobs: {
+    sweeperIntervalSeconds: number;
+    sweeperRetentionSeconds: number;
+    backchannelIntervalSeconds: number;
+  };
+  mail: {
+    driver: "outbox" | "mailjet";
+    from: string;
+    fromName: string;
+    mailjetApiKey: string | undefined;
+    mailjetApiSecret: string | undefined;
+    /** Override of Mailjet's API URL, for tests pointing node-mailjet at a local stub. */
+    mailjetApiUrl: string | undefined;
+  };
+}
+
+const DEV_ISSUER = "http://localhost:3000";
+
+function parseMasterKey(raw: string, problems: string[]): Buffer | undefined {
+  const trimmed = raw.trim();
+  const buf = /^[0-9a-fA-F]{64}$/.test(trimmed) ? Buffer.from(trimmed, "hex") : Buffer.from(trimmed, "base64url");
+  if (buf.length !== 32) {
+    problems.push("TESSERA_MASTER_KEY: expected 32 bytes as 64 hex characters or base64 (try: openssl rand -hex 32)");
+    return undefined;
+  }
+  return buf;
+}
+
+/** In development a master key is generated once into DATA_DIR so data stays readable across restarts. */
+function devMasterKey(dataDir: string): Buffer {
+  const path = join(dataDir, "dev-master-key");
+  if (existsSync(path)) return Buffer.from(readFileSync(path, "utf8").trim(), "hex");
+  mkdirSync(dataDir, { recursive: true });
+  const key = randomBytes(32);
+  writeFileSync(path, key.toString("hex"), { mode: 0o600 });
+  return key;
+}
+
+export function loadConfig(env: Env = process.env, overrides: { dataDirForDevKey?: string } = {}): Config {
+  const problems: string[] = [];
+  const nodeEnv = field(
+    env,
+    "NODE_ENV",
+    z.enum(["development", "production", "test"]).default("development"),
+    problems,
+  );
+  const production = nodeEnv === "production";
+
+  const issuerRaw = field(env, "ISSUER", url.default(DEV_ISSUER), problems);
+  const issuer = issuerRaw?.replace(/\/+$/, "");
+  const dataDir = resolve(field(env, "DATA_DIR", z.string().default(".data"), problems) ?? ".data");
+  const databaseUrl = readSecret(env, "DATABASE_URL", problems);
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push("DATABASE_URL: expected a postgres:// URL");
+  }
+  const masterKeyRaw = readSecret(env, "TESSERA_MASTER_KEY", problems);
+  let masterKey = masterKeyRaw ? parseMasterKey(masterKeyRaw, problems) : undefined;
+  let masterKeySource: Config["masterKeySource"] = "env";
+
+  const mailDriver = field(env, "MAIL_DRIVER", z.enum(["outbox", "mailjet"]).default("outbox"), problems);
+  const mailjetApiKey = readSecret(env, "MAILJET_API_KEY", problems);
+  const mailjetApiSecret = readSecret(env, "MAILJET_API_SECRET", problems);
+  if (mailDriver === "mailjet" && (!mailjetApiKey || !mailjetApiSecret)) {
+    problems.push("MAILJET_API_KEY / MAILJET_API_SECRET: required when MAIL_DRIVER=mailjet");
+  }
+
+  if (production) {
+    if (!masterKeyRaw)
+      problems.push("TESSERA_MASTER_KEY: required in production (generate one with: openssl rand -hex 32)");
+    if (issuer && !issuer.startsWith("https://")) problems.push("ISSUER: must be an https:// URL in production");
+    if (mailDriver !== "mailjet")
+      problems.push("MAIL_DRIVER: the development outbox cannot be used in production; set MAIL_DRIVER=mailjet");
+    if (!databaseUrl)
+      problems.push("DATABASE_URL: production runs on PostgreSQL; the embedded database is for development");
+    if (masterKeyRaw && /^(0+|change-?me.*|placeholder.*|secret|dev.*)$/i.test(masterKeyRaw.trim())) {
+      problems.push("TESSERA_MASTER_KEY: is a placeholder value; generate one with: openssl rand -hex 32");
+    }
+  }
+
+  const cookieSecure =
+    field(env, "COOKIE_SECURE", bool.optional(), problems) ?? Boolean(issuer?.startsWith("https://"));
+  if (production && !cookieSecure) problems.push("COOKIE_SECURE: must not be false in production");
+
+  const trustedProxies = (env.TRUSTED_PROXIES ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+  const config: Config = {
+    env: nodeEnv,
+    port: field(env, "PORT", int(0, 65535).default(3000), problems),
+    host: field(env, "HOST", z.string().default("0.0.0.0"), problems),
+    issuer: issuer ?? DEV_ISSUER,
+    databaseUrl,
+    dataDir,
+    redisUrl: readSecret(env, "REDIS_URL", problems),
+    masterKey: Buffer.alloc(0),
+    masterKeySource,
+    logLevel: field(
+      env,
+      "LOG_LEVEL",
+      z
+        .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+        .default(nodeEnv === "test" ? "silent" : "info"),
+      problems,
+    ),
+    cookieSecure,
+    trustedProxies,
+    shutdownTimeoutMs: field(env, "SHUTDOWN_TIMEOUT_MS", int(0, 600_000).default(10_000), problems),
+    db: { maxConnections: field(env, "DB_POOL_MAX", int(1, 1000).default(10), problems) },
+    passwords: {
+      // OWASP's minimum for argon2id is m=19456 KiB, t=2, p=1; lower values are refused.
+      argon2MemoryKib: field(env, "ARGON2_MEMORY_KIB", int(19456, 4_194_304).default(19456), problems),
+      argon2TimeCost: field(env, "ARGON2_TIME_COST", int(2, 100).default(2), problems),
+      argon2Parallelism: field(env, "ARGON2_PARALLELISM", int(1, 64).default(1), problems),
+      minLength: field(env, "PASSWORD_MIN_LENGTH", int(8, 64).default(8), problems),
+    },
+    sessions: {
+      absoluteTtlSeconds: field(env, "SESSION_ABSOLUTE_TTL_SECONDS", int(60, 31_536_000).default(30 * 86400), problems),
+      idleTtlSeconds: field(env, "SESSION_IDLE_TTL_SECONDS", int(60, 31_536_000).default(7 * 86400), problems),
+      allowUnverifiedLogin: field(env, "ALLOW_UNVERIFIED_LOGIN", bool.default(true), problems),
+    },
+    tokens: {
+      emailVerificationTtlSeconds: field(
+        env,
+        "EMAIL_VERIFICATION_TTL_SECONDS",
+        int(60, 7 * 86400).default(86400),
+        problems,
+      ),
+      // SECURITY.md: reset links live at most 30 minutes.
+      passwordResetTtlSeconds: field(env, "PASSWORD_RESET_TTL_SECONDS", int(60, 1800).default(1800), problems),
+      authorizationCodeTtlSeconds: field(env, "AUTHORIZATION_CODE_TTL_SECONDS", int(5, 60).default(60), problems),
+      accessTokenTtlSeconds: field(env, "ACCESS_TOKEN_TTL_SECONDS", int(30, 3600).default(300), problems),
+      idTokenTtlSeconds: field(env, "ID_TOKEN_TTL_SECONDS", int(30, 3600).default(300), problems),
+      refreshGraceSeconds: field(env, "REFRESH_GRACE_SECONDS", int(0, 120).default(10), problems),
+      clientSecretOverlapSeconds: field(
+        env,
+        "CLIENT_SECRET_OVERLAP_SECONDS",
+        int(0, 30 * 86400).default(86400),
+        problems,
+      ),
+      signingAlg: field(env, "SIGNING_ALG", z.enum(["RS256", "ES256", "EdDSA"]).default("RS256"), problems),
+    },
+    jobs: {
+      sweeperIntervalSeconds: field(env, "SWEEPER_INTERVAL_SECONDS", int(1, 86400).default(300), problems),
+      sweeperRetentionSeconds: field(
+        env,
+        "SWEEPER_RETENTION_SECONDS",
+        int(0, 365 * 86400).default(7 * 86400),
+        problems,
+      ),
+      backchannelIntervalSeconds: field(env, "BACKCHANNEL_INTERVAL_SECONDS", int(1, 3600).default(5), problems),
+    },
+    mail: {
+      driver: mailDriver,
+      from: field(
+        env,
+        "MAIL_FROM",
+        z.string().email({ message: "expected an email address" }).default("no-reply@tessera.local"),
+        problems,
+      ),
+      fromName: field(env, "MAIL_FROM_NAME", z.string().default("Tessera"), problems),
+      mailjetApiKey,
+      mailjetApiSecret,
+      mailjetApiUrl: field(env, "MAILJET_API_URL", url.optional(), problems),
+    },
+  };
+
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  if (!masterKey) {
+    masterKey = devMasterKey(overrides.dataDirForDevKey ?? dataDir);
+    masterKeySource = "dev-file";
+  }
+  config.masterKey = masterKey;
+  config.masterKeySource = masterKeySource;
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object" && !Buffer.isBuffer(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** A configuration for tests: in-memory friendly defaults with any field overridden. */
+export function testConfig(env: Env = {}): Config {
+  return loadConfig({ NODE_ENV: "test", TESSERA_MASTER_KEY: "11".repeat(32), ...env });
+}

@@ -1,0 +1,99 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { AppError, type ErrorCode, errorBody } from "../errors/index.ts";
+import type { ErrorFormat } from "./context.ts";
+
+/** Renders an error as an HTML page; replaced by the hosted-pages module with the real layout. */
+export type HtmlErrorRenderer = (
+  request: FastifyRequest,
+  reply: FastifyReply,
+  error: AppError,
+) => FastifyReply | Promise<FastifyReply>;
+
+const CONNECTION_ERROR_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EPIPE",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "57P01",
+  "57P03",
+]);
+
+/** True for errors that mean "the database is not reachable right now" rather than a bug. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (
+    let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0;
+    e && depth < 5;
+    e = e.cause as typeof e, depth++
+  ) {
+    const code = typeof e.code === "string" ? e.code : undefined;
+    if (code && (CONNECTION_ERROR_CODES.has(code) || code.startsWith("08"))) return true;
+  }
+  return false;
+}
+
+/** Maps anything thrown to an AppError: framework errors by their code, unknown errors to INTERNAL_ERROR. */
+export function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  const fe = error as Partial<FastifyError>;
+  const byCode: Record<string, ErrorCode> = {
+    FST_ERR_CTP_INVALID_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
+    FST_ERR_CTP_BODY_TOO_LARGE: "PAYLOAD_TOO_LARGE",
+    FST_ERR_CTP_INVALID_CONTENT_LENGTH: "MALFORMED_BODY",
+    FST_ERR_CTP_EMPTY_JSON_BODY: "MALFORMED_BODY",
+    FST_ERR_CTP_INVALID_JSON_BODY: "MALFORMED_BODY",
+    FST_ERR_VALIDATION: "VALIDATION_FAILED",
+    FST_ERR_BAD_URL: "NOT_FOUND",
+    FST_ERR_ASYNC_CONSTRAINT: "NOT_FOUND",
+  };
+  if (fe.code && byCode[fe.code]) return new AppError(byCode[fe.code] as ErrorCode);
+  if (fe.validation) return new AppError("VALIDATION_FAILED");
+  if (fe.statusCode === 429) return new AppError("RATE_LIMITED");
+  if (isDatabaseUnavailable(error)) return new AppError("DATABASE_UNAVAILABLE");
+  // JSON.parse failures inside content-type parsers, bad percent-encoding and the like.
+  if (fe.statusCode === 400 || error instanceof SyntaxError) return new AppError("MALFORMED_BODY");
+  if (fe.statusCode === 413) return new AppError("PAYLOAD_TOO_LARGE");
+  if (fe.statusCode === 415) return new AppError("UNSUPPORTED_MEDIA_TYPE");
+  return new AppError("INTERNAL_ERROR");
+}
+
+const OAUTH_ERROR: Partial<Record<ErrorCode, string>> = {
+  RATE_LIMITED: "slow_down",
+  INTERNAL_ERROR: "server_error",
+  DATABASE_UNAVAILABLE: "temporarily_unavailable",
+  SHUTTING_DOWN: "temporarily_unavailable",
+};
+
+export function registerErrorHandlers(app: FastifyInstance, renderHtml: () => HtmlErrorRenderer | undefined): void {
+  app.setErrorHandler(async (error, request, reply) => {
+    const appError = toAppError(error);
+    if (appError.code === "INTERNAL_ERROR") request.log.error({ err: error }, "unhandled error");
+    else if (appError.code === "DATABASE_UNAVAILABLE")
+      request.log.warn({ err: { message: (error as Error).message } }, "database unavailable");
+    return sendError(request, reply, appError);
+  });
+
+  app.setNotFoundHandler(async (request, reply) => sendError(request, reply, new AppError("NOT_FOUND")));
+
+  function sendError(request: FastifyRequest, reply: FastifyReply, error: AppError) {
+    const format: ErrorFormat = request.routeOptions.config?.errorFormat ?? "json";
+    reply.code(error.status);
+    if (error.headers) reply.headers(error.headers);
+    if (format === "html") {
+      const render = renderHtml();
+      if (render) return render(request, reply, error);
+    }
+    if (format === "oauth") {
+      reply.header("cache-control", "no-store");
+      const oauthError = OAUTH_ERROR[error.code] ?? "invalid_request";
+      // RFC 6749 5.2: malformed requests are 400 invalid_request, whatever the framework called them.
+      if (oauthError === "invalid_request") reply.code(400);
+      return reply.send({ error: oauthError, error_description: error.message });
+    }
+    return reply.send(errorBody(error, request.id));
+  }
+}

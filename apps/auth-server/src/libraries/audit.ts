@@ -1,0 +1,37 @@
+import type { Executor } from "@tessera/db";
+import { insertAuditEvent } from "../queries/audit.ts";
+
+/** Where a request came from, for audit rows. */
+export interface RequestMeta {
+  ip: string | undefined;
+  userAgent: string | undefined;
+}
+
+export interface AuditEvent {
+  event: string;
+  outcome: "success" | "failure";
+  userId?: string | null | undefined;
+  actorId?: string | null | undefined;
+  clientId?: string | null | undefined;
+  sessionId?: string | null | undefined;
+  /** Never secrets, passwords or raw tokens: at most a hash prefix. */
+  details?: Record<string, unknown> | undefined;
+}
+
+/**
+ * Writes one audit row: who, what, when, where, outcome. Pass the transaction handle when the event belongs to a
+ * state change, so the row and the change commit together.
+ */
+export async function audit(db: Executor, meta: RequestMeta, event: AuditEvent): Promise<void> {
+  await insertAuditEvent(db, {
+    event: event.event,
+    outcome: event.outcome,
+    userId: event.userId ?? null,
+    actorId: event.actorId ?? null,
+    clientId: event.clientId ?? null,
+    sessionId: event.sessionId ?? null,
+    ip: meta.ip ?? null,
+    userAgent: meta.userAgent?.slice(0, 512) ?? null,
+    details: event.details ?? null,
+  });
+}

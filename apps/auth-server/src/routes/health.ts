@@ -1,0 +1,24 @@
+import type { FastifyInstance } from "fastify";
+import { AppError } from "../errors/index.ts";
+
+/** Liveness (the process answers) and readiness (database reachable and migrated). */
+export async function healthRoutes(app: FastifyInstance): Promise<void> {
+  app.get("/healthz", async () => ({ status: "ok" }));
+
+  app.get("/readyz", async () => {
+    const { database } = app.ctx;
+    try {
+      await database.ping();
+    } catch {
+      throw new AppError("DATABASE_UNAVAILABLE");
+    }
+    let pending: number;
+    try {
+      pending = await database.pendingMigrations();
+    } catch {
+      throw new AppError("DATABASE_UNAVAILABLE");
+    }
+    if (pending > 0) throw new AppError("MIGRATIONS_PENDING");
+    return { status: "ready", database: database.kind };
+  });
+}

@@ -1,0 +1,34 @@
+import { boolean, integer, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+
+/**
+ * Registered client applications (the tenants). The secret is 256 bits of CSPRNG output, so SHA-256 is enough
+ * (no offline guessing is feasible) and keeps the token endpoint fast; a slow hash here would cap token traffic.
+ */
+export const clients = pgTable(
+  "clients",
+  {
+    id: uuid().primaryKey().defaultRandom(),
+    clientId: text().notNull(),
+    name: text().notNull(),
+    logoUrl: text(),
+    clientSecretHash: text().notNull(),
+    previousSecretHash: text(),
+    previousSecretExpiresAt: timestamp({ withTimezone: true }),
+    redirectUris: text().array().notNull().default([]),
+    postLogoutRedirectUris: text().array().notNull().default([]),
+    backchannelLogoutUri: text(),
+    allowedScopes: text().array().notNull().default(["openid", "profile", "email", "offline_access"]),
+    grantTypes: text().array().notNull().default(["authorization_code", "refresh_token"]),
+    firstParty: boolean().notNull().default(false),
+    /** Server-to-server sign-in with user credentials (trusted first-party games). Off by default. */
+    directSignInEnabled: boolean().notNull().default(false),
+    idTokenSignedResponseAlg: text({ enum: ["RS256", "ES256", "EdDSA"] })
+      .notNull()
+      .default("RS256"),
+    accessTokenTtlSeconds: integer(),
+    createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
+    disabledAt: timestamp({ withTimezone: true }),
+  },
+  (t) => [uniqueIndex("clients_client_id_key").on(t.clientId)],
+);

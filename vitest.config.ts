@@ -1,0 +1,39 @@
+import { defineConfig } from "vitest/config";
+
+// One runner for the whole workspace, running TypeScript from source (no build step).
+// Browser (Chromium) suites live in *.browser.test.ts and run through vitest.browser.config.ts.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "db",
+          root: "packages/db",
+          include: ["test/**/*.test.ts"],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: "auth-server",
+          root: "apps/auth-server",
+          include: ["test/**/*.test.ts"],
+          exclude: ["test/**/*.browser.test.ts"],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: "sdk",
+          root: "packages/sdk",
+          include: ["test/**/*.test.ts"],
+          exclude: ["test/**/*.browser.test.ts"],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+    ],
+  },
+});
