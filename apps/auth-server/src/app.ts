@@ -7,6 +7,7 @@ import type { AppContext } from "./http/context.ts";
 import { type HtmlErrorRenderer, isDatabaseUnavailable, registerErrorHandlers } from "./http/errors.ts";
 import { loggerOptions } from "./http/logger.ts";
 import { registerSecurityHeaders } from "./http/security-headers.ts";
+import { sessionPlugin } from "./http/session.ts";
 import { type Clock, systemClock } from "./libraries/clock.ts";
 import { healthRoutes } from "./routes/health.ts";
 
@@ -61,6 +62,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   registerErrorHandlers(app, () => htmlErrors);
   registerSecurityHeaders(app, config);
   await app.register(formbody, { bodyLimit: 64 * 1024 });
+  await app.register(sessionPlugin);
 
   await app.register(healthRoutes);
 
