@@ -64,6 +64,64 @@ export interface Config {
     /** Override of Mailjet's API URL, for tests pointing node-mailjet at a local stub. */
     mailjetApiUrl: string | undefined;
   };
+  /** Per-route request limits per client IP (`RATE_LIMIT_<ROUTE>=max/windowSeconds`); Redis-shared when REDIS_URL is set. */
+  rateLimits: {
+    enabled: boolean;
+    /** Prefix of every Redis key, so several deployments (or test runs) can share one Redis. */
+    redisPrefix: string;
+    routes: Record<RateLimitRoute, { max: number; windowSeconds: number }>;
+  };
+  /** Failed sign-in throttling: IP suspension with exponential backoff, per-account delays then a time-based lock. */
+  throttle: {
+    ipMaxFailures: number;
+    ipWindowSeconds: number;
+    ipSuspendBaseSeconds: number;
+    ipSuspendMaxSeconds: number;
+    /** Failures per account before any delay. */
+    accountFreeFailures: number;
+    accountDelayBaseSeconds: number;
+    accountDelayMaxSeconds: number;
+    /** Failures (within the window) that lock the account for a while. */
+    accountLockThreshold: number;
+    accountLockSeconds: number;
+    accountLockMaxSeconds: number;
+    /** Failures older than this are forgotten. */
+    accountWindowSeconds: number;
+  };
+  mfa: {
+    /** Lifetime of the half-finished sign-in between the password and the code step. */
+    challengeTtlSeconds: number;
+    challengeMaxAttempts: number;
+  };
+}
+
+/** Routes with their own request limit; each reads `RATE_LIMIT_<NAME>` (e.g. `RATE_LIMIT_LOGIN=20/60`). */
+export const RATE_LIMIT_DEFAULTS = {
+  login: "20/60",
+  register: "10/600",
+  forgot_password: "5/600",
+  reset_password: "10/600",
+  verify_email: "20/600",
+  otp: "10/60",
+  mfa: "20/600",
+  token: "600/60",
+  introspect: "600/60",
+  revoke: "300/60",
+} as const;
+export type RateLimitRoute = keyof typeof RATE_LIMIT_DEFAULTS;
+
+function rateLimitRoutes(env: Env, problems: string[]): Config["rateLimits"]["routes"] {
+  const spec = z
+    .string()
+    .regex(/^\d{1,7}\/\d{1,7}$/, { message: "expected max/windowSeconds, e.g. 20/60" })
+    .refine((v) => !v.endsWith("/0"), { message: "window must be at least 1 second" });
+  const routes = {} as Config["rateLimits"]["routes"];
+  for (const [name, fallback] of Object.entries(RATE_LIMIT_DEFAULTS) as [RateLimitRoute, string][]) {
+    const raw = field(env, `RATE_LIMIT_${name.toUpperCase()}`, spec.default(fallback), problems) ?? fallback;
+    const [max, windowSeconds] = raw.split("/").map(Number) as [number, number];
+    routes[name] = { max, windowSeconds };
+  }
+  return routes;
 }
 
 const DEV_ISSUER = "http://localhost:3000";
@@ -215,6 +273,28 @@ export function loadConfig(env: Env = process.env, overrides: { dataDirForDevKey
       mailjetApiKey,
       mailjetApiSecret,
       mailjetApiUrl: field(env, "MAILJET_API_URL", url.optional(), problems),
+    },
+    rateLimits: {
+      enabled: field(env, "RATE_LIMIT_ENABLED", bool.default(true), problems),
+      redisPrefix: field(env, "RATE_LIMIT_REDIS_PREFIX", z.string().min(1).default("tessera:rl:"), problems),
+      routes: rateLimitRoutes(env, problems),
+    },
+    throttle: {
+      ipMaxFailures: field(env, "THROTTLE_IP_MAX_FAILURES", int(1, 100_000).default(30), problems),
+      ipWindowSeconds: field(env, "THROTTLE_IP_WINDOW_SECONDS", int(1, 86400).default(600), problems),
+      ipSuspendBaseSeconds: field(env, "THROTTLE_IP_SUSPEND_BASE_SECONDS", int(1, 86400).default(60), problems),
+      ipSuspendMaxSeconds: field(env, "THROTTLE_IP_SUSPEND_MAX_SECONDS", int(1, 30 * 86400).default(86400), problems),
+      accountFreeFailures: field(env, "THROTTLE_ACCOUNT_FREE_FAILURES", int(0, 1000).default(3), problems),
+      accountDelayBaseSeconds: field(env, "THROTTLE_ACCOUNT_DELAY_BASE_SECONDS", int(0, 3600).default(1), problems),
+      accountDelayMaxSeconds: field(env, "THROTTLE_ACCOUNT_DELAY_MAX_SECONDS", int(0, 3600).default(30), problems),
+      accountLockThreshold: field(env, "THROTTLE_ACCOUNT_LOCK_THRESHOLD", int(1, 10_000).default(10), problems),
+      accountLockSeconds: field(env, "THROTTLE_ACCOUNT_LOCK_SECONDS", int(1, 86400).default(900), problems),
+      accountLockMaxSeconds: field(env, "THROTTLE_ACCOUNT_LOCK_MAX_SECONDS", int(1, 86400).default(3600), problems),
+      accountWindowSeconds: field(env, "THROTTLE_ACCOUNT_WINDOW_SECONDS", int(1, 30 * 86400).default(3600), problems),
+    },
+    mfa: {
+      challengeTtlSeconds: field(env, "MFA_CHALLENGE_TTL_SECONDS", int(30, 3600).default(300), problems),
+      challengeMaxAttempts: field(env, "MFA_CHALLENGE_MAX_ATTEMPTS", int(1, 100).default(5), problems),
     },
   };
 
