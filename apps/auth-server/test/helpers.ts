@@ -14,10 +14,15 @@ export interface TestApp {
  * Builds the app on a fresh migrated database (in-memory PGlite, or a throwaway PostgreSQL database when
  * TEST_DATABASE_URL is set) with a movable clock. Call `close()` in afterAll.
  */
-export async function buildTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function buildTestApp(
+  env: Record<string, string> = {},
+  /** Registers extra routes before the app is ready (tests only). */
+  extend?: (app: FastifyInstance) => void,
+): Promise<TestApp> {
   const database = await createTestDatabase();
   const clock = new TestClock();
   const app = await build(testConfig(env), { database, clock });
+  extend?.(app);
   await app.ready();
   return {
     app,
