@@ -43,6 +43,11 @@ export const errorCatalog = {
     message: "Redirect URIs must be https (http only for loopback), without fragments or wildcards.",
   },
   ADMIN_EXISTS: { status: 409, message: "An admin account already exists." },
+  /** Wrong, unknown or disabled client credentials; OAuth endpoints answer it as `invalid_client`. */
+  INVALID_CLIENT: { status: 401, message: "Client authentication failed." },
+  /** A JWT that fails verification (signature, alg, iss, aud, typ, nbf, malformed). */
+  TOKEN_INVALID: { status: 401, message: "The token is invalid." },
+  TOKEN_EXPIRED: { status: 401, message: "The token has expired." },
   CONFLICT: { status: 409, message: "That conflicts with the current state." },
 } as const satisfies Record<string, { status: number; message: string }>;
 
