@@ -6,6 +6,7 @@ import type { Config } from "./config/index.ts";
 import type { AppContext } from "./http/context.ts";
 import { type HtmlErrorRenderer, isDatabaseUnavailable, registerErrorHandlers } from "./http/errors.ts";
 import { loggerOptions } from "./http/logger.ts";
+import { rateLimitPlugin } from "./http/rate-limit.ts";
 import { registerSecurityHeaders } from "./http/security-headers.ts";
 import { sessionPlugin } from "./http/session.ts";
 import { type Clock, systemClock } from "./libraries/clock.ts";
@@ -63,6 +64,8 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   registerSecurityHeaders(app, config);
   await app.register(formbody, { bodyLimit: 64 * 1024 });
   await app.register(sessionPlugin);
+  // Before any route: @fastify/rate-limit attaches per-route limits when routes are added.
+  await app.register(rateLimitPlugin);
 
   await app.register(healthRoutes);
 

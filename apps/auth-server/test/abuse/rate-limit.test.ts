@@ -1,0 +1,225 @@
+import { randomBytes } from "node:crypto";
+import { createTestDatabase } from "@tessera/db/testing";
+import type { FastifyInstance } from "fastify";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { build } from "../../src/app.ts";
+import { ConfigError, testConfig } from "../../src/config/index.ts";
+import { routeRateLimit } from "../../src/http/rate-limit.ts";
+import { TestClock } from "../../src/libraries/clock.ts";
+
+/**
+ * The rate-limit plugin on small routes of its own (the credential routes have their own tests in test/abuse and
+ * test/mfa): limits hit and reset with the clock, counts per IP, X-Forwarded-For only through trusted proxies, the
+ * three error renderings, and Redis-shared counts across two instances.
+ */
+async function appWithRoutes(env: Record<string, string>, clock = new TestClock()) {
+  const database = await createTestDatabase();
+  const app = await build(testConfig(env), { database, clock });
+  const config = app.ctx.config;
+  app.post("/t/json", { config: { rateLimit: routeRateLimit(config, "login") } }, async () => ({ ok: true }));
+  app.post("/t/json-twin", { config: { rateLimit: routeRateLimit(config, "login") } }, async () => ({ ok: true }));
+  app.post("/t/other", { config: { rateLimit: routeRateLimit(config, "register") } }, async () => ({ ok: true }));
+  app.post("/t/oauth", { config: { errorFormat: "oauth", rateLimit: routeRateLimit(config, "token") } }, async () => ({
+    ok: true,
+  }));
+  await app.ready();
+  return {
+    app,
+    clock,
+    async close() {
+      await app.close();
+      await database.close();
+    },
+  };
+}
+
+const post = (
+  app: FastifyInstance,
+  url: string,
+  extra: { remoteAddress?: string; headers?: Record<string, string> } = {},
+) => app.inject({ method: "POST", url, ...extra });
+
+describe("per-route rate limits (memory store)", () => {
+  let t: Awaited<ReturnType<typeof appWithRoutes>>;
+  beforeAll(async () => {
+    t = await appWithRoutes({ RATE_LIMIT_LOGIN: "3/60", RATE_LIMIT_REGISTER: "1/60", RATE_LIMIT_TOKEN: "1/30" });
+  });
+  afterAll(async () => t.close());
+
+  it("allows max requests per window, then answers 429 RATE_LIMITED with Retry-After, and resets after the window", async () => {
+    const ip = { remoteAddress: "198.51.100.1" };
+    for (let i = 1; i <= 3; i++) {
+      const ok = await post(t.app, "/t/json", ip);
+      expect(ok.statusCode).toBe(200);
+      expect(ok.headers["x-ratelimit-limit"]).toBe("3");
+      expect(ok.headers["x-ratelimit-remaining"]).toBe(String(3 - i));
+    }
+    const limited = await post(t.app, "/t/json", ip);
+    expect(limited.statusCode).toBe(429);
+    expect(limited.headers["retry-after"]).toBe("60");
+    expect(limited.headers["content-type"]).toMatch(/^application\/json/);
+    expect(limited.json()).toEqual({
+      error: {
+        code: "RATE_LIMITED",
+        message: "Too many requests. Try again later.",
+        status: 429,
+        requestId: limited.headers["x-request-id"],
+      },
+    });
+
+    t.clock.advance(45);
+    const stillLimited = await post(t.app, "/t/json", ip);
+    expect(stillLimited.statusCode).toBe(429);
+    expect(stillLimited.headers["retry-after"]).toBe("15");
+
+    t.clock.advance(15);
+    const again = await post(t.app, "/t/json", ip);
+    expect(again.statusCode).toBe(200);
+    expect(again.headers["x-ratelimit-remaining"]).toBe("2");
+  });
+
+  it("counts routes that share a limit name together, and other limits separately", async () => {
+    const ip = { remoteAddress: "198.51.100.2" };
+    for (let i = 0; i < 3; i++)
+      expect((await post(t.app, i % 2 ? "/t/json-twin" : "/t/json", ip)).statusCode).toBe(200);
+    expect((await post(t.app, "/t/json-twin", ip)).statusCode).toBe(429);
+    expect((await post(t.app, "/t/other", ip)).statusCode).toBe(200);
+    expect((await post(t.app, "/t/other", ip)).statusCode).toBe(429);
+  });
+
+  it("counts each client IP separately", async () => {
+    for (let i = 0; i < 3; i++)
+      expect((await post(t.app, "/t/json", { remoteAddress: "198.51.100.3" })).statusCode).toBe(200);
+    expect((await post(t.app, "/t/json", { remoteAddress: "198.51.100.3" })).statusCode).toBe(429);
+    expect((await post(t.app, "/t/json", { remoteAddress: "198.51.100.4" })).statusCode).toBe(200);
+  });
+
+  it("ignores a rotated X-Forwarded-For when no trusted proxy is configured", async () => {
+    const from = (n: number) => ({ remoteAddress: "198.51.100.5", headers: { "x-forwarded-for": `203.0.113.${n}` } });
+    for (let i = 0; i < 3; i++) expect((await post(t.app, "/t/json", from(i))).statusCode).toBe(200);
+    const limited = await post(t.app, "/t/json", from(99));
+    expect(limited.statusCode).toBe(429);
+  });
+
+  it("answers OAuth routes with slow_down and Retry-After", async () => {
+    const ip = { remoteAddress: "198.51.100.6" };
+    expect((await post(t.app, "/t/oauth", ip)).statusCode).toBe(200);
+    const limited = await post(t.app, "/t/oauth", ip);
+    expect(limited.statusCode).toBe(429);
+    expect(limited.headers["retry-after"]).toBe("30");
+    expect(limited.headers["cache-control"]).toBe("no-store");
+    expect(limited.json()).toEqual({ error: "slow_down", error_description: "Too many requests. Try again later." });
+  });
+});
+
+describe("client IP through trusted proxies", () => {
+  let t: Awaited<ReturnType<typeof appWithRoutes>>;
+  beforeAll(async () => {
+    t = await appWithRoutes({ RATE_LIMIT_LOGIN: "1/60", TRUSTED_PROXIES: "10.0.0.1" });
+  });
+  afterAll(async () => t.close());
+
+  it("counts the X-Forwarded-For address when the peer is a trusted proxy", async () => {
+    const viaProxy = (client: string) => ({ remoteAddress: "10.0.0.1", headers: { "x-forwarded-for": client } });
+    expect((await post(t.app, "/t/json", viaProxy("203.0.113.10"))).statusCode).toBe(200);
+    expect((await post(t.app, "/t/json", viaProxy("203.0.113.10"))).statusCode).toBe(429);
+    expect((await post(t.app, "/t/json", viaProxy("203.0.113.11"))).statusCode).toBe(200);
+  });
+
+  it("ignores X-Forwarded-For from a peer that is not a trusted proxy", async () => {
+    const spoofed = (client: string) => ({ remoteAddress: "198.51.100.20", headers: { "x-forwarded-for": client } });
+    expect((await post(t.app, "/t/json", spoofed("203.0.113.20"))).statusCode).toBe(200);
+    expect((await post(t.app, "/t/json", spoofed("203.0.113.21"))).statusCode).toBe(429);
+  });
+});
+
+describe("rate limit configuration", () => {
+  it("rejects a malformed RATE_LIMIT_* value by name", () => {
+    expect(() => testConfig({ RATE_LIMIT_LOGIN: "ten per minute" })).toThrow(ConfigError);
+    expect(() => testConfig({ RATE_LIMIT_OTP: "5/0" })).toThrow(/RATE_LIMIT_OTP/);
+    expect(testConfig({ RATE_LIMIT_OTP: "7/120" }).rateLimits.routes.otp).toEqual({ max: 7, windowSeconds: 120 });
+  });
+
+  it("RATE_LIMIT_ENABLED=false turns the limits off", async () => {
+    const t = await appWithRoutes({ RATE_LIMIT_LOGIN: "1/60", RATE_LIMIT_ENABLED: "false" });
+    try {
+      for (let i = 0; i < 3; i++) expect((await post(t.app, "/t/json")).statusCode).toBe(200);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+
+async function redisAnswers(): Promise<boolean> {
+  const probe = new Redis(REDIS_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 1000,
+    retryStrategy: () => null,
+  });
+  probe.on("error", () => {});
+  try {
+    await probe.connect();
+    return (await probe.ping()) === "PONG";
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
+
+const haveRedis = await redisAnswers();
+if (!haveRedis) console.warn(`SKIPPED Redis-shared rate limits: no Redis answers at ${REDIS_URL} (.ci/run starts one)`);
+
+describe.skipIf(!haveRedis)("Redis-shared rate limits across two instances", () => {
+  const prefix = `tessera-test:${randomBytes(6).toString("hex")}:`;
+  let a: Awaited<ReturnType<typeof appWithRoutes>>;
+  let b: Awaited<ReturnType<typeof appWithRoutes>>;
+  beforeAll(async () => {
+    const env = { REDIS_URL, RATE_LIMIT_REDIS_PREFIX: prefix, RATE_LIMIT_LOGIN: "4/60", RATE_LIMIT_REGISTER: "2/1" };
+    a = await appWithRoutes(env);
+    b = await appWithRoutes(env);
+  });
+  afterAll(async () => {
+    const redis = new Redis(REDIS_URL);
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length) await redis.del(...keys);
+    await redis.quit();
+    await a?.close();
+    await b?.close();
+  });
+
+  it("two instances see one count, so the limit holds across them", async () => {
+    const ip = { remoteAddress: "198.51.100.30" };
+    expect((await post(a.app, "/t/json", ip)).headers["x-ratelimit-remaining"]).toBe("3");
+    expect((await post(b.app, "/t/json", ip)).headers["x-ratelimit-remaining"]).toBe("2");
+    expect((await post(a.app, "/t/json", ip)).statusCode).toBe(200);
+    expect((await post(b.app, "/t/json", ip)).statusCode).toBe(200);
+    const limitedOnA = await post(a.app, "/t/json", ip);
+    const limitedOnB = await post(b.app, "/t/json", ip);
+    expect([limitedOnA.statusCode, limitedOnB.statusCode]).toEqual([429, 429]);
+    expect(Number(limitedOnB.headers["retry-after"])).toBeGreaterThan(0);
+    expect(limitedOnB.json().error.code).toBe("RATE_LIMITED");
+    // Another IP is unaffected.
+    expect((await post(b.app, "/t/json", { remoteAddress: "198.51.100.31" })).statusCode).toBe(200);
+  });
+
+  it("keeps counters under the configured prefix and resets them when the window expires", async () => {
+    const ip = { remoteAddress: "198.51.100.32" };
+    expect((await post(a.app, "/t/other", ip)).statusCode).toBe(200);
+    expect((await post(b.app, "/t/other", ip)).statusCode).toBe(200);
+    expect((await post(a.app, "/t/other", ip)).statusCode).toBe(429);
+    const redis = new Redis(REDIS_URL);
+    try {
+      expect(await redis.exists(`${prefix}register:198.51.100.32`)).toBe(1);
+    } finally {
+      await redis.quit();
+    }
+    // Redis expires the 1-second window on its own clock.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect((await post(b.app, "/t/other", ip)).statusCode).toBe(200);
+  });
+});
