@@ -47,8 +47,8 @@ export class ClockMemoryStore implements RateLimitStore {
   read(key: string, callback: StoreCallback): void {
     const now = this.clock.now().getTime();
     const window = this.windows.get(key);
-    if (!window || window.startedAtMs + window.windowMs <= now) return callback(null, { current: 0, ttl: 0 });
-    callback(null, { current: window.count, ttl: window.startedAtMs + window.windowMs - now });
+    if (!window || window.startedAtMs + window.windowMs <= now) callback(null, { current: 0, ttl: 0 });
+    else callback(null, { current: window.count, ttl: window.startedAtMs + window.windowMs - now });
   }
 
   child(): RateLimitStore {
