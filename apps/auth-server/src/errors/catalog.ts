@@ -33,6 +33,10 @@ export const errorCatalog = {
   ACCESS_TOKEN_EXPIRED: { status: 401, message: "The access token has expired." },
   IP_SUSPENDED: { status: 429, message: "Too many failed sign-ins from this network. Try again later." },
   ACCOUNT_LOCKED: { status: 429, message: "Too many failed sign-ins for this account. Try again later." },
+  LOGIN_THROTTLED: { status: 429, message: "Too many failed attempts. Wait a moment before trying again." },
+  MFA_ALREADY_ENABLED: { status: 409, message: "Two-step verification is already on for this account." },
+  MFA_NOT_ENABLED: { status: 409, message: "Two-step verification is not on for this account." },
+  MFA_CHALLENGE_EXPIRED: { status: 401, message: "This sign-in expired. Enter your email and password again." },
   MFA_REQUIRED: { status: 401, message: "Enter the code from your authenticator app." },
   INVALID_OTP: { status: 401, message: "That code is not valid." },
 
