@@ -1,0 +1,263 @@
+import { createHmac } from "node:crypto";
+import { normalizeIP } from "@fastify/rate-limit";
+import type { Database } from "@tessera/db";
+import type { Config } from "../config/index.ts";
+import { AppError } from "../errors/index.ts";
+import {
+  deleteAccountThrottle,
+  findAccountThrottle,
+  findIpSuspension,
+  type IpSuspensionRow,
+  incrementAccountFailures,
+  incrementIpFailures,
+  liftIpSuspension as liftIpSuspensionRow,
+  listActiveIpSuspensions,
+  lockAccount,
+  suspendIp,
+} from "../queries/throttle.ts";
+import { audit, type RequestMeta } from "./audit.ts";
+import { addSeconds, type Clock } from "./clock.ts";
+
+/**
+ * Failed sign-in throttling, kept in PostgreSQL so every instance sees the same state and it survives restarts.
+ *
+ * - Per IP: more than THROTTLE_IP_MAX_FAILURES failures within THROTTLE_IP_WINDOW_SECONDS suspend the IP for
+ *   base × 2^n seconds (n = earlier suspensions, capped at THROTTLE_IP_SUSPEND_MAX_SECONDS). Suspensions expire on
+ *   their own; an admin can lift one.
+ * - Per account: keyed by an HMAC of the normalized email, so unknown emails are counted exactly like known ones and
+ *   the table reveals neither which accounts exist nor their addresses. After THROTTLE_ACCOUNT_FREE_FAILURES
+ *   failures each further attempt must wait base × 2^k seconds (capped) after the last failure; at
+ *   THROTTLE_ACCOUNT_LOCK_THRESHOLD the account is locked for a while (doubling per lock, capped) and its owner is
+ *   emailed. A successful sign-in or a password reset clears the counter.
+ *
+ * Waits are enforced as "not before" deadlines answered with 429 + Retry-After rather than by holding requests open,
+ * so an attacker cannot tie up server connections, and tests move the clock instead of sleeping.
+ *
+ * A lock must not let an attacker keep a real user out: it ends by itself, a reset link clears it, and a user with a
+ * confirmed second factor can still sign in during a lock (correct password and then a valid code; see
+ * `accountLockBlocks`). Failures keep counting while locked.
+ */
+export interface ThrottleDeps {
+  db: Database;
+  clock: Clock;
+  config: Config;
+}
+
+/** The form every email takes before keying (the users table stores emails trimmed and lower-cased). */
+export const normalizeEmail = (email: string): string => email.trim().toLowerCase();
+
+/** HMAC-SHA256 of the normalized email under a key derived from the master key. */
+export function accountKey(config: Config, email: string): string {
+  const key = createHmac("sha256", config.masterKey).update("tessera/account-throttle/v1").digest();
+  return createHmac("sha256", key).update(normalizeEmail(email)).digest("hex");
+}
+
+/** The IP as counted: IPv6 addresses by their /64, the smallest block one customer usually gets. */
+export const throttleIp = (ip: string | undefined): string => normalizeIP(ip ?? "unknown");
+
+const secondsUntil = (until: Date, now: Date) => Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000));
+const retryAfter = (seconds: number) => ({ "retry-after": String(seconds) });
+
+/** Seconds a key must wait after its last failure, given its failure count. */
+export function accountDelaySeconds(config: Config, failures: number): number {
+  const t = config.throttle;
+  const over = failures - t.accountFreeFailures;
+  if (over <= 0 || t.accountDelayBaseSeconds === 0) return 0;
+  return Math.min(t.accountDelayMaxSeconds, t.accountDelayBaseSeconds * 2 ** Math.min(over - 1, 30));
+}
+
+const backoff = (base: number, max: number, exponent: number) => Math.min(max, base * 2 ** Math.min(exponent, 30));
+
+export interface SignInGate {
+  /** The account key is locked; only `accountLockBlocks()` decides whether this attempt may still go through. */
+  accountLocked: boolean;
+  retryAfterSeconds: number;
+}
+
+/**
+ * Checked before the password: throws IP_SUSPENDED for a suspended IP and LOGIN_THROTTLED while the account key must
+ * still wait after its last failure. Says whether the account is locked; the caller then checks the password anyway
+ * (same work for every email) and calls `accountLockBlocks()`.
+ */
+export async function checkSignIn(
+  deps: ThrottleDeps,
+  meta: RequestMeta,
+  input: { email: string; userId?: string | null | undefined },
+): Promise<SignInGate> {
+  await assertIpAllowed(deps, meta, input.userId);
+  const now = deps.clock.now();
+  const row = await findAccountThrottle(deps.db, accountKey(deps.config, input.email));
+  if (!row) return { accountLocked: false, retryAfterSeconds: 0 };
+  const delay = accountDelaySeconds(deps.config, row.failures);
+  const notBefore = row.lastFailureAt && delay > 0 ? addSeconds(row.lastFailureAt, delay) : null;
+  if (notBefore && notBefore > now) {
+    await audit(deps.db, meta, {
+      event: "login.blocked",
+      outcome: "failure",
+      userId: input.userId,
+      details: { reason: "account_delay" },
+    });
+    const seconds = secondsUntil(notBefore, now);
+    throw new AppError("LOGIN_THROTTLED", undefined, undefined, retryAfter(seconds));
+  }
+  if (row.lockedUntil && row.lockedUntil > now) {
+    return { accountLocked: true, retryAfterSeconds: secondsUntil(row.lockedUntil, now) };
+  }
+  return { accountLocked: false, retryAfterSeconds: 0 };
+}
+
+/**
+ * After the password check, for a locked account: the attempt is refused with ACCOUNT_LOCKED unless the password was
+ * right AND the user has a confirmed second factor (the code step still stands guard). The answer for a wrong
+ * password is the same for every email, known or not.
+ */
+export function accountLockBlocks(
+  gate: SignInGate,
+  outcome: { passwordOk: boolean; hasSecondFactor: boolean },
+): AppError | null {
+  if (!gate.accountLocked) return null;
+  if (outcome.passwordOk && outcome.hasSecondFactor) return null;
+  return new AppError("ACCOUNT_LOCKED", undefined, undefined, retryAfter(gate.retryAfterSeconds));
+}
+
+/** Throws IP_SUSPENDED (429 with Retry-After) while the request's IP is suspended. */
+export async function assertIpAllowed(
+  deps: ThrottleDeps,
+  meta: RequestMeta,
+  userId?: string | null | undefined,
+): Promise<void> {
+  const now = deps.clock.now();
+  const row = await findIpSuspension(deps.db, throttleIp(meta.ip));
+  if (row?.suspendedUntil && row.suspendedUntil > now) {
+    await audit(deps.db, meta, {
+      event: "login.blocked",
+      outcome: "failure",
+      userId,
+      details: { reason: "ip_suspended" },
+    });
+    throw new AppError("IP_SUSPENDED", undefined, undefined, retryAfter(secondsUntil(row.suspendedUntil, now)));
+  }
+}
+
+export interface FailureResult {
+  accountFailures: number;
+  /** Set when this failure locked the account (exactly one of parallel failures sees it). */
+  accountLockedUntil: Date | null;
+  /** Set when this failure suspended the IP. */
+  ipSuspendedUntil: Date | null;
+}
+
+/**
+ * Counts a failed attempt (wrong password, wrong code) against the IP and the account key, atomically, then
+ * suspends or locks when a threshold is crossed. `onLocked` runs once per lock (to email the owner, when the account
+ * exists); its failure is logged by the caller's logger, not fatal.
+ */
+export async function recordSignInFailure(
+  deps: ThrottleDeps,
+  meta: RequestMeta,
+  input: {
+    email: string;
+    userId?: string | null | undefined;
+    reason: "password" | "otp" | "recovery_code";
+    onLocked?: ((until: Date) => Promise<void>) | undefined;
+  },
+): Promise<FailureResult> {
+  const t = deps.config.throttle;
+  const now = deps.clock.now();
+  const ip = throttleIp(meta.ip);
+  const key = accountKey(deps.config, input.email);
+
+  const ipRow = await incrementIpFailures(
+    deps.db,
+    ip,
+    now,
+    addSeconds(now, -t.ipWindowSeconds),
+    addSeconds(now, -t.ipSuspendMaxSeconds),
+  );
+  let ipSuspendedUntil: Date | null = null;
+  if (ipRow.failures >= t.ipMaxFailures) {
+    const until = addSeconds(now, backoff(t.ipSuspendBaseSeconds, t.ipSuspendMaxSeconds, ipRow.suspensions));
+    const suspended = await suspendIp(deps.db, {
+      ip,
+      now,
+      until,
+      maxFailures: t.ipMaxFailures,
+      seenSuspensions: ipRow.suspensions,
+    });
+    if (suspended) {
+      ipSuspendedUntil = until;
+      await audit(deps.db, meta, {
+        event: "throttle.ip_suspended",
+        outcome: "failure",
+        details: { ip, until: until.toISOString(), suspensions: suspended.suspensions },
+      });
+    }
+  }
+
+  const accountRow = await incrementAccountFailures(deps.db, key, now, addSeconds(now, -t.accountWindowSeconds));
+  let accountLockedUntil: Date | null = null;
+  if (accountRow.failures >= t.accountLockThreshold) {
+    const until = addSeconds(now, backoff(t.accountLockSeconds, t.accountLockMaxSeconds, accountRow.locks));
+    const locked = await lockAccount(deps.db, {
+      key,
+      now,
+      until,
+      threshold: t.accountLockThreshold,
+      seenLocks: accountRow.locks,
+    });
+    if (locked) {
+      accountLockedUntil = until;
+      await audit(deps.db, meta, {
+        event: "throttle.account_locked",
+        outcome: "failure",
+        userId: input.userId,
+        details: { key: key.slice(0, 12), until: until.toISOString(), locks: locked.locks, failures: locked.failures },
+      });
+      if (input.onLocked) await input.onLocked(until);
+    }
+  }
+  await audit(deps.db, meta, {
+    event: "login.failed",
+    outcome: "failure",
+    userId: input.userId,
+    details: { reason: input.reason, accountFailures: accountRow.failures },
+  });
+  return { accountFailures: accountRow.failures, accountLockedUntil, ipSuspendedUntil };
+}
+
+/** A successful sign-in (or a completed password reset) clears the account's failures and lock. */
+export async function clearAccountThrottle(deps: ThrottleDeps, email: string): Promise<void> {
+  await deleteAccountThrottle(deps.db, accountKey(deps.config, email));
+}
+
+export interface IpSuspensionView {
+  ip: string;
+  /** null once lifted. */
+  suspendedUntil: string | null;
+  suspensions: number;
+}
+
+const view = (row: IpSuspensionRow): IpSuspensionView => ({
+  ip: row.ip,
+  suspendedUntil: row.suspendedUntil?.toISOString() ?? null,
+  suspensions: row.suspensions,
+});
+
+export async function listIpSuspensions(deps: ThrottleDeps, limit = 100): Promise<IpSuspensionView[]> {
+  return (await listActiveIpSuspensions(deps.db, deps.clock.now(), limit)).map(view);
+}
+
+/** Admin: lifts a live suspension (NOT_FOUND when the IP is not suspended), audited with the admin as actor. */
+export async function liftIpSuspension(
+  deps: ThrottleDeps,
+  meta: RequestMeta,
+  input: { ip: string; actorId?: string | null | undefined },
+): Promise<IpSuspensionView> {
+  const ip = throttleIp(input.ip);
+  return deps.db.transaction(async (tx) => {
+    const row = await liftIpSuspensionRow(tx, ip, deps.clock.now());
+    if (!row) throw new AppError("NOT_FOUND", "That IP address is not suspended.");
+    await audit(tx, meta, { event: "throttle.ip_lifted", outcome: "success", actorId: input.actorId, details: { ip } });
+    return view(row);
+  });
+}
