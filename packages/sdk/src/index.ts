@@ -1,2 +1,21 @@
-/** The Tessera client SDK. See README.md. */
-export const SDK_VERSION = "0.1.0";
+export {
+  type AccessClaims,
+  AccessTokenCodec,
+  type ClaimsInput,
+  type TesseraUser,
+  type VerifyResult,
+} from "./access-token.ts";
+export {
+  type AuthInput,
+  type AuthResult,
+  type CallbackResult,
+  createTessera,
+  type LoginResult,
+  type LogoutResult,
+  type SessionRevokedEvent,
+  TesseraClient,
+} from "./client.ts";
+export { errorCodes, TesseraConfigError, TesseraError, type TesseraErrorCode } from "./errors.ts";
+export type { CookieNames, TesseraOptions } from "./options.ts";
+export { safeReturnTo } from "./return-to.ts";
+export { MemoryRevokedSessionStore, type RevokedSessionStore } from "./revocation.ts";

@@ -1,0 +1,179 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
+
+/**
+ * The claims of the app's own access JWT. `sub`, `sid`, `email`, `email_verified`, `name` come from Tessera's ID
+ * token; `roles`, `permissions`, `entitlements` (or whatever `extraClaims` names) are copied as Tessera returned them.
+ * `sxp` is the Tessera session's absolute expiry (epoch seconds), so cookies never outlive it.
+ */
+export type AccessClaims = ClaimsInput & { aud: string; iat: number; exp: number };
+
+/**
+ * The claims an access JWT is signed from; `aud`, `iat` and `exp` are added by {@link AccessTokenCodec.sign}.
+ *
+ * @example
+ * ```ts
+ * const input: ClaimsInput = { sub: "u1", sid: "s1", sxp: 1_900_000_000, email: "ada@example.com", roles: ["admin"] };
+ * ```
+ */
+export interface ClaimsInput {
+  sub: string;
+  sid: string;
+  sxp: number;
+  email?: string;
+  email_verified?: boolean;
+  name?: string;
+  roles?: string[];
+  permissions?: string[];
+  [claim: string]: unknown;
+}
+
+/** The signed-in user as the app sees it; built once per access JWT and frozen (it is shared by cached requests). */
+export interface TesseraUser {
+  /** Tessera's stable user id. */
+  readonly id: string;
+  /** Tessera's session id (`sid`): the same on every app the user signed into from this browser. */
+  readonly sessionId: string;
+  readonly email: string | undefined;
+  readonly emailVerified: boolean;
+  readonly name: string | undefined;
+  readonly roles: readonly string[];
+  readonly permissions: readonly string[];
+  /** When the app's access JWT expires (epoch seconds). */
+  readonly expiresAt: number;
+  /** Every claim of the access JWT, including extra ones Tessera returned (e.g. `entitlements`). */
+  readonly claims: Readonly<AccessClaims>;
+}
+
+/** The outcome of a verification; `valid` results are cached and returned as the same object on every hit. */
+export type VerifyResult =
+  | { readonly status: "valid"; readonly claims: AccessClaims; readonly user: TesseraUser }
+  | { readonly status: "expired"; readonly claims: AccessClaims }
+  | { readonly status: "invalid" };
+
+/**
+ * The one header the SDK ever writes: compared as exact bytes, so `alg: none`, RS256/HS256 confusion, `crit`, `kid`
+ * tricks or a re-ordered header are rejected before any crypto runs.
+ */
+const HEADER = Buffer.from(JSON.stringify({ alg: "HS256", typ: "JWT" })).toString("base64url");
+const INVALID: VerifyResult = Object.freeze({ status: "invalid" });
+/** A cookie can hold ~4 KB; anything longer is not ours, and bounding it bounds the HMAC work an attacker can ask. */
+const MAX_TOKEN_LENGTH = 4096;
+/** Our own clock issues `iat`; a small allowance absorbs clock steps between app instances. */
+const IAT_SKEW_SECONDS = 60;
+
+/**
+ * Signs and verifies the app's own HS256 access JWTs.
+ *
+ * Verification is synchronous HMAC-SHA256 with `crypto.timingSafeEqual` (≈2 µs) instead of a per-request jose call,
+ * and valid tokens are kept in a bounded cache keyed by the whole token string, so a repeat request costs one Map
+ * lookup and an `exp` comparison. The cache key is the exact token, so a tampered token can never hit it.
+ *
+ * @example
+ * ```ts
+ * const tokens = new AccessTokenCodec({ secret: Buffer.from(process.env.APP_SECRET!), audience: "my-app" });
+ * const jwt = tokens.sign({ sub: "u1", sid: "s1", sxp: now + 86400, email: "a@example.com" }, now, 300);
+ * const result = tokens.verify(jwt, now);
+ * if (result.status === "valid") console.log(result.user.email);
+ * ```
+ */
+export class AccessTokenCodec {
+  readonly #key: Buffer;
+  readonly #audience: string;
+  readonly #cache = new Map<string, VerifyResult & { status: "valid" }>();
+  readonly #cacheSize: number;
+
+  constructor(options: { secret: Buffer; audience: string; cacheSize?: number }) {
+    this.#key = options.secret;
+    this.#audience = options.audience;
+    this.#cacheSize = options.cacheSize ?? 10_000;
+  }
+
+  /** Signs claims into a JWT with the pinned header. `nowSeconds` and `ttlSeconds` set `iat`/`exp`. */
+  sign(claims: ClaimsInput, nowSeconds: number, ttlSeconds: number): string {
+    const full = {
+      ...claims,
+      aud: this.#audience,
+      iat: nowSeconds,
+      // Never beyond the Tessera session's own expiry.
+      exp: Math.min(nowSeconds + ttlSeconds, claims.sxp),
+    };
+    const signingInput = `${HEADER}.${Buffer.from(JSON.stringify(full)).toString("base64url")}`;
+    return `${signingInput}.${createHmac("sha256", this.#key).update(signingInput).digest("base64url")}`;
+  }
+
+  /** Verifies a token at `nowSeconds`. Never throws. */
+  verify(token: string, nowSeconds: number): VerifyResult {
+    const cached = this.#cache.get(token);
+    if (cached) {
+      if (cached.claims.exp > nowSeconds) return cached;
+      this.#cache.delete(token);
+      return { status: "expired", claims: cached.claims };
+    }
+    if (token.length > MAX_TOKEN_LENGTH) return INVALID;
+    const first = token.indexOf(".");
+    const last = token.lastIndexOf(".");
+    if (first !== HEADER.length || last === first || token.slice(0, first) !== HEADER) return INVALID;
+    const signature = Buffer.from(token.slice(last + 1), "base64url");
+    if (signature.length !== 32) return INVALID;
+    const expected = createHmac("sha256", this.#key).update(token.slice(0, last)).digest();
+    if (!timingSafeEqual(expected, signature)) return INVALID;
+
+    const claims = parseClaims(token.slice(first + 1, last));
+    if (!claims || claims.aud !== this.#audience || claims.iat > nowSeconds + IAT_SKEW_SECONDS) return INVALID;
+    if (claims.exp <= nowSeconds) return { status: "expired", claims };
+
+    const result = { status: "valid" as const, claims, user: toUser(claims) };
+    if (this.#cache.size >= this.#cacheSize) {
+      // Oldest insertion first (Map keeps insertion order): cheap and good enough for 5-minute tokens.
+      const oldest = this.#cache.keys().next().value;
+      if (oldest !== undefined) this.#cache.delete(oldest);
+    }
+    this.#cache.set(token, result);
+    return result;
+  }
+
+  /** Number of cached verified tokens (for tests and metrics). */
+  get cacheSize(): number {
+    return this.#cache.size;
+  }
+}
+
+function parseClaims(segment: string): AccessClaims | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(segment, "base64url").toString("utf8"));
+  } catch {
+    return null;
+  }
+  if (!value || typeof value !== "object" || Array.isArray(value)) return null;
+  const c = value as Record<string, unknown>;
+  if (typeof c.sub !== "string" || typeof c.sid !== "string" || typeof c.aud !== "string") return null;
+  if (!Number.isFinite(c.iat) || !Number.isFinite(c.exp) || !Number.isFinite(c.sxp)) return null;
+  return deepFreeze(c as AccessClaims);
+}
+
+function strings(value: unknown): readonly string[] {
+  return Array.isArray(value) ? Object.freeze(value.filter((v): v is string => typeof v === "string")) : [];
+}
+
+function toUser(claims: AccessClaims): TesseraUser {
+  return Object.freeze({
+    id: claims.sub,
+    sessionId: claims.sid,
+    email: typeof claims.email === "string" ? claims.email : undefined,
+    emailVerified: claims.email_verified === true,
+    name: typeof claims.name === "string" ? claims.name : undefined,
+    roles: strings(claims.roles),
+    permissions: strings(claims.permissions),
+    expiresAt: claims.exp,
+    claims,
+  });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object") {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,213 @@
+import type {
+  FastifyInstance,
+  FastifyPluginAsync,
+  FastifyReply,
+  FastifyRequest,
+  HookHandlerDoneFunction,
+  preHandlerHookHandler,
+} from "fastify";
+import fp from "fastify-plugin";
+import type { TesseraUser } from "./access-token.ts";
+import { type AuthResult, createTessera, TesseraClient } from "./client.ts";
+import { TesseraError } from "./errors.ts";
+import type { TesseraOptions } from "./options.ts";
+
+export { TesseraError } from "./errors.ts";
+
+/** Paths of the routes the plugin adds; `false` adds none (call the client yourself). */
+export interface TesseraRoutes {
+  /** GET, `?returnTo=/path`: redirects to Tessera. Default `/auth/login`. */
+  login?: string;
+  /** GET: the registered redirect URI's path. Default `/auth/callback`. */
+  callback?: string;
+  /** POST: signs out everywhere (RP-initiated logout). Default `/auth/logout`. */
+  logout?: string;
+  /** POST: the registered back-channel logout URI's path. Default `/auth/backchannel-logout`. */
+  backchannelLogout?: string;
+}
+
+/**
+ * Options of the Fastify plugin: either a ready {@link TesseraClient} (`client`) or the options to create one.
+ */
+export type TesseraFastifyOptions = ({ client: TesseraClient } | (TesseraOptions & { client?: undefined })) & {
+  routes?: TesseraRoutes | false;
+  /**
+   * Renders a failed sign-in callback (state mismatch, denied, ...). Default: the status and `{ code, message }` JSON.
+   */
+  onCallbackError?: (error: TesseraError, request: FastifyRequest, reply: FastifyReply) => unknown;
+};
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The signed-in user, or null. Set on every request before handlers run. */
+    user: TesseraUser | null;
+    /** Why `user` is null (UNAUTHENTICATED, ACCESS_TOKEN_EXPIRED, SESSION_REVOKED, ...), or null. */
+    authError: TesseraError | null;
+  }
+  interface FastifyInstance {
+    /** The SDK client: login/callback/logout/back-channel, `onSessionRevoked`, `authenticateUpgrade`. */
+    tessera: TesseraClient;
+  }
+  interface FastifyContextConfig {
+    /** `false` skips authentication for this route (the plugin's own routes use it). */
+    tessera?: boolean;
+  }
+}
+
+function send(reply: FastifyReply, error: TesseraError): FastifyReply {
+  return reply.code(error.status).header("cache-control", "no-store").send(error.toJSON());
+}
+
+function apply(request: FastifyRequest, reply: FastifyReply, result: AuthResult): void {
+  request.user = result.user;
+  request.authError = result.error;
+  if (result.setCookies.length > 0) reply.header("set-cookie", result.setCookies as string[]);
+}
+
+/**
+ * A route guard: answers 401 `{ code, message }` unless the request has a signed-in user.
+ *
+ * @example
+ * ```ts
+ * app.get("/api/orders", { preHandler: requireUser }, async (request) => listOrders(request.user!.id));
+ * ```
+ */
+export const requireUser: preHandlerHookHandler = function requireUser(request, reply, done) {
+  if (request.user) return done();
+  send(reply, request.authError ?? new TesseraError("UNAUTHENTICATED"));
+};
+
+/**
+ * A route guard: 401 without a user, 403 `FORBIDDEN` unless the user has `permission` among the `permissions` (or
+ * `roles`) claims Tessera returned.
+ *
+ * @example
+ * ```ts
+ * app.delete("/api/products/:id", { preHandler: requirePermission("products:write") }, deleteProduct);
+ * ```
+ */
+export function requirePermission(permission: string): preHandlerHookHandler {
+  return function requirePermissionHook(request, reply, done) {
+    const user = request.user;
+    if (!user) {
+      send(reply, request.authError ?? new TesseraError("UNAUTHENTICATED"));
+      return;
+    }
+    if (user.permissions.includes(permission) || user.roles.includes(permission)) return done();
+    send(reply, new TesseraError("FORBIDDEN"));
+  };
+}
+
+const plugin: FastifyPluginAsync<TesseraFastifyOptions> = async (app: FastifyInstance, options) => {
+  const client = options.client instanceof TesseraClient ? options.client : createTessera(options as TesseraOptions);
+  app.decorate("tessera", client);
+  app.decorateRequest("user", null);
+  app.decorateRequest("authError", null);
+
+  // Synchronous on the common path (a cached or HMAC-checked access JWT): a callback-style hook with no promise keeps
+  // the per-request cost to a cookie parse and a Map lookup.
+  app.addHook("onRequest", (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
+    if (request.routeOptions.config.tessera === false) return done();
+    const headers = request.headers;
+    const input = {
+      cookieHeader: headers.cookie,
+      authorization: headers.authorization,
+      // A WebSocket upgrade cannot carry renewed cookies, so it never refreshes.
+      allowRefresh: headers.upgrade === undefined,
+    };
+    const fast = client.tryAuthenticateSync(input);
+    if (fast) {
+      apply(request, reply, fast);
+      return done();
+    }
+    client.authenticate(input).then((result) => {
+      apply(request, reply, result);
+      done();
+    }, done);
+  });
+
+  if (options.routes === false) return;
+  const routes = {
+    login: "/auth/login",
+    callback: "/auth/callback",
+    logout: "/auth/logout",
+    backchannelLogout: "/auth/backchannel-logout",
+    ...options.routes,
+  };
+  const skip = { tessera: false };
+
+  app.get(routes.login, { config: skip }, async (request, reply) => {
+    const query = request.query as Record<string, unknown>;
+    const { url, setCookies } = await client.login({ returnTo: query.returnTo });
+    return reply.header("set-cookie", setCookies).header("cache-control", "no-store").redirect(url, 302);
+  });
+
+  app.get(routes.callback, { config: skip }, async (request, reply) => {
+    reply.header("cache-control", "no-store");
+    try {
+      const { returnTo, setCookies } = await client.callback({
+        url: request.url,
+        cookieHeader: request.headers.cookie,
+      });
+      return reply.header("set-cookie", setCookies).redirect(returnTo, 303);
+    } catch (error) {
+      if (!(error instanceof TesseraError)) throw error;
+      reply.header("set-cookie", client.clearTransactionCookie());
+      if (options.onCallbackError) return options.onCallbackError(error, request, reply);
+      return send(reply, error);
+    }
+  });
+
+  app.post(routes.logout, { config: skip }, async (request, reply) => {
+    const { url, setCookies } = await client.logout({ cookieHeader: request.headers.cookie });
+    return reply.header("set-cookie", setCookies).header("cache-control", "no-store").redirect(url, 303);
+  });
+
+  // Tessera POSTs the logout token form-encoded. Parsed in an encapsulated context so the app's own body parsers
+  // (or none) stay as they are.
+  await app.register(async (child) => {
+    if (!child.hasContentTypeParser("application/x-www-form-urlencoded")) {
+      child.addContentTypeParser(
+        "application/x-www-form-urlencoded",
+        { parseAs: "string", bodyLimit: 64 * 1024 },
+        (_request, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))),
+      );
+    }
+    child.post(routes.backchannelLogout, { config: skip }, async (request, reply) => {
+      reply.header("cache-control", "no-store");
+      const body = request.body as Record<string, unknown> | undefined;
+      try {
+        await client.handleBackchannelLogout({ logoutToken: body?.logout_token });
+        return reply.code(200).send();
+      } catch (error) {
+        if (!(error instanceof TesseraError)) throw error;
+        // Back-Channel Logout 1.0 §2.8: 400 with an OAuth-style error body.
+        return reply.code(400).send({ error: "invalid_request", error_description: error.message });
+      }
+    });
+  });
+};
+
+/**
+ * The Fastify plugin: decorates every request with `request.user` (refreshing expired access JWTs transparently),
+ * adds `/auth/login`, `/auth/callback`, `/auth/logout` and `/auth/backchannel-logout`, and exposes the client as
+ * `app.tessera`. Guard routes with {@link requireUser} / {@link requirePermission}.
+ *
+ * @example
+ * ```ts
+ * import Fastify from "fastify";
+ * import { requireUser, tesseraPlugin } from "@tessera/sdk/fastify";
+ *
+ * const app = Fastify();
+ * await app.register(tesseraPlugin, {
+ *   issuer: "https://id.example.com",
+ *   clientId: process.env.TESSERA_CLIENT_ID!,
+ *   clientSecret: process.env.TESSERA_CLIENT_SECRET!,
+ *   appSecret: process.env.APP_SECRET!,
+ *   redirectUri: "https://shop.example.com/auth/callback",
+ *   cookies: { secure: true, prefix: "shop" },
+ * });
+ * app.get("/me", { preHandler: requireUser }, async (request) => request.user);
+ * ```
+ */
+export const tesseraPlugin = fp(plugin, { fastify: "5.x", name: "@tessera/sdk" });

@@ -1,0 +1,203 @@
+import { createRemoteJWKSet, customFetch, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from "jose";
+import { z } from "zod";
+import { TesseraError, type TesseraErrorCode } from "./errors.ts";
+
+const metadataSchema = z.object({
+  issuer: z.string(),
+  authorization_endpoint: z.url(),
+  token_endpoint: z.url(),
+  jwks_uri: z.url(),
+  userinfo_endpoint: z.url().optional(),
+  end_session_endpoint: z.url().optional(),
+  revocation_endpoint: z.url().optional(),
+  authorization_response_iss_parameter_supported: z.boolean().optional(),
+});
+
+/** The parts of Tessera's discovery document the SDK uses. */
+export type IssuerMetadata = z.infer<typeof metadataSchema>;
+
+const tokenResponseSchema = z.object({
+  access_token: z.string().min(1).max(8192),
+  token_type: z.string().regex(/^bearer$/i),
+  expires_in: z.number().int().positive().optional(),
+  id_token: z.string().min(1).max(16384).optional(),
+  refresh_token: z.string().min(1).max(1024).optional(),
+  scope: z.string().optional(),
+  session_expires_at: z.number().int().positive().optional(),
+});
+
+/** A successful /token response, validated. */
+export type TokenResponse = z.infer<typeof tokenResponseSchema>;
+
+const oauthErrorSchema = z.object({ error: z.string().max(200), error_description: z.string().max(1000).optional() });
+
+export interface IssuerClientOptions {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  authMethod: "client_secret_basic" | "client_secret_post";
+  idTokenAlgorithms: string[];
+  httpTimeoutMs: number;
+  fetch: typeof fetch;
+  now: () => number;
+}
+
+/**
+ * Talks to Tessera: discovery (fetched once, issuer checked to be exactly the configured one), JWKS (jose's remote
+ * key set: cached, refetched on an unknown `kid` with a cool-down), the token and revocation endpoints, and ID /
+ * logout token verification with pinned algorithms. Internal; the public surface is `createTessera`.
+ */
+export class IssuerClient {
+  readonly #options: IssuerClientOptions;
+  #metadata: Promise<IssuerMetadata> | undefined;
+  #jwks: JWTVerifyGetKey | undefined;
+
+  constructor(options: IssuerClientOptions) {
+    this.#options = options;
+  }
+
+  /** Discovery, cached after the first success; a failure is not cached, so the next call retries. */
+  metadata(): Promise<IssuerMetadata> {
+    if (!this.#metadata) {
+      this.#metadata = this.#discover().catch((error: unknown) => {
+        this.#metadata = undefined;
+        throw error;
+      });
+    }
+    return this.#metadata;
+  }
+
+  async #discover(): Promise<IssuerMetadata> {
+    const url = `${this.#options.issuer}/.well-known/openid-configuration`;
+    let body: unknown;
+    try {
+      const response = await this.#options.fetch(url, {
+        headers: { accept: "application/json" },
+        signal: AbortSignal.timeout(this.#options.httpTimeoutMs),
+      });
+      if (!response.ok) throw new Error(`discovery answered HTTP ${response.status}`);
+      body = await response.json();
+    } catch (cause) {
+      throw new TesseraError("ISSUER_UNAVAILABLE", { cause });
+    }
+    const parsed = metadataSchema.safeParse(body);
+    if (!parsed.success)
+      throw new TesseraError("ISSUER_UNAVAILABLE", { message: "The discovery document is invalid." });
+    if (parsed.data.issuer !== this.#options.issuer) {
+      throw new TesseraError("ISSUER_UNAVAILABLE", {
+        message: `The discovery document names issuer ${parsed.data.issuer}, expected ${this.#options.issuer}.`,
+      });
+    }
+    return parsed.data;
+  }
+
+  async #keys(): Promise<JWTVerifyGetKey> {
+    if (!this.#jwks) {
+      const metadata = await this.metadata();
+      this.#jwks = createRemoteJWKSet(new URL(metadata.jwks_uri), {
+        timeoutDuration: this.#options.httpTimeoutMs,
+        [customFetch]: this.#options.fetch,
+      });
+    }
+    return this.#jwks;
+  }
+
+  /**
+   * Verifies a JWT signed by Tessera: signature through the JWKS, algorithm in the pinned list (asymmetric only, so
+   * never `none` and no HS/RS confusion), `iss`, `aud` = this client, `exp`/`iat`, and the expected `typ` if given.
+   */
+  async verifyJwt(
+    token: string,
+    failure: TesseraErrorCode,
+    options: { typ?: string; requiredClaims?: string[] } = {},
+  ): Promise<JWTPayload> {
+    const keys = await this.#keys();
+    try {
+      const { payload } = await jwtVerify(token, keys, {
+        issuer: this.#options.issuer,
+        audience: this.#options.clientId,
+        algorithms: this.#options.idTokenAlgorithms,
+        currentDate: new Date(this.#options.now()),
+        clockTolerance: 5,
+        requiredClaims: ["iat", ...(options.requiredClaims ?? [])],
+        ...(options.typ ? { typ: options.typ } : {}),
+      });
+      return payload;
+    } catch (cause) {
+      throw new TesseraError(failure, { cause });
+    }
+  }
+
+  /**
+   * POSTs a grant to /token with the client's credentials. RFC 6749 errors become a {@link TesseraError} with
+   * `failure` as code and the RFC `error` value in `oauthError`; a network failure has no `oauthError`.
+   */
+  async token(params: Record<string, string>, failure: TesseraErrorCode): Promise<TokenResponse> {
+    const metadata = await this.metadata();
+    const body = new URLSearchParams(params);
+    const headers: Record<string, string> = {
+      accept: "application/json",
+      "content-type": "application/x-www-form-urlencoded",
+    };
+    this.#authenticate(body, headers);
+    let response: Response;
+    let json: unknown;
+    try {
+      response = await this.#options.fetch(metadata.token_endpoint, {
+        method: "POST",
+        headers,
+        body,
+        signal: AbortSignal.timeout(this.#options.httpTimeoutMs),
+      });
+      json = await response.json().catch(() => null);
+    } catch (cause) {
+      throw new TesseraError(failure, { message: "The identity provider could not be reached.", cause });
+    }
+    if (!response.ok) {
+      const error = oauthErrorSchema.safeParse(json);
+      throw new TesseraError(failure, { oauthError: error.success ? error.data.error : `http_${response.status}` });
+    }
+    const parsed = tokenResponseSchema.safeParse(json);
+    if (!parsed.success) {
+      throw new TesseraError(failure, { message: "The identity provider answered an invalid token response." });
+    }
+    return parsed.data;
+  }
+
+  /** RFC 7009 revocation of a refresh token; best effort (sign-out proceeds even if Tessera is unreachable). */
+  async revokeRefreshToken(token: string): Promise<boolean> {
+    try {
+      const metadata = await this.metadata();
+      if (!metadata.revocation_endpoint) return false;
+      const body = new URLSearchParams({ token, token_type_hint: "refresh_token" });
+      const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded" };
+      this.#authenticate(body, headers);
+      const response = await this.#options.fetch(metadata.revocation_endpoint, {
+        method: "POST",
+        headers,
+        body,
+        signal: AbortSignal.timeout(this.#options.httpTimeoutMs),
+      });
+      await response.body?.cancel();
+      return response.ok;
+    } catch {
+      return false;
+    }
+  }
+
+  #authenticate(body: URLSearchParams, headers: Record<string, string>): void {
+    const { clientId, clientSecret } = this.#options;
+    if (this.#options.authMethod === "client_secret_post") {
+      body.set("client_id", clientId);
+      body.set("client_secret", clientSecret);
+    } else {
+      // RFC 6749 §2.3.1: both parts are form-urlencoded before Base64.
+      const credentials = `${formEncode(clientId)}:${formEncode(clientSecret)}`;
+      headers.authorization = `Basic ${Buffer.from(credentials).toString("base64")}`;
+    }
+  }
+}
+
+function formEncode(value: string): string {
+  return encodeURIComponent(value).replace(/%20/g, "+");
+}
