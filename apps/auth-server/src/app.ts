@@ -10,6 +10,8 @@ import { rateLimitPlugin } from "./http/rate-limit.ts";
 import { registerSecurityHeaders } from "./http/security-headers.ts";
 import { sessionPlugin } from "./http/session.ts";
 import { type Clock, systemClock } from "./libraries/clock.ts";
+import { adminClientRoutes } from "./routes/admin/clients.ts";
+import { discoveryRoutes } from "./routes/discovery.ts";
 import { healthRoutes } from "./routes/health.ts";
 
 export interface BuildDeps {
@@ -68,6 +70,8 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(rateLimitPlugin);
 
   await app.register(healthRoutes);
+  await app.register(discoveryRoutes);
+  await app.register(adminClientRoutes);
 
   if (ownsDatabase) await migrateOrRetry(app, database);
   return app;

@@ -86,7 +86,8 @@ export function registeredUriProblem(value: string): string | null {
   } else if (url.protocol !== "https:") {
     return "must use https";
   }
-  if (/\.\.;|%2e|%2f|%5c/i.test(url.pathname)) return "must not contain encoded or disguised path traversal";
+  const rawPath = value.replace(/^https?:\/\/[^/?#]*/i, "").split("?")[0] ?? "";
+  if (/\.\.;|%2e|%2f|%5c/i.test(rawPath)) return "must not contain encoded or disguised path traversal";
   if (url.href !== value) return `must be written in canonical form: ${url.href}`;
   return null;
 }
@@ -124,13 +125,33 @@ const updateSchema = createSchema.partial().refine((v) => Object.values(v).some(
   message: "nothing to update",
 });
 
-/** Wire names of the URI fields, used in per-field errors so API and CLI users see the names they sent. */
+/** Wire names of the fields, used in per-field errors so API and CLI users see the names they sent. */
 const WIRE_NAMES = {
+  name: "name",
   redirectUris: "redirect_uris",
   postLogoutRedirectUris: "post_logout_redirect_uris",
   backchannelLogoutUri: "backchannel_logout_uri",
   logoUri: "logo_uri",
+  firstParty: "first_party",
+  directSignIn: "direct_sign_in",
+  allowedScopes: "allowed_scopes",
+  idTokenSignedResponseAlg: "id_token_signed_response_alg",
 } as const;
+
+/** parse() with field errors renamed to their wire names (`allowedScopes.1` → `allowed_scopes.1`). */
+function parseInput<T extends z.ZodTypeAny>(schema: T, input: unknown): z.infer<T> {
+  try {
+    return parse(schema, input);
+  } catch (error) {
+    if (!(error instanceof AppError) || !error.fields) throw error;
+    const fields = error.fields.map((f) => {
+      const [head, ...rest] = f.field.split(".");
+      const wire = WIRE_NAMES[head as keyof typeof WIRE_NAMES] ?? head;
+      return { ...f, field: [wire, ...rest].join(".") };
+    });
+    throw new AppError(error.code, error.message, fields);
+  }
+}
 
 function checkUris(input: ClientUpdate): void {
   const problems: FieldError[] = [];
@@ -192,7 +213,7 @@ export async function createClient(
   input: ClientInput,
   actor: Actor = NO_ACTOR,
 ): Promise<{ client: ClientRow; clientSecret: string }> {
-  const valid = parse(createSchema, input);
+  const valid = parseInput(createSchema, input);
   checkUris(valid);
   const clientSecret = newClientSecret();
   const now = deps.clock.now();
@@ -314,7 +335,7 @@ export async function updateClient(
   patch: ClientUpdate,
   actor: Actor = NO_ACTOR,
 ): Promise<ClientRow> {
-  const valid = parse(updateSchema, patch);
+  const valid = parseInput(updateSchema, patch);
   checkUris(valid);
   await getClient(deps.db, clientId);
   return deps.db.transaction(async (tx) => {

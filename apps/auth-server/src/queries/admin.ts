@@ -1,0 +1,74 @@
+import { apiKeys, type Executor, users } from "@tessera/db";
+import { and, count, eq, isNull, sql } from "drizzle-orm";
+
+export type AdminUserRow = typeof users.$inferSelect;
+export type ApiKeyRow = typeof apiKeys.$inferSelect;
+
+export async function countAdmins(db: Executor): Promise<number> {
+  const [row] = await db
+    .select({ n: count() })
+    .from(users)
+    .where(and(eq(users.isAdmin, true), isNull(users.deletedAt)));
+  return row?.n ?? 0;
+}
+
+export async function listAdmins(db: Executor): Promise<AdminUserRow[]> {
+  return db
+    .select()
+    .from(users)
+    .where(and(eq(users.isAdmin, true), isNull(users.disabledAt), isNull(users.deletedAt)))
+    .orderBy(users.createdAt);
+}
+
+/** A user by normalized email (the unique index is on lower(email)). */
+export async function findUserByNormalizedEmail(db: Executor, email: string): Promise<AdminUserRow | null> {
+  const [row] = await db.select().from(users).where(sql`lower(${users.email}) = ${email}`).limit(1);
+  return row ?? null;
+}
+
+export async function insertAdminUser(db: Executor, row: typeof users.$inferInsert): Promise<AdminUserRow> {
+  const [created] = await db.insert(users).values(row).returning();
+  if (!created) throw new Error("insert returned no row");
+  return created;
+}
+
+export async function updateAdminUser(
+  db: Executor,
+  id: string,
+  values: Partial<typeof users.$inferInsert>,
+): Promise<AdminUserRow | null> {
+  const [row] = await db.update(users).set(values).where(eq(users.id, id)).returning();
+  return row ?? null;
+}
+
+export async function insertApiKey(db: Executor, row: typeof apiKeys.$inferInsert): Promise<ApiKeyRow> {
+  const [created] = await db.insert(apiKeys).values(row).returning();
+  if (!created) throw new Error("insert returned no row");
+  return created;
+}
+
+/** The live API key and its user for a key hash, only if the user is a live admin. */
+export async function findAdminByApiKeyHash(
+  db: Executor,
+  keyHash: string,
+): Promise<{ apiKey: ApiKeyRow; user: AdminUserRow } | null> {
+  const [row] = await db
+    .select({ apiKey: apiKeys, user: users })
+    .from(apiKeys)
+    .innerJoin(users, eq(users.id, apiKeys.userId))
+    .where(
+      and(
+        eq(apiKeys.keyHash, keyHash),
+        isNull(apiKeys.revokedAt),
+        eq(users.isAdmin, true),
+        isNull(users.disabledAt),
+        isNull(users.deletedAt),
+      ),
+    )
+    .limit(1);
+  return row ?? null;
+}
+
+export async function touchApiKey(db: Executor, id: string, now: Date): Promise<void> {
+  await db.update(apiKeys).set({ lastUsedAt: now }).where(eq(apiKeys.id, id));
+}

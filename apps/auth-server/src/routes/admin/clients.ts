@@ -1,0 +1,149 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { z } from "zod";
+import { AppError } from "../../errors/index.ts";
+import {
+  type Actor,
+  type ClientUpdate,
+  clientView,
+  createClient,
+  disableClient,
+  getClient,
+  listClients,
+  rotateClientSecret,
+  updateClient,
+} from "../../libraries/clients.ts";
+import { parse } from "../../validation.ts";
+import { requireAdmin } from "./auth.ts";
+
+const BASE = "/admin/api/v1/clients";
+const CLIENT_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** The wire shape (RFC 7591 metadata names). Unknown fields are refused so a typo is not silently ignored. */
+const fields = {
+  name: z.string().max(1000),
+  logo_uri: z.string().max(4000).nullable(),
+  redirect_uris: z.array(z.string().max(4000)).max(100),
+  post_logout_redirect_uris: z.array(z.string().max(4000)).max(100),
+  backchannel_logout_uri: z.string().max(4000).nullable(),
+  first_party: z.boolean(),
+  direct_sign_in: z.boolean(),
+  allowed_scopes: z.array(z.string().max(200)).max(100),
+  id_token_signed_response_alg: z.enum(["RS256", "ES256", "EdDSA"]),
+};
+
+const createBody = z.strictObject({
+  ...fields,
+  logo_uri: fields.logo_uri.optional(),
+  post_logout_redirect_uris: fields.post_logout_redirect_uris.optional(),
+  backchannel_logout_uri: fields.backchannel_logout_uri.optional(),
+  first_party: fields.first_party.optional(),
+  direct_sign_in: fields.direct_sign_in.optional(),
+  allowed_scopes: fields.allowed_scopes.optional(),
+  id_token_signed_response_alg: fields.id_token_signed_response_alg.optional(),
+});
+
+const updateBody = z.strictObject(fields).partial();
+const emptyBody = z.strictObject({}).optional();
+
+const listQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).optional(),
+  after: z.string().regex(CLIENT_ID, "must be a client_id").optional(),
+  include_disabled: z.enum(["true", "false"]).optional(),
+});
+
+function toInput(body: z.infer<typeof updateBody>): ClientUpdate {
+  return {
+    name: body.name,
+    logoUri: body.logo_uri,
+    redirectUris: body.redirect_uris,
+    postLogoutRedirectUris: body.post_logout_redirect_uris,
+    backchannelLogoutUri: body.backchannel_logout_uri,
+    firstParty: body.first_party,
+    directSignIn: body.direct_sign_in,
+    allowedScopes: body.allowed_scopes,
+    idTokenSignedResponseAlg: body.id_token_signed_response_alg,
+  };
+}
+
+function clientIdParam(request: FastifyRequest): string {
+  const { id } = request.params as { id?: string };
+  if (typeof id !== "string" || !CLIENT_ID.test(id)) throw new AppError("CLIENT_NOT_FOUND");
+  return id;
+}
+
+function actorOf(request: FastifyRequest): Actor {
+  if (!request.admin) throw new AppError("UNAUTHENTICATED");
+  return { actorId: request.admin.userId, meta: request.meta, via: request.admin.via };
+}
+
+/**
+ * The admin API for client registrations, under /admin/api/v1/clients. Every route is admin-only (see requireAdmin)
+ * and every change is audited with the acting admin's id. Secrets appear only in the create and rotate responses.
+ */
+export async function adminClientRoutes(app: FastifyInstance): Promise<void> {
+  app.addHook("onRequest", requireAdmin);
+
+  // Wrong methods on known paths answer 405 with Allow, not a misleading 404.
+  const allowed: Record<string, string[]> = {
+    [BASE]: ["GET", "POST"],
+    [`${BASE}/:id`]: ["GET", "PATCH"],
+    [`${BASE}/:id/rotate-secret`]: ["POST"],
+    [`${BASE}/:id/disable`]: ["POST"],
+  };
+  for (const [url, methods] of Object.entries(allowed)) {
+    app.route({
+      method: ["GET", "POST", "PUT", "PATCH", "DELETE"].filter((m) => !methods.includes(m)),
+      url,
+      handler: async () => {
+        throw new AppError("METHOD_NOT_ALLOWED", undefined, undefined, { allow: methods.join(", ") });
+      },
+    });
+  }
+
+  app.post(BASE, async (request, reply) => {
+    const body = parse(createBody, request.body);
+    const { client, clientSecret } = await createClient(
+      app.ctx,
+      { ...toInput(body), name: body.name, redirectUris: body.redirect_uris },
+      actorOf(request),
+    );
+    reply.code(201).header("location", `${BASE}/${client.clientId}`);
+    return clientView(client, clientSecret);
+  });
+
+  app.get(BASE, async (request) => {
+    const query = parse(listQuery, request.query);
+    const limit = query.limit ?? 100;
+    const rows = await listClients(app.ctx.db, {
+      limit: limit + 1,
+      after: query.after,
+      includeDisabled: query.include_disabled !== "false",
+    });
+    const page = rows.slice(0, limit);
+    return {
+      clients: page.map((c) => clientView(c)),
+      next_after: rows.length > limit ? (page.at(-1)?.clientId ?? null) : null,
+    };
+  });
+
+  app.get(`${BASE}/:id`, async (request) => clientView(await getClient(app.ctx.db, clientIdParam(request))));
+
+  app.patch(`${BASE}/:id`, async (request) => {
+    const id = clientIdParam(request);
+    const body = parse(updateBody, request.body);
+    return clientView(await updateClient(app.ctx, id, toInput(body), actorOf(request)));
+  });
+
+  app.post(`${BASE}/:id/rotate-secret`, async (request) => {
+    const id = clientIdParam(request);
+    parse(emptyBody, request.body);
+    const { client, clientSecret } = await rotateClientSecret(app.ctx, id, actorOf(request));
+    return clientView(client, clientSecret);
+  });
+
+  app.post(`${BASE}/:id/disable`, async (request) => {
+    const id = clientIdParam(request);
+    parse(emptyBody, request.body);
+    return clientView(await disableClient(app.ctx, id, actorOf(request)));
+  });
+}
