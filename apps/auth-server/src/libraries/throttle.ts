@@ -43,8 +43,8 @@ export interface ThrottleDeps {
   config: Config;
 }
 
-/** The form every email takes before keying (the users table stores emails trimmed and lower-cased). */
-export const normalizeEmail = (email: string): string => email.trim().toLowerCase();
+/** The form every email takes before keying: as the users table stores it (trimmed, NFC, lower-cased). */
+export const normalizeEmail = (email: string): string => email.trim().normalize("NFC").toLowerCase();
 
 /** HMAC-SHA256 of the normalized email under a key derived from the master key. */
 export function accountKey(config: Config, email: string): string {

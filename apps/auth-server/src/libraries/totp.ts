@@ -1,0 +1,323 @@
+import { randomBytes } from "node:crypto";
+import type { Database, Executor } from "@tessera/db";
+import { Secret, TOTP } from "otpauth";
+import QRCode from "qrcode";
+import type { Config } from "../config/index.ts";
+import { AppError } from "../errors/index.ts";
+import {
+  consumeMfaChallenge,
+  countMfaChallengeAttempt,
+  countUnusedRecoveryCodes,
+  deleteRecoveryCodes,
+  deleteTotpFactor,
+  findLiveMfaChallenge,
+  findTotpFactor,
+  insertMfaChallenge,
+  replaceRecoveryCodes,
+  upsertPendingTotpFactor,
+  useRecoveryCode,
+  useTotpStep,
+} from "../queries/totp.ts";
+import { audit, type RequestMeta } from "./audit.ts";
+import { addSeconds, type Clock } from "./clock.ts";
+import { decrypt, encrypt, randomToken, sha256 } from "./crypto.ts";
+import { checkSignIn, clearAccountThrottle, recordSignInFailure } from "./throttle.ts";
+
+/**
+ * TOTP second factor (RFC 6238 through the otpauth library: SHA-1, 6 digits, 30 s, what every authenticator app
+ * supports) and single-use recovery codes.
+ *
+ * - The secret (160 bits) is encrypted at rest with the master key, bound to the user id as associated data so a
+ *   ciphertext copied onto another account does not decrypt.
+ * - A code is accepted one step either side of now (clock drift), and each time step works once: the factor's
+ *   `last_used_step` only moves forward, through a conditional UPDATE, so a replayed or parallel code is rejected.
+ * - Ten recovery codes of 80 random bits each, shown once, stored as SHA-256 (their entropy makes a slow hash
+ *   unnecessary), each usable once.
+ * - Between the password step and the code step the browser holds only a random challenge value (SHA-256 stored,
+ *   short-lived, a limited number of guesses); no session exists until the code is right.
+ */
+export interface TotpDeps {
+  db: Database;
+  clock: Clock;
+  config: Config;
+}
+
+const PERIOD_SECONDS = 30;
+const DIGITS = 6;
+const WINDOW_STEPS = 1;
+export const RECOVERY_CODE_COUNT = 10;
+/** Crockford's base32 alphabet: no I, L, O, U, so codes read aloud or copied by hand are unambiguous. */
+const RECOVERY_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
+
+const aad = (userId: string) => `totp:${userId}`;
+
+function totpFor(secretBase32: string, label = "", issuer = ""): TOTP {
+  return new TOTP({
+    issuer,
+    label,
+    algorithm: "SHA1",
+    digits: DIGITS,
+    period: PERIOD_SECONDS,
+    secret: Secret.fromBase32(secretBase32),
+  });
+}
+
+/** The time step a 6-digit code matches around `now`, or null. */
+export function matchingStep(secretBase32: string, code: string, now: Date): number | null {
+  const delta = totpFor(secretBase32).validate({ token: code, timestamp: now.getTime(), window: WINDOW_STEPS });
+  if (delta === null) return null;
+  return Math.floor(now.getTime() / 1000 / PERIOD_SECONDS) + delta;
+}
+
+/** The current code for a secret (tests and the CLI; the server never shows codes). */
+export function currentCode(secretBase32: string, at: Date): string {
+  return totpFor(secretBase32).generate({ timestamp: at.getTime() });
+}
+
+/** `12 34 56` and `123-456` are accepted as typed by people. */
+const normalizeOtp = (code: string) => code.replace(/[\s-]/g, "");
+
+export function normalizeRecoveryCode(code: string): string {
+  return code.toLowerCase().replace(/[\s-]/g, "").replace(/o/g, "0").replace(/[il]/g, "1");
+}
+
+function newRecoveryCode(): string {
+  const bytes = randomBytes(10);
+  let bits = 0;
+  let value = 0;
+  let out = "";
+  for (const byte of bytes) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += RECOVERY_ALPHABET[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  return out.match(/.{4}/g)?.join("-") ?? out;
+}
+
+export interface TotpStatus {
+  enabled: boolean;
+  /** An enrolment was started but not confirmed. */
+  pending: boolean;
+  recoveryCodesLeft: number;
+}
+
+export async function totpStatus(deps: TotpDeps, userId: string): Promise<TotpStatus> {
+  const factor = await findTotpFactor(deps.db, userId);
+  const enabled = Boolean(factor?.confirmedAt);
+  return {
+    enabled,
+    pending: Boolean(factor && !factor.confirmedAt),
+    recoveryCodesLeft: enabled ? await countUnusedRecoveryCodes(deps.db, userId) : 0,
+  };
+}
+
+export async function hasConfirmedTotp(db: Executor, userId: string): Promise<boolean> {
+  return Boolean((await findTotpFactor(db, userId))?.confirmedAt);
+}
+
+export interface Enrolment {
+  /** Base32, for typing into an app by hand. */
+  secret: string;
+  otpauthUri: string;
+  /** An SVG QR code of the otpauth URI as a data: URL (the CSP allows `img-src data:`). */
+  qrCodeDataUrl: string;
+}
+
+/**
+ * Starts (or restarts) enrolment: a fresh secret, stored encrypted and unconfirmed. MFA_ALREADY_ENABLED when the user
+ * already has a confirmed factor (disable it first).
+ */
+export async function beginTotpEnrolment(
+  deps: TotpDeps,
+  meta: RequestMeta,
+  user: { id: string; email: string },
+): Promise<Enrolment> {
+  const secret = new Secret({ size: 20 }).base32;
+  const sealed = encrypt(deps.config.masterKey, secret, aad(user.id));
+  const row = await upsertPendingTotpFactor(deps.db, user.id, sealed, deps.clock.now());
+  if (!row) throw new AppError("MFA_ALREADY_ENABLED");
+  await audit(deps.db, meta, { event: "mfa.enrolment_started", outcome: "success", userId: user.id });
+  const otpauthUri = totpFor(secret, user.email, deps.config.mail.fromName).toString();
+  const svg = await QRCode.toString(otpauthUri, { type: "svg", errorCorrectionLevel: "M", margin: 2 });
+  return { secret, otpauthUri, qrCodeDataUrl: `data:image/svg+xml;base64,${Buffer.from(svg).toString("base64")}` };
+}
+
+/**
+ * Confirms enrolment with a code from the app; returns the ten recovery codes, to be shown once. INVALID_OTP for a
+ * wrong code, MFA_NOT_ENABLED when no enrolment is pending.
+ */
+export async function confirmTotpEnrolment(
+  deps: TotpDeps,
+  meta: RequestMeta,
+  input: { userId: string; code: string },
+): Promise<{ recoveryCodes: string[] }> {
+  const factor = await findTotpFactor(deps.db, input.userId);
+  if (!factor || factor.confirmedAt) throw new AppError(factor ? "MFA_ALREADY_ENABLED" : "MFA_NOT_ENABLED");
+  const now = deps.clock.now();
+  const step = matchingStep(
+    decrypt(deps.config.masterKey, factor.secretEncrypted, aad(input.userId)),
+    normalizeOtp(input.code),
+    now,
+  );
+  if (step === null) {
+    await audit(deps.db, meta, { event: "mfa.enrolment_confirmed", outcome: "failure", userId: input.userId });
+    throw new AppError("INVALID_OTP", undefined, [{ field: "code", message: "That code is not valid." }]);
+  }
+  const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode);
+  await deps.db.transaction(async (tx) => {
+    const confirmed = await useTotpStep(tx, { userId: input.userId, step, now, confirming: true });
+    if (!confirmed)
+      throw new AppError("INVALID_OTP", undefined, [{ field: "code", message: "That code is not valid." }]);
+    await replaceRecoveryCodes(
+      tx,
+      input.userId,
+      codes.map((c) => sha256(normalizeRecoveryCode(c))),
+      now,
+    );
+    await audit(tx, meta, { event: "mfa.enabled", outcome: "success", userId: input.userId });
+  });
+  return { recoveryCodes: codes };
+}
+
+/**
+ * Checks a second-factor code for a user with a confirmed factor and uses it up: a TOTP code (its time step can never
+ * be used again) or a recovery code (single use). Returns which kind matched, or null. Pass the transaction handle to
+ * make the use part of a larger change.
+ */
+export async function useSecondFactor(
+  deps: TotpDeps,
+  db: Executor,
+  userId: string,
+  rawCode: string,
+): Promise<"otp" | "recovery_code" | null> {
+  const factor = await findTotpFactor(db, userId);
+  if (!factor?.confirmedAt) return null;
+  const now = deps.clock.now();
+  const otp = normalizeOtp(rawCode);
+  if (/^\d{6}$/.test(otp)) {
+    const step = matchingStep(decrypt(deps.config.masterKey, factor.secretEncrypted, aad(userId)), otp, now);
+    if (step === null) return null;
+    return (await useTotpStep(db, { userId, step, now, confirming: false })) ? "otp" : null;
+  }
+  const recovery = normalizeRecoveryCode(rawCode);
+  if (!/^[0-9a-hjkmnp-tv-z]{16}$/.test(recovery)) return null;
+  return (await useRecoveryCode(db, userId, sha256(recovery), now)) ? "recovery_code" : null;
+}
+
+/** Turns the factor off (the caller has checked the password); needs a valid code too. Recovery codes go with it. */
+export async function disableTotp(
+  deps: TotpDeps,
+  meta: RequestMeta,
+  input: { userId: string; code: string },
+): Promise<void> {
+  await deps.db.transaction(async (tx) => {
+    if (!(await hasConfirmedTotp(tx, input.userId))) throw new AppError("MFA_NOT_ENABLED");
+    const used = await useSecondFactor(deps, tx, input.userId, input.code);
+    if (!used) throw new AppError("INVALID_OTP", undefined, [{ field: "code", message: "That code is not valid." }]);
+    await deleteTotpFactor(tx, input.userId);
+    await deleteRecoveryCodes(tx, input.userId);
+    await audit(tx, meta, { event: "mfa.disabled", outcome: "success", userId: input.userId, details: { with: used } });
+  });
+}
+
+/** New recovery codes (the old ones stop working); needs a valid code. */
+export async function regenerateRecoveryCodes(
+  deps: TotpDeps,
+  meta: RequestMeta,
+  input: { userId: string; code: string },
+): Promise<{ recoveryCodes: string[] }> {
+  const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode);
+  await deps.db.transaction(async (tx) => {
+    if (!(await hasConfirmedTotp(tx, input.userId))) throw new AppError("MFA_NOT_ENABLED");
+    const used = await useSecondFactor(deps, tx, input.userId, input.code);
+    if (!used) throw new AppError("INVALID_OTP", undefined, [{ field: "code", message: "That code is not valid." }]);
+    await replaceRecoveryCodes(
+      tx,
+      input.userId,
+      codes.map((c) => sha256(normalizeRecoveryCode(c))),
+      deps.clock.now(),
+    );
+    await audit(tx, meta, { event: "mfa.recovery_codes_regenerated", outcome: "success", userId: input.userId });
+  });
+  return { recoveryCodes: codes };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The second sign-in step
+
+/**
+ * After a correct password for a user with a confirmed factor: records the half-finished sign-in and returns the
+ * random value for the browser's short-lived cookie. No session exists yet.
+ */
+export async function createMfaChallenge(
+  deps: TotpDeps,
+  db: Executor,
+  userId: string,
+): Promise<{ token: string; expiresAt: Date }> {
+  const now = deps.clock.now();
+  const token = randomToken();
+  const expiresAt = addSeconds(now, deps.config.mfa.challengeTtlSeconds);
+  await insertMfaChallenge(db, { tokenHash: sha256(token), userId, createdAt: now, expiresAt });
+  return { token, expiresAt };
+}
+
+/** Whether a challenge cookie value is live (for showing the code page); never consumes anything. */
+export async function peekMfaChallenge(deps: TotpDeps, token: string | undefined): Promise<boolean> {
+  if (!token || token.length > 200) return false;
+  return Boolean(await findLiveMfaChallenge(deps.db, sha256(token), deps.clock.now()));
+}
+
+/**
+ * The code step: checks the challenge (MFA_CHALLENGE_EXPIRED when unknown, expired, used or out of guesses), the IP
+ * suspension and the account's throttling delay, counts the guess, and checks the code (INVALID_OTP, counted as a
+ * failed sign-in for the IP and the account). On success the challenge is spent in the same transaction as the code,
+ * the account's failure counter is cleared, and the user id is returned for the caller to start the session with
+ * `amr: ["pwd", "otp"]`. An account lock does not block this step: the password was right and the factor is
+ * proving possession.
+ */
+export async function completeMfaChallenge(
+  deps: TotpDeps,
+  meta: RequestMeta,
+  input: { token: string | undefined; code: string; onLocked?: (email: string, until: Date) => Promise<void> },
+): Promise<{ userId: string; method: "otp" | "recovery_code" }> {
+  const expired = () => new AppError("MFA_CHALLENGE_EXPIRED");
+  if (!input.token || input.token.length > 200) throw expired();
+  const found = await findLiveMfaChallenge(deps.db, sha256(input.token), deps.clock.now());
+  if (!found) throw expired();
+  const { challenge, email } = found;
+  await checkSignIn(deps, meta, { email, userId: challenge.userId });
+  const counted = await countMfaChallengeAttempt(
+    deps.db,
+    challenge.id,
+    deps.config.mfa.challengeMaxAttempts,
+    deps.clock.now(),
+  );
+  if (!counted) throw expired();
+
+  const method = await deps.db.transaction(async (tx) => {
+    const used = await useSecondFactor(deps, tx, challenge.userId, input.code);
+    if (!used) return null;
+    if (!(await consumeMfaChallenge(tx, challenge.id, deps.clock.now()))) throw expired();
+    await audit(tx, meta, {
+      event: "mfa.verified",
+      outcome: "success",
+      userId: challenge.userId,
+      details: { method: used },
+    });
+    return used;
+  });
+  if (!method) {
+    await recordSignInFailure(deps, meta, {
+      email,
+      userId: challenge.userId,
+      reason: "otp",
+      onLocked: input.onLocked ? (until) => input.onLocked?.(email, until) ?? Promise.resolve() : undefined,
+    });
+    throw new AppError("INVALID_OTP", undefined, [{ field: "code", message: "That code is not valid." }]);
+  }
+  await clearAccountThrottle(deps, email);
+  return { userId: challenge.userId, method };
+}
