@@ -13,6 +13,7 @@ import { type Clock, systemClock } from "./libraries/clock.ts";
 import { adminClientRoutes } from "./routes/admin/clients.ts";
 import { discoveryRoutes } from "./routes/discovery.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { oauthRoutes } from "./routes/oauth/index.ts";
 
 export interface BuildDeps {
   /** An open database; when absent one is created from the config, migrated, and closed with the app. */
@@ -70,6 +71,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(rateLimitPlugin);
 
   await app.register(healthRoutes);
+  await app.register(oauthRoutes);
   await app.register(discoveryRoutes);
   await app.register(adminClientRoutes);
 

@@ -1,0 +1,46 @@
+import { AppError } from "../../errors/index.ts";
+import type { AppContext } from "../../http/context.ts";
+import { authenticateClient, type ClientRow } from "../clients.ts";
+import { OAuthError } from "./errors.ts";
+
+export type ClientAuthMethod = "client_secret_basic" | "client_secret_post";
+
+export interface ClientCredentials {
+  clientId: string;
+  clientSecret: string;
+  method: ClientAuthMethod;
+}
+
+/**
+ * RFC 6749 2.3.1 / 5.2: a failed client authentication is 401 invalid_client, with `WWW-Authenticate: Basic` when the
+ * client used the Authorization header. Unknown, disabled and wrong-secret clients fail the same way.
+ */
+export async function authenticateOAuthClient(
+  ctx: AppContext,
+  credentials: ClientCredentials | null,
+): Promise<ClientRow> {
+  if (!credentials) {
+    throw new OAuthError(
+      "invalid_client",
+      "Client authentication is required (client_secret_basic or client_secret_post).",
+    );
+  }
+  try {
+    return await authenticateClient(ctx, credentials);
+  } catch (error) {
+    if (error instanceof AppError && error.code === "INVALID_CLIENT") {
+      const failure = new OAuthError("invalid_client", "Client authentication failed.");
+      throw credentials.method === "client_secret_basic"
+        ? failure.withHeaders({ "www-authenticate": 'Basic realm="tessera", charset="UTF-8"' })
+        : failure;
+    }
+    throw error;
+  }
+}
+
+/** RFC 6749 5.2: a client may only use the grant types it is registered for. */
+export function checkGrantAllowed(client: ClientRow, grantType: string): void {
+  if (!client.grantTypes.includes(grantType)) {
+    throw new OAuthError("unauthorized_client", `This client may not use the ${grantType} grant.`);
+  }
+}

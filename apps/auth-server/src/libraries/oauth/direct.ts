@@ -1,0 +1,73 @@
+import { AppError } from "../../errors/index.ts";
+import type { AppContext } from "../../http/context.ts";
+import { userHasConfirmedTotp } from "../../queries/users.ts";
+import { checkCanSignIn, recordSignInFailure, type UserRow, verifyCredentials } from "../accounts.ts";
+import { audit, type RequestMeta } from "../audit.ts";
+import type { ClientRow } from "../clients.ts";
+import { signIn } from "../sessions.ts";
+import { OAuthError } from "./errors.ts";
+import { checkScope } from "./scopes.ts";
+import { createRefreshToken, type Grant, type TokenResponse, tokenResponse } from "./tokens.ts";
+
+/**
+ * Server-to-server sign-in for trusted first-party clients (a game with its own login screen): the client sends the
+ * user's email and password with its own credentials and gets the same token response as /token, in a new Tessera
+ * session. Off unless the client has `direct_sign_in_enabled`. The same checks as the hosted form apply (argon2 work
+ * for unknown emails, disabled accounts, unverified email policy), failures and successes are audited the same way,
+ * and an account with a second factor must use the hosted pages (a password alone is not enough for it).
+ */
+export async function directSignIn(
+  ctx: AppContext,
+  client: ClientRow,
+  input: { username: string | undefined; password: string | undefined; scope: string | undefined },
+  meta: RequestMeta,
+): Promise<TokenResponse> {
+  // checkClientAllowed → checkParams → checkScope → checkCredentials → checkAccount → startSession
+  if (!client.directSignInEnabled) {
+    throw new OAuthError("unauthorized_client", "Direct sign-in is not enabled for this client.");
+  }
+  if (!input.username) throw new OAuthError("invalid_request", "The username parameter is required.");
+  if (!input.password) throw new OAuthError("invalid_request", "The password parameter is required.");
+  const scopes = checkScope(client, input.scope ?? "openid");
+
+  let user: UserRow | undefined;
+  try {
+    user = await verifyCredentials(ctx, input.username, input.password);
+    checkCanSignIn(ctx, user);
+    if (await userHasConfirmedTotp(ctx.db, user.id)) throw new AppError("MFA_REQUIRED");
+  } catch (error) {
+    if (!(error instanceof AppError)) throw error;
+    await recordSignInFailure(ctx, meta, error, user?.id ?? null, client.clientId);
+    throw new OAuthError("invalid_grant", signInFailureMessage(error));
+  }
+  const signedIn = user;
+
+  const now = ctx.clock.now();
+  const { grant, refreshToken } = await ctx.db.transaction(async (tx) => {
+    const { session } = await signIn(ctx, tx, { userId: signedIn.id, amr: ["pwd"], meta });
+    await audit(tx, meta, {
+      event: "user.signed_in",
+      outcome: "success",
+      userId: signedIn.id,
+      sessionId: session.id,
+      clientId: client.clientId,
+      details: { via: "direct", amr: ["pwd"] },
+    });
+    const grant: Grant = { client, user: signedIn, session, scopes };
+    const { token } = await createRefreshToken(tx, { grant, now });
+    return { grant, refreshToken: token };
+  });
+  return tokenResponse(ctx, grant, refreshToken);
+}
+
+function signInFailureMessage(error: AppError): string {
+  switch (error.code) {
+    case "ACCOUNT_DISABLED":
+    case "EMAIL_NOT_VERIFIED":
+      return error.message;
+    case "MFA_REQUIRED":
+      return "This account uses a second factor; sign in through Tessera's sign-in page.";
+    default:
+      return "The email or password is incorrect.";
+  }
+}

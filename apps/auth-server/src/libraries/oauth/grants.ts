@@ -1,0 +1,195 @@
+import type { AppContext } from "../../http/context.ts";
+import {
+  consumeAuthorizationCode,
+  findAuthorizationCodeByHash,
+  findSessionWithUser,
+  revokeTokensIssuedFromCode,
+} from "../../queries/codes.ts";
+import {
+  findChildToken,
+  findRefreshTokenByHash,
+  type RefreshTokenWithOwners,
+  retireRefreshToken,
+} from "../../queries/refresh-tokens.ts";
+import { updateSession } from "../../queries/sessions.ts";
+import { audit, type RequestMeta } from "../audit.ts";
+import type { ClientRow } from "../clients.ts";
+import { addSeconds } from "../clock.ts";
+import { sha256 } from "../crypto.ts";
+import { endSessions, type SessionRow, type UserRow } from "../sessions.ts";
+import { OAuthError } from "./errors.ts";
+import { splitScope } from "./params.ts";
+import { CODE_VERIFIER, verifyPkce } from "./pkce.ts";
+import { narrowScope } from "./scopes.ts";
+import { createRefreshToken, type Grant, type TokenResponse, tokenResponse } from "./tokens.ts";
+
+/** Longest code or refresh token looked up; real ones are 43 (+4 prefix) characters. */
+const MAX_TOKEN_LENGTH = 512;
+
+/** Result of a transaction: either the grant and its new refresh token, or an error to answer after commit. */
+type Outcome = { ok: true; grant: Grant; refreshToken: string } | { ok: false; error: OAuthError };
+const fail = (description: string): Outcome => ({ ok: false, error: new OAuthError("invalid_grant", description) });
+
+/** Why a session or its user can no longer get tokens, or null. Expiry is enforced here, on every use. */
+export function sessionProblem(session: SessionRow, user: UserRow, now: Date): string | null {
+  if (session.revokedAt) return "The session has ended.";
+  if (session.expiresAt <= now || session.idleExpiresAt <= now) return "The session has expired.";
+  if (user.disabledAt || user.deletedAt) return "The user account is disabled.";
+  return null;
+}
+
+/**
+ * RFC 6749 4.1.3 + RFC 7636 4.6. The code is consumed first, by a conditional UPDATE inside the transaction that
+ * issues the refresh token, so of N parallel redemptions exactly one wins. A code presented again answers
+ * invalid_grant and revokes what the first redemption issued (RFC 6749 4.1.2). A code presented with the wrong
+ * client, redirect URI or verifier stays consumed: it was exposed, and the legitimate client must start over.
+ */
+export async function authorizationCodeGrant(
+  ctx: AppContext,
+  client: ClientRow,
+  params: { code: string | undefined; redirectUri: string | undefined; codeVerifier: string | undefined },
+  meta: RequestMeta,
+): Promise<TokenResponse> {
+  const { code, redirectUri, codeVerifier } = checkCodeParams(params);
+  const now = ctx.clock.now();
+  const codeHash = sha256(code);
+  const outcome = await ctx.db.transaction(async (tx): Promise<Outcome> => {
+    const redeemed = await consumeAuthorizationCode(tx, codeHash, now);
+    if (!redeemed) {
+      const existing = await findAuthorizationCodeByHash(tx, codeHash);
+      if (existing?.consumedAt) {
+        const revoked = await revokeTokensIssuedFromCode(tx, existing, now);
+        await audit(tx, meta, {
+          event: "token.code_replayed",
+          outcome: "failure",
+          userId: existing.userId,
+          clientId: client.clientId,
+          sessionId: existing.sessionId,
+          details: { revokedRefreshTokens: revoked },
+        });
+        return fail("The authorization code has already been used.");
+      }
+      return fail("The authorization code is invalid or has expired.");
+    }
+    // checkCodeClient, checkRedirectUri, checkPkce: in this order, each on the consumed row.
+    if (redeemed.clientId !== client.id) return fail("The authorization code was not issued to this client.");
+    if (redeemed.redirectUri !== redirectUri) return fail("The redirect_uri does not match the authorization request.");
+    if (!redeemed.codeChallenge) {
+      // Cannot happen (a challenge is required at /authorize); a verifier for a code without one is still refused.
+      return fail("The authorization code was issued without a code_challenge.");
+    }
+    if (redeemed.codeChallengeMethod !== "S256" || !verifyPkce(redeemed.codeChallenge, codeVerifier)) {
+      return fail("The code_verifier does not match the code_challenge.");
+    }
+    const owners = await findSessionWithUser(tx, redeemed.sessionId);
+    const problem = owners ? sessionProblem(owners.session, owners.user, now) : "The session has ended.";
+    if (!owners || problem) return fail(problem ?? "The session has ended.");
+    const grant: Grant = {
+      client,
+      user: owners.user,
+      session: owners.session,
+      scopes: splitScope(redeemed.scope),
+      nonce: redeemed.nonce,
+    };
+    const { token } = await createRefreshToken(tx, { grant, authorizationCodeId: redeemed.id, now });
+    return { ok: true, grant, refreshToken: token };
+  });
+  if (!outcome.ok) throw outcome.error;
+  return tokenResponse(ctx, outcome.grant, outcome.refreshToken);
+}
+
+function checkCodeParams(params: {
+  code: string | undefined;
+  redirectUri: string | undefined;
+  codeVerifier: string | undefined;
+}): { code: string; redirectUri: string; codeVerifier: string } {
+  if (!params.code) throw new OAuthError("invalid_request", "The code parameter is required.");
+  if (!params.redirectUri) throw new OAuthError("invalid_request", "The redirect_uri parameter is required.");
+  if (!params.codeVerifier) throw new OAuthError("invalid_request", "The code_verifier parameter is required (PKCE).");
+  if (!CODE_VERIFIER.test(params.codeVerifier)) {
+    throw new OAuthError("invalid_request", "The code_verifier must be 43-128 characters of [A-Za-z0-9-._~].");
+  }
+  if (params.code.length > MAX_TOKEN_LENGTH) {
+    throw new OAuthError("invalid_grant", "The authorization code is invalid or has expired.");
+  }
+  return { code: params.code, redirectUri: params.redirectUri, codeVerifier: params.codeVerifier };
+}
+
+/**
+ * RFC 6749 6 with rotation and reuse detection (DESIGN.md "Sessions across apps"). Each use retires the token with a
+ * conditional UPDATE and issues its one successor in the same transaction, so N parallel refreshes with one token
+ * produce exactly one successor.
+ *
+ * A retired token presented again:
+ * - within `tokens.refreshGraceSeconds` of its rotation, by its own client, while its successor is still the live
+ *   token of the chain (a concurrent refresh, e.g. two requests racing from one app): invalid_grant WITHOUT revoking
+ *   anything. Only hashes are stored, so the successor cannot be handed out again, and issuing a second one would
+ *   fork the chain; the app keeps the successor the winning request received.
+ * - otherwise: reuse, i.e. a copy of the token is in someone else's hands. The whole session ends (every client),
+ *   the event is audited as token.reuse_detected, and the answer is invalid_grant.
+ */
+export async function refreshTokenGrant(
+  ctx: AppContext,
+  client: ClientRow,
+  params: { refreshToken: string | undefined; scope: string | undefined },
+  meta: RequestMeta,
+): Promise<TokenResponse> {
+  if (!params.refreshToken) throw new OAuthError("invalid_request", "The refresh_token parameter is required.");
+  if (params.refreshToken.length > MAX_TOKEN_LENGTH)
+    throw new OAuthError("invalid_grant", "The refresh token is invalid.");
+  const tokenHash = sha256(params.refreshToken);
+  const now = ctx.clock.now();
+
+  const outcome = await ctx.db.transaction(async (tx): Promise<Outcome> => {
+    const found = await findRefreshTokenByHash(tx, tokenHash);
+    // checkToken, checkClientBinding, checkRevoked, checkSession: in this order.
+    if (!found) return fail("The refresh token is invalid.");
+    if (found.token.clientId !== client.id) return fail("The refresh token was not issued to this client.");
+    if (found.token.revokedAt) return fail("The refresh token has been revoked.");
+    const problem = found.client.disabledAt
+      ? "The client is disabled."
+      : sessionProblem(found.session, found.user, now);
+    if (problem) return fail(problem);
+    const scopes = narrowScope(splitScope(found.token.scope), params.scope);
+
+    if (found.token.rotatedAt) return retiredTokenPresented(found);
+    const retired = await retireRefreshToken(tx, found.token.id, now);
+    if (!retired) {
+      // Lost the race to a concurrent refresh with the same token: it has committed by now (we waited on its lock).
+      const again = await findRefreshTokenByHash(tx, tokenHash);
+      if (!again || again.token.revokedAt || !again.token.rotatedAt) return fail("The refresh token has been revoked.");
+      return retiredTokenPresented(again);
+    }
+    // checkSession passed: the refresh counts as activity and moves the idle deadline (never past the absolute one).
+    const idle = addSeconds(now, ctx.config.sessions.idleTtlSeconds);
+    const session =
+      (await updateSession(tx, found.session.id, {
+        lastSeenAt: now,
+        idleExpiresAt: idle < found.session.expiresAt ? idle : found.session.expiresAt,
+      })) ?? found.session;
+    const grant: Grant = { client, user: found.user, session, scopes };
+    const { token } = await createRefreshToken(tx, { grant, parentId: found.token.id, now });
+    return { ok: true, grant, refreshToken: token };
+
+    async function retiredTokenPresented(owned: RefreshTokenWithOwners): Promise<Outcome> {
+      const rotatedAt = owned.token.rotatedAt as Date;
+      const child = await findChildToken(tx, owned.token.id);
+      const withinGrace = now.getTime() - rotatedAt.getTime() <= ctx.config.tokens.refreshGraceSeconds * 1000;
+      if (withinGrace && child && !child.rotatedAt && !child.revokedAt) {
+        return fail("The refresh token was just rotated by a concurrent request; use the newest refresh token.");
+      }
+      const ended = await endSessions(ctx, tx, { ids: [owned.session.id] }, "refresh_token_reuse");
+      await audit(tx, meta, {
+        event: "token.reuse_detected",
+        outcome: "failure",
+        userId: owned.user.id,
+        clientId: client.clientId,
+        sessionId: owned.session.id,
+        details: { tokenHashPrefix: tokenHash.slice(0, 12), sessionsEnded: ended.length },
+      });
+      return fail("The refresh token was already used; the session has been ended.");
+    }
+  });
+  if (!outcome.ok) throw outcome.error;
+  return tokenResponse(ctx, outcome.grant, outcome.refreshToken);
+}

@@ -1,0 +1,42 @@
+import { z } from "zod";
+import { OAuthError } from "./errors.ts";
+
+/** Longest value accepted for any single OAuth parameter; real values are far shorter (a JWT hint is ~1 KB). */
+export const MAX_PARAM_LENGTH = 4096;
+
+/** Plain string parameters a request of this endpoint reads, each with its own maximum length. */
+export type ParamSpec = Record<string, number>;
+
+export type Params<S extends ParamSpec> = { [K in keyof S]: string | undefined };
+
+/**
+ * Reads the named parameters from a parsed query string or form body. Unknown parameters are ignored (RFC 6749 3.1);
+ * a parameter sent twice is invalid_request (RFC 6749 3.1: "MUST NOT be included more than once"); an empty value
+ * counts as absent (RFC 6749 3.1); oversized values are invalid_request. Checked with a zod schema built from the
+ * spec, so every value that reaches a check is a string of bounded length or undefined.
+ */
+export function readParams<S extends ParamSpec>(
+  source: unknown,
+  spec: S,
+  fail: (description: string) => Error = (d) => new OAuthError("invalid_request", d),
+): Params<S> {
+  const input = source && typeof source === "object" ? (source as Record<string, unknown>) : {};
+  const shape: Record<string, z.ZodType<string | undefined>> = {};
+  for (const [name, max] of Object.entries(spec)) {
+    if (Array.isArray(input[name])) throw fail(`The ${name} parameter is included more than once.`);
+    shape[name] = z
+      .string({ message: `The ${name} parameter must be a string.` })
+      .max(max, { message: `The ${name} parameter is too long.` })
+      .optional()
+      .transform((v) => (v === "" ? undefined : v));
+  }
+  const result = z.object(shape).safeParse(Object.fromEntries(Object.keys(spec).map((k) => [k, input[k]])));
+  if (!result.success) throw fail(result.error.issues[0]?.message ?? "The request is malformed.");
+  return result.data as Params<S>;
+}
+
+/** Splits a space-delimited scope string into its distinct values, in order. */
+export function splitScope(scope: string | undefined): string[] {
+  if (!scope) return [];
+  return [...new Set(scope.split(" ").filter(Boolean))];
+}

@@ -1,0 +1,147 @@
+import type { JWTPayload } from "jose";
+import { AppError } from "../../errors/index.ts";
+import type { AppContext } from "../../http/context.ts";
+import { findSessionWithUser } from "../../queries/codes.ts";
+import { findRefreshTokenByHash, revokeClientChain } from "../../queries/refresh-tokens.ts";
+import { audit, type RequestMeta } from "../audit.ts";
+import { type ClientRow, findActiveClient } from "../clients.ts";
+import { sha256 } from "../crypto.ts";
+import { verifyJwt } from "../keys.ts";
+import type { SessionRow, UserRow } from "../sessions.ts";
+import { OAuthError } from "./errors.ts";
+import { sessionProblem } from "./grants.ts";
+import { splitScope } from "./params.ts";
+import { REFRESH_TOKEN_PREFIX, userClaims } from "./tokens.ts";
+
+const MAX_TOKEN_LENGTH = 16 * 1024;
+
+/** RFC 6750 3.1: errors of a protected resource carry a WWW-Authenticate challenge naming the error. */
+function invalidToken(description: string): OAuthError {
+  return new OAuthError("invalid_token", description, 401, {
+    "www-authenticate": `Bearer realm="tessera", error="invalid_token", error_description="${description}"`,
+  });
+}
+
+export interface VerifiedAccessToken {
+  payload: JWTPayload;
+  session: SessionRow;
+  user: UserRow;
+  clientId: string;
+  scopes: string[];
+}
+
+/**
+ * A Tessera access token (RFC 9068 `at+jwt`) that is still good: signature, iss, typ, exp, and — because logout must
+ * take effect for every app at once — its session still live, its user and its client still enabled.
+ * Returns null (never throws) for any token that is not.
+ */
+export async function checkAccessToken(ctx: AppContext, token: string): Promise<VerifiedAccessToken | null> {
+  let payload: JWTPayload;
+  try {
+    payload = await verifyJwt(ctx, token, { typ: "at+jwt" });
+  } catch (error) {
+    if (error instanceof AppError) return null;
+    throw error;
+  }
+  const aud = Array.isArray(payload.aud) ? payload.aud[0] : payload.aud;
+  if (typeof payload.sub !== "string" || typeof payload.sid !== "string" || typeof aud !== "string") return null;
+  if (!/^[0-9a-f-]{36}$/i.test(payload.sid)) return null;
+  const owners = await findSessionWithUser(ctx.db, payload.sid);
+  if (!owners || owners.user.id !== payload.sub) return null;
+  if (sessionProblem(owners.session, owners.user, ctx.clock.now())) return null;
+  if (!(await findActiveClient(ctx.db, aud))) return null;
+  return {
+    payload,
+    session: owners.session,
+    user: owners.user,
+    clientId: aud,
+    scopes: splitScope(typeof payload.scope === "string" ? payload.scope : ""),
+  };
+}
+
+/** OIDC Core 5.3: the claims of the user the access token was issued for, per its scopes. */
+export async function userinfo(ctx: AppContext, token: string | undefined): Promise<Record<string, unknown>> {
+  if (!token) {
+    throw new OAuthError("invalid_token", "A bearer access token is required.", 401, {
+      "www-authenticate": 'Bearer realm="tessera"',
+    });
+  }
+  const verified = token.length <= MAX_TOKEN_LENGTH ? await checkAccessToken(ctx, token) : null;
+  if (!verified) throw invalidToken("The access token is invalid, expired or revoked.");
+  if (!verified.scopes.includes("openid")) {
+    throw new OAuthError("insufficient_scope", "The access token lacks the openid scope.", 403, {
+      "www-authenticate": 'Bearer realm="tessera", error="insufficient_scope", scope="openid"',
+    });
+  }
+  return { sub: verified.user.id, ...userClaims(verified.user, verified.scopes) };
+}
+
+const isRefreshToken = (token: string) => token.startsWith(REFRESH_TOKEN_PREFIX);
+
+/**
+ * RFC 7662. Only the client a token was issued to learns anything about it; for any other caller, and for any token
+ * that is not live, the answer is `{ "active": false }` and nothing else.
+ */
+export async function introspect(ctx: AppContext, client: ClientRow, token: string): Promise<Record<string, unknown>> {
+  const inactive = { active: false };
+  if (token.length > MAX_TOKEN_LENGTH) return inactive;
+  const now = ctx.clock.now();
+  if (isRefreshToken(token)) {
+    const found = await findRefreshTokenByHash(ctx.db, sha256(token));
+    if (!found || found.token.clientId !== client.id) return inactive;
+    if (found.token.revokedAt || found.token.rotatedAt) return inactive;
+    if (sessionProblem(found.session, found.user, now)) return inactive;
+    return {
+      active: true,
+      token_type: "refresh_token",
+      scope: found.token.scope,
+      client_id: client.clientId,
+      sub: found.user.id,
+      iss: ctx.config.issuer,
+      iat: Math.floor(found.token.createdAt.getTime() / 1000),
+      exp: Math.floor(Math.min(found.session.expiresAt.getTime(), found.session.idleExpiresAt.getTime()) / 1000),
+      sid: found.session.id,
+    };
+  }
+  const verified = await checkAccessToken(ctx, token);
+  if (!verified || verified.clientId !== client.clientId) return inactive;
+  const { payload } = verified;
+  return {
+    active: true,
+    token_type: "Bearer",
+    scope: verified.scopes.join(" "),
+    client_id: verified.clientId,
+    sub: verified.user.id,
+    aud: verified.clientId,
+    iss: payload.iss,
+    iat: payload.iat,
+    exp: payload.exp,
+    jti: payload.jti,
+    sid: verified.session.id,
+  };
+}
+
+/**
+ * RFC 7009. Revoking a refresh token revokes the client's whole chain in that session (the other apps of the session
+ * keep theirs). Access tokens are self-contained JWTs that live minutes; they cannot be revoked one by one and the
+ * request succeeds without effect. A token of another client, or an unknown one, is also answered 200 (RFC 7009 2.2:
+ * an invalid token is not an error), so the endpoint reveals nothing about tokens the caller does not own.
+ */
+export async function revoke(ctx: AppContext, client: ClientRow, token: string, meta: RequestMeta): Promise<void> {
+  if (token.length > MAX_TOKEN_LENGTH || !isRefreshToken(token)) return;
+  const found = await findRefreshTokenByHash(ctx.db, sha256(token));
+  if (!found || found.token.clientId !== client.id) return;
+  await ctx.db.transaction(async (tx) => {
+    const revoked = await revokeClientChain(tx, found.session.id, client.id, ctx.clock.now());
+    if (revoked > 0) {
+      await audit(tx, meta, {
+        event: "token.revoked",
+        outcome: "success",
+        userId: found.user.id,
+        clientId: client.clientId,
+        sessionId: found.session.id,
+        details: { refreshTokensRevoked: revoked },
+      });
+    }
+  });
+}

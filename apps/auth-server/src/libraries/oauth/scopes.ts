@@ -1,0 +1,31 @@
+import type { ClientRow } from "../clients.ts";
+import { OAuthError } from "./errors.ts";
+import { splitScope } from "./params.ts";
+
+/** Scopes Tessera knows; a client may be allowed a subset (and custom scopes registered for it). */
+export const STANDARD_SCOPES = ["openid", "profile", "email", "offline_access"] as const;
+
+/**
+ * The scopes granted for a request: each must be allowed for the client, and `openid` must be present (Tessera is an
+ * OpenID Provider; every sign-in yields an ID token). Unknown or disallowed scopes are invalid_scope, not silently
+ * dropped, so a misconfigured client notices at once.
+ */
+export function checkScope(client: ClientRow, requested: string | undefined): string[] {
+  const scopes = splitScope(requested);
+  if (!scopes.includes("openid")) throw new OAuthError("invalid_scope", "The openid scope is required.");
+  const refused = scopes.filter((s) => !client.allowedScopes.includes(s));
+  if (refused.length) {
+    throw new OAuthError("invalid_scope", `Scope not allowed for this client: ${refused.join(" ").slice(0, 200)}`);
+  }
+  return scopes;
+}
+
+/** A refresh may narrow the scope (RFC 6749 6) but never widen it. */
+export function narrowScope(granted: string[], requested: string | undefined): string[] {
+  if (requested === undefined) return granted;
+  const scopes = splitScope(requested);
+  const extra = scopes.filter((s) => !granted.includes(s));
+  if (extra.length) throw new OAuthError("invalid_scope", "The requested scope exceeds the scope originally granted.");
+  if (!scopes.includes("openid")) throw new OAuthError("invalid_scope", "The openid scope is required.");
+  return scopes;
+}

@@ -1,0 +1,108 @@
+import { randomUUID } from "node:crypto";
+import type { Executor } from "@tessera/db";
+import type { AppContext } from "../../http/context.ts";
+import { insertRefreshToken, type RefreshTokenRow } from "../../queries/refresh-tokens.ts";
+import type { ClientRow } from "../clients.ts";
+import { randomToken, sha256 } from "../crypto.ts";
+import { signJwt } from "../keys.ts";
+import type { SessionRow, UserRow } from "../sessions.ts";
+
+/** Refresh tokens are opaque: `tsr_` (so secret scanners can spot one) + 256 bits. Only SHA-256 is stored. */
+export const REFRESH_TOKEN_PREFIX = "tsr_";
+
+/** The /token response (RFC 6749 5.1 + OIDC 3.1.3.3), plus the session's absolute expiry. */
+export interface TokenResponse {
+  access_token: string;
+  token_type: "Bearer";
+  expires_in: number;
+  id_token: string;
+  refresh_token: string;
+  scope: string;
+  /** Epoch seconds: every refresh token of the session stops working then, whatever the client does. */
+  session_expires_at: number;
+}
+
+export interface Grant {
+  client: ClientRow;
+  user: UserRow;
+  session: SessionRow;
+  scopes: string[];
+  /** Only on the authorization-code grant (OIDC 3.1.3.6): echoed from the authorization request. */
+  nonce?: string | null | undefined;
+}
+
+const epoch = (date: Date) => Math.floor(date.getTime() / 1000);
+
+/** Inserts a refresh token (call inside the transaction that redeems the code or retires the parent). */
+export async function createRefreshToken(
+  db: Executor,
+  values: { grant: Grant; parentId?: string | null; authorizationCodeId?: string | null; now: Date },
+): Promise<{ row: RefreshTokenRow; token: string }> {
+  const token = randomToken(REFRESH_TOKEN_PREFIX);
+  const row = await insertRefreshToken(db, {
+    tokenHash: sha256(token),
+    sessionId: values.grant.session.id,
+    clientId: values.grant.client.id,
+    userId: values.grant.user.id,
+    parentId: values.parentId ?? null,
+    authorizationCodeId: values.authorizationCodeId ?? null,
+    scope: values.grant.scopes.join(" "),
+    createdAt: values.now,
+  });
+  return { row, token };
+}
+
+/** Identity claims released for the granted scopes (OIDC 5.4). */
+export function userClaims(user: UserRow, scopes: string[]): Record<string, unknown> {
+  return {
+    ...(scopes.includes("email") ? { email: user.email, email_verified: user.emailVerifiedAt !== null } : {}),
+    ...(scopes.includes("profile") ? { name: user.displayName ?? undefined } : {}),
+  };
+}
+
+export function accessTokenTtl(ctx: AppContext, client: ClientRow): number {
+  return client.accessTokenTtlSeconds ?? ctx.config.tokens.accessTokenTtlSeconds;
+}
+
+/**
+ * Signs the ID token and the access token for a grant whose refresh token is already stored. Signing happens after
+ * the transaction commits: keys may be read from the database, and nothing here needs to roll back.
+ */
+export async function tokenResponse(ctx: AppContext, grant: Grant, refreshToken: string): Promise<TokenResponse> {
+  const { client, user, session, scopes } = grant;
+  const scope = scopes.join(" ");
+  const ttl = accessTokenTtl(ctx, client);
+  const common = { iss: ctx.config.issuer, sub: user.id, aud: client.clientId, sid: session.id };
+  const accessToken = await signJwt(
+    ctx,
+    {
+      ...common,
+      client_id: client.clientId,
+      scope,
+      jti: randomUUID(),
+      auth_time: epoch(session.authenticatedAt),
+    },
+    { typ: "at+jwt", expiresInSeconds: ttl },
+  );
+  const idToken = await signJwt(
+    ctx,
+    {
+      ...common,
+      azp: client.clientId,
+      auth_time: epoch(session.authenticatedAt),
+      amr: session.amr,
+      ...(grant.nonce ? { nonce: grant.nonce } : {}),
+      ...userClaims(user, scopes),
+    },
+    { alg: client.idTokenSignedResponseAlg, expiresInSeconds: ctx.config.tokens.idTokenTtlSeconds },
+  );
+  return {
+    access_token: accessToken,
+    token_type: "Bearer",
+    expires_in: ttl,
+    id_token: idToken,
+    refresh_token: refreshToken,
+    scope,
+    session_expires_at: epoch(session.expiresAt),
+  };
+}

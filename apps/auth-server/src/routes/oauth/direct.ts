@@ -1,0 +1,27 @@
+import type { FastifyInstance } from "fastify";
+import { routeRateLimit } from "../../http/rate-limit.ts";
+import { authenticateOAuthClient } from "../../libraries/oauth/client-auth.ts";
+import { directSignIn } from "../../libraries/oauth/direct.ts";
+import { readParams } from "../../libraries/oauth/params.ts";
+import { clientCredentials, methodNotAllowed, noStore, requireForm } from "./http.ts";
+
+/**
+ * POST /api/v1/clients/sessions: server-to-server sign-in for trusted first-party clients. Form body with the
+ * client's credentials (Basic or client_secret_post) and the user's `username` (email) and `password`; answers the
+ * /token response. Rate-limited with the hosted sign-in form's limit.
+ */
+export async function directSignInRoutes(app: FastifyInstance): Promise<void> {
+  const { ctx } = app;
+  app.post(
+    "/api/v1/clients/sessions",
+    { config: { errorFormat: "oauth", rateLimit: routeRateLimit(ctx.config, "login") } },
+    async (request, reply) => {
+      requireForm(request);
+      const p = readParams(request.body, { username: 320, password: 1024, scope: 1024 });
+      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body));
+      const response = await directSignIn(ctx, client, p, request.meta);
+      return noStore(reply).send(response);
+    },
+  );
+  methodNotAllowed(app, "/api/v1/clients/sessions", ["POST"]);
+}

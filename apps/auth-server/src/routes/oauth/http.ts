@@ -1,0 +1,85 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from "fastify";
+import type { ClientCredentials } from "../../libraries/oauth/client-auth.ts";
+import { OAuthError } from "../../libraries/oauth/errors.ts";
+import { readParams } from "../../libraries/oauth/params.ts";
+
+/** OAuth responses carrying tokens or errors must never be cached (RFC 6749 5.1). */
+export function noStore(reply: FastifyReply): FastifyReply {
+  return reply.header("cache-control", "no-store").header("pragma", "no-cache");
+}
+
+export function sendOAuthError(reply: FastifyReply, error: OAuthError): FastifyReply {
+  return noStore(reply)
+    .code(error.status)
+    .headers(error.headers)
+    .send({ error: error.error, error_description: error.description });
+}
+
+/** RFC 6749 3.2 / 4.1.3: parameters in an application/x-www-form-urlencoded body; JSON is refused explicitly. */
+export function requireForm(request: FastifyRequest): void {
+  const type = request.headers["content-type"] ?? "";
+  if (!/^application\/x-www-form-urlencoded\b/i.test(type)) {
+    throw new OAuthError("invalid_request", "Send the parameters as application/x-www-form-urlencoded.");
+  }
+}
+
+const ALL_METHODS: HTTPMethods[] = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/**
+ * Answers every other method on an OAuth URL with 405 and `Allow` (instead of the generic 404), in OAuth error JSON.
+ * OPTIONS is among them: there is no CORS preflight answer, so browsers never let another origin call these URLs.
+ */
+export function methodNotAllowed(app: FastifyInstance, url: string, allowed: HTTPMethods[]): void {
+  const methods = ALL_METHODS.filter((m) => !allowed.includes(m) && !(m === "GET" && allowed.includes("HEAD")));
+  app.route({
+    method: methods,
+    url,
+    config: { errorFormat: "oauth" },
+    handler: async (request, reply) =>
+      noStore(reply)
+        .code(405)
+        .header("allow", allowed.join(", "))
+        .send({
+          error: "invalid_request",
+          error_description: `${request.method} is not allowed here; use ${allowed.join(" or ")}.`,
+        }),
+  });
+}
+
+/** Decodes one half of a client_secret_basic header (RFC 6749 2.3.1: form-urlencoded before base64). */
+function formDecode(value: string): string {
+  try {
+    return decodeURIComponent(value.replace(/\+/g, " "));
+  } catch {
+    throw new OAuthError("invalid_request", "The Authorization header is malformed.");
+  }
+}
+
+/**
+ * The client's credentials, from `Authorization: Basic` (client_secret_basic) or the form body (client_secret_post).
+ * Using both at once is invalid_request (RFC 6749 2.3: one method per request); a client_id in the body must agree
+ * with the header's.
+ */
+export function clientCredentials(request: FastifyRequest, body: unknown): ClientCredentials | null {
+  const p = readParams(body, { client_id: 128, client_secret: 512 });
+  const header = request.headers.authorization;
+  if (typeof header === "string" && /^basic /i.test(header)) {
+    if (p.client_secret !== undefined) {
+      throw new OAuthError("invalid_request", "Use one client authentication method, not Basic and client_secret.");
+    }
+    const decoded = Buffer.from(header.slice(6).trim(), "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    if (colon < 0 || header.length > 2048) {
+      throw new OAuthError("invalid_request", "The Authorization header is malformed.");
+    }
+    const clientId = formDecode(decoded.slice(0, colon));
+    if (p.client_id !== undefined && p.client_id !== clientId) {
+      throw new OAuthError("invalid_request", "The client_id does not match the Authorization header.");
+    }
+    return { clientId, clientSecret: formDecode(decoded.slice(colon + 1)), method: "client_secret_basic" };
+  }
+  if (p.client_id !== undefined && p.client_secret !== undefined) {
+    return { clientId: p.client_id, clientSecret: p.client_secret, method: "client_secret_post" };
+  }
+  return null;
+}

@@ -1,0 +1,37 @@
+import type { FastifyInstance } from "fastify";
+import { csrfPlugin } from "../../libraries/csrf.ts";
+import { AuthorizeRedirectError } from "../../libraries/oauth/authorize.ts";
+import { OAuthError, OAuthPageError } from "../../libraries/oauth/errors.ts";
+import { consentRoutes } from "../pages/consent.ts";
+import { authorizeRoutes } from "./authorize.ts";
+import { directSignInRoutes } from "./direct.ts";
+import { sendOAuthError } from "./http.ts";
+import { logoutRoutes } from "./logout.ts";
+import { sendOAuthErrorPage } from "./pages.ts";
+import { tokenRoutes } from "./token.ts";
+import { userinfoRoutes } from "./userinfo.ts";
+
+/**
+ * The OpenID Provider's protocol endpoints: /authorize, /token, /userinfo, /revoke, /introspect, /logout and the
+ * server-to-server sign-in. Errors of these routes are answered in the protocol's own terms: OAuth JSON, a redirect
+ * to a verified client URI, or an error page; anything else falls through to the app's error handler (which renders
+ * the route's `errorFormat`).
+ */
+export async function oauthRoutes(app: FastifyInstance): Promise<void> {
+  // The consent and logout forms use the hosted pages' CSRF protection; registered here only if the app has not yet.
+  if (!app.hasDecorator("csrfProtection")) await app.register(csrfPlugin);
+  app.setErrorHandler(async (error, request, reply) => {
+    if (error instanceof OAuthError) return sendOAuthError(reply, error);
+    if (error instanceof OAuthPageError) return sendOAuthErrorPage(request, reply, error);
+    if (error instanceof AuthorizeRedirectError) {
+      return reply.redirect(error.location, request.method === "GET" ? 302 : 303);
+    }
+    throw error;
+  });
+  await app.register(authorizeRoutes);
+  await app.register(consentRoutes);
+  await app.register(tokenRoutes);
+  await app.register(userinfoRoutes);
+  await app.register(logoutRoutes);
+  await app.register(directSignInRoutes);
+}

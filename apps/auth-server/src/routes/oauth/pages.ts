@@ -1,0 +1,89 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { ClientRow } from "../../libraries/clients.ts";
+import { csrfToken } from "../../libraries/csrf.ts";
+import type { AuthorizationRequest } from "../../libraries/oauth/authorize.ts";
+import type { OAuthPageError } from "../../libraries/oauth/errors.ts";
+import type { UserRow } from "../../libraries/sessions.ts";
+import { renderView } from "../../views/index.ts";
+
+const PRODUCT = "Tessera";
+
+const SCOPE_LABELS: Record<string, string> = {
+  openid: "Know who you are (your account id)",
+  profile: "Your name",
+  email: "Your email address",
+  offline_access: "Stay signed in while you are away",
+};
+
+function branding(client: ClientRow | undefined) {
+  return client ? { clientId: client.clientId, name: client.name, logoUrl: client.logoUrl } : undefined;
+}
+
+function html(reply: FastifyReply, status: number, body: string): FastifyReply {
+  return reply.code(status).type("text/html; charset=utf-8").header("cache-control", "no-store").send(body);
+}
+
+/** The error page for requests that must not redirect (unknown client, unregistered redirect URI, bad hint). */
+export function sendOAuthErrorPage(request: FastifyRequest, reply: FastifyReply, error: OAuthPageError) {
+  return html(
+    reply,
+    400,
+    renderView("pages/error", {
+      title: "Cannot continue",
+      product: PRODUCT,
+      heading: "This sign-in request cannot continue",
+      message: error.description,
+      code: error.error,
+      requestId: request.id,
+      href: "/",
+      hrefLabel: `Go to ${PRODUCT}`,
+    }),
+  );
+}
+
+/** The consent page for a third-party application; approving or denying posts to /authorize/consent. */
+export function sendConsentPage(reply: FastifyReply, request: AuthorizationRequest, user: UserRow) {
+  return html(
+    reply,
+    200,
+    renderView("pages/consent", {
+      title: `Allow ${request.client.name}?`,
+      product: PRODUCT,
+      branding: branding(request.client),
+      clientName: request.client.name,
+      email: user.email,
+      scopes: request.scopes.map((s) => SCOPE_LABELS[s] ?? s),
+      params: Object.entries(request.params),
+      csrf: csrfToken(reply),
+    }),
+  );
+}
+
+/** GET /logout without proof of the app (no valid id_token_hint): ask before signing out (nothing changes on GET). */
+export function sendLogoutConfirmation(reply: FastifyReply, client: ClientRow | undefined, params: [string, string][]) {
+  return html(
+    reply,
+    200,
+    renderView("pages/logout", {
+      title: "Sign out",
+      product: PRODUCT,
+      branding: branding(client),
+      params,
+      csrf: csrfToken(reply),
+    }),
+  );
+}
+
+export function sendSignedOutPage(reply: FastifyReply) {
+  return html(
+    reply,
+    200,
+    renderView("pages/message", {
+      title: "Signed out",
+      product: PRODUCT,
+      heading: "You are signed out",
+      paragraphs: [`You have been signed out of ${PRODUCT} and of the applications you used with it on this device.`],
+      action: { href: "/login", label: "Sign in again" },
+    }),
+  );
+}

@@ -1,0 +1,79 @@
+import type { FastifyInstance } from "fastify";
+import { routeRateLimit } from "../../http/rate-limit.ts";
+import { authenticateOAuthClient, checkGrantAllowed } from "../../libraries/oauth/client-auth.ts";
+import { OAuthError } from "../../libraries/oauth/errors.ts";
+import { authorizationCodeGrant, refreshTokenGrant } from "../../libraries/oauth/grants.ts";
+import { readParams } from "../../libraries/oauth/params.ts";
+import { introspect, revoke } from "../../libraries/oauth/resources.ts";
+import { clientCredentials, methodNotAllowed, noStore, requireForm } from "./http.ts";
+
+const TOKEN_PARAMS = {
+  grant_type: 64,
+  code: 512,
+  redirect_uri: 2000,
+  code_verifier: 256,
+  refresh_token: 512,
+  scope: 1024,
+} as const;
+
+const TOKEN_HINT_PARAMS = { token: 16 * 1024, token_type_hint: 64 } as const;
+
+/** /token (RFC 6749 3.2), /revoke (RFC 7009) and /introspect (RFC 7662): form bodies, client-authenticated. */
+export async function tokenRoutes(app: FastifyInstance): Promise<void> {
+  const { ctx } = app;
+
+  // checkForm → checkParams → checkGrantType → authenticateClient → checkGrantAllowed → grant
+  app.post(
+    "/token",
+    { config: { errorFormat: "oauth", rateLimit: routeRateLimit(ctx.config, "token") } },
+    async (request, reply) => {
+      requireForm(request);
+      const p = readParams(request.body, TOKEN_PARAMS);
+      if (!p.grant_type) throw new OAuthError("invalid_request", "The grant_type parameter is required.");
+      if (p.grant_type !== "authorization_code" && p.grant_type !== "refresh_token") {
+        throw new OAuthError("unsupported_grant_type", "Only authorization_code and refresh_token are supported.");
+      }
+      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body));
+      checkGrantAllowed(client, p.grant_type);
+      const response =
+        p.grant_type === "authorization_code"
+          ? await authorizationCodeGrant(
+              ctx,
+              client,
+              { code: p.code, redirectUri: p.redirect_uri, codeVerifier: p.code_verifier },
+              request.meta,
+            )
+          : await refreshTokenGrant(ctx, client, { refreshToken: p.refresh_token, scope: p.scope }, request.meta);
+      return noStore(reply).send(response);
+    },
+  );
+  methodNotAllowed(app, "/token", ["POST"]);
+
+  app.post(
+    "/revoke",
+    { config: { errorFormat: "oauth", rateLimit: routeRateLimit(ctx.config, "revoke") } },
+    async (request, reply) => {
+      requireForm(request);
+      const p = readParams(request.body, TOKEN_HINT_PARAMS);
+      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body));
+      if (!p.token) throw new OAuthError("invalid_request", "The token parameter is required.");
+      await revoke(ctx, client, p.token, request.meta);
+      // RFC 7009 2.2: 200 whether or not there was anything to revoke.
+      return noStore(reply).code(200).send();
+    },
+  );
+  methodNotAllowed(app, "/revoke", ["POST"]);
+
+  app.post(
+    "/introspect",
+    { config: { errorFormat: "oauth", rateLimit: routeRateLimit(ctx.config, "introspect") } },
+    async (request, reply) => {
+      requireForm(request);
+      const p = readParams(request.body, TOKEN_HINT_PARAMS);
+      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body));
+      if (!p.token) throw new OAuthError("invalid_request", "The token parameter is required.");
+      return noStore(reply).send(await introspect(ctx, client, p.token));
+    },
+  );
+  methodNotAllowed(app, "/introspect", ["POST"]);
+}

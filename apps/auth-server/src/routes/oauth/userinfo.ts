@@ -1,0 +1,36 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { OAuthError } from "../../libraries/oauth/errors.ts";
+import { readParams } from "../../libraries/oauth/params.ts";
+import { userinfo } from "../../libraries/oauth/resources.ts";
+import { methodNotAllowed, noStore } from "./http.ts";
+
+/**
+ * The access token, from `Authorization: Bearer` or (POST only) the form body's access_token (RFC 6750 2.1, 2.2).
+ * Sending it both ways is invalid_request (RFC 6750 2: exactly one method per request).
+ */
+function bearerToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  const fromHeader = typeof header === "string" && /^bearer /i.test(header) ? header.slice(7).trim() : undefined;
+  let fromBody: string | undefined;
+  if (
+    request.method === "POST" &&
+    /^application\/x-www-form-urlencoded\b/i.test(request.headers["content-type"] ?? "")
+  ) {
+    fromBody = readParams(request.body, { access_token: 16 * 1024 }).access_token;
+  }
+  if (fromHeader && fromBody) {
+    throw new OAuthError("invalid_request", "Send the access token in one place only.", 400, {
+      "www-authenticate": 'Bearer realm="tessera", error="invalid_request"',
+    });
+  }
+  return fromHeader || fromBody;
+}
+
+/** OIDC Core 5.3: GET and POST /userinfo with a Tessera access token. */
+export async function userinfoRoutes(app: FastifyInstance): Promise<void> {
+  const handler = async (request: FastifyRequest, reply: FastifyReply) =>
+    noStore(reply).send(await userinfo(app.ctx, bearerToken(request)));
+  app.get("/userinfo", { config: { errorFormat: "oauth" } }, handler);
+  app.post("/userinfo", { config: { errorFormat: "oauth" } }, handler);
+  methodNotAllowed(app, "/userinfo", ["GET", "HEAD", "POST"]);
+}
