@@ -11,6 +11,7 @@ import { registerSecurityHeaders } from "./http/security-headers.ts";
 import { sessionPlugin } from "./http/session.ts";
 import { type Clock, systemClock } from "./libraries/clock.ts";
 import { adminClientRoutes } from "./routes/admin/clients.ts";
+import { adminIpSuspensionRoutes } from "./routes/admin/ip-suspensions.ts";
 import { discoveryRoutes } from "./routes/discovery.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { oauthRoutes } from "./routes/oauth/index.ts";
@@ -74,6 +75,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(oauthRoutes);
   await app.register(discoveryRoutes);
   await app.register(adminClientRoutes);
+  await app.register(adminIpSuspensionRoutes);
 
   if (ownsDatabase) await migrateOrRetry(app, database);
   return app;

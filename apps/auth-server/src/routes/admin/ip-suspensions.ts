@@ -1,0 +1,46 @@
+import { isIP } from "node:net";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { z } from "zod";
+import { AppError } from "../../errors/index.ts";
+import { liftIpSuspension, listIpSuspensions } from "../../libraries/throttle.ts";
+import { parse } from "../../validation.ts";
+import { requireAdmin } from "./auth.ts";
+
+const BASE = "/admin/api/v1/ip-suspensions";
+
+const listQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(500).optional() });
+const emptyBody = z.strictObject({}).optional();
+
+function ipParam(request: FastifyRequest): string {
+  const { ip } = request.params as { ip?: string };
+  if (typeof ip !== "string" || ip.length > 64 || !isIP(ip)) {
+    throw new AppError("VALIDATION_FAILED", undefined, [{ field: "ip", message: "Expected an IPv4 or IPv6 address." }]);
+  }
+  return ip;
+}
+
+/**
+ * Admin view of IP suspensions (failed sign-in throttling): the live ones, and lifting one early. Suspensions also end
+ * by themselves. Lifting is audited with the admin as actor.
+ */
+export async function adminIpSuspensionRoutes(app: FastifyInstance): Promise<void> {
+  app.addHook("onRequest", requireAdmin);
+
+  app.get(BASE, async (request) => {
+    const query = parse(listQuery, request.query);
+    return { ip_suspensions: (await listIpSuspensions(app.ctx, query.limit ?? 100)).map(wire) };
+  });
+
+  app.delete(`${BASE}/:ip`, async (request) => {
+    const ip = ipParam(request);
+    parse(emptyBody, request.body);
+    const lifted = await liftIpSuspension(app.ctx, request.meta, { ip, actorId: request.admin?.userId });
+    return wire(lifted);
+  });
+}
+
+const wire = (s: { ip: string; suspendedUntil: string | null; suspensions: number }) => ({
+  ip: s.ip,
+  suspended_until: s.suspendedUntil,
+  suspensions: s.suspensions,
+});
