@@ -84,7 +84,7 @@ export async function listActiveIpSuspensions(db: Executor, now: Date, limit: nu
     .select()
     .from(ipSuspensions)
     .where(and(isNotNull(ipSuspensions.suspendedUntil), gt(ipSuspensions.suspendedUntil, now)))
-    .orderBy(asc(ipSuspensions.suspendedUntil))
+    .orderBy(asc(ipSuspensions.suspendedUntil), asc(ipSuspensions.ip))
     .limit(limit);
 }
 
