@@ -1,0 +1,482 @@
+import { randomBytes } from "node:crypto";
+import { SignJWT } from "jose";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createTessera, TesseraConfigError, TesseraError, type TesseraOptions } from "../src/index.ts";
+import { cookieHeader, type StubIssuer, startStubIssuer } from "./stub-issuer.ts";
+
+let clock = Date.UTC(2026, 10, 21, 12, 0, 0);
+const now = () => clock;
+let stub: StubIssuer;
+const appSecret = randomBytes(32);
+
+beforeAll(async () => {
+  stub = await startStubIssuer(now);
+});
+afterAll(async () => stub.close());
+beforeEach(() => {
+  stub.refreshMode = "ok";
+  stub.tokenDelayMs = 0;
+  stub.tokenRequests.length = 0;
+  stub.idTokenClaims = {};
+});
+
+function options(extra: Partial<TesseraOptions> = {}): TesseraOptions {
+  return {
+    issuer: stub.issuer,
+    clientId: stub.clientId,
+    clientSecret: stub.clientSecret,
+    appSecret,
+    redirectUri: "http://127.0.0.1:4001/auth/callback",
+    postLogoutRedirectUri: "http://127.0.0.1:4001/",
+    cookies: { secure: false, prefix: "web" },
+    now,
+    ...extra,
+  };
+}
+
+/** Runs login + authorize + callback; returns the cookie jar a browser would hold. */
+async function signIn(tessera = createTessera(options()), returnTo = "/cart") {
+  const login = await tessera.login({ returnTo });
+  const jar = new Map<string, string>();
+  const cookies = cookieHeader(login.setCookies, jar);
+  const query = stub.authorize(login.url);
+  const result = await tessera.callback({ url: `/auth/callback?${query}`, cookieHeader: cookies });
+  cookieHeader(result.setCookies, jar);
+  return { tessera, jar, result, header: () => cookieHeader([], jar) };
+}
+
+describe("configuration", () => {
+  it("refuses an app secret under 32 bytes at start-up with a clear message", () => {
+    expect(() => createTessera(options({ appSecret: "x".repeat(31) }))).toThrow(TesseraConfigError);
+    expect(() => createTessera(options({ appSecret: "x".repeat(31) }))).toThrow(/appSecret: must be at least 32 bytes/);
+  });
+  it("requires an explicit cookies.secure", () => {
+    expect(() => createTessera(options({ cookies: {} as TesseraOptions["cookies"] }))).toThrow(/cookies.secure/);
+  });
+  it("uses __Host- names when secure, and __Secure- for a refresh cookie with a narrower path", () => {
+    const secure = createTessera(options({ redirectUri: "https://shop.example/cb", cookies: { secure: true } }));
+    expect(secure.cookieNames).toEqual({
+      access: "__Host-tsdk-at",
+      refresh: "__Host-tsdk-rt",
+      idToken: "__Host-tsdk-idt",
+      transaction: "__Host-tsdk-tx",
+    });
+    const narrow = createTessera(
+      options({ redirectUri: "https://shop.example/cb", cookies: { secure: true, refreshPath: "/app" } }),
+    );
+    expect(narrow.cookieNames.refresh).toBe("__Secure-tsdk-rt");
+  });
+  it("refuses symmetric or none ID token algorithms", () => {
+    expect(() => createTessera(options({ idTokenAlgorithms: ["HS256" as "RS256"] }))).toThrow(/idTokenAlgorithms/);
+  });
+});
+
+describe("login", () => {
+  it("redirects to /authorize with code + PKCE S256, state and nonce, and sets a sealed short-lived cookie", async () => {
+    const tessera = createTessera(options());
+    const { url, setCookies } = await tessera.login({ returnTo: "/orders?id=3" });
+    const parsed = new URL(url);
+    expect(parsed.origin + parsed.pathname).toBe(`${stub.issuer}/authorize`);
+    const p = parsed.searchParams;
+    expect(p.get("response_type")).toBe("code");
+    expect(p.get("client_id")).toBe(stub.clientId);
+    expect(p.get("redirect_uri")).toBe("http://127.0.0.1:4001/auth/callback");
+    expect(p.get("scope")).toBe("openid profile email offline_access");
+    expect(p.get("code_challenge_method")).toBe("S256");
+    expect(p.get("code_challenge")).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(p.get("state")).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(p.get("nonce")).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(setCookies).toHaveLength(1);
+    expect(setCookies[0]).toMatch(
+      /^web-tx=[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+; Max-Age=600; Path=\/; HttpOnly; SameSite=Lax$/,
+    );
+    // Nothing readable in the cookie: the PKCE verifier is encrypted, not just signed.
+    expect(setCookies[0]).not.toContain(p.get("state"));
+  });
+});
+
+describe("callback", () => {
+  it("signs the user in: access JWT, refresh and id-token cookies, and the transaction cookie cleared", async () => {
+    const { result, jar } = await signIn();
+    expect(result.returnTo).toBe("/cart");
+    expect(result.user).toMatchObject({
+      id: "user-1",
+      sessionId: "sid-1",
+      email: "ada@example.com",
+      emailVerified: true,
+      name: "Ada",
+    });
+    const maxAge = stub.sessionExpiresAt - Math.floor(clock / 1000);
+    expect(result.setCookies[0]).toMatch(
+      new RegExp(`^web-at=eyJ[^;]+; Max-Age=${maxAge}; Path=/; HttpOnly; SameSite=Lax$`),
+    );
+    expect(result.setCookies[1]).toMatch(
+      new RegExp(`^web-rt=tsr_[^;]+; Max-Age=${maxAge}; Path=/; HttpOnly; SameSite=Lax$`),
+    );
+    expect(result.setCookies[2]).toMatch(/^web-idt=eyJ/);
+    expect(result.setCookies[3]).toBe("web-tx=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax");
+    expect([...jar.keys()].sort()).toEqual(["web-at", "web-idt", "web-rt"]);
+    const exchange = stub.tokenRequests.at(-1);
+    expect(exchange?.grant_type).toBe("authorization_code");
+    expect(exchange?.code_verifier).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+
+  it("access JWT carries sub, sid, email, email_verified, name and Tessera's roles, 5 minutes, HS256", async () => {
+    stub.idTokenClaims = { roles: ["player"], entitlements: ["season-pass"] };
+    const { jar } = await signIn();
+    const jwt = jar.get("web-at") ?? "";
+    const [header, payload] = jwt
+      .split(".")
+      .slice(0, 2)
+      .map((part) => JSON.parse(Buffer.from(part, "base64url").toString()));
+    expect(header).toEqual({ alg: "HS256", typ: "JWT" });
+    expect(payload).toEqual({
+      sub: "user-1",
+      sid: "sid-1",
+      sxp: stub.sessionExpiresAt,
+      email: "ada@example.com",
+      email_verified: true,
+      name: "Ada",
+      roles: ["player"],
+      entitlements: ["season-pass"],
+      aud: stub.clientId,
+      iat: Math.floor(clock / 1000),
+      exp: Math.floor(clock / 1000) + 300,
+    });
+  });
+
+  const failing: Array<[string, (q: URLSearchParams) => void, string]> = [
+    ["a different state", (q) => q.set("state", "forged"), "STATE_MISMATCH"],
+    ["no state", (q) => q.delete("state"), "STATE_MISMATCH"],
+    ["another issuer in iss", (q) => q.set("iss", "https://evil.example"), "ISSUER_MISMATCH"],
+    ["no iss although the OP announces it", (q) => q.delete("iss"), "ISSUER_MISMATCH"],
+    [
+      "an error from the OP",
+      (q) => {
+        q.delete("code");
+        q.set("error", "access_denied");
+      },
+      "AUTHORIZATION_DENIED",
+    ],
+    ["no code", (q) => q.delete("code"), "CALLBACK_INVALID"],
+    ["an unknown code", (q) => q.set("code", "nope"), "TOKEN_EXCHANGE_FAILED"],
+  ];
+  it.each(failing)("rejects a callback with %s", async (_name, mutate, code) => {
+    const tessera = createTessera(options());
+    const login = await tessera.login();
+    const query = stub.authorize(login.url);
+    mutate(query);
+    const error = await tessera
+      .callback({ url: `/auth/callback?${query}`, cookieHeader: cookieHeader(login.setCookies) })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TesseraError);
+    expect((error as TesseraError).code).toBe(code);
+  });
+
+  it("rejects a nonce mismatch (ID token minted for another login)", async () => {
+    const tessera = createTessera(options());
+    const login = await tessera.login();
+    const query = stub.authorize(login.url, { nonce: "someone-elses-nonce" });
+    await expect(
+      tessera.callback({ url: `/auth/callback?${query}`, cookieHeader: cookieHeader(login.setCookies) }),
+    ).rejects.toMatchObject({ code: "NONCE_MISMATCH" });
+  });
+
+  it("rejects a missing, tampered or expired transaction cookie", async () => {
+    const tessera = createTessera(options());
+    const login = await tessera.login();
+    const query = stub.authorize(login.url);
+    const url = `/auth/callback?${query}`;
+    await expect(tessera.callback({ url })).rejects.toMatchObject({ code: "LOGIN_STATE_MISSING" });
+    const original = cookieHeader(login.setCookies);
+    const middle = Math.floor(original.length / 2);
+    const tampered = original.slice(0, middle) + (original[middle] === "A" ? "B" : "A") + original.slice(middle + 1);
+    await expect(tessera.callback({ url, cookieHeader: tampered })).rejects.toMatchObject({
+      code: "LOGIN_STATE_MISSING",
+    });
+    // Sealed with another app's secret.
+    const other = createTessera(options({ appSecret: randomBytes(32) }));
+    await expect(other.callback({ url, cookieHeader: cookieHeader(login.setCookies) })).rejects.toMatchObject({
+      code: "LOGIN_STATE_MISSING",
+    });
+    clock += 601_000;
+    try {
+      await expect(tessera.callback({ url, cookieHeader: cookieHeader(login.setCookies) })).rejects.toMatchObject({
+        code: "LOGIN_STATE_MISSING",
+      });
+    } finally {
+      clock -= 601_000;
+    }
+  });
+
+  it("keeps returnTo only when it is a same-origin path", async () => {
+    for (const attempt of ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"]) {
+      const { result } = await signIn(createTessera(options()), attempt);
+      expect(result.returnTo).toBe("/");
+    }
+  });
+});
+
+describe("ID token verification", () => {
+  async function callbackWith(forge: (nonce: string) => Promise<string>) {
+    // A stub /token that answers a forged ID token: wrap fetch so only the token response is replaced.
+    let nonce = "";
+    const forgingFetch: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      if (!String(input).endsWith("/token")) return response;
+      const body = (await response.json()) as Record<string, unknown>;
+      return Response.json({ ...body, id_token: await forge(nonce) });
+    };
+    const tessera = createTessera(options({ fetch: forgingFetch }));
+    const login = await tessera.login();
+    nonce = new URL(login.url).searchParams.get("nonce") ?? "";
+    const query = stub.authorize(login.url);
+    return tessera
+      .callback({ url: `/auth/callback?${query}`, cookieHeader: cookieHeader(login.setCookies) })
+      .catch((e: unknown) => e);
+  }
+  const base = (nonce: string) => {
+    const iat = Math.floor(clock / 1000);
+    return { iss: stub.issuer, aud: stub.clientId, sub: "user-1", sid: "sid-1", nonce, iat, exp: iat + 300 };
+  };
+
+  it("rejects an HS256 ID token signed with the client secret (algorithm confusion)", async () => {
+    const error = await callbackWith((nonce) =>
+      new SignJWT(base(nonce)).setProtectedHeader({ alg: "HS256" }).sign(Buffer.from(stub.clientSecret)),
+    );
+    expect(error).toMatchObject({ code: "ID_TOKEN_INVALID" });
+  });
+  it("rejects an unsigned (alg none) ID token", async () => {
+    const error = await callbackWith(async (nonce) => {
+      const enc = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+      return `${enc({ alg: "none" })}.${enc(base(nonce))}.`;
+    });
+    expect(error).toMatchObject({ code: "ID_TOKEN_INVALID" });
+  });
+  it("rejects an ID token for another audience, from another issuer, expired, or without sid", async () => {
+    for (const change of [
+      { aud: "another-client" },
+      { iss: "https://evil.example" },
+      { exp: Math.floor(clock / 1000) - 60 },
+      { sid: undefined },
+    ]) {
+      const error = await callbackWith((nonce) => stub.sign({ ...base(nonce), ...change }));
+      expect(error).toMatchObject({ code: "ID_TOKEN_INVALID" });
+    }
+  });
+});
+
+describe("authenticate", () => {
+  it("accepts the access cookie and the same JWT as a bearer token, with no call to Tessera", async () => {
+    const { tessera, jar, header } = await signIn();
+    const calls = stub.tokenRequests.length;
+    const fromCookie = tessera.tryAuthenticateSync({ cookieHeader: header() });
+    expect(fromCookie?.user?.id).toBe("user-1");
+    expect(fromCookie?.setCookies).toEqual([]);
+    const fromBearer = await tessera.authenticate({ authorization: `Bearer ${jar.get("web-at")}` });
+    expect(fromBearer.user?.sessionId).toBe("sid-1");
+    expect(stub.tokenRequests.length).toBe(calls);
+  });
+
+  it("anonymous requests get UNAUTHENTICATED and no cookies", async () => {
+    const result = await createTessera(options()).authenticate({});
+    expect(result.user).toBeNull();
+    expect(result.error?.code).toBe("UNAUTHENTICATED");
+    expect(result.setCookies).toEqual([]);
+  });
+
+  it("refreshes an expired access JWT: one rotation, both cookies set again, same user", async () => {
+    const { tessera, jar, header } = await signIn();
+    const oldRefresh = jar.get("web-rt");
+    clock += 301_000;
+    try {
+      expect(tessera.tryAuthenticateSync({ cookieHeader: header() })).toBeUndefined();
+      const result = await tessera.authenticate({ cookieHeader: header() });
+      expect(result.user?.id).toBe("user-1");
+      expect(result.user?.expiresAt).toBe(Math.floor(clock / 1000) + 300);
+      const refreshCalls = stub.tokenRequests.filter((r) => r.grant_type === "refresh_token");
+      expect(refreshCalls).toEqual([{ grant_type: "refresh_token", refresh_token: oldRefresh }]);
+      cookieHeader(result.setCookies, jar);
+      expect(jar.get("web-rt")).not.toBe(oldRefresh);
+      expect(tessera.tryAuthenticateSync({ cookieHeader: header() })?.user?.id).toBe("user-1");
+    } finally {
+      clock -= 301_000;
+    }
+  });
+
+  it("refreshes shortly before expiry too", async () => {
+    const { tessera, header } = await signIn();
+    clock += 280_000;
+    try {
+      expect(tessera.tryAuthenticateSync({ cookieHeader: header() })).toBeUndefined();
+      const result = await tessera.authenticate({ cookieHeader: header() });
+      expect(result.setCookies.length).toBeGreaterThan(0);
+    } finally {
+      clock -= 280_000;
+    }
+  });
+
+  it("concurrent requests of one user share one refresh (single-flight) and get the same new tokens", async () => {
+    const { tessera, header } = await signIn();
+    stub.tokenDelayMs = 50;
+    clock += 301_000;
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () => tessera.authenticate({ cookieHeader: header() })),
+      );
+      expect(stub.tokenRequests.filter((r) => r.grant_type === "refresh_token")).toHaveLength(1);
+      const first = results[0]?.setCookies;
+      for (const r of results) {
+        expect(r.user?.id).toBe("user-1");
+        expect(r.setCookies).toEqual(first);
+      }
+      // A straggler still carrying the old refresh token right after gets the same outcome, not a second rotation
+      // (which Tessera would see as reuse).
+      const late = await tessera.authenticate({ cookieHeader: header() });
+      expect(late.setCookies).toEqual(first);
+      expect(stub.tokenRequests.filter((r) => r.grant_type === "refresh_token")).toHaveLength(1);
+    } finally {
+      clock -= 301_000;
+    }
+  });
+
+  it("a refused refresh (revoked / reused / session ended) clears the cookies and signs the user out", async () => {
+    const { tessera, header } = await signIn();
+    stub.refreshMode = "invalid_grant";
+    clock += 301_000;
+    try {
+      const result = await tessera.authenticate({ cookieHeader: header() });
+      expect(result.user).toBeNull();
+      expect(result.error?.code).toBe("REFRESH_FAILED");
+      expect(result.error?.oauthError).toBe("invalid_grant");
+      expect(result.setCookies).toEqual([
+        "web-at=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+        "web-rt=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+        "web-idt=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+      ]);
+    } finally {
+      clock -= 301_000;
+    }
+  });
+
+  it("Tessera unavailable during refresh: no cookies cleared; a still-valid JWT keeps working", async () => {
+    const { tessera, header } = await signIn();
+    stub.refreshMode = 503;
+    clock += 290_000;
+    try {
+      const nearExpiry = await tessera.authenticate({ cookieHeader: header() });
+      expect(nearExpiry.user?.id).toBe("user-1");
+      expect(nearExpiry.setCookies).toEqual([]);
+    } finally {
+      clock -= 290_000;
+    }
+    clock += 301_000;
+    try {
+      const expired = await createTessera(options()).authenticate({ cookieHeader: header() });
+      expect(expired.user).toBeNull();
+      expect(expired.error?.code).toBe("REFRESH_FAILED");
+      expect(expired.setCookies).toEqual([]);
+    } finally {
+      clock -= 301_000;
+    }
+  });
+
+  it("never refreshes on a WebSocket upgrade (a 101 cannot carry cookies)", async () => {
+    const { tessera, header } = await signIn();
+    clock += 301_000;
+    try {
+      const calls = stub.tokenRequests.length;
+      const result = await tessera.authenticateUpgrade({ headers: { cookie: header(), upgrade: "websocket" } });
+      expect(result.user).toBeNull();
+      expect(result.error?.code).toBe("ACCESS_TOKEN_EXPIRED");
+      expect(stub.tokenRequests.length).toBe(calls);
+    } finally {
+      clock -= 301_000;
+    }
+  });
+});
+
+describe("back-channel logout", () => {
+  const logoutClaims = () => {
+    const iat = Math.floor(clock / 1000);
+    return {
+      iss: stub.issuer,
+      aud: stub.clientId,
+      sub: "user-1",
+      sid: "sid-1",
+      iat,
+      exp: iat + 120,
+      jti: randomBytes(8).toString("hex"),
+      events: { "http://schemas.openid.net/event/backchannel-logout": {} },
+    };
+  };
+
+  it("records the session as revoked: its access JWTs are refused at once, sockets are told", async () => {
+    const { tessera, header } = await signIn();
+    const events: unknown[] = [];
+    tessera.onSessionRevoked((event) => events.push(event));
+    expect(tessera.tryAuthenticateSync({ cookieHeader: header() })?.user?.id).toBe("user-1");
+    const token = await stub.sign(logoutClaims(), { typ: "logout+jwt" });
+    await tessera.handleBackchannelLogout({ logoutToken: token });
+    expect(events).toEqual([{ sessionId: "sid-1", userId: "user-1", reason: "backchannel_logout" }]);
+    const after = tessera.tryAuthenticateSync({ cookieHeader: header() });
+    expect(after?.user).toBeNull();
+    expect(after?.error?.code).toBe("SESSION_REVOKED");
+    expect(after?.setCookies).toHaveLength(3);
+  });
+
+  const bad: Array<[string, () => Promise<string>]> = [
+    ["without the logout+jwt typ", () => stub.sign(logoutClaims())],
+    ["with a nonce", () => stub.sign({ ...logoutClaims(), nonce: "n" }, { typ: "logout+jwt" })],
+    ["for another audience", () => stub.sign({ ...logoutClaims(), aud: "other" }, { typ: "logout+jwt" })],
+    ["from another issuer", () => stub.sign({ ...logoutClaims(), iss: "https://evil.example" }, { typ: "logout+jwt" })],
+    ["without events", () => stub.sign({ ...logoutClaims(), events: undefined }, { typ: "logout+jwt" })],
+    ["with another event", () => stub.sign({ ...logoutClaims(), events: { "urn:other": {} } }, { typ: "logout+jwt" })],
+    ["without sid", () => stub.sign({ ...logoutClaims(), sid: undefined }, { typ: "logout+jwt" })],
+    ["expired", () => stub.sign({ ...logoutClaims(), exp: Math.floor(clock / 1000) - 30 }, { typ: "logout+jwt" })],
+    [
+      "signed HS256 with the client secret",
+      () =>
+        new SignJWT(logoutClaims())
+          .setProtectedHeader({ alg: "HS256", typ: "logout+jwt" })
+          .sign(Buffer.from(stub.clientSecret)),
+    ],
+    ["that is not a JWT", async () => "garbage"],
+  ];
+  it.each(bad)("rejects a logout token %s and revokes nothing", async (_name, make) => {
+    const tessera = createTessera(options());
+    const events: unknown[] = [];
+    tessera.onSessionRevoked((event) => events.push(event));
+    await expect(tessera.handleBackchannelLogout({ logoutToken: await make() })).rejects.toMatchObject({
+      code: "LOGOUT_TOKEN_INVALID",
+    });
+    expect(events).toEqual([]);
+    expect(tessera.options.revokedSessions.has("sid-1")).toBe(false);
+  });
+});
+
+describe("logout", () => {
+  it("revokes locally and at Tessera, clears cookies and returns the RP-initiated logout URL", async () => {
+    const { tessera, jar, header } = await signIn();
+    const cookies = header();
+    const events: unknown[] = [];
+    tessera.onSessionRevoked((event) => events.push(event));
+    const { url, setCookies } = await tessera.logout({ cookieHeader: cookies });
+    const parsed = new URL(url);
+    expect(parsed.origin + parsed.pathname).toBe(`${stub.issuer}/logout`);
+    expect(parsed.searchParams.get("id_token_hint")).toBe(jar.get("web-idt"));
+    expect(parsed.searchParams.get("post_logout_redirect_uri")).toBe("http://127.0.0.1:4001/");
+    expect(parsed.searchParams.get("client_id")).toBe(stub.clientId);
+    expect(parsed.searchParams.get("state")).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(setCookies).toEqual([
+      "web-at=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+      "web-rt=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+      "web-idt=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+      "web-tx=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+    ]);
+    expect(stub.revoked).toContain(jar.get("web-rt"));
+    expect(events).toEqual([{ sessionId: "sid-1", userId: "user-1", reason: "logout" }]);
+    // A copy of the old cookie replayed against this instance is refused at once.
+    expect(tessera.tryAuthenticateSync({ cookieHeader: cookies })?.error?.code).toBe("SESSION_REVOKED");
+  });
+});

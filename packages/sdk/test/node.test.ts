@@ -1,0 +1,92 @@
+import { randomBytes } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTessera } from "../src/index.ts";
+import { requirePermission, requireUser, type TesseraRequest, tesseraMiddleware } from "../src/node.ts";
+import { cookieHeader, type StubIssuer, startStubIssuer } from "./stub-issuer.ts";
+
+let stub: StubIssuer;
+let server: Server;
+let base: string;
+
+beforeAll(async () => {
+  stub = await startStubIssuer(Date.now);
+  const tessera = createTessera({
+    issuer: stub.issuer,
+    clientId: stub.clientId,
+    clientSecret: stub.clientSecret,
+    appSecret: randomBytes(32),
+    redirectUri: "http://127.0.0.1/auth/callback",
+    cookies: { secure: false, prefix: "node" },
+  });
+  const auth = tesseraMiddleware(tessera);
+  const guardAdmin = requirePermission("admin");
+  server = createServer((req: TesseraRequest, res) =>
+    auth(req, res, (error) => {
+      if (error) {
+        res.statusCode = 500;
+        return res.end();
+      }
+      if (req.url === "/me") return requireUser(req, res, () => res.end(JSON.stringify({ id: req.user?.id })));
+      if (req.url === "/admin") return guardAdmin(req, res, () => res.end("ok"));
+      res.end("public");
+    }),
+  );
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await new Promise((resolve) => server.close(resolve));
+  await stub.close();
+});
+
+describe("Node http / Express-style middleware", () => {
+  it("signs in through its routes, authenticates, guards, and receives back-channel logouts", async () => {
+    const jar = new Map<string, string>();
+    const login = await fetch(`${base}/auth/login?returnTo=/me`, { redirect: "manual" });
+    expect(login.status).toBe(302);
+    cookieHeader(login.headers.getSetCookie(), jar);
+    const query = stub.authorize(String(login.headers.get("location")));
+    const callback = await fetch(`${base}/auth/callback?${query}`, {
+      redirect: "manual",
+      headers: { cookie: cookieHeader([], jar) },
+    });
+    expect(callback.status).toBe(303);
+    expect(callback.headers.get("location")).toBe("/me");
+    cookieHeader(callback.headers.getSetCookie(), jar);
+
+    const anonymous = await fetch(`${base}/me`);
+    expect(anonymous.status).toBe(401);
+    expect(await anonymous.json()).toEqual({ code: "UNAUTHENTICATED", message: "Sign-in required." });
+    const me = await fetch(`${base}/me`, { headers: { cookie: cookieHeader([], jar) } });
+    expect(me.status).toBe(200);
+    expect(await me.json()).toEqual({ id: "user-1" });
+    const admin = await fetch(`${base}/admin`, { headers: { cookie: cookieHeader([], jar) } });
+    expect(admin.status).toBe(403);
+
+    const iat = Math.floor(Date.now() / 1000);
+    const logoutToken = await stub.sign(
+      {
+        iss: stub.issuer,
+        aud: stub.clientId,
+        sub: "user-1",
+        sid: "sid-1",
+        iat,
+        exp: iat + 120,
+        jti: "j2",
+        events: { "http://schemas.openid.net/event/backchannel-logout": {} },
+      },
+      { typ: "logout+jwt" },
+    );
+    const bc = await fetch(`${base}/auth/backchannel-logout`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ logout_token: logoutToken }),
+    });
+    expect(bc.status).toBe(200);
+    const after = await fetch(`${base}/me`, { headers: { cookie: cookieHeader([], jar) } });
+    expect(after.status).toBe(401);
+    expect(((await after.json()) as { code: string }).code).toBe("SESSION_REVOKED");
+  });
+});
