@@ -1,10 +1,13 @@
 import { ConfigError } from "../config/index.ts";
+import { adminCommands } from "./commands/admin.ts";
+import { clientCommands } from "./commands/clients.ts";
 import { dbMigrate } from "./commands/db.ts";
+import { keyCommands } from "./commands/keys.ts";
 import { CliFailure } from "./database.ts";
 import { type CliIo, type Command, UsageError } from "./types.ts";
 
 /** Every command. Areas add theirs here. */
-export const commands: Command[] = [dbMigrate];
+export const commands: Command[] = [dbMigrate, ...adminCommands, ...clientCommands, ...keyCommands];
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -3,6 +3,8 @@ export interface CliIo {
   out(text: string): void;
   err(text: string): void;
   env: Record<string, string | undefined>;
+  /** Reads all of standard input (for secrets passed with --password-stdin and the like). */
+  readStdin?(): Promise<string>;
 }
 
 export interface Command {

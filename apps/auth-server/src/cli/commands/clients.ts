@@ -1,0 +1,280 @@
+import { parseArgs } from "node:util";
+import { AppError } from "../../errors/index.ts";
+import {
+  type Actor,
+  type ClientUpdate,
+  type ClientView,
+  clientView,
+  createClient,
+  disableClient,
+  getClient,
+  listClients,
+  rotateClientSecret,
+  type SigningAlg,
+  updateClient,
+} from "../../libraries/clients.ts";
+import { systemClock } from "../../libraries/clock.ts";
+import { CliFailure, withDatabase } from "../database.ts";
+import { type CliIo, type Command, UsageError } from "../types.ts";
+
+/** The audit actor for CLI actions: the operator at the shell, not an account. */
+export const CLI_ACTOR: Actor = { actorId: null, meta: { ip: undefined, userAgent: "tessera-cli" }, via: "cli" };
+
+/**
+ * Runs a CLI action, turning catalog errors into a message and an exit code: invalid data 65 (EX_DATAERR), anything
+ * else the library refused 1. Field errors are listed one per line with the flag-ish wire name.
+ */
+export async function runAction<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (!(error instanceof AppError)) throw error;
+    const details = error.fields?.map((f) => `\n  ${f.field}: ${f.message}`).join("") ?? "";
+    const dataError = ["VALIDATION_FAILED", "INVALID_REDIRECT_URI", "WEAK_PASSWORD"].includes(error.code);
+    throw new CliFailure(`${error.message} (${error.code})${details}`, dataError ? 65 : 1);
+  }
+}
+
+const ALGS = ["RS256", "ES256", "EdDSA"];
+
+const clientFlags = {
+  name: { type: "string" },
+  "redirect-uri": { type: "string", multiple: true },
+  "post-logout-redirect-uri": { type: "string", multiple: true },
+  "backchannel-logout-uri": { type: "string" },
+  "logo-uri": { type: "string" },
+  "first-party": { type: "boolean" },
+  "direct-sign-in": { type: "boolean" },
+  scope: { type: "string", multiple: true },
+  alg: { type: "string" },
+  json: { type: "boolean" },
+} as const;
+
+const URI_FLAGS =
+  "[--redirect-uri URI]... [--post-logout-redirect-uri URI]... [--backchannel-logout-uri URI] [--logo-uri URI]";
+
+function algOf(value: string | undefined): SigningAlg | undefined {
+  if (value === undefined) return undefined;
+  if (!ALGS.includes(value)) throw new UsageError(`--alg must be one of ${ALGS.join(", ")}`);
+  return value as SigningAlg;
+}
+
+function oneClientId(positionals: string[]): string {
+  if (positionals.length !== 1) throw new UsageError("expected exactly one client_id");
+  return positionals[0] as string;
+}
+
+/** Human-readable client, one field per line. */
+function describeClient(view: ClientView): string {
+  const lines = [
+    `client_id:                  ${view.client_id}`,
+    ...(view.client_secret
+      ? [`client_secret:              ${view.client_secret}   (shown once: store it now, only its hash is kept)`]
+      : []),
+    `name:                       ${view.name}`,
+    `status:                     ${view.disabled_at ? `disabled since ${view.disabled_at}` : "active"}`,
+    `redirect_uris:              ${view.redirect_uris.join(" ") || "-"}`,
+    `post_logout_redirect_uris:  ${view.post_logout_redirect_uris.join(" ") || "-"}`,
+    `backchannel_logout_uri:     ${view.backchannel_logout_uri ?? "-"}`,
+    `logo_uri:                   ${view.logo_uri ?? "-"}`,
+    `first_party:                ${view.first_party}`,
+    `direct_sign_in:             ${view.direct_sign_in}`,
+    `allowed_scopes:             ${view.allowed_scopes.join(" ")}`,
+    `id_token_signed_response_alg: ${view.id_token_signed_response_alg}`,
+    ...(view.previous_secret_expires_at ? [`previous secret valid until: ${view.previous_secret_expires_at}`] : []),
+    `created_at:                 ${view.created_at}`,
+  ];
+  return lines.join("\n");
+}
+
+function print(io: CliIo, json: boolean | undefined, view: ClientView): void {
+  io.out(json ? JSON.stringify(view, null, 2) : describeClient(view));
+}
+
+const deps = (database: { db: import("@tessera/db").Database }, config: import("../../config/index.ts").Config) => ({
+  db: database.db,
+  clock: systemClock,
+  config,
+});
+
+export const clientsCreate: Command = {
+  name: "clients create",
+  summary: "Register a client app; prints its client_id and client_secret (shown once).",
+  usage: `tessera clients create --name NAME --redirect-uri URI [--redirect-uri URI]... ${URI_FLAGS} [--first-party] [--direct-sign-in] [--scope SCOPE]... [--alg RS256|ES256|EdDSA] [--json]`,
+  async run(argv, io) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: clientFlags,
+      strict: true,
+      allowPositionals: true,
+    });
+    if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+    if (!values.name) throw new UsageError("--name is required");
+    if (!values["redirect-uri"]?.length) throw new UsageError("at least one --redirect-uri is required");
+    const input = {
+      name: values.name,
+      redirectUris: values["redirect-uri"],
+      postLogoutRedirectUris: values["post-logout-redirect-uri"],
+      backchannelLogoutUri: values["backchannel-logout-uri"],
+      logoUri: values["logo-uri"],
+      firstParty: values["first-party"] ?? false,
+      directSignIn: values["direct-sign-in"] ?? false,
+      allowedScopes: values.scope,
+      idTokenSignedResponseAlg: algOf(values.alg),
+    };
+    await withDatabase(io, async (database, config) => {
+      const { client, clientSecret } = await runAction(() => createClient(deps(database, config), input, CLI_ACTOR));
+      print(io, values.json, clientView(client, clientSecret));
+    });
+    return 0;
+  },
+};
+
+export const clientsList: Command = {
+  name: "clients list",
+  summary: "List registered client apps.",
+  usage: "tessera clients list [--active] [--json]",
+  async run(argv, io) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: { active: { type: "boolean" }, json: { type: "boolean" } },
+      strict: true,
+      allowPositionals: true,
+    });
+    if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+    await withDatabase(io, async (database) => {
+      const views: ClientView[] = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = await listClients(database.db, { limit: 500, after, includeDisabled: !values.active });
+        views.push(...page.map((c) => clientView(c)));
+        if (page.length < 500) break;
+        after = page.at(-1)?.clientId;
+      }
+      if (values.json) {
+        io.out(JSON.stringify(views, null, 2));
+      } else if (views.length === 0) {
+        io.out("No clients yet. Register one with: tessera clients create --name NAME --redirect-uri URI");
+      } else {
+        for (const v of views) {
+          io.out(`${v.client_id}  ${v.disabled_at ? "disabled" : "active  "}  ${v.name}  ${v.redirect_uris.join(" ")}`);
+        }
+      }
+    });
+    return 0;
+  },
+};
+
+export const clientsShow: Command = {
+  name: "clients show",
+  summary: "Show one client app.",
+  usage: "tessera clients show CLIENT_ID [--json]",
+  async run(argv, io) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: { json: { type: "boolean" } },
+      strict: true,
+      allowPositionals: true,
+    });
+    const clientId = oneClientId(positionals);
+    await withDatabase(io, async (database) => {
+      print(io, values.json, clientView(await runAction(() => getClient(database.db, clientId))));
+    });
+    return 0;
+  },
+};
+
+export const clientsUpdate: Command = {
+  name: "clients update",
+  summary: "Change a client app's settings (URI flags replace the whole list).",
+  usage: `tessera clients update CLIENT_ID [--name NAME] ${URI_FLAGS} [--no-backchannel-logout-uri] [--no-logo-uri] [--first-party|--no-first-party] [--direct-sign-in|--no-direct-sign-in] [--no-post-logout-redirect-uris] [--scope SCOPE]... [--alg ALG] [--json]`,
+  async run(argv, io) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: {
+        ...clientFlags,
+        "no-first-party": { type: "boolean" },
+        "no-direct-sign-in": { type: "boolean" },
+        "no-backchannel-logout-uri": { type: "boolean" },
+        "no-logo-uri": { type: "boolean" },
+        "no-post-logout-redirect-uris": { type: "boolean" },
+      },
+      strict: true,
+      allowPositionals: true,
+    });
+    const clientId = oneClientId(positionals);
+    const both = (a: string) => values[a as keyof typeof values] && values[`no-${a}` as keyof typeof values];
+    for (const flag of ["first-party", "direct-sign-in", "backchannel-logout-uri", "logo-uri"]) {
+      if (both(flag)) throw new UsageError(`--${flag} and --no-${flag} contradict each other`);
+    }
+    const flag = (yes: boolean | undefined, no: boolean | undefined) => (yes ? true : no ? false : undefined);
+    const patch: ClientUpdate = {
+      name: values.name,
+      redirectUris: values["redirect-uri"],
+      postLogoutRedirectUris: values["no-post-logout-redirect-uris"] ? [] : values["post-logout-redirect-uri"],
+      backchannelLogoutUri: values["no-backchannel-logout-uri"] ? null : values["backchannel-logout-uri"],
+      logoUri: values["no-logo-uri"] ? null : values["logo-uri"],
+      firstParty: flag(values["first-party"], values["no-first-party"]),
+      directSignIn: flag(values["direct-sign-in"], values["no-direct-sign-in"]),
+      allowedScopes: values.scope,
+      idTokenSignedResponseAlg: algOf(values.alg),
+    };
+    if (Object.values(patch).every((v) => v === undefined)) throw new UsageError("nothing to update");
+    await withDatabase(io, async (database, config) => {
+      const client = await runAction(() => updateClient(deps(database, config), clientId, patch, CLI_ACTOR));
+      print(io, values.json, clientView(client));
+    });
+    return 0;
+  },
+};
+
+export const clientsRotateSecret: Command = {
+  name: "clients rotate-secret",
+  summary: "Issue a new client secret (shown once); the previous one keeps working for CLIENT_SECRET_OVERLAP_SECONDS.",
+  usage: "tessera clients rotate-secret CLIENT_ID [--json]",
+  async run(argv, io) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: { json: { type: "boolean" } },
+      strict: true,
+      allowPositionals: true,
+    });
+    const clientId = oneClientId(positionals);
+    await withDatabase(io, async (database, config) => {
+      const { client, clientSecret } = await runAction(() =>
+        rotateClientSecret(deps(database, config), clientId, CLI_ACTOR),
+      );
+      print(io, values.json, clientView(client, clientSecret));
+    });
+    return 0;
+  },
+};
+
+export const clientsDisable: Command = {
+  name: "clients disable",
+  summary: "Disable a client app: it can no longer sign users in or refresh tokens.",
+  usage: "tessera clients disable CLIENT_ID [--json]",
+  async run(argv, io) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: { json: { type: "boolean" } },
+      strict: true,
+      allowPositionals: true,
+    });
+    const clientId = oneClientId(positionals);
+    await withDatabase(io, async (database, config) => {
+      const client = await runAction(() => disableClient(deps(database, config), clientId, CLI_ACTOR));
+      print(io, values.json, clientView(client));
+    });
+    return 0;
+  },
+};
+
+export const clientCommands: Command[] = [
+  clientsCreate,
+  clientsList,
+  clientsShow,
+  clientsUpdate,
+  clientsRotateSecret,
+  clientsDisable,
+];
