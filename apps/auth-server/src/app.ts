@@ -10,16 +10,21 @@ import { rateLimitPlugin } from "./http/rate-limit.ts";
 import { registerSecurityHeaders } from "./http/security-headers.ts";
 import { sessionPlugin } from "./http/session.ts";
 import { type Clock, systemClock } from "./libraries/clock.ts";
+import { createMailer, type Mailer } from "./libraries/mailer/index.ts";
 import { adminClientRoutes } from "./routes/admin/clients.ts";
 import { adminIpSuspensionRoutes } from "./routes/admin/ip-suspensions.ts";
+import { accountApiRoutes } from "./routes/api/accounts.ts";
 import { discoveryRoutes } from "./routes/discovery.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { oauthRoutes } from "./routes/oauth/index.ts";
+import { pageRoutes } from "./routes/pages/index.ts";
 
 export interface BuildDeps {
   /** An open database; when absent one is created from the config, migrated, and closed with the app. */
   database?: DatabaseHandle;
   clock?: Clock;
+  /** A mailer to use instead of the configured one (tests pass an OutboxMailer they can read). */
+  mailer?: Mailer;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -47,7 +52,13 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
       dataDir: config.dataDir,
       maxConnections: config.db.maxConnections,
     }));
-  const ctx: AppContext = { config, db: database.db, database, clock: deps.clock ?? systemClock };
+  const ctx: AppContext = {
+    config,
+    db: database.db,
+    database,
+    clock: deps.clock ?? systemClock,
+    mailer: deps.mailer ?? createMailer(config, app.log),
+  };
   app.decorate("ctx", ctx);
   app.decorateRequest("meta", {
     getter(this: FastifyRequest) {
@@ -72,6 +83,8 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(rateLimitPlugin);
 
   await app.register(healthRoutes);
+  await app.register(pageRoutes);
+  await app.register(accountApiRoutes);
   await app.register(oauthRoutes);
   await app.register(discoveryRoutes);
   await app.register(adminClientRoutes);

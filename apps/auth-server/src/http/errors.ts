@@ -49,6 +49,9 @@ export function toAppError(error: unknown): AppError {
     FST_ERR_VALIDATION: "VALIDATION_FAILED",
     FST_ERR_BAD_URL: "NOT_FOUND",
     FST_ERR_ASYNC_CONSTRAINT: "NOT_FOUND",
+    // @fastify/csrf-protection (double-submit cookie on the hosted forms).
+    FST_CSRF_MISSING_SECRET: "CSRF_INVALID",
+    FST_CSRF_INVALID_TOKEN: "CSRF_INVALID",
   };
   if (fe.code && byCode[fe.code]) return new AppError(byCode[fe.code] as ErrorCode);
   if (fe.validation) return new AppError("VALIDATION_FAILED");

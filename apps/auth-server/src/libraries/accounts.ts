@@ -1,0 +1,693 @@
+import type { Executor } from "@tessera/db";
+import type { FastifyBaseLogger } from "fastify";
+import { z } from "zod";
+import { AppError } from "../errors/index.ts";
+import type { AppContext } from "../http/context.ts";
+import {
+  anonymizeUser,
+  findUserByEmail,
+  findUserById,
+  insertUser,
+  isEmailTaken,
+  replacePasswordHash,
+  type UserRow,
+  updateUser,
+  userHasConfirmedTotp,
+} from "../queries/users.ts";
+import { audit, type RequestMeta } from "./audit.ts";
+import { issueEmailToken, peekEmailToken, retireEmailTokens, useEmailToken } from "./email-tokens.ts";
+import { type Mailer, sendInBackground } from "./mailer/index.ts";
+import { accountEmail } from "./mailer/messages.ts";
+import {
+  hashPassword,
+  PASSWORD_MAX_LENGTH,
+  passwordProblems,
+  verifyAgainstDummy,
+  verifyPassword,
+} from "./passwords.ts";
+import { endSessions, listSessions, type SessionRow, signIn } from "./sessions.ts";
+
+export type { UserRow } from "../queries/users.ts";
+
+/**
+ * The account lifecycle: register, verify, sign in, reset, change, delete. Each exported function is one user action;
+ * it validates nothing HTTP-shaped (routes do that with `accountSchemas`) and writes its state change and audit row in
+ * one transaction.
+ */
+export type AccountsContext = Pick<AppContext, "db" | "clock" | "config" | "mailer">;
+
+/** Where a continuation after sign-in should go (validated by `safeReturnTo`). */
+export interface Continuation {
+  returnTo?: string | undefined;
+  clientId?: string | undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Input schemas shared by the pages and the JSON API, so both accept exactly the same input.
+
+/** Trimmed, Unicode NFC, lower-cased. The unique index is on lower(email) as well. */
+export function normalizeEmail(raw: string): string {
+  return raw.trim().normalize("NFC").toLowerCase();
+}
+
+const email = z
+  .string({ error: "Enter your email address." })
+  .max(254, { error: "This email address is too long." })
+  .transform(normalizeEmail)
+  .pipe(z.email({ error: "Enter an email address like name@example.com." }));
+
+/** Exactly as typed: never trimmed or truncated. The policy check happens in the library. */
+const password = z
+  .string({ error: "Enter your password." })
+  .min(1, { error: "Enter your password." })
+  .max(PASSWORD_MAX_LENGTH * 4, { error: `Use at most ${PASSWORD_MAX_LENGTH} characters.` });
+
+const displayName = z
+  .string()
+  .trim()
+  .max(100, { error: "Use at most 100 characters." })
+  .refine((v) => !/[\p{Cc}\p{Cf}]/u.test(v), { error: "Remove the control characters from the name." })
+  .transform((v) => v.normalize("NFC") || null)
+  .nullable()
+  .optional();
+
+const token = z.string({ error: "The link is incomplete." }).min(1, { error: "The link is incomplete." }).max(200);
+
+export const accountSchemas = {
+  email,
+  password,
+  register: z.object({ email, password, displayName }),
+  login: z.object({ email, password }),
+  forgotPassword: z.object({ email }),
+  resetPassword: z.object({ token, password }),
+  verifyEmail: z.object({ token }),
+  changePassword: z.object({ currentPassword: password, newPassword: password }),
+  changeEmail: z.object({ currentPassword: password, newEmail: email }),
+  profile: z.object({ displayName }),
+  deleteAccount: z.object({ currentPassword: password }),
+  sessionId: z.object({ sessionId: z.uuid({ error: "Unknown session." }) }),
+};
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Sign-in: a clear sequence of small named steps. Rate limiting, account throttling and a second factor slot in
+// around `verifyCredentials` and before `startSession`.
+
+/**
+ * Checks an email and password and returns the user, or throws INVALID_CREDENTIALS. Unknown emails (and accounts
+ * without a password) cost the same argon2 work as a wrong password, so neither the answer nor its timing tells whether
+ * an account exists. On success, a hash made with weaker parameters than configured is upgraded.
+ */
+export async function verifyCredentials(ctx: AccountsContext, rawEmail: string, plain: string): Promise<UserRow> {
+  const user = await findUserByEmail(ctx.db, normalizeEmail(rawEmail));
+  if (!user?.passwordHash) {
+    await verifyAgainstDummy(ctx.config.passwords, plain);
+    throw new AppError("INVALID_CREDENTIALS");
+  }
+  const result = await verifyPassword(ctx.config.passwords, user.passwordHash, plain);
+  if (!result.ok) throw new AppError("INVALID_CREDENTIALS");
+  if (result.needsRehash) {
+    await replacePasswordHash(ctx.db, user.id, user.passwordHash, await hashPassword(ctx.config.passwords, plain));
+  }
+  return user;
+}
+
+/** A disabled account cannot sign in; an unverified one only when the setting allows it (the default). */
+export function checkCanSignIn(ctx: AccountsContext, user: UserRow): void {
+  if (user.disabledAt) throw new AppError("ACCOUNT_DISABLED");
+  if (!user.emailVerifiedAt && !ctx.config.sessions.allowUnverifiedLogin) throw new AppError("EMAIL_NOT_VERIFIED");
+}
+
+export interface SignedIn {
+  user: UserRow;
+  session: SessionRow;
+  /** The new session cookie value; set it with `setSessionCookie()` and never store it. */
+  token: string;
+}
+
+/**
+ * Creates the sign-in session (or extends the browser's current one and rotates its value). A live session of another
+ * user on the same browser is ended first: its cookie is about to be replaced, so nothing could use it any more.
+ */
+export async function startSession(
+  ctx: AccountsContext,
+  input: { user: UserRow; amr: string[]; meta: RequestMeta; existing?: SessionRow | null; clientId?: string },
+): Promise<SignedIn> {
+  return ctx.db.transaction(async (tx) => {
+    const existing = input.existing;
+    if (existing && existing.userId !== input.user.id) {
+      await endSessions(ctx, tx, { ids: [existing.id] }, "replaced");
+      await audit(tx, input.meta, {
+        event: "session.ended",
+        outcome: "success",
+        userId: existing.userId,
+        sessionId: existing.id,
+        details: { reason: "replaced" },
+      });
+    }
+    const { session, token } = await signIn(ctx, tx, {
+      userId: input.user.id,
+      amr: input.amr,
+      meta: input.meta,
+      existing: existing?.userId === input.user.id ? existing : null,
+    });
+    await audit(tx, input.meta, {
+      event: "user.signed_in",
+      outcome: "success",
+      userId: input.user.id,
+      sessionId: session.id,
+      clientId: input.clientId ?? null,
+      details: { amr: input.amr, extended: existing?.id === session.id },
+    });
+    return { user: input.user, session, token };
+  });
+}
+
+/** Records a failed sign-in. The email is not stored (audit rows outlive accounts); the reason code is. */
+export async function recordSignInFailure(
+  ctx: AccountsContext,
+  meta: RequestMeta,
+  error: AppError,
+  userId: string | null,
+  clientId?: string,
+): Promise<void> {
+  await audit(ctx.db, meta, {
+    event: "user.sign_in_failed",
+    outcome: "failure",
+    userId,
+    clientId: clientId ?? null,
+    details: { reason: error.code },
+  });
+}
+
+/** The hosted form's and the JSON API's password sign-in: verifyCredentials → checkCanSignIn → startSession. */
+export async function signInWithPassword(
+  ctx: AccountsContext,
+  input: { email: string; password: string; meta: RequestMeta; existing?: SessionRow | null; clientId?: string },
+): Promise<SignedIn> {
+  let user: UserRow | undefined;
+  try {
+    user = await verifyCredentials(ctx, input.email, input.password);
+    checkCanSignIn(ctx, user);
+  } catch (error) {
+    if (error instanceof AppError) await recordSignInFailure(ctx, input.meta, error, user?.id ?? null, input.clientId);
+    throw error;
+  }
+  return startSession(ctx, {
+    user,
+    amr: ["pwd"],
+    meta: input.meta,
+    existing: input.existing,
+    clientId: input.clientId,
+  });
+}
+
+/** Ends the browser's session (every app in it). */
+export async function signOut(ctx: AccountsContext, session: SessionRow, meta: RequestMeta): Promise<void> {
+  await ctx.db.transaction(async (tx) => {
+    const ended = await endSessions(ctx, tx, { ids: [session.id] }, "signed_out");
+    if (ended.length === 0) return;
+    await audit(tx, meta, {
+      event: "user.signed_out",
+      outcome: "success",
+      userId: session.userId,
+      sessionId: session.id,
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Registration
+
+export type RegisterResult = { outcome: "signed_in"; signedIn: SignedIn } | { outcome: "check_email" };
+
+/**
+ * Registers an account. For an email that already has one: the right password simply signs the user in; anything
+ * else answers exactly like a fresh registration ("check your email") and the owner of the address is told that
+ * someone tried to register with it. Both paths spend one argon2 computation and send one email (in the background),
+ * so neither the answer nor its timing tells whether the email is registered.
+ */
+export async function register(
+  ctx: AccountsContext,
+  log: FastifyBaseLogger,
+  input: {
+    email: string;
+    password: string;
+    displayName?: string | null | undefined;
+    meta: RequestMeta;
+    existing?: SessionRow | null;
+    continuation?: Continuation;
+  },
+): Promise<RegisterResult> {
+  const problems = passwordProblems(ctx.config.passwords, input.password, "password", [
+    input.email,
+    input.email.split("@")[0],
+    input.displayName,
+  ]);
+  if (problems.length) throw new AppError("WEAK_PASSWORD", problems[0]?.message, problems);
+
+  const found = await findUserByEmail(ctx.db, input.email);
+  if (found) return registerExisting(ctx, log, found, input);
+
+  const passwordHash = await hashPassword(ctx.config.passwords, input.password);
+  const now = ctx.clock.now();
+  const created = await ctx.db.transaction(async (tx) => {
+    const user = await insertUser(tx, {
+      email: input.email,
+      passwordHash,
+      displayName: input.displayName ?? null,
+      now,
+    });
+    if (!user) return null;
+    const token = await issueEmailToken(tx, {
+      userId: user.id,
+      purpose: "verify_email",
+      ttlSeconds: ctx.config.tokens.emailVerificationTtlSeconds,
+      now,
+    });
+    await audit(tx, input.meta, {
+      event: "user.registered",
+      outcome: "success",
+      userId: user.id,
+      clientId: input.continuation?.clientId ?? null,
+    });
+    return { user, token };
+  });
+  if (!created) {
+    // Lost a race with a concurrent registration of the same address: answer exactly as for an existing email.
+    const winner = await findUserByEmail(ctx.db, input.email);
+    if (winner) notifyRegistrationAttempt(ctx, log, winner);
+    return { outcome: "check_email" };
+  }
+  sendInBackground(
+    ctx.mailer,
+    accountEmail(ctx.config, {
+      kind: "verify_email",
+      to: created.user.email,
+      token: created.token,
+      continuation: input.continuation,
+    }),
+    log,
+  );
+  return { outcome: "check_email" };
+}
+
+async function registerExisting(
+  ctx: AccountsContext,
+  log: FastifyBaseLogger,
+  user: UserRow,
+  input: { password: string; meta: RequestMeta; existing?: SessionRow | null; continuation?: Continuation },
+): Promise<RegisterResult> {
+  let ok = false;
+  if (user.passwordHash) ok = (await verifyPassword(ctx.config.passwords, user.passwordHash, input.password)).ok;
+  else await verifyAgainstDummy(ctx.config.passwords, input.password);
+  if (ok && !user.disabledAt) {
+    checkCanSignIn(ctx, user);
+    const signedIn = await startSession(ctx, {
+      user,
+      amr: ["pwd"],
+      meta: input.meta,
+      existing: input.existing,
+      clientId: input.continuation?.clientId,
+    });
+    return { outcome: "signed_in", signedIn };
+  }
+  await audit(ctx.db, input.meta, {
+    event: "user.registered",
+    outcome: "failure",
+    userId: user.id,
+    details: { reason: "email_taken" },
+  });
+  notifyRegistrationAttempt(ctx, log, user);
+  return { outcome: "check_email" };
+}
+
+function notifyRegistrationAttempt(ctx: AccountsContext, log: FastifyBaseLogger, user: UserRow): void {
+  sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "registration_attempt", to: user.email }), log);
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Email verification and email change (one link page serves both purposes)
+
+export type EmailLinkPurpose = "verify_email" | "change_email";
+
+/** What a link is for, without using it (the confirmation page shows this before the POST does the work). */
+export async function inspectEmailLink(
+  ctx: AccountsContext,
+  token: string,
+): Promise<{ purpose: EmailLinkPurpose; newEmail: string | null }> {
+  const row = await peekEmailToken(ctx.db, token, ["verify_email", "change_email"], ctx.clock.now());
+  return { purpose: row.purpose as EmailLinkPurpose, newEmail: row.newEmail };
+}
+
+export type EmailLinkResult =
+  | { purpose: "verify_email"; user: UserRow; signedIn: SignedIn | null }
+  | { purpose: "change_email"; user: UserRow };
+
+/**
+ * Uses a verification or email-change link. Verifying the address of a new account also signs that browser in (the
+ * link went only to the address's owner, and it is single use and short-lived) — unless the account has a second
+ * factor, which an email link must not bypass. Changing the email checks the new address is still free and tells the
+ * old address.
+ */
+export async function confirmEmailLink(
+  ctx: AccountsContext,
+  log: FastifyBaseLogger,
+  input: { token: string; meta: RequestMeta; existing?: SessionRow | null; clientId?: string },
+): Promise<EmailLinkResult> {
+  const { purpose } = await inspectEmailLink(ctx, input.token);
+  const now = ctx.clock.now();
+  if (purpose === "verify_email") {
+    const user = await ctx.db.transaction(async (tx) => {
+      const row = await useEmailToken(tx, input.token, "verify_email", now);
+      const user = await findUserById(tx, row.userId);
+      if (!user || user.disabledAt) throw new AppError("INVALID_TOKEN");
+      const updated = user.emailVerifiedAt
+        ? user
+        : await updateUser(tx, user.id, { emailVerifiedAt: now, updatedAt: now });
+      await audit(tx, input.meta, { event: "user.email_verified", outcome: "success", userId: user.id });
+      return updated ?? user;
+    });
+    const signedIn = (await hasSecondFactor(ctx.db, user.id))
+      ? null
+      : await startSession(ctx, {
+          user,
+          amr: ["email"],
+          meta: input.meta,
+          existing: input.existing,
+          clientId: input.clientId,
+        });
+    return { purpose, user, signedIn };
+  }
+
+  const { user, oldEmail } = await ctx.db.transaction(async (tx) => {
+    const row = await useEmailToken(tx, input.token, "change_email", now);
+    const user = await findUserById(tx, row.userId);
+    if (!user || !row.newEmail) throw new AppError("INVALID_TOKEN");
+    if (await isEmailTaken(tx, row.newEmail, user.id)) {
+      throw new AppError("CONFLICT", "This email address is already used by another account.", [
+        { field: "newEmail", message: "This email address is already used by another account." },
+      ]);
+    }
+    const updated = await updateUser(tx, user.id, { email: row.newEmail, emailVerifiedAt: now, updatedAt: now });
+    if (!updated) throw new AppError("INVALID_TOKEN");
+    await retireEmailTokens(tx, user.id, now);
+    await audit(tx, input.meta, { event: "user.email_changed", outcome: "success", userId: user.id });
+    return { user: updated, oldEmail: user.email };
+  });
+  sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "email_changed", to: oldEmail }), log);
+  return { purpose, user };
+}
+
+/** Sends a fresh verification link to a signed-in user whose address is not verified yet (older links stop working). */
+export async function resendVerification(
+  ctx: AccountsContext,
+  log: FastifyBaseLogger,
+  user: UserRow,
+  continuation?: Continuation,
+): Promise<void> {
+  if (user.emailVerifiedAt) return;
+  const token = await issueEmailToken(ctx.db, {
+    userId: user.id,
+    purpose: "verify_email",
+    ttlSeconds: ctx.config.tokens.emailVerificationTtlSeconds,
+    now: ctx.clock.now(),
+  });
+  sendInBackground(
+    ctx.mailer,
+    accountEmail(ctx.config, { kind: "verify_email", to: user.email, token, continuation }),
+    log,
+  );
+}
+
+/** Starts an email change: needs the current password; the link goes to the new address. */
+export async function requestEmailChange(
+  ctx: AccountsContext,
+  log: FastifyBaseLogger,
+  input: { user: UserRow; currentPassword: string; newEmail: string; meta: RequestMeta },
+): Promise<void> {
+  await checkCurrentPassword(ctx, input.user, input.currentPassword);
+  if (input.newEmail === normalizeEmail(input.user.email)) {
+    throw new AppError("VALIDATION_FAILED", "This is already your email address.", [
+      { field: "newEmail", message: "This is already your email address." },
+    ]);
+  }
+  // Whether the new address is taken is checked only when the link is used, by the address's owner: answering here
+  // would let a signed-in user probe which addresses have accounts.
+  const token = await issueEmailToken(ctx.db, {
+    userId: input.user.id,
+    purpose: "change_email",
+    ttlSeconds: ctx.config.tokens.emailVerificationTtlSeconds,
+    now: ctx.clock.now(),
+    newEmail: input.newEmail,
+  });
+  sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "change_email", to: input.newEmail, token }), log);
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Password reset and change
+
+/**
+ * Sends a reset link when the email has an account; does nothing visible otherwise. The answer is the same either
+ * way; the email goes out in the background.
+ */
+export async function requestPasswordReset(
+  ctx: AccountsContext,
+  log: FastifyBaseLogger,
+  input: { email: string; meta: RequestMeta },
+): Promise<void> {
+  const user = await findUserByEmail(ctx.db, input.email);
+  if (!user || user.disabledAt) return;
+  const token = await ctx.db.transaction(async (tx) => {
+    const token = await issueEmailToken(tx, {
+      userId: user.id,
+      purpose: "reset_password",
+      ttlSeconds: ctx.config.tokens.passwordResetTtlSeconds,
+      now: ctx.clock.now(),
+    });
+    await audit(tx, input.meta, { event: "user.password_reset_requested", outcome: "success", userId: user.id });
+    return token;
+  });
+  sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "reset_password", to: user.email, token }), log);
+}
+
+/** Checks a reset link is usable (for the form page). Throws INVALID_TOKEN. */
+export async function checkResetToken(ctx: AccountsContext, token: string): Promise<void> {
+  await peekEmailToken(ctx.db, token, ["reset_password"], ctx.clock.now());
+}
+
+/**
+ * Sets a new password from a reset link and ends every session of the user (every app signs out). Using the link
+ * also proves the address, so it is marked verified. The link works once; every other open link of the user dies too.
+ */
+export async function resetPassword(
+  ctx: AccountsContext,
+  log: FastifyBaseLogger,
+  input: { token: string; password: string; meta: RequestMeta },
+): Promise<UserRow> {
+  const now = ctx.clock.now();
+  const row = await peekEmailToken(ctx.db, input.token, ["reset_password"], now);
+  const current = await findUserById(ctx.db, row.userId);
+  if (!current) throw new AppError("INVALID_TOKEN");
+  const problems = passwordProblems(ctx.config.passwords, input.password, "password", [
+    current.email,
+    current.email.split("@")[0],
+    current.displayName,
+  ]);
+  if (problems.length) throw new AppError("WEAK_PASSWORD", problems[0]?.message, problems);
+  const passwordHash = await hashPassword(ctx.config.passwords, input.password);
+  const user = await ctx.db.transaction(async (tx) => {
+    const used = await useEmailToken(tx, input.token, "reset_password", now);
+    const updated = await updateUser(tx, used.userId, {
+      passwordHash,
+      passwordChangedAt: now,
+      emailVerifiedAt: current.emailVerifiedAt ?? now,
+      updatedAt: now,
+    });
+    if (!updated) throw new AppError("INVALID_TOKEN");
+    await retireEmailTokens(tx, updated.id, now);
+    await endAllSessions(ctx, tx, input.meta, updated.id, "password_reset");
+    await audit(tx, input.meta, { event: "user.password_reset", outcome: "success", userId: updated.id });
+    return updated;
+  });
+  sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "password_changed", to: user.email }), log);
+  return user;
+}
+
+/**
+ * Changes the password (needs the current one). Every other session of the user ends; the current one stays. Open
+ * reset and email links of the user stop working.
+ */
+export async function changePassword(
+  ctx: AccountsContext,
+  log: FastifyBaseLogger,
+  input: { user: UserRow; session: SessionRow; currentPassword: string; newPassword: string; meta: RequestMeta },
+): Promise<void> {
+  await checkCurrentPassword(ctx, input.user, input.currentPassword);
+  const problems = passwordProblems(ctx.config.passwords, input.newPassword, "newPassword", [
+    input.user.email,
+    input.user.email.split("@")[0],
+    input.user.displayName,
+  ]);
+  if (problems.length) throw new AppError("WEAK_PASSWORD", problems[0]?.message, problems);
+  const passwordHash = await hashPassword(ctx.config.passwords, input.newPassword);
+  const now = ctx.clock.now();
+  await ctx.db.transaction(async (tx) => {
+    await updateUser(tx, input.user.id, { passwordHash, passwordChangedAt: now, updatedAt: now });
+    await retireEmailTokens(tx, input.user.id, now);
+    const ended = await endSessions(ctx, tx, { userId: input.user.id, exceptId: input.session.id }, "password_changed");
+    for (const id of ended) {
+      await audit(tx, input.meta, {
+        event: "session.ended",
+        outcome: "success",
+        userId: input.user.id,
+        sessionId: id,
+        details: { reason: "password_changed" },
+      });
+    }
+    await audit(tx, input.meta, {
+      event: "user.password_changed",
+      outcome: "success",
+      userId: input.user.id,
+      sessionId: input.session.id,
+    });
+  });
+  sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "password_changed", to: input.user.email }), log);
+}
+
+/** Throws INVALID_CREDENTIALS (on the `currentPassword` field) unless the password is the user's current one. */
+async function checkCurrentPassword(ctx: AccountsContext, user: UserRow, plain: string): Promise<void> {
+  const ok = user.passwordHash ? (await verifyPassword(ctx.config.passwords, user.passwordHash, plain)).ok : false;
+  if (!ok) {
+    throw new AppError("INVALID_CREDENTIALS", "Your current password is not correct.", [
+      { field: "currentPassword", message: "Your current password is not correct." },
+    ]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Profile, sessions, deletion
+
+export async function updateProfile(
+  ctx: AccountsContext,
+  input: { user: UserRow; displayName: string | null; meta: RequestMeta },
+): Promise<UserRow> {
+  const updated = await updateUser(ctx.db, input.user.id, {
+    displayName: input.displayName,
+    updatedAt: ctx.clock.now(),
+  });
+  if (!updated) throw new AppError("UNAUTHENTICATED");
+  return updated;
+}
+
+export async function userSessions(ctx: AccountsContext, userId: string): Promise<SessionRow[]> {
+  return listSessions(ctx, userId);
+}
+
+/** Ends one of the user's own sessions. Another user's session id answers SESSION_NOT_FOUND, like an unknown one. */
+export async function endUserSession(
+  ctx: AccountsContext,
+  input: { userId: string; sessionId: string; meta: RequestMeta; currentSessionId?: string },
+): Promise<void> {
+  await ctx.db.transaction(async (tx) => {
+    const ended = await endSessions(ctx, tx, { ids: [input.sessionId], userId: input.userId }, "ended_by_user");
+    if (ended.length === 0) throw new AppError("SESSION_NOT_FOUND");
+    await audit(tx, input.meta, {
+      event: "session.ended",
+      outcome: "success",
+      userId: input.userId,
+      sessionId: input.sessionId,
+      details: { reason: "ended_by_user", current: input.sessionId === input.currentSessionId },
+    });
+  });
+}
+
+/** "Sign out everywhere else": ends every session of the user except the current one. Returns how many ended. */
+export async function endOtherSessions(
+  ctx: AccountsContext,
+  input: { userId: string; currentSessionId: string; meta: RequestMeta },
+): Promise<number> {
+  return ctx.db.transaction(async (tx) => {
+    const ended = await endSessions(
+      ctx,
+      tx,
+      { userId: input.userId, exceptId: input.currentSessionId },
+      "ended_by_user",
+    );
+    for (const id of ended) {
+      await audit(tx, input.meta, {
+        event: "session.ended",
+        outcome: "success",
+        userId: input.userId,
+        sessionId: id,
+        details: { reason: "ended_by_user" },
+      });
+    }
+    return ended.length;
+  });
+}
+
+async function endAllSessions(
+  ctx: AccountsContext,
+  tx: Executor,
+  meta: RequestMeta,
+  userId: string,
+  reason: string,
+): Promise<void> {
+  const ended = await endSessions(ctx, tx, { userId }, reason);
+  for (const id of ended) {
+    await audit(tx, meta, { event: "session.ended", outcome: "success", userId, sessionId: id, details: { reason } });
+  }
+}
+
+/**
+ * Deletes the account (needs the current password): every session ends (every app signs out), personal data is
+ * removed (email replaced by a placeholder, name and password hash dropped, open links deleted, session IPs and user
+ * agents cleared). Audit rows keep the events under the user id, without the email.
+ */
+export async function deleteAccount(
+  ctx: AccountsContext,
+  input: { user: UserRow; currentPassword: string; meta: RequestMeta },
+): Promise<void> {
+  await checkCurrentPassword(ctx, input.user, input.currentPassword);
+  const now = ctx.clock.now();
+  await ctx.db.transaction(async (tx) => {
+    await endAllSessions(ctx, tx, input.meta, input.user.id, "account_deleted");
+    const done = await anonymizeUser(tx, input.user.id, now);
+    if (!done) throw new AppError("UNAUTHENTICATED");
+    await audit(tx, input.meta, { event: "user.deleted", outcome: "success", userId: input.user.id });
+  });
+}
+
+/** Whether the user has a confirmed second factor (an email link must not sign such an account in). */
+async function hasSecondFactor(db: Executor, userId: string): Promise<boolean> {
+  return userHasConfirmedTotp(db, userId);
+}
+
+/**
+ * The contract with the OpenID endpoints: after sign-in, continue to `return_to` only when it is a same-origin
+ * relative path (one leading `/`, no `//`, no `\`, no scheme, no control characters); anything else lands on
+ * /account. Returns the path to redirect to.
+ */
+export function safeReturnTo(raw: unknown, fallback = "/account"): string {
+  if (typeof raw !== "string" || raw.length === 0 || raw.length > 4096) return fallback;
+  if (!raw.startsWith("/") || raw.startsWith("//")) return fallback;
+  if (raw.includes("\\") || /\p{Cc}/u.test(raw)) return fallback;
+  // A scheme can only appear before the first "/", "?" or "#"; the path starts with "/", so check decoded forms too.
+  try {
+    const decoded = decodeURIComponent(raw);
+    if (decoded.startsWith("//") || decoded.includes("\\")) return fallback;
+  } catch {
+    return fallback;
+  }
+  try {
+    const base = "http://tessera.invalid";
+    const resolved = new URL(raw, base);
+    if (resolved.origin !== base) return fallback;
+  } catch {
+    return fallback;
+  }
+  return raw;
+}
+
+/** Mailer type re-exported for callers that build an AccountsContext by hand (CLI, tests). */
+export type { Mailer };

@@ -1,0 +1,110 @@
+import type { Config } from "../../config/index.ts";
+import { renderView } from "../../views/index.ts";
+import type { MailMessage } from "./types.ts";
+
+export type AccountEmail =
+  | {
+      kind: "verify_email";
+      to: string;
+      token: string;
+      continuation?: { returnTo?: string | undefined; clientId?: string | undefined } | undefined;
+    }
+  | { kind: "change_email"; to: string; token: string }
+  | { kind: "reset_password"; to: string; token: string }
+  | { kind: "registration_attempt"; to: string }
+  | { kind: "email_changed"; to: string }
+  | { kind: "password_changed"; to: string };
+
+interface Content {
+  subject: string;
+  intro: string;
+  action?: { label: string; url: string };
+  outro: string;
+}
+
+/**
+ * Builds an account email with a text and an HTML part. Every link comes from the configured ISSUER, never from a
+ * request's Host header (a forged Host would otherwise put an attacker's domain in a reset link).
+ */
+export function accountEmail(config: Config, email: AccountEmail): MailMessage {
+  const content = contentFor(config, email);
+  const text = [
+    content.intro,
+    content.action ? `${content.action.label}:\n${content.action.url}` : "",
+    content.outro,
+    `— ${config.mail.fromName}`,
+  ]
+    .filter(Boolean)
+    .join("\n\n");
+  const html = renderView("emails/account", { ...content, product: config.mail.fromName });
+  return { to: email.to, subject: content.subject, text, html, kind: email.kind };
+}
+
+function link(config: Config, path: string, params: Record<string, string | undefined>): string {
+  const url = new URL(path, `${config.issuer}/`);
+  for (const [key, value] of Object.entries(params)) if (value) url.searchParams.set(key, value);
+  return url.toString();
+}
+
+function minutes(seconds: number): string {
+  return seconds >= 7200 && seconds % 3600 === 0 ? `${seconds / 3600} hours` : `${Math.round(seconds / 60)} minutes`;
+}
+
+function contentFor(config: Config, email: AccountEmail): Content {
+  const product = config.mail.fromName;
+  const verifyTtl = minutes(config.tokens.emailVerificationTtlSeconds);
+  switch (email.kind) {
+    case "verify_email":
+      return {
+        subject: `Confirm your email address for ${product}`,
+        intro: `Welcome to ${product}. Confirm that ${email.to} is your email address to finish setting up your account.`,
+        action: {
+          label: "Confirm my email address",
+          url: link(config, "/verify-email", {
+            token: email.token,
+            return_to: email.continuation?.returnTo,
+            client_id: email.continuation?.clientId,
+          }),
+        },
+        outro: `The link works once and expires in ${verifyTtl}. If you did not create an account, ignore this email.`,
+      };
+    case "change_email":
+      return {
+        subject: `Confirm your new email address for ${product}`,
+        intro: `Someone asked to use ${email.to} as the email address of a ${product} account.`,
+        action: { label: "Use this email address", url: link(config, "/verify-email", { token: email.token }) },
+        outro: `The link works once and expires in ${verifyTtl}. If this was not you, ignore this email; nothing changes.`,
+      };
+    case "reset_password":
+      return {
+        subject: `Reset your ${product} password`,
+        intro: `Someone asked to reset the password of the ${product} account for ${email.to}.`,
+        action: { label: "Choose a new password", url: link(config, "/reset-password", { token: email.token }) },
+        outro:
+          `The link works once and expires in ${minutes(config.tokens.passwordResetTtlSeconds)}. Resetting signs ` +
+          "you out on every device. If you did not ask for this, ignore this email; your password stays the same.",
+      };
+    case "registration_attempt":
+      return {
+        subject: `Someone tried to create a ${product} account with your email`,
+        intro:
+          `Someone tried to create a new ${product} account with ${email.to}, but you already have one. ` +
+          "If it was you, sign in instead; if you forgot your password, you can reset it.",
+        action: { label: "Sign in", url: link(config, "/login", {}) },
+        outro: "If it was not you, you can ignore this email: nothing was changed.",
+      };
+    case "email_changed":
+      return {
+        subject: `Your ${product} email address was changed`,
+        intro: `The ${product} account that used ${email.to} now uses another email address.`,
+        outro: "If you did not do this, reset your password right away and contact support.",
+      };
+    case "password_changed":
+      return {
+        subject: `Your ${product} password was changed`,
+        intro: `The password of the ${product} account for ${email.to} was just changed.`,
+        action: { label: "Reset your password", url: link(config, "/forgot-password", {}) },
+        outro: "If you did not do this, reset your password right away.",
+      };
+  }
+}

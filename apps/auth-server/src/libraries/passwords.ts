@@ -1,0 +1,124 @@
+import { type Algorithm, hash, parseOptions, verify } from "@node-rs/argon2";
+import { dictionary } from "@zxcvbn-ts/language-common";
+import type { Config } from "../config/index.ts";
+import type { FieldError } from "../errors/index.ts";
+
+/**
+ * Password hashing and policy (SECURITY.md "Passwords and accounts"): argon2id with at least OWASP's parameters
+ * (m=19456 KiB, t=2, p=1, enforced by the config schema), a length floor with no composition rules, and a check
+ * against a maintained list of common passwords. Passwords are hashed exactly as typed: no trimming, no truncation.
+ */
+
+export type PasswordParams = Config["passwords"];
+
+/** Longest password accepted. SECURITY.md asks for at least 64; much longer only costs hashing time. */
+export const PASSWORD_MAX_LENGTH = 256;
+
+// `Algorithm` is an ambient const enum, which isolatedModules cannot read; 2 is its Argon2id member.
+const ARGON2ID = 2 as Algorithm;
+
+function options(params: PasswordParams) {
+  return {
+    algorithm: ARGON2ID,
+    memoryCost: params.argon2MemoryKib,
+    timeCost: params.argon2TimeCost,
+    parallelism: params.argon2Parallelism,
+  };
+}
+
+export async function hashPassword(params: PasswordParams, password: string): Promise<string> {
+  return hash(password, options(params));
+}
+
+/**
+ * Checks a password against a stored PHC string. `needsRehash` is true when the stored hash was made with weaker
+ * parameters (or another variant) than configured now, so the caller can upgrade it after a successful sign-in.
+ * A malformed stored hash counts as a mismatch, never as an error the user sees.
+ */
+export async function verifyPassword(
+  params: PasswordParams,
+  stored: string,
+  password: string,
+): Promise<{ ok: boolean; needsRehash: boolean }> {
+  let ok = false;
+  try {
+    ok = await verify(stored, password);
+  } catch {
+    return { ok: false, needsRehash: false };
+  }
+  return { ok, needsRehash: ok && hashIsWeaker(params, stored) };
+}
+
+export function hashIsWeaker(params: PasswordParams, stored: string): boolean {
+  try {
+    if (!stored.startsWith("$argon2id$")) return true;
+    const parsed = parseOptions(stored);
+    return (
+      parsed.memoryCost < params.argon2MemoryKib ||
+      parsed.timeCost < params.argon2TimeCost ||
+      parsed.parallelism < params.argon2Parallelism
+    );
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * A hash of a random throwaway password with the configured parameters, computed once per parameter set. Sign-in,
+ * registration and forgot-password verify against it when the email is unknown, so an unknown email costs the same
+ * argon2 work as a known one and the response time does not tell whether an account exists.
+ */
+const dummyHashes = new Map<string, Promise<string>>();
+export function dummyHash(params: PasswordParams): Promise<string> {
+  const key = `${params.argon2MemoryKib}:${params.argon2TimeCost}:${params.argon2Parallelism}`;
+  let pending = dummyHashes.get(key);
+  if (!pending) {
+    pending = hashPassword(params, `dummy-${Math.random()}-${Date.now()}`);
+    dummyHashes.set(key, pending);
+  }
+  return pending;
+}
+
+/** Burns the same argon2 work as a real verification, for paths where no account matched. */
+export async function verifyAgainstDummy(params: PasswordParams, password: string): Promise<void> {
+  await verifyPassword(params, await dummyHash(params), password);
+}
+
+/**
+ * The common-password list: zxcvbn-ts's maintained "passwords-common" dictionary (about 49,000 entries drawn from
+ * breach corpora; @zxcvbn-ts/language-common on npm). Loaded lazily, compared case-insensitively.
+ */
+let commonPasswords: Set<string> | undefined;
+export function isCommonPassword(password: string): boolean {
+  commonPasswords ??= new Set(dictionary["passwords-common"].map((p) => p.toLowerCase()));
+  return commonPasswords.has(password.toLowerCase());
+}
+
+/**
+ * The policy, as field errors in words a person understands (empty when the password is acceptable).
+ * `context` holds values the password must not equal (the email, its local part, the display name).
+ */
+export function passwordProblems(
+  params: PasswordParams,
+  password: string,
+  field = "password",
+  context: (string | null | undefined)[] = [],
+): FieldError[] {
+  const length = [...password].length;
+  if (length < params.minLength) {
+    return [{ field, message: `Use at least ${params.minLength} characters.` }];
+  }
+  if (length > PASSWORD_MAX_LENGTH) {
+    return [{ field, message: `Use at most ${PASSWORD_MAX_LENGTH} characters.` }];
+  }
+  if (isCommonPassword(password)) {
+    return [{ field, message: "This password is too common and easy to guess. Choose another one." }];
+  }
+  const lower = password.toLowerCase();
+  for (const value of context) {
+    if (value && value.length >= 3 && lower === value.toLowerCase()) {
+      return [{ field, message: "Do not use your email address or name as your password." }];
+    }
+  }
+  return [];
+}

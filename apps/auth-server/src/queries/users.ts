@@ -1,0 +1,112 @@
+import { type Executor, emailTokens, sessions, totpFactors, users } from "@tessera/db";
+import { and, eq, isNotNull, isNull, sql } from "drizzle-orm";
+
+export type UserRow = typeof users.$inferSelect;
+
+/** Emails are stored normalized (see `normalizeEmail` in libraries/accounts.ts); the lookup lower-cases as well. */
+export async function findUserByEmail(db: Executor, email: string): Promise<UserRow | null> {
+  const [row] = await db
+    .select()
+    .from(users)
+    .where(and(sql`lower(${users.email}) = lower(${email})`, isNull(users.deletedAt)))
+    .limit(1);
+  return row ?? null;
+}
+
+export async function findUserById(db: Executor, id: string): Promise<UserRow | null> {
+  const [row] = await db
+    .select()
+    .from(users)
+    .where(and(eq(users.id, id), isNull(users.deletedAt)))
+    .limit(1);
+  return row ?? null;
+}
+
+/**
+ * Inserts a user unless the email is taken (by a concurrent registration, say); returns null in that case rather
+ * than failing, so the caller can answer exactly as for any other existing email.
+ */
+export async function insertUser(
+  db: Executor,
+  row: { email: string; passwordHash: string; displayName: string | null; now: Date },
+): Promise<UserRow | null> {
+  const [created] = await db
+    .insert(users)
+    .values({
+      email: row.email,
+      passwordHash: row.passwordHash,
+      displayName: row.displayName,
+      passwordChangedAt: row.now,
+      createdAt: row.now,
+      updatedAt: row.now,
+    })
+    .onConflictDoNothing()
+    .returning();
+  return created ?? null;
+}
+
+export async function updateUser(
+  db: Executor,
+  id: string,
+  values: Partial<Pick<UserRow, "email" | "emailVerifiedAt" | "passwordHash" | "passwordChangedAt" | "displayName">> & {
+    updatedAt: Date;
+  },
+): Promise<UserRow | null> {
+  const [row] = await db
+    .update(users)
+    .set(values)
+    .where(and(eq(users.id, id), isNull(users.deletedAt)))
+    .returning();
+  return row ?? null;
+}
+
+/** Replaces the stored hash only if it is still the one that was verified (a concurrent change wins). */
+export async function replacePasswordHash(db: Executor, id: string, oldHash: string, newHash: string): Promise<void> {
+  await db
+    .update(users)
+    .set({ passwordHash: newHash })
+    .where(and(eq(users.id, id), eq(users.passwordHash, oldHash)));
+}
+
+export async function isEmailTaken(db: Executor, email: string, exceptUserId?: string): Promise<boolean> {
+  const [row] = await db
+    .select({ id: users.id })
+    .from(users)
+    .where(sql`lower(${users.email}) = lower(${email})`)
+    .limit(1);
+  return Boolean(row && row.id !== exceptUserId);
+}
+
+/**
+ * Anonymizes a deleted account: the email is replaced by a unique placeholder (the unique index stays unconditional
+ * and the address can register again), name and password hash are dropped, pending email tokens are deleted and the
+ * IP/user agent of its sessions are cleared. Audit rows keep only the user id, never the email.
+ */
+export async function anonymizeUser(db: Executor, id: string, now: Date): Promise<boolean> {
+  const [row] = await db
+    .update(users)
+    .set({
+      email: `deleted-${id}@deleted.invalid`,
+      emailVerifiedAt: null,
+      passwordHash: null,
+      displayName: null,
+      deletedAt: now,
+      updatedAt: now,
+    })
+    .where(and(eq(users.id, id), isNull(users.deletedAt)))
+    .returning({ id: users.id });
+  if (!row) return false;
+  await db.delete(emailTokens).where(eq(emailTokens.userId, id));
+  await db.update(sessions).set({ ip: null, userAgent: null }).where(eq(sessions.userId, id));
+  return true;
+}
+
+/** Whether the user has a confirmed TOTP factor. */
+export async function userHasConfirmedTotp(db: Executor, userId: string): Promise<boolean> {
+  const [row] = await db
+    .select({ userId: totpFactors.userId })
+    .from(totpFactors)
+    .where(and(eq(totpFactors.userId, userId), isNotNull(totpFactors.confirmedAt)))
+    .limit(1);
+  return Boolean(row);
+}

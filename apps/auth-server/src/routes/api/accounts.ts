@@ -1,0 +1,221 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { AppError } from "../../errors/index.ts";
+import { type CurrentSession, clearSessionCookie, setSessionCookie } from "../../http/session.ts";
+import {
+  accountSchemas,
+  changePassword,
+  confirmEmailLink,
+  deleteAccount,
+  endOtherSessions,
+  endUserSession,
+  register,
+  requestEmailChange,
+  requestPasswordReset,
+  resendVerification,
+  resetPassword,
+  signInWithPassword,
+  signOut,
+  type UserRow,
+  updateProfile,
+  userSessions,
+} from "../../libraries/accounts.ts";
+import type { SessionRow } from "../../libraries/sessions.ts";
+import { parse } from "../../validation.ts";
+
+/**
+ * The account JSON API under /api/v1 (same behaviour as the hosted pages, for scripts and tests). Authentication is
+ * Tessera's session cookie, as set by POST /api/v1/login. Errors use the catalog shape.
+ *
+ * CSRF: every state-changing request must be `application/json` (a cross-site form cannot send that, and a
+ * cross-origin fetch of it needs a CORS preflight Tessera never grants), and a browser's `Sec-Fetch-Site` must be
+ * same-origin (or absent, for non-browser clients). Together with SameSite=Lax this also stops sibling subdomains.
+ */
+export async function accountApiRoutes(app: FastifyInstance): Promise<void> {
+  const { config } = app.ctx;
+  const json = { errorFormat: "json" as const };
+
+  app.addHook("preHandler", async (request) => {
+    if (request.method === "GET" || request.method === "HEAD") return;
+    const site = request.headers["sec-fetch-site"];
+    if (site !== undefined && site !== "same-origin" && site !== "none") throw new AppError("CSRF_INVALID");
+    const type = request.headers["content-type"];
+    if (typeof type !== "string" || !/^application\/json\s*(;|$)/i.test(type)) {
+      throw new AppError("UNSUPPORTED_MEDIA_TYPE", "Send a JSON body with Content-Type: application/json.");
+    }
+  });
+
+  async function requireSession(request: FastifyRequest): Promise<CurrentSession> {
+    const current = await request.currentSession();
+    if (!current) throw new AppError("UNAUTHENTICATED");
+    return current;
+  }
+
+  function sendSignedIn(reply: FastifyReply, user: UserRow, session: SessionRow, token: string, status = 200) {
+    setSessionCookie(reply, config, token, session.expiresAt);
+    return reply.code(status).send({ user: userJson(user), session: sessionJson(session, session.id) });
+  }
+
+  app.post("/api/v1/register", { config: json }, async (request, reply) => {
+    const input = parse(accountSchemas.register, request.body);
+    const current = await request.currentSession();
+    const result = await register(app.ctx, request.log, {
+      ...input,
+      meta: request.meta,
+      existing: current?.session ?? null,
+    });
+    if (result.outcome === "signed_in") {
+      const { user, session, token } = result.signedIn;
+      return sendSignedIn(reply, user, session, token);
+    }
+    // The same answer whether or not the email already had an account.
+    return reply.code(202).send({ status: "check_email" });
+  });
+
+  app.post("/api/v1/login", { config: json }, async (request, reply) => {
+    const input = parse(accountSchemas.login, request.body);
+    const current = await request.currentSession();
+    const { user, session, token } = await signInWithPassword(app.ctx, {
+      ...input,
+      meta: request.meta,
+      existing: current?.session ?? null,
+    });
+    return sendSignedIn(reply, user, session, token);
+  });
+
+  app.post("/api/v1/logout", { config: json }, async (request, reply) => {
+    const current = await request.currentSession();
+    if (current) await signOut(app.ctx, current.session, request.meta);
+    clearSessionCookie(reply, config);
+    return reply.code(204).send();
+  });
+
+  app.post("/api/v1/verify-email", { config: json }, async (request, reply) => {
+    const { token } = parse(accountSchemas.verifyEmail, request.body);
+    const current = await request.currentSession();
+    const result = await confirmEmailLink(app.ctx, request.log, {
+      token,
+      meta: request.meta,
+      existing: current?.session ?? null,
+    });
+    if (result.purpose === "verify_email" && result.signedIn) {
+      const { user, session, token: sessionToken } = result.signedIn;
+      return sendSignedIn(reply, user, session, sessionToken);
+    }
+    return reply.send({ user: userJson(result.user) });
+  });
+
+  app.post("/api/v1/forgot-password", { config: json }, async (request, reply) => {
+    const { email } = parse(accountSchemas.forgotPassword, request.body);
+    await requestPasswordReset(app.ctx, request.log, { email, meta: request.meta });
+    return reply.code(202).send({ status: "check_email" });
+  });
+
+  app.post("/api/v1/reset-password", { config: json }, async (request, reply) => {
+    const input = parse(accountSchemas.resetPassword, request.body);
+    await resetPassword(app.ctx, request.log, { ...input, meta: request.meta });
+    clearSessionCookie(reply, config);
+    return reply.code(204).send();
+  });
+
+  app.get("/api/v1/me", { config: json }, async (request) => {
+    const { user } = await requireSession(request);
+    return { user: userJson(user) };
+  });
+
+  app.patch("/api/v1/me", { config: json }, async (request) => {
+    const current = await requireSession(request);
+    const { displayName } = parse(accountSchemas.profile, request.body);
+    const user = await updateProfile(app.ctx, {
+      user: current.user,
+      displayName: displayName ?? null,
+      meta: request.meta,
+    });
+    return { user: userJson(user) };
+  });
+
+  app.post("/api/v1/me/delete", { config: json }, async (request, reply) => {
+    const current = await requireSession(request);
+    const { currentPassword } = parse(accountSchemas.deleteAccount, request.body);
+    await deleteAccount(app.ctx, { user: current.user, currentPassword, meta: request.meta });
+    clearSessionCookie(reply, config);
+    return reply.code(204).send();
+  });
+
+  app.post("/api/v1/me/password", { config: json }, async (request, reply) => {
+    const current = await requireSession(request);
+    const input = parse(accountSchemas.changePassword, request.body);
+    await changePassword(app.ctx, request.log, {
+      user: current.user,
+      session: current.session,
+      ...input,
+      meta: request.meta,
+    });
+    return reply.code(204).send();
+  });
+
+  app.post("/api/v1/me/email", { config: json }, async (request, reply) => {
+    const current = await requireSession(request);
+    const input = parse(accountSchemas.changeEmail, request.body);
+    await requestEmailChange(app.ctx, request.log, { user: current.user, ...input, meta: request.meta });
+    return reply.code(202).send({ status: "check_email" });
+  });
+
+  app.post("/api/v1/me/verification", { config: json }, async (request, reply) => {
+    const current = await requireSession(request);
+    await resendVerification(app.ctx, request.log, current.user);
+    return reply.code(202).send({ status: current.user.emailVerifiedAt ? "already_verified" : "check_email" });
+  });
+
+  app.get("/api/v1/me/sessions", { config: json }, async (request) => {
+    const current = await requireSession(request);
+    const sessions = await userSessions(app.ctx, current.user.id);
+    return { sessions: sessions.map((s) => sessionJson(s, current.session.id)) };
+  });
+
+  app.post("/api/v1/me/sessions/:sessionId/end", { config: json }, async (request, reply) => {
+    const current = await requireSession(request);
+    const { sessionId } = parse(accountSchemas.sessionId, request.params);
+    await endUserSession(app.ctx, {
+      userId: current.user.id,
+      sessionId,
+      meta: request.meta,
+      currentSessionId: current.session.id,
+    });
+    if (sessionId === current.session.id) clearSessionCookie(reply, config);
+    return reply.code(204).send();
+  });
+
+  app.post("/api/v1/me/sessions/end-others", { config: json }, async (request) => {
+    const current = await requireSession(request);
+    const ended = await endOtherSessions(app.ctx, {
+      userId: current.user.id,
+      currentSessionId: current.session.id,
+      meta: request.meta,
+    });
+    return { ended };
+  });
+}
+
+export function userJson(user: UserRow) {
+  return {
+    id: user.id,
+    email: user.email,
+    emailVerified: Boolean(user.emailVerifiedAt),
+    displayName: user.displayName,
+    createdAt: user.createdAt.toISOString(),
+  };
+}
+
+export function sessionJson(session: SessionRow, currentId: string) {
+  return {
+    id: session.id,
+    current: session.id === currentId,
+    createdAt: session.createdAt.toISOString(),
+    authenticatedAt: session.authenticatedAt.toISOString(),
+    lastSeenAt: session.lastSeenAt.toISOString(),
+    expiresAt: session.expiresAt.toISOString(),
+    ip: session.ip,
+    userAgent: session.userAgent,
+    amr: session.amr,
+  };
+}

@@ -1,0 +1,145 @@
+import type { FastifyInstance } from "fastify";
+import { AppError } from "../../errors/index.ts";
+import { clearSessionCookie, setSessionCookie } from "../../http/session.ts";
+import {
+  accountSchemas,
+  checkResetToken,
+  confirmEmailLink,
+  inspectEmailLink,
+  requestPasswordReset,
+  resetPassword,
+} from "../../libraries/accounts.ts";
+import { parse } from "../../validation.ts";
+import { continuationFrom, destination, errorMap, isFormError, renderPage, seeOther, str } from "./render.ts";
+
+const html = { errorFormat: "html" as const };
+
+/**
+ * Pages reached from email links. A GET never uses a token: link scanners and previews fetch links, so the page only
+ * shows a button, and the POST (with CSRF protection) does the work.
+ */
+export async function emailLinkPages(app: FastifyInstance): Promise<void> {
+  const { config } = app.ctx;
+
+  app.get("/verify-email", { config: html }, async (request, reply) => {
+    const query = request.query as Record<string, unknown>;
+    const token = str(query.token, 200) ?? "";
+    const link = await inspectEmailLink(app.ctx, token);
+    return renderPage(request, reply, "verify-email", {
+      title: "Confirm your email address",
+      continuation: continuationFrom(query),
+      token,
+      purpose: link.purpose,
+      newEmail: link.newEmail,
+    });
+  });
+
+  app.post("/verify-email", { config: html, preHandler: app.csrfProtection }, async (request, reply) => {
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    const continuation = continuationFrom(body);
+    const { token } = parse(accountSchemas.verifyEmail, body);
+    const current = await request.currentSession();
+    let result: Awaited<ReturnType<typeof confirmEmailLink>>;
+    try {
+      result = await confirmEmailLink(app.ctx, request.log, {
+        token,
+        meta: request.meta,
+        existing: current?.session ?? null,
+        clientId: continuation.clientId,
+      });
+    } catch (error) {
+      if (error instanceof AppError && error.code === "CONFLICT") {
+        return renderPage(
+          request,
+          reply,
+          "message",
+          {
+            title: "Email address not changed",
+            heading: "Email address not changed",
+            paragraphs: [error.message, "Your account keeps its current email address."],
+            action: { href: "/account", label: "Go to your account" },
+          },
+          error.status,
+        );
+      }
+      throw error;
+    }
+    if (result.purpose === "verify_email" && result.signedIn) {
+      setSessionCookie(reply, config, result.signedIn.token, result.signedIn.session.expiresAt);
+      return seeOther(reply, continuation.returnTo ? destination(continuation) : "/account?notice=verified");
+    }
+    if (result.purpose === "change_email") return seeOther(reply, "/account?notice=email_changed");
+    return seeOther(reply, "/login?notice=verified");
+  });
+
+  app.get("/forgot-password", { config: html }, async (request, reply) => {
+    const query = request.query as Record<string, unknown>;
+    return renderPage(request, reply, "forgot-password", {
+      title: "Reset your password",
+      values: { email: str(query.email, 254) },
+      links: { login: "/login" },
+    });
+  });
+
+  app.post("/forgot-password", { config: html, preHandler: app.csrfProtection }, async (request, reply) => {
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    try {
+      const { email } = parse(accountSchemas.forgotPassword, body);
+      await requestPasswordReset(app.ctx, request.log, { email, meta: request.meta });
+    } catch (error) {
+      if (!isFormError(error)) throw error;
+      return renderPage(
+        request,
+        reply,
+        "forgot-password",
+        {
+          title: "Reset your password",
+          values: { email: str(body.email, 254) },
+          errors: errorMap(error),
+          links: { login: "/login" },
+        },
+        error.status,
+      );
+    }
+    return seeOther(reply, "/forgot-password/sent");
+  });
+
+  app.get("/forgot-password/sent", { config: html }, async (request, reply) =>
+    renderPage(request, reply, "message", {
+      title: "Check your email",
+      heading: "Check your email",
+      paragraphs: [
+        "If an account uses that address, we sent it a link to choose a new password.",
+        `The link works once and expires in ${Math.round(config.tokens.passwordResetTtlSeconds / 60)} minutes.`,
+      ],
+      action: { href: "/login", label: "Back to sign in" },
+    }),
+  );
+
+  app.get("/reset-password", { config: html }, async (request, reply) => {
+    const token = str((request.query as Record<string, unknown>).token, 200) ?? "";
+    await checkResetToken(app.ctx, token);
+    return renderPage(request, reply, "reset-password", { title: "Choose a new password", token });
+  });
+
+  app.post("/reset-password", { config: html, preHandler: app.csrfProtection }, async (request, reply) => {
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    const token = str(body.token, 200) ?? "";
+    try {
+      const input = parse(accountSchemas.resetPassword, body);
+      await resetPassword(app.ctx, request.log, { ...input, meta: request.meta });
+      // Every session of the user has ended, this browser's included.
+      clearSessionCookie(reply, config);
+    } catch (error) {
+      if (!isFormError(error)) throw error;
+      return renderPage(
+        request,
+        reply,
+        "reset-password",
+        { title: "Choose a new password", token, errors: errorMap(error) },
+        error.status,
+      );
+    }
+    return seeOther(reply, "/login?notice=password_reset");
+  });
+}

@@ -1,0 +1,151 @@
+import type { FastifyInstance } from "fastify";
+import { setSessionCookie } from "../../http/session.ts";
+import { accountSchemas, register, signInWithPassword } from "../../libraries/accounts.ts";
+import { parse } from "../../validation.ts";
+import {
+  continuationFrom,
+  destination,
+  errorMap,
+  isFormError,
+  type Notice,
+  renderPage,
+  seeOther,
+  str,
+  withContinuation,
+} from "./render.ts";
+
+const html = { errorFormat: "html" as const };
+
+const NOTICES: Record<string, Notice> = {
+  signed_out: { kind: "ok", text: "You are signed out." },
+  password_reset: { kind: "ok", text: "Your password was changed. Sign in with your new password." },
+  deleted: { kind: "ok", text: "Your account was deleted." },
+  verified: { kind: "ok", text: "Your email address is confirmed. Sign in to continue." },
+};
+
+/** GET/POST /login, GET/POST /register, GET /register/check-email. */
+export async function signInPages(app: FastifyInstance): Promise<void> {
+  const { config } = app.ctx;
+
+  app.get("/login", { config: html }, async (request, reply) => {
+    const query = request.query as Record<string, unknown>;
+    const continuation = continuationFrom(query);
+    // prompt=login (or max_age) from /authorize forces the form even when a session exists.
+    if (str(query.prompt) !== "login" && (await request.currentSession())) {
+      return seeOther(reply, destination(continuation));
+    }
+    return renderPage(request, reply, "login", {
+      title: "Sign in",
+      continuation,
+      notice: NOTICES[str(query.notice, 40) ?? ""],
+      links: loginLinks(continuation),
+    });
+  });
+
+  app.post("/login", { config: html, preHandler: app.csrfProtection }, async (request, reply) => {
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    const continuation = continuationFrom(body);
+    const email = str(body.email, 254);
+    try {
+      const input = parse(accountSchemas.login, body);
+      const current = await request.currentSession();
+      const { session, token } = await signInWithPassword(app.ctx, {
+        email: input.email,
+        password: input.password,
+        meta: request.meta,
+        existing: current?.session ?? null,
+        clientId: continuation.clientId,
+      });
+      setSessionCookie(reply, config, token, session.expiresAt);
+      return seeOther(reply, destination(continuation));
+    } catch (error) {
+      if (!isFormError(error)) throw error;
+      const errors = error.code === "VALIDATION_FAILED" ? errorMap(error) : {};
+      return renderPage(
+        request,
+        reply,
+        "login",
+        {
+          title: "Sign in",
+          continuation,
+          values: { email },
+          errors,
+          formError: error.code === "VALIDATION_FAILED" ? undefined : error.message,
+          links: loginLinks(continuation),
+        },
+        error.status,
+      );
+    }
+  });
+
+  app.get("/register", { config: html }, async (request, reply) => {
+    const continuation = continuationFrom(request.query);
+    return renderPage(request, reply, "register", {
+      title: "Create your account",
+      continuation,
+      links: { login: withContinuation("/login", continuation) },
+    });
+  });
+
+  app.post("/register", { config: html, preHandler: app.csrfProtection }, async (request, reply) => {
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    const continuation = continuationFrom(body);
+    try {
+      const input = parse(accountSchemas.register, body);
+      const current = await request.currentSession();
+      const result = await register(app.ctx, request.log, {
+        ...input,
+        meta: request.meta,
+        existing: current?.session ?? null,
+        continuation,
+      });
+      if (result.outcome === "signed_in") {
+        setSessionCookie(reply, config, result.signedIn.token, result.signedIn.session.expiresAt);
+        return seeOther(reply, destination(continuation));
+      }
+      return seeOther(reply, withContinuation("/register/check-email", continuation));
+    } catch (error) {
+      if (!isFormError(error)) throw error;
+      const errors = errorMap(error);
+      return renderPage(
+        request,
+        reply,
+        "register",
+        {
+          title: "Create your account",
+          continuation,
+          values: { email: str(body.email, 254), displayName: str(body.displayName, 100) },
+          errors,
+          formError: Object.keys(errors).length ? undefined : error.message,
+          links: { login: withContinuation("/login", continuation) },
+        },
+        error.status,
+      );
+    }
+  });
+
+  app.get("/register/check-email", { config: html }, async (request, reply) => {
+    const continuation = continuationFrom(request.query);
+    return renderPage(request, reply, "message", {
+      title: "Check your email",
+      continuation,
+      heading: "Check your email",
+      paragraphs: [
+        "We sent you an email. Open the link in it to confirm your address and finish creating your account.",
+        "If you already have an account with this address, the email tells you how to sign in instead.",
+        "Nothing arrived after a few minutes? Look in your spam folder, or try again.",
+      ],
+      action: { href: withContinuation("/login", continuation), label: "Go to sign in" },
+    });
+  });
+
+  // POST /logout (the account page's sign-out button) is served by the OpenID RP-initiated logout handler
+  // (routes/oauth/logout.ts): the same CSRF-protected form post, which also honours post_logout_redirect_uri.
+}
+
+function loginLinks(continuation: Parameters<typeof withContinuation>[1]) {
+  return {
+    register: withContinuation("/register", continuation),
+    forgot: "/forgot-password",
+  };
+}
