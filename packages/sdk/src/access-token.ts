@@ -156,7 +156,8 @@ function strings(value: unknown): readonly string[] {
   return Array.isArray(value) ? Object.freeze(value.filter((v): v is string => typeof v === "string")) : [];
 }
 
-function toUser(claims: AccessClaims): TesseraUser {
+/** The user of verified claims (internal: also used for a refresh that lost a race inside Tessera's grace window). */
+export function toUser(claims: AccessClaims): TesseraUser {
   return Object.freeze({
     id: claims.sub,
     sessionId: claims.sid,

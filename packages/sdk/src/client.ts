@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { parseCookie, stringifySetCookie } from "cookie";
 import type { JWTPayload } from "jose";
-import { type AccessClaims, AccessTokenCodec, type ClaimsInput, type TesseraUser } from "./access-token.ts";
+import { type AccessClaims, AccessTokenCodec, type ClaimsInput, type TesseraUser, toUser } from "./access-token.ts";
 import { TesseraError } from "./errors.ts";
 import { IssuerClient, type TokenResponse } from "./issuer.ts";
 import { type CookieNames, type ResolvedOptions, resolveOptions, type TesseraOptions } from "./options.ts";
@@ -74,8 +74,12 @@ interface Transaction {
 
 type RefreshOutcome =
   | { ok: true; accessJwt: string; refreshToken: string; idToken?: string }
-  /** `transient`: Tessera was unreachable or failed (5xx), so the refresh token was not rotated and stays usable. */
-  | { ok: false; transient: boolean; error: TesseraError };
+  /**
+   * `transient`: Tessera was unreachable or failed (5xx), so the refresh token was not rotated and stays usable.
+   * `concurrent`: another process rotated this token moments ago (Tessera's grace window): the chain is alive and the
+   * browser is receiving the successor from that process's response.
+   */
+  | { ok: false; transient: boolean; concurrent: boolean; error: TesseraError };
 
 /**
  * The framework-neutral core. Adapters (`@tessera/sdk/fastify`, `@tessera/sdk/node`) call it with raw header values
@@ -346,6 +350,17 @@ export class TesseraClient {
       current && current.status !== "invalid" ? current.claims : undefined,
     );
     if (!outcome.ok) {
+      // Another instance of this app rotated the same token a moment ago (two requests of one browser raced across
+      // processes). Tessera answers invalid_grant inside its grace window WITHOUT revoking anything: the session is
+      // alive and the browser is getting the successor in the other response. So this request goes on with the
+      // verified (possibly just-expired) claims, and no cookie is touched, or this response could erase the new ones.
+      if (outcome.concurrent && current && current.status !== "invalid") {
+        return {
+          user: current.status === "valid" ? current.user : toUser(current.claims),
+          error: null,
+          setCookies: NO_COOKIES,
+        };
+      }
       // Tessera could not be reached: a still-valid access JWT keeps working; nothing is cleared.
       if (outcome.transient) {
         if (current?.status === "valid") return { user: current.user, error: null, setCookies: NO_COOKIES };
@@ -644,7 +659,9 @@ export class TesseraClient {
   }
 
   async #doRefresh(refreshToken: string, previous: AccessClaims | undefined): Promise<RefreshOutcome> {
-    if (refreshToken.length > 1024) return { ok: false, transient: false, error: new TesseraError("REFRESH_FAILED") };
+    if (refreshToken.length > 1024) {
+      return { ok: false, transient: false, concurrent: false, error: new TesseraError("REFRESH_FAILED") };
+    }
     let tokens: TokenResponse;
     try {
       tokens = await this.#issuer.token({ grant_type: "refresh_token", refresh_token: refreshToken }, "REFRESH_FAILED");
@@ -655,10 +672,16 @@ export class TesseraClient {
         /^http_5\d\d$/.test(oauthError) ||
         oauthError === "server_error" ||
         oauthError === "temporarily_unavailable";
+      const description = error instanceof TesseraError ? (error.oauthErrorDescription ?? "") : "";
       return {
         ok: false,
         transient,
-        error: new TesseraError("REFRESH_FAILED", oauthError === undefined ? { cause: error } : { oauthError }),
+        // Tessera's grace-window answer: "The refresh token was just rotated by a concurrent request; ...".
+        concurrent: oauthError === "invalid_grant" && /concurrent/i.test(description),
+        error: new TesseraError(
+          "REFRESH_FAILED",
+          oauthError === undefined ? { cause: error } : { oauthError, oauthErrorDescription: description },
+        ),
       };
     }
     // From here on the old token is spent: any failure signs the user out (the new token cannot be trusted/used).
@@ -681,7 +704,12 @@ export class TesseraClient {
       if (tokens.id_token) outcome.idToken = tokens.id_token;
       return outcome;
     } catch (error) {
-      return { ok: false, transient: false, error: new TesseraError("REFRESH_FAILED", { cause: error }) };
+      return {
+        ok: false,
+        transient: false,
+        concurrent: false,
+        error: new TesseraError("REFRESH_FAILED", { cause: error }),
+      };
     }
   }
 }

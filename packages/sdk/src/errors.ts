@@ -62,12 +62,18 @@ export class TesseraError extends Error {
   readonly status: number;
   /** For AUTHORIZATION_DENIED / TOKEN_EXCHANGE_FAILED / REFRESH_FAILED: the OAuth `error` value Tessera returned. */
   readonly oauthError: string | undefined;
+  /** Tessera's `error_description` with `oauthError`, for logs (never contains a token). */
+  readonly oauthErrorDescription: string | undefined;
 
-  constructor(code: TesseraErrorCode, options: { message?: string; oauthError?: string; cause?: unknown } = {}) {
+  constructor(
+    code: TesseraErrorCode,
+    options: { message?: string; oauthError?: string; oauthErrorDescription?: string; cause?: unknown } = {},
+  ) {
     super(options.message ?? errorCodes[code].message, options.cause === undefined ? {} : { cause: options.cause });
     this.code = code;
     this.status = errorCodes[code].status;
     this.oauthError = options.oauthError;
+    this.oauthErrorDescription = options.oauthErrorDescription;
   }
 
   /** The JSON body adapters send: `{ code, message }`. */

@@ -155,7 +155,12 @@ export class IssuerClient {
     }
     if (!response.ok) {
       const error = oauthErrorSchema.safeParse(json);
-      throw new TesseraError(failure, { oauthError: error.success ? error.data.error : `http_${response.status}` });
+      throw new TesseraError(
+        failure,
+        error.success
+          ? { oauthError: error.data.error, oauthErrorDescription: error.data.error_description ?? "" }
+          : { oauthError: `http_${response.status}` },
+      );
     }
     const parsed = tokenResponseSchema.safeParse(json);
     if (!parsed.success) {

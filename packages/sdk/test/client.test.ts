@@ -340,6 +340,25 @@ describe("authenticate", () => {
     }
   });
 
+  it("copes with Tessera's grace window when two processes race: the loser keeps the user and touches no cookie", async () => {
+    const { header } = await signIn();
+    const processA = createTessera(options());
+    const processB = createTessera(options());
+    clock += 301_000;
+    try {
+      const cookies = header();
+      const a = await processA.authenticate({ cookieHeader: cookies });
+      expect(a.user?.id).toBe("user-1");
+      expect(a.setCookies).toHaveLength(3);
+      const b = await processB.authenticate({ cookieHeader: cookies });
+      expect(b.user?.id).toBe("user-1");
+      expect(b.error).toBeNull();
+      expect(b.setCookies).toEqual([]);
+    } finally {
+      clock -= 301_000;
+    }
+  });
+
   it("a refused refresh (revoked / reused / session ended) clears the cookies and signs the user out", async () => {
     const { tessera, header } = await signIn();
     stub.refreshMode = "invalid_grant";

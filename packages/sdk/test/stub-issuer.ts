@@ -148,6 +148,14 @@ export async function startStubIssuer(now: () => number): Promise<StubIssuer> {
     }
     if (body.grant_type === "refresh_token") {
       if (stub.refreshMode === 503) return json(503, { error: "temporarily_unavailable" });
+      if (refreshTokens.get(body.refresh_token ?? "") === "rotated" && stub.refreshMode === "ok") {
+        // Tessera's grace-window answer to a token its own client rotated moments ago: nothing is revoked.
+        return json(400, {
+          error: "invalid_grant",
+          error_description:
+            "The refresh token was just rotated by a concurrent request; use the newest refresh token.",
+        });
+      }
       if (stub.refreshMode === "invalid_grant" || refreshTokens.get(body.refresh_token ?? "") !== "live") {
         return json(400, { error: "invalid_grant", error_description: "refresh token revoked" });
       }
