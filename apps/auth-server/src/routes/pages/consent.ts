@@ -13,7 +13,7 @@ import { sendDecision } from "../oauth/authorize.ts";
 export async function consentRoutes(app: FastifyInstance): Promise<void> {
   app.post(
     "/authorize/consent",
-    { config: { errorFormat: "html" }, onRequest: app.csrfProtection },
+    { config: { errorFormat: "html" }, preHandler: app.csrfProtection },
     async (request, reply) => {
       const { decision } = readParams(request.body, { decision: 16 }, (d) => new OAuthPageError("invalid_request", d));
       if (decision !== "approve" && decision !== "deny") {
