@@ -1,0 +1,107 @@
+import { refreshTokens, sessions } from "@tessera/db";
+import { eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sha256 } from "../../src/libraries/crypto.ts";
+import type { TestApp } from "../helpers.ts";
+import {
+  buildOAuthApp,
+  createUser,
+  getCode,
+  redeem,
+  refresh,
+  registerClient,
+  sessionCookie,
+  type TestClient,
+  tokensFor,
+} from "./helpers.ts";
+
+/**
+ * Races that only a real PostgreSQL can show (PGlite has one connection and serializes everything): `.ci/run` runs
+ * this file again with TEST_DATABASE_URL, where the requests truly overlap in separate transactions.
+ */
+let t: TestApp;
+let client: TestClient;
+const PARALLEL = 12;
+
+beforeAll(async () => {
+  t = await buildOAuthApp();
+  client = await registerClient(t.app);
+});
+afterAll(async () => t.close());
+
+describe("parallel requests with one credential", () => {
+  it("N parallel redemptions of one code: exactly one wins", async () => {
+    const user = await createUser(t.app);
+    const { cookie } = await sessionCookie(t.app, user);
+    const { code, verifier } = await getCode(t.app, client, cookie);
+    const responses = await Promise.all(Array.from({ length: PARALLEL }, () => redeem(t.app, client, code, verifier)));
+    const statuses = responses.map((r) => r.statusCode).sort();
+    expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+    for (const r of responses.filter((r) => r.statusCode !== 200)) {
+      expect(r.statusCode).toBe(400);
+      expect(r.json()).toEqual({
+        error: "invalid_grant",
+        error_description: "The authorization code has already been used.",
+      });
+    }
+    // One refresh token was issued, and the replays revoked it (RFC 6749 4.1.2).
+    const issued = await t.app.ctx.db.select().from(refreshTokens).where(eq(refreshTokens.userId, user.id));
+    expect(issued).toHaveLength(1);
+    expect(issued[0]?.revokedAt).not.toBeNull();
+  });
+
+  it("N parallel refreshes with one token: exactly one successor, the session survives", async () => {
+    const user = await createUser(t.app);
+    const { cookie } = await sessionCookie(t.app, user);
+    const tokens = await tokensFor(t.app, client, cookie);
+    const responses = await Promise.all(
+      Array.from({ length: PARALLEL }, () => refresh(t.app, client, tokens.refresh_token)),
+    );
+    const winners = responses.filter((r) => r.statusCode === 200);
+    expect(winners).toHaveLength(1);
+    for (const r of responses.filter((r) => r.statusCode !== 200)) {
+      expect(r.statusCode).toBe(400);
+      expect(r.json()).toEqual({
+        error: "invalid_grant",
+        error_description: "The refresh token was just rotated by a concurrent request; use the newest refresh token.",
+      });
+    }
+    const [parent] = await t.app.ctx.db
+      .select()
+      .from(refreshTokens)
+      .where(eq(refreshTokens.tokenHash, sha256(tokens.refresh_token)));
+    const children = await t.app.ctx.db
+      .select()
+      .from(refreshTokens)
+      .where(eq(refreshTokens.parentId, parent?.id as string));
+    expect(children).toHaveLength(1);
+    expect(children[0]?.tokenHash).toBe(sha256(winners[0]?.json().refresh_token));
+    const [session] = await t.app.ctx.db.select().from(sessions).where(eq(sessions.userId, user.id));
+    expect(session?.revokedAt).toBeNull();
+    // The successor keeps working.
+    expect((await refresh(t.app, client, winners[0]?.json().refresh_token)).statusCode).toBe(200);
+  });
+
+  it("N parallel refreshes of a successor and a replay of its retired parent outside the grace window", async () => {
+    const user = await createUser(t.app);
+    const { cookie } = await sessionCookie(t.app, user);
+    const tokens = await tokensFor(t.app, client, cookie);
+    const next = (await refresh(t.app, client, tokens.refresh_token)).json();
+    t.clock.advance(t.app.ctx.config.tokens.refreshGraceSeconds + 1);
+    const responses = await Promise.all([
+      refresh(t.app, client, tokens.refresh_token),
+      ...Array.from({ length: 4 }, () => refresh(t.app, client, next.refresh_token)),
+    ]);
+    // Whatever the interleaving: the replay is detected and the session ends; no token of it stays usable.
+    expect(responses[0]?.json().error).toBe("invalid_grant");
+    const [session] = await t.app.ctx.db.select().from(sessions).where(eq(sessions.userId, user.id));
+    expect(session?.revokedReason).toBe("refresh_token_reuse");
+    const live = (await t.app.ctx.db.select().from(refreshTokens).where(eq(refreshTokens.userId, user.id))).filter(
+      (r) => r.revokedAt === null,
+    );
+    expect(live).toHaveLength(0);
+    for (const r of responses.filter((r) => r.statusCode === 200)) {
+      expect((await refresh(t.app, client, r.json().refresh_token)).statusCode).toBe(400);
+    }
+  });
+});
