@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { ensureSigningKey, publicJwks, SIGNING_ALGS } from "../libraries/keys.ts";
+import { ACR_VALUES_SUPPORTED } from "../libraries/totp.ts";
 
 /** Discovery changes only with a deploy; an hour of caching spares every client a request per sign-in. */
 const DISCOVERY_MAX_AGE_SECONDS = 3600;
@@ -19,6 +20,7 @@ export const SUPPORTED_CLAIMS = [
   "auth_time",
   "nonce",
   "amr",
+  "acr",
   "sid",
   "name",
   "email",
@@ -48,6 +50,7 @@ export function openidConfiguration(issuer: string) {
     code_challenge_methods_supported: ["S256"],
     prompt_values_supported: ["none", "login", "consent"],
     claims_supported: SUPPORTED_CLAIMS,
+    acr_values_supported: ACR_VALUES_SUPPORTED,
     claim_types_supported: ["normal"],
     claims_parameter_supported: false,
     request_parameter_supported: false,

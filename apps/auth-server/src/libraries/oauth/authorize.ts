@@ -5,6 +5,7 @@ import { addSeconds } from "../clock.ts";
 import { randomToken, sha256 } from "../crypto.ts";
 import { verifyJwt } from "../keys.ts";
 import type { SessionRow, UserRow } from "../sessions.ts";
+import { acrValuesDemandSecondFactor, hasConfirmedTotp } from "../totp.ts";
 import { OAuthError, OAuthPageError } from "./errors.ts";
 import { type Params, readParams } from "./params.ts";
 import { S256_CHALLENGE } from "./pkce.ts";
@@ -25,6 +26,7 @@ export const AUTHORIZE_PARAMS = {
   id_token_hint: 8192,
   ui_locales: 128,
   display: 32,
+  acr_values: 512,
 } as const;
 
 /** client_id and redirect_uri come first: until both are valid, nothing may redirect (RFC 6749 4.1.2.1). */
@@ -44,6 +46,8 @@ export interface AuthorizationRequest {
   maxAgeSeconds: number | undefined;
   /** The `sub` of a valid id_token_hint: the user the client expects to be signed in. */
   hintSubject: string | undefined;
+  /** `acr_values` accept only a sign-in with a second factor. */
+  requireSecondFactor: boolean;
   /** Every recognized parameter as sent, to rebuild the request (login return_to, consent form). */
   params: Record<string, string>;
 }
@@ -120,6 +124,7 @@ export async function validateAuthorizationRequest(ctx: AppContext, input: unkno
       prompt,
       maxAgeSeconds,
       hintSubject,
+      requireSecondFactor: acrValuesDemandSecondFactor(p.acr_values),
       params,
     };
   } catch (error) {
@@ -221,6 +226,23 @@ export async function decide(
   if (!session || freshLoginDemanded) {
     if (request.prompt.has("none")) throw fail(new OAuthError("login_required", "The user is not signed in."));
     return { kind: "login", location: loginLocation(request, freshLoginDemanded) };
+  }
+
+  // checkAuthenticationStrength: a client whose acr_values demand a second factor gets a fresh sign-in (password and
+  // code) when the session was made without one; a user with no second factor cannot satisfy it, so the client is told.
+  if (request.requireSecondFactor && !session.session.amr.includes("otp")) {
+    if (request.prompt.has("none")) {
+      throw fail(new OAuthError("interaction_required", "This application requires a sign-in with a second factor."));
+    }
+    if (!(await hasConfirmedTotp(ctx.db, session.user.id))) {
+      throw fail(
+        new OAuthError(
+          "access_denied",
+          "This application requires two-step verification, which is not turned on for this account.",
+        ),
+      );
+    }
+    return { kind: "login", location: loginLocation(request, true) };
   }
 
   // checkConsent: first-party clients are trusted; third-party ones ask every time (nothing is remembered yet).

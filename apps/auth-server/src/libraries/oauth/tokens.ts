@@ -6,6 +6,7 @@ import type { ClientRow } from "../clients.ts";
 import { randomToken, sha256 } from "../crypto.ts";
 import { signJwt } from "../keys.ts";
 import type { SessionRow, UserRow } from "../sessions.ts";
+import { acrFor } from "../totp.ts";
 
 /** Refresh tokens are opaque: `tsr_` (so secret scanners can spot one) + 256 bits. Only SHA-256 is stored. */
 export const REFRESH_TOKEN_PREFIX = "tsr_";
@@ -91,6 +92,7 @@ export async function tokenResponse(ctx: AppContext, grant: Grant, refreshToken:
       azp: client.clientId,
       auth_time: epoch(session.authenticatedAt),
       amr: session.amr,
+      acr: acrFor(session.amr),
       ...(grant.nonce ? { nonce: grant.nonce } : {}),
       ...userClaims(user, scopes),
     },
