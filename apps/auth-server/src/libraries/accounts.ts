@@ -92,13 +92,18 @@ export const accountSchemas = {
 // Sign-in: a clear sequence of small named steps. Rate limiting, account throttling and a second factor slot in
 // around `verifyCredentials` and before `startSession`.
 
+/** The account an email names, if any (deleted accounts never match). */
+export async function findAccount(ctx: AccountsContext, rawEmail: string): Promise<UserRow | null> {
+  return findUserByEmail(ctx.db, normalizeEmail(rawEmail));
+}
+
 /**
- * Checks an email and password and returns the user, or throws INVALID_CREDENTIALS. Unknown emails (and accounts
- * without a password) cost the same argon2 work as a wrong password, so neither the answer nor its timing tells whether
- * an account exists. On success, a hash made with weaker parameters than configured is upgraded.
+ * Checks a password against an account (or against nothing) and returns the user, or throws INVALID_CREDENTIALS.
+ * No account (or one without a password) costs the same argon2 work as a wrong password, so neither the answer nor
+ * its timing tells whether an account exists. On success, a hash made with weaker parameters than configured is
+ * upgraded.
  */
-export async function verifyCredentials(ctx: AccountsContext, rawEmail: string, plain: string): Promise<UserRow> {
-  const user = await findUserByEmail(ctx.db, normalizeEmail(rawEmail));
+export async function checkPassword(ctx: AccountsContext, user: UserRow | null, plain: string): Promise<UserRow> {
   if (!user?.passwordHash) {
     await verifyAgainstDummy(ctx.config.passwords, plain);
     throw new AppError("INVALID_CREDENTIALS");
@@ -109,6 +114,14 @@ export async function verifyCredentials(ctx: AccountsContext, rawEmail: string, 
     await replacePasswordHash(ctx.db, user.id, user.passwordHash, await hashPassword(ctx.config.passwords, plain));
   }
   return user;
+}
+
+/**
+ * Checks an email and password and returns the user, or throws INVALID_CREDENTIALS (constant work for unknown
+ * emails). For callers outside the hosted form, e.g. a server-to-server sign-in endpoint.
+ */
+export async function verifyCredentials(ctx: AccountsContext, rawEmail: string, plain: string): Promise<UserRow> {
+  return checkPassword(ctx, await findAccount(ctx, rawEmail), plain);
 }
 
 /** A disabled account cannot sign in; an unverified one only when the setting allows it (the default). */
@@ -179,17 +192,20 @@ export async function recordSignInFailure(
   });
 }
 
-/** The hosted form's and the JSON API's password sign-in: verifyCredentials → checkCanSignIn → startSession. */
+/** The hosted form's and the JSON API's password sign-in: findAccount → checkPassword → checkCanSignIn → startSession. */
 export async function signInWithPassword(
   ctx: AccountsContext,
   input: { email: string; password: string; meta: RequestMeta; existing?: SessionRow | null; clientId?: string },
 ): Promise<SignedIn> {
-  let user: UserRow | undefined;
+  let account: UserRow | null = null;
+  let user: UserRow;
   try {
-    user = await verifyCredentials(ctx, input.email, input.password);
+    account = await findAccount(ctx, input.email);
+    user = await checkPassword(ctx, account, input.password);
     checkCanSignIn(ctx, user);
   } catch (error) {
-    if (error instanceof AppError) await recordSignInFailure(ctx, input.meta, error, user?.id ?? null, input.clientId);
+    if (error instanceof AppError)
+      await recordSignInFailure(ctx, input.meta, error, account?.id ?? null, input.clientId);
     throw error;
   }
   return startSession(ctx, {

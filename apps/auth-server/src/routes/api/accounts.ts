@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AppError } from "../../errors/index.ts";
+import { routeRateLimit } from "../../http/rate-limit.ts";
 import { type CurrentSession, clearSessionCookie, setSessionCookie } from "../../http/session.ts";
 import {
   accountSchemas,
@@ -55,32 +56,40 @@ export async function accountApiRoutes(app: FastifyInstance): Promise<void> {
     return reply.code(status).send({ user: userJson(user), session: sessionJson(session, session.id) });
   }
 
-  app.post("/api/v1/register", { config: json }, async (request, reply) => {
-    const input = parse(accountSchemas.register, request.body);
-    const current = await request.currentSession();
-    const result = await register(app.ctx, request.log, {
-      ...input,
-      meta: request.meta,
-      existing: current?.session ?? null,
-    });
-    if (result.outcome === "signed_in") {
-      const { user, session, token } = result.signedIn;
-      return sendSignedIn(reply, user, session, token);
-    }
-    // The same answer whether or not the email already had an account.
-    return reply.code(202).send({ status: "check_email" });
-  });
+  app.post(
+    "/api/v1/register",
+    { config: { ...json, rateLimit: routeRateLimit(config, "register") } },
+    async (request, reply) => {
+      const input = parse(accountSchemas.register, request.body);
+      const current = await request.currentSession();
+      const result = await register(app.ctx, request.log, {
+        ...input,
+        meta: request.meta,
+        existing: current?.session ?? null,
+      });
+      if (result.outcome === "signed_in") {
+        const { user, session, token } = result.signedIn;
+        return sendSignedIn(reply, user, session, token);
+      }
+      // The same answer whether or not the email already had an account.
+      return reply.code(202).send({ status: "check_email" });
+    },
+  );
 
-  app.post("/api/v1/login", { config: json }, async (request, reply) => {
-    const input = parse(accountSchemas.login, request.body);
-    const current = await request.currentSession();
-    const { user, session, token } = await signInWithPassword(app.ctx, {
-      ...input,
-      meta: request.meta,
-      existing: current?.session ?? null,
-    });
-    return sendSignedIn(reply, user, session, token);
-  });
+  app.post(
+    "/api/v1/login",
+    { config: { ...json, rateLimit: routeRateLimit(config, "login") } },
+    async (request, reply) => {
+      const input = parse(accountSchemas.login, request.body);
+      const current = await request.currentSession();
+      const { user, session, token } = await signInWithPassword(app.ctx, {
+        ...input,
+        meta: request.meta,
+        existing: current?.session ?? null,
+      });
+      return sendSignedIn(reply, user, session, token);
+    },
+  );
 
   app.post("/api/v1/logout", { config: json }, async (request, reply) => {
     const current = await request.currentSession();
@@ -89,33 +98,45 @@ export async function accountApiRoutes(app: FastifyInstance): Promise<void> {
     return reply.code(204).send();
   });
 
-  app.post("/api/v1/verify-email", { config: json }, async (request, reply) => {
-    const { token } = parse(accountSchemas.verifyEmail, request.body);
-    const current = await request.currentSession();
-    const result = await confirmEmailLink(app.ctx, request.log, {
-      token,
-      meta: request.meta,
-      existing: current?.session ?? null,
-    });
-    if (result.purpose === "verify_email" && result.signedIn) {
-      const { user, session, token: sessionToken } = result.signedIn;
-      return sendSignedIn(reply, user, session, sessionToken);
-    }
-    return reply.send({ user: userJson(result.user) });
-  });
+  app.post(
+    "/api/v1/verify-email",
+    { config: { ...json, rateLimit: routeRateLimit(config, "verify_email") } },
+    async (request, reply) => {
+      const { token } = parse(accountSchemas.verifyEmail, request.body);
+      const current = await request.currentSession();
+      const result = await confirmEmailLink(app.ctx, request.log, {
+        token,
+        meta: request.meta,
+        existing: current?.session ?? null,
+      });
+      if (result.purpose === "verify_email" && result.signedIn) {
+        const { user, session, token: sessionToken } = result.signedIn;
+        return sendSignedIn(reply, user, session, sessionToken);
+      }
+      return reply.send({ user: userJson(result.user) });
+    },
+  );
 
-  app.post("/api/v1/forgot-password", { config: json }, async (request, reply) => {
-    const { email } = parse(accountSchemas.forgotPassword, request.body);
-    await requestPasswordReset(app.ctx, request.log, { email, meta: request.meta });
-    return reply.code(202).send({ status: "check_email" });
-  });
+  app.post(
+    "/api/v1/forgot-password",
+    { config: { ...json, rateLimit: routeRateLimit(config, "forgot_password") } },
+    async (request, reply) => {
+      const { email } = parse(accountSchemas.forgotPassword, request.body);
+      await requestPasswordReset(app.ctx, request.log, { email, meta: request.meta });
+      return reply.code(202).send({ status: "check_email" });
+    },
+  );
 
-  app.post("/api/v1/reset-password", { config: json }, async (request, reply) => {
-    const input = parse(accountSchemas.resetPassword, request.body);
-    await resetPassword(app.ctx, request.log, { ...input, meta: request.meta });
-    clearSessionCookie(reply, config);
-    return reply.code(204).send();
-  });
+  app.post(
+    "/api/v1/reset-password",
+    { config: { ...json, rateLimit: routeRateLimit(config, "reset_password") } },
+    async (request, reply) => {
+      const input = parse(accountSchemas.resetPassword, request.body);
+      await resetPassword(app.ctx, request.log, { ...input, meta: request.meta });
+      clearSessionCookie(reply, config);
+      return reply.code(204).send();
+    },
+  );
 
   app.get("/api/v1/me", { config: json }, async (request) => {
     const { user } = await requireSession(request);
@@ -133,32 +154,44 @@ export async function accountApiRoutes(app: FastifyInstance): Promise<void> {
     return { user: userJson(user) };
   });
 
-  app.post("/api/v1/me/delete", { config: json }, async (request, reply) => {
-    const current = await requireSession(request);
-    const { currentPassword } = parse(accountSchemas.deleteAccount, request.body);
-    await deleteAccount(app.ctx, { user: current.user, currentPassword, meta: request.meta });
-    clearSessionCookie(reply, config);
-    return reply.code(204).send();
-  });
+  app.post(
+    "/api/v1/me/delete",
+    { config: { ...json, rateLimit: routeRateLimit(config, "login") } },
+    async (request, reply) => {
+      const current = await requireSession(request);
+      const { currentPassword } = parse(accountSchemas.deleteAccount, request.body);
+      await deleteAccount(app.ctx, { user: current.user, currentPassword, meta: request.meta });
+      clearSessionCookie(reply, config);
+      return reply.code(204).send();
+    },
+  );
 
-  app.post("/api/v1/me/password", { config: json }, async (request, reply) => {
-    const current = await requireSession(request);
-    const input = parse(accountSchemas.changePassword, request.body);
-    await changePassword(app.ctx, request.log, {
-      user: current.user,
-      session: current.session,
-      ...input,
-      meta: request.meta,
-    });
-    return reply.code(204).send();
-  });
+  app.post(
+    "/api/v1/me/password",
+    { config: { ...json, rateLimit: routeRateLimit(config, "login") } },
+    async (request, reply) => {
+      const current = await requireSession(request);
+      const input = parse(accountSchemas.changePassword, request.body);
+      await changePassword(app.ctx, request.log, {
+        user: current.user,
+        session: current.session,
+        ...input,
+        meta: request.meta,
+      });
+      return reply.code(204).send();
+    },
+  );
 
-  app.post("/api/v1/me/email", { config: json }, async (request, reply) => {
-    const current = await requireSession(request);
-    const input = parse(accountSchemas.changeEmail, request.body);
-    await requestEmailChange(app.ctx, request.log, { user: current.user, ...input, meta: request.meta });
-    return reply.code(202).send({ status: "check_email" });
-  });
+  app.post(
+    "/api/v1/me/email",
+    { config: { ...json, rateLimit: routeRateLimit(config, "login") } },
+    async (request, reply) => {
+      const current = await requireSession(request);
+      const input = parse(accountSchemas.changeEmail, request.body);
+      await requestEmailChange(app.ctx, request.log, { user: current.user, ...input, meta: request.meta });
+      return reply.code(202).send({ status: "check_email" });
+    },
+  );
 
   app.post("/api/v1/me/verification", { config: json }, async (request, reply) => {
     const current = await requireSession(request);

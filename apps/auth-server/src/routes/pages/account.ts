@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AppError } from "../../errors/index.ts";
+import { routeRateLimit } from "../../http/rate-limit.ts";
 import { type CurrentSession, clearSessionCookie } from "../../http/session.ts";
 import {
   accountSchemas,
@@ -104,6 +105,11 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
   }
 
   const post = { config: html, preHandler: app.csrfProtection };
+  // Forms that check the current password count against the sign-in limit: they are password guesses too.
+  const passwordPost = {
+    config: { ...html, rateLimit: routeRateLimit(config, "login") },
+    preHandler: app.csrfProtection,
+  };
 
   app.get("/account", { config: html }, async (request, reply) => {
     const current = await requireSession(request, reply);
@@ -124,7 +130,7 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
 
   app.post(
     "/account/password",
-    post,
+    passwordPost,
     formAction("password", async (current, body, request) => {
       const input = parse(accountSchemas.changePassword, body);
       await changePassword(app.ctx, request.log, {
@@ -139,7 +145,7 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
 
   app.post(
     "/account/email",
-    post,
+    passwordPost,
     formAction("email", async (current, body, request) => {
       const input = parse(accountSchemas.changeEmail, body);
       await requestEmailChange(app.ctx, request.log, { user: current.user, ...input, meta: request.meta });
@@ -186,7 +192,7 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
     }),
   );
 
-  app.post("/account/delete", post, async (request, reply) => {
+  app.post("/account/delete", passwordPost, async (request, reply) => {
     const current = await requireSession(request, reply);
     if (!current) return reply;
     const body = (request.body ?? {}) as Record<string, unknown>;

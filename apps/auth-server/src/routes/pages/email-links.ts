@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { AppError } from "../../errors/index.ts";
+import { routeRateLimit } from "../../http/rate-limit.ts";
 import { clearSessionCookie, setSessionCookie } from "../../http/session.ts";
 import {
   accountSchemas,
@@ -34,43 +35,47 @@ export async function emailLinkPages(app: FastifyInstance): Promise<void> {
     });
   });
 
-  app.post("/verify-email", { config: html, preHandler: app.csrfProtection }, async (request, reply) => {
-    const body = (request.body ?? {}) as Record<string, unknown>;
-    const continuation = continuationFrom(body);
-    const { token } = parse(accountSchemas.verifyEmail, body);
-    const current = await request.currentSession();
-    let result: Awaited<ReturnType<typeof confirmEmailLink>>;
-    try {
-      result = await confirmEmailLink(app.ctx, request.log, {
-        token,
-        meta: request.meta,
-        existing: current?.session ?? null,
-        clientId: continuation.clientId,
-      });
-    } catch (error) {
-      if (error instanceof AppError && error.code === "CONFLICT") {
-        return renderPage(
-          request,
-          reply,
-          "message",
-          {
-            title: "Email address not changed",
-            heading: "Email address not changed",
-            paragraphs: [error.message, "Your account keeps its current email address."],
-            action: { href: "/account", label: "Go to your account" },
-          },
-          error.status,
-        );
+  app.post(
+    "/verify-email",
+    { config: { ...html, rateLimit: routeRateLimit(config, "verify_email") }, preHandler: app.csrfProtection },
+    async (request, reply) => {
+      const body = (request.body ?? {}) as Record<string, unknown>;
+      const continuation = continuationFrom(body);
+      const { token } = parse(accountSchemas.verifyEmail, body);
+      const current = await request.currentSession();
+      let result: Awaited<ReturnType<typeof confirmEmailLink>>;
+      try {
+        result = await confirmEmailLink(app.ctx, request.log, {
+          token,
+          meta: request.meta,
+          existing: current?.session ?? null,
+          clientId: continuation.clientId,
+        });
+      } catch (error) {
+        if (error instanceof AppError && error.code === "CONFLICT") {
+          return renderPage(
+            request,
+            reply,
+            "message",
+            {
+              title: "Email address not changed",
+              heading: "Email address not changed",
+              paragraphs: [error.message, "Your account keeps its current email address."],
+              action: { href: "/account", label: "Go to your account" },
+            },
+            error.status,
+          );
+        }
+        throw error;
       }
-      throw error;
-    }
-    if (result.purpose === "verify_email" && result.signedIn) {
-      setSessionCookie(reply, config, result.signedIn.token, result.signedIn.session.expiresAt);
-      return seeOther(reply, continuation.returnTo ? destination(continuation) : "/account?notice=verified");
-    }
-    if (result.purpose === "change_email") return seeOther(reply, "/account?notice=email_changed");
-    return seeOther(reply, "/login?notice=verified");
-  });
+      if (result.purpose === "verify_email" && result.signedIn) {
+        setSessionCookie(reply, config, result.signedIn.token, result.signedIn.session.expiresAt);
+        return seeOther(reply, continuation.returnTo ? destination(continuation) : "/account?notice=verified");
+      }
+      if (result.purpose === "change_email") return seeOther(reply, "/account?notice=email_changed");
+      return seeOther(reply, "/login?notice=verified");
+    },
+  );
 
   app.get("/forgot-password", { config: html }, async (request, reply) => {
     const query = request.query as Record<string, unknown>;
@@ -81,28 +86,32 @@ export async function emailLinkPages(app: FastifyInstance): Promise<void> {
     });
   });
 
-  app.post("/forgot-password", { config: html, preHandler: app.csrfProtection }, async (request, reply) => {
-    const body = (request.body ?? {}) as Record<string, unknown>;
-    try {
-      const { email } = parse(accountSchemas.forgotPassword, body);
-      await requestPasswordReset(app.ctx, request.log, { email, meta: request.meta });
-    } catch (error) {
-      if (!isFormError(error)) throw error;
-      return renderPage(
-        request,
-        reply,
-        "forgot-password",
-        {
-          title: "Reset your password",
-          values: { email: str(body.email, 254) },
-          errors: errorMap(error),
-          links: { login: "/login" },
-        },
-        error.status,
-      );
-    }
-    return seeOther(reply, "/forgot-password/sent");
-  });
+  app.post(
+    "/forgot-password",
+    { config: { ...html, rateLimit: routeRateLimit(config, "forgot_password") }, preHandler: app.csrfProtection },
+    async (request, reply) => {
+      const body = (request.body ?? {}) as Record<string, unknown>;
+      try {
+        const { email } = parse(accountSchemas.forgotPassword, body);
+        await requestPasswordReset(app.ctx, request.log, { email, meta: request.meta });
+      } catch (error) {
+        if (!isFormError(error)) throw error;
+        return renderPage(
+          request,
+          reply,
+          "forgot-password",
+          {
+            title: "Reset your password",
+            values: { email: str(body.email, 254) },
+            errors: errorMap(error),
+            links: { login: "/login" },
+          },
+          error.status,
+        );
+      }
+      return seeOther(reply, "/forgot-password/sent");
+    },
+  );
 
   app.get("/forgot-password/sent", { config: html }, async (request, reply) =>
     renderPage(request, reply, "message", {
@@ -122,24 +131,28 @@ export async function emailLinkPages(app: FastifyInstance): Promise<void> {
     return renderPage(request, reply, "reset-password", { title: "Choose a new password", token });
   });
 
-  app.post("/reset-password", { config: html, preHandler: app.csrfProtection }, async (request, reply) => {
-    const body = (request.body ?? {}) as Record<string, unknown>;
-    const token = str(body.token, 200) ?? "";
-    try {
-      const input = parse(accountSchemas.resetPassword, body);
-      await resetPassword(app.ctx, request.log, { ...input, meta: request.meta });
-      // Every session of the user has ended, this browser's included.
-      clearSessionCookie(reply, config);
-    } catch (error) {
-      if (!isFormError(error)) throw error;
-      return renderPage(
-        request,
-        reply,
-        "reset-password",
-        { title: "Choose a new password", token, errors: errorMap(error) },
-        error.status,
-      );
-    }
-    return seeOther(reply, "/login?notice=password_reset");
-  });
+  app.post(
+    "/reset-password",
+    { config: { ...html, rateLimit: routeRateLimit(config, "reset_password") }, preHandler: app.csrfProtection },
+    async (request, reply) => {
+      const body = (request.body ?? {}) as Record<string, unknown>;
+      const token = str(body.token, 200) ?? "";
+      try {
+        const input = parse(accountSchemas.resetPassword, body);
+        await resetPassword(app.ctx, request.log, { ...input, meta: request.meta });
+        // Every session of the user has ended, this browser's included.
+        clearSessionCookie(reply, config);
+      } catch (error) {
+        if (!isFormError(error)) throw error;
+        return renderPage(
+          request,
+          reply,
+          "reset-password",
+          { title: "Choose a new password", token, errors: errorMap(error) },
+          error.status,
+        );
+      }
+      return seeOther(reply, "/login?notice=password_reset");
+    },
+  );
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { routeRateLimit } from "../../http/rate-limit.ts";
 import { setSessionCookie } from "../../http/session.ts";
 import { accountSchemas, register, signInWithPassword } from "../../libraries/accounts.ts";
 import { parse } from "../../validation.ts";
@@ -42,41 +43,45 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
     });
   });
 
-  app.post("/login", { config: html, preHandler: app.csrfProtection }, async (request, reply) => {
-    const body = (request.body ?? {}) as Record<string, unknown>;
-    const continuation = continuationFrom(body);
-    const email = str(body.email, 254);
-    try {
-      const input = parse(accountSchemas.login, body);
-      const current = await request.currentSession();
-      const { session, token } = await signInWithPassword(app.ctx, {
-        email: input.email,
-        password: input.password,
-        meta: request.meta,
-        existing: current?.session ?? null,
-        clientId: continuation.clientId,
-      });
-      setSessionCookie(reply, config, token, session.expiresAt);
-      return seeOther(reply, destination(continuation));
-    } catch (error) {
-      if (!isFormError(error)) throw error;
-      const errors = error.code === "VALIDATION_FAILED" ? errorMap(error) : {};
-      return renderPage(
-        request,
-        reply,
-        "login",
-        {
-          title: "Sign in",
-          continuation,
-          values: { email },
-          errors,
-          formError: error.code === "VALIDATION_FAILED" ? undefined : error.message,
-          links: loginLinks(continuation),
-        },
-        error.status,
-      );
-    }
-  });
+  app.post(
+    "/login",
+    { config: { ...html, rateLimit: routeRateLimit(config, "login") }, preHandler: app.csrfProtection },
+    async (request, reply) => {
+      const body = (request.body ?? {}) as Record<string, unknown>;
+      const continuation = continuationFrom(body);
+      const email = str(body.email, 254);
+      try {
+        const input = parse(accountSchemas.login, body);
+        const current = await request.currentSession();
+        const { session, token } = await signInWithPassword(app.ctx, {
+          email: input.email,
+          password: input.password,
+          meta: request.meta,
+          existing: current?.session ?? null,
+          clientId: continuation.clientId,
+        });
+        setSessionCookie(reply, config, token, session.expiresAt);
+        return seeOther(reply, destination(continuation));
+      } catch (error) {
+        if (!isFormError(error)) throw error;
+        const errors = error.code === "VALIDATION_FAILED" ? errorMap(error) : {};
+        return renderPage(
+          request,
+          reply,
+          "login",
+          {
+            title: "Sign in",
+            continuation,
+            values: { email },
+            errors,
+            formError: error.code === "VALIDATION_FAILED" ? undefined : error.message,
+            links: loginLinks(continuation),
+          },
+          error.status,
+        );
+      }
+    },
+  );
 
   app.get("/register", { config: html }, async (request, reply) => {
     const continuation = continuationFrom(request.query);
@@ -87,42 +92,46 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
     });
   });
 
-  app.post("/register", { config: html, preHandler: app.csrfProtection }, async (request, reply) => {
-    const body = (request.body ?? {}) as Record<string, unknown>;
-    const continuation = continuationFrom(body);
-    try {
-      const input = parse(accountSchemas.register, body);
-      const current = await request.currentSession();
-      const result = await register(app.ctx, request.log, {
-        ...input,
-        meta: request.meta,
-        existing: current?.session ?? null,
-        continuation,
-      });
-      if (result.outcome === "signed_in") {
-        setSessionCookie(reply, config, result.signedIn.token, result.signedIn.session.expiresAt);
-        return seeOther(reply, destination(continuation));
-      }
-      return seeOther(reply, withContinuation("/register/check-email", continuation));
-    } catch (error) {
-      if (!isFormError(error)) throw error;
-      const errors = errorMap(error);
-      return renderPage(
-        request,
-        reply,
-        "register",
-        {
-          title: "Create your account",
+  app.post(
+    "/register",
+    { config: { ...html, rateLimit: routeRateLimit(config, "register") }, preHandler: app.csrfProtection },
+    async (request, reply) => {
+      const body = (request.body ?? {}) as Record<string, unknown>;
+      const continuation = continuationFrom(body);
+      try {
+        const input = parse(accountSchemas.register, body);
+        const current = await request.currentSession();
+        const result = await register(app.ctx, request.log, {
+          ...input,
+          meta: request.meta,
+          existing: current?.session ?? null,
           continuation,
-          values: { email: str(body.email, 254), displayName: str(body.displayName, 100) },
-          errors,
-          formError: Object.keys(errors).length ? undefined : error.message,
-          links: { login: withContinuation("/login", continuation) },
-        },
-        error.status,
-      );
-    }
-  });
+        });
+        if (result.outcome === "signed_in") {
+          setSessionCookie(reply, config, result.signedIn.token, result.signedIn.session.expiresAt);
+          return seeOther(reply, destination(continuation));
+        }
+        return seeOther(reply, withContinuation("/register/check-email", continuation));
+      } catch (error) {
+        if (!isFormError(error)) throw error;
+        const errors = errorMap(error);
+        return renderPage(
+          request,
+          reply,
+          "register",
+          {
+            title: "Create your account",
+            continuation,
+            values: { email: str(body.email, 254), displayName: str(body.displayName, 100) },
+            errors,
+            formError: Object.keys(errors).length ? undefined : error.message,
+            links: { login: withContinuation("/login", continuation) },
+          },
+          error.status,
+        );
+      }
+    },
+  );
 
   app.get("/register/check-email", { config: html }, async (request, reply) => {
     const continuation = continuationFrom(request.query);
