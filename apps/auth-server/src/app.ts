@@ -10,10 +10,12 @@ import { rateLimitPlugin } from "./http/rate-limit.ts";
 import { registerSecurityHeaders } from "./http/security-headers.ts";
 import { sessionPlugin } from "./http/session.ts";
 import { type Clock, systemClock } from "./libraries/clock.ts";
+import { startSweeper } from "./libraries/jobs/sweeper.ts";
 import { createMailer, type Mailer } from "./libraries/mailer/index.ts";
 import { adminClientRoutes } from "./routes/admin/clients.ts";
 import { adminIpSuspensionRoutes } from "./routes/admin/ip-suspensions.ts";
 import { accountApiRoutes } from "./routes/api/accounts.ts";
+import { mfaApiRoutes } from "./routes/api/mfa.ts";
 import { discoveryRoutes } from "./routes/discovery.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { oauthRoutes } from "./routes/oauth/index.ts";
@@ -25,6 +27,8 @@ export interface BuildDeps {
   clock?: Clock;
   /** A mailer to use instead of the configured one (tests pass an OutboxMailer they can read). */
   mailer?: Mailer;
+  /** Start the background jobs (the sweeper); server.ts turns this on, tests leave it off and call the jobs directly. */
+  startJobs?: boolean;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -85,12 +89,17 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(healthRoutes);
   await app.register(pageRoutes);
   await app.register(accountApiRoutes);
+  await app.register(mfaApiRoutes);
   await app.register(oauthRoutes);
   await app.register(discoveryRoutes);
   await app.register(adminClientRoutes);
   await app.register(adminIpSuspensionRoutes);
 
   if (ownsDatabase) await migrateOrRetry(app, database);
+  if (deps.startJobs) {
+    const sweeper = startSweeper(ctx, app.log);
+    app.addHook("onClose", async () => sweeper.stop());
+  }
   return app;
 }
 

@@ -20,7 +20,7 @@ async function main(): Promise<void> {
 
   let app: Awaited<ReturnType<typeof build>>;
   try {
-    app = await build(config);
+    app = await build(config, { startJobs: true });
   } catch (error) {
     if (error instanceof DataDirLockedError) {
       process.stderr.write(`tessera: ${error.message}\n`);
