@@ -1,5 +1,5 @@
 import { backchannelLogoutJobs, clients, type Executor } from "@tessera/db";
-import { and, asc, eq, inArray, isNull, lte, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, lte, or, sql } from "drizzle-orm";
 
 export type BackchannelJobRow = typeof backchannelLogoutJobs.$inferSelect;
 
@@ -23,7 +23,8 @@ export async function claimDueJobs(db: Executor, now: Date, leaseUntil: Date, li
       and(
         isNull(backchannelLogoutJobs.deliveredAt),
         isNull(backchannelLogoutJobs.abandonedAt),
-        lte(backchannelLogoutJobs.nextAttemptAt, now),
+        // A job never attempted is due at once, whatever clock stamped its row (the database's or the app's).
+        or(eq(backchannelLogoutJobs.attempts, 0), lte(backchannelLogoutJobs.nextAttemptAt, now)),
       ),
     )
     .orderBy(asc(backchannelLogoutJobs.nextAttemptAt))

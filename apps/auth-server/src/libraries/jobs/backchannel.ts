@@ -108,8 +108,9 @@ async function deliver(ctx: AppContext, claimed: ClaimedJob): Promise<string | n
     await response.body?.cancel().catch(() => {});
     return response.status >= 200 && response.status < 300 ? null : `HTTP ${response.status}`;
   } catch (error) {
-    const e = error as Error & { cause?: { code?: string } };
-    return e.name === "TimeoutError" ? "timeout" : (e.cause?.code ?? e.name ?? "network error");
+    const e = error as Error & { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } };
+    if (e.name === "TimeoutError") return "timeout";
+    return e.cause?.code ?? e.cause?.errors?.[0]?.code ?? e.cause?.message ?? "network error";
   }
 }
 

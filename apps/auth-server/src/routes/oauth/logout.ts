@@ -34,23 +34,20 @@ export async function logoutRoutes(app: FastifyInstance): Promise<void> {
     return sendLogoutConfirmation(reply, logoutRequest.client, params);
   });
 
-  // The hosted pages may already serve POST /logout (their sign-out button); this handler does the same for a form
-  // with a CSRF token, plus RP-initiated POSTs with an id_token_hint. Only one can be registered.
-  if (!app.hasRoute({ method: "POST", url: "/logout" })) {
-    app.post("/logout", { config: { errorFormat: "html" } }, async (request, reply) => {
-      if (!/^application\/x-www-form-urlencoded\b/i.test(request.headers["content-type"] ?? "")) {
-        throw new OAuthPageError("invalid_request", "Send the logout request as a form.");
-      }
-      const body = request.body as Record<string, unknown> | undefined;
-      const hasHint = typeof body?.id_token_hint === "string" && body.id_token_hint !== "";
-      // With a hint the signed token is the proof (an RP may POST the logout request); without one, the CSRF token is.
-      if (!hasHint) {
-        await new Promise<void>((resolve, reject) => {
-          app.csrfProtection.call(app, request, reply, (error?: Error) => (error ? reject(error) : resolve()));
-        });
-      }
-      return finish(request, reply, request.body);
-    });
-  }
+  // Also the target of the hosted account page's sign-out button (a CSRF-protected form post).
+  app.post("/logout", { config: { errorFormat: "html" } }, async (request, reply) => {
+    if (!/^application\/x-www-form-urlencoded\b/i.test(request.headers["content-type"] ?? "")) {
+      throw new OAuthPageError("invalid_request", "Send the logout request as a form.");
+    }
+    const body = request.body as Record<string, unknown> | undefined;
+    const hasHint = typeof body?.id_token_hint === "string" && body.id_token_hint !== "";
+    // With a hint the signed token is the proof (an RP may POST the logout request); without one, the CSRF token is.
+    if (!hasHint) {
+      await new Promise<void>((resolve, reject) => {
+        app.csrfProtection.call(app, request, reply, (error?: Error) => (error ? reject(error) : resolve()));
+      });
+    }
+    return finish(request, reply, request.body);
+  });
   methodNotAllowed(app, "/logout", ["GET", "HEAD", "POST"]);
 }
