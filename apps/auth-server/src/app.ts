@@ -10,6 +10,7 @@ import { rateLimitPlugin } from "./http/rate-limit.ts";
 import { registerSecurityHeaders } from "./http/security-headers.ts";
 import { sessionPlugin } from "./http/session.ts";
 import { type Clock, systemClock } from "./libraries/clock.ts";
+import { startBackchannelWorker } from "./libraries/jobs/backchannel.ts";
 import { startSweeper } from "./libraries/jobs/sweeper.ts";
 import { createMailer, type Mailer } from "./libraries/mailer/index.ts";
 import { adminClientRoutes } from "./routes/admin/clients.ts";
@@ -97,6 +98,8 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   if (deps.startJobs) {
     const sweeper = startSweeper(ctx, app.log);
     app.addHook("onClose", async () => sweeper.stop());
+    const stopBackchannel = startBackchannelWorker(ctx, app.log);
+    app.addHook("onClose", stopBackchannel);
   }
   return app;
 }
