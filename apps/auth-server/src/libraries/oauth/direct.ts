@@ -1,10 +1,10 @@
 import { AppError } from "../../errors/index.ts";
 import type { AppContext } from "../../http/context.ts";
-import { userHasConfirmedTotp } from "../../queries/users.ts";
-import { checkCanSignIn, recordSignInFailure, type UserRow, verifyCredentials } from "../accounts.ts";
+import { checkCanSignIn, checkPasswordThrottled, recordSignInFailure, type UserRow } from "../accounts.ts";
 import { audit, type RequestMeta } from "../audit.ts";
 import type { ClientRow } from "../clients.ts";
 import { signIn } from "../sessions.ts";
+import { clearAccountThrottle } from "../throttle.ts";
 import { OAuthError } from "./errors.ts";
 import { checkScope } from "./scopes.ts";
 import { createRefreshToken, type Grant, type TokenResponse, tokenResponse } from "./tokens.ts";
@@ -30,16 +30,22 @@ export async function directSignIn(
   if (!input.password) throw new OAuthError("invalid_request", "The password parameter is required.");
   const scopes = checkScope(client, input.scope ?? "openid");
 
-  let user: UserRow | undefined;
+  // The hosted form's password step, throttling included (per IP and per account, counted before the answer).
+  let account: UserRow | null = null;
+  let user: UserRow;
   try {
-    user = await verifyCredentials(ctx, input.username, input.password);
+    const checked = await checkPasswordThrottled(ctx, { email: input.username, password: input.password, meta });
+    account = checked.account;
+    if (checked.error || !checked.user) throw checked.error ?? new AppError("INVALID_CREDENTIALS");
+    user = checked.user;
     checkCanSignIn(ctx, user);
-    if (await userHasConfirmedTotp(ctx.db, user.id)) throw new AppError("MFA_REQUIRED");
+    if (checked.hasSecondFactor) throw new AppError("MFA_REQUIRED");
   } catch (error) {
     if (!(error instanceof AppError)) throw error;
-    await recordSignInFailure(ctx, meta, error, user?.id ?? null, client.clientId);
-    throw new OAuthError("invalid_grant", signInFailureMessage(error));
+    await recordSignInFailure(ctx, meta, error, account?.id ?? null, client.clientId);
+    throw signInFailure(error);
   }
+  await clearAccountThrottle(ctx, user.email);
   const signedIn = user;
 
   const now = ctx.clock.now();
@@ -60,14 +66,22 @@ export async function directSignIn(
   return tokenResponse(ctx, grant, refreshToken);
 }
 
-function signInFailureMessage(error: AppError): string {
+/** The OAuth answer for a failed sign-in: throttling is 429 with Retry-After, everything else invalid_grant. */
+function signInFailure(error: AppError): OAuthError {
   switch (error.code) {
+    case "IP_SUSPENDED":
+    case "LOGIN_THROTTLED":
+    case "ACCOUNT_LOCKED":
+      return new OAuthError("slow_down", error.message, 429, error.headers ?? {});
     case "ACCOUNT_DISABLED":
     case "EMAIL_NOT_VERIFIED":
-      return error.message;
+      return new OAuthError("invalid_grant", error.message);
     case "MFA_REQUIRED":
-      return "This account uses a second factor; sign in through Tessera's sign-in page.";
+      return new OAuthError(
+        "invalid_grant",
+        "This account uses a second factor; sign in through Tessera's sign-in page.",
+      );
     default:
-      return "The email or password is incorrect.";
+      return new OAuthError("invalid_grant", "The email or password is incorrect.");
   }
 }

@@ -16,6 +16,7 @@ export type OAuthErrorCode =
   | "interaction_required"
   | "invalid_token"
   | "insufficient_scope"
+  | "slow_down"
   | "server_error"
   | "temporarily_unavailable";
 
