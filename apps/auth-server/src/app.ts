@@ -16,6 +16,7 @@ import { createMailer, type Mailer } from "./libraries/mailer/index.ts";
 import { adminClientRoutes } from "./routes/admin/clients.ts";
 import { adminIpSuspensionRoutes } from "./routes/admin/ip-suspensions.ts";
 import { accountApiRoutes } from "./routes/api/accounts.ts";
+import { mfaApiRoutes } from "./routes/api/mfa.ts";
 import { discoveryRoutes } from "./routes/discovery.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { oauthRoutes } from "./routes/oauth/index.ts";
@@ -89,6 +90,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(healthRoutes);
   await app.register(pageRoutes);
   await app.register(accountApiRoutes);
+  await app.register(mfaApiRoutes);
   await app.register(oauthRoutes);
   await app.register(discoveryRoutes);
   await app.register(adminClientRoutes);

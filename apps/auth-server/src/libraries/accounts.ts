@@ -26,6 +26,14 @@ import {
   verifyPassword,
 } from "./passwords.ts";
 import { endSessions, listSessions, type SessionRow, signIn } from "./sessions.ts";
+import {
+  accountLockBlocks,
+  accountLockedEmail,
+  checkSignIn,
+  clearAccountThrottle,
+  recordSignInFailure as countFailedSignIn,
+} from "./throttle.ts";
+import { completeMfaChallenge, createMfaChallenge } from "./totp.ts";
 
 export type { UserRow } from "../queries/users.ts";
 
@@ -192,28 +200,133 @@ export async function recordSignInFailure(
   });
 }
 
-/** The hosted form's and the JSON API's password sign-in: findAccount → checkPassword → checkCanSignIn → startSession. */
+/** Discards log lines when a caller has no request logger (CLI, tests). */
+const quietLog = { info() {}, error() {} };
+
+/**
+ * The password step with failed sign-in throttling around it (libraries/throttle.ts):
+ * checkThrottle (IP suspended? account still waiting after its last failure?) → findAccount → checkPassword →
+ * count a failure (IP and account, atomically; a lock emails the owner) → checkLock. A locked account lets a right
+ * password through only when the user has a second factor, which the code step then demands; every other attempt
+ * answers ACCOUNT_LOCKED, the same for known and unknown emails.
+ */
+export async function checkPasswordThrottled(
+  ctx: AccountsContext,
+  input: { email: string; password: string; meta: RequestMeta; log?: FastifyBaseLogger | undefined },
+): Promise<{ account: UserRow | null; user: UserRow | null; hasSecondFactor: boolean; error: AppError | null }> {
+  const gate = await checkSignIn(ctx, input.meta, { email: input.email });
+  const account = await findAccount(ctx, input.email);
+  try {
+    const user = await checkPassword(ctx, account, input.password);
+    const hasSecondFactor = await userHasConfirmedTotp(ctx.db, user.id);
+    const blocked = accountLockBlocks(gate, { passwordOk: true, hasSecondFactor });
+    return { account, user: blocked ? null : user, hasSecondFactor, error: blocked };
+  } catch (error) {
+    if (!(error instanceof AppError) || error.code !== "INVALID_CREDENTIALS") throw error;
+    await countFailedSignIn(ctx, input.meta, {
+      email: input.email,
+      userId: account?.id ?? null,
+      reason: "password",
+      onLocked: async (until) => {
+        if (account)
+          sendInBackground(ctx.mailer, accountLockedEmail(ctx.config, account.email, until), input.log ?? quietLog);
+      },
+    });
+    return {
+      account,
+      user: null,
+      hasSecondFactor: false,
+      error: accountLockBlocks(gate, { passwordOk: false, hasSecondFactor: false }) ?? error,
+    };
+  }
+}
+
+/** After a right password for an account with a second factor: no session yet, a challenge for the code step. */
+export interface SecondFactorPending {
+  /** Put `token` in the challenge cookie (routes/pages/mfa-cookie.ts) and send the browser to /login/otp. */
+  secondFactor: { token: string; expiresAt: Date };
+}
+
+/**
+ * The hosted form's and the JSON API's password sign-in:
+ * checkPasswordThrottled → checkCanSignIn → (second factor enrolled? createMfaChallenge : clearThrottle → startSession).
+ */
 export async function signInWithPassword(
   ctx: AccountsContext,
-  input: { email: string; password: string; meta: RequestMeta; existing?: SessionRow | null; clientId?: string },
-): Promise<SignedIn> {
+  input: {
+    email: string;
+    password: string;
+    meta: RequestMeta;
+    existing?: SessionRow | null;
+    clientId?: string;
+    log?: FastifyBaseLogger;
+  },
+): Promise<SignedIn | SecondFactorPending> {
   let account: UserRow | null = null;
   let user: UserRow;
+  let hasSecondFactor = false;
   try {
-    account = await findAccount(ctx, input.email);
-    user = await checkPassword(ctx, account, input.password);
+    const checked = await checkPasswordThrottled(ctx, input);
+    account = checked.account;
+    if (checked.error || !checked.user) throw checked.error ?? new AppError("INVALID_CREDENTIALS");
+    user = checked.user;
+    hasSecondFactor = checked.hasSecondFactor;
     checkCanSignIn(ctx, user);
   } catch (error) {
     if (error instanceof AppError)
       await recordSignInFailure(ctx, input.meta, error, account?.id ?? null, input.clientId);
     throw error;
   }
+  if (hasSecondFactor) {
+    // No session before the second step: only a short-lived challenge the code step can finish.
+    const secondFactor = await createMfaChallenge(ctx, ctx.db, user.id);
+    await audit(ctx.db, input.meta, {
+      event: "user.second_factor_required",
+      outcome: "success",
+      userId: user.id,
+      clientId: input.clientId ?? null,
+    });
+    return { secondFactor };
+  }
+  await clearAccountThrottle(ctx, user.email);
   return startSession(ctx, {
     user,
     amr: ["pwd"],
     meta: input.meta,
     existing: input.existing,
     clientId: input.clientId,
+  });
+}
+
+/**
+ * The second sign-in step: completeMfaChallenge (challenge live, IP and account throttling, the code or a recovery
+ * code, each usable once) → checkCanSignIn → startSession with amr pwd+otp.
+ */
+export async function signInWithSecondFactor(
+  ctx: AccountsContext,
+  log: FastifyBaseLogger,
+  input: {
+    challengeToken: string | undefined;
+    code: string;
+    meta: RequestMeta;
+    existing?: SessionRow | null;
+    clientId?: string | undefined;
+  },
+): Promise<SignedIn> {
+  const { userId } = await completeMfaChallenge(ctx, input.meta, {
+    token: input.challengeToken,
+    code: input.code,
+    onLocked: async (email, until) => sendInBackground(ctx.mailer, accountLockedEmail(ctx.config, email, until), log),
+  });
+  const user = await findUserById(ctx.db, userId);
+  if (!user) throw new AppError("MFA_CHALLENGE_EXPIRED");
+  checkCanSignIn(ctx, user);
+  return startSession(ctx, {
+    user,
+    amr: ["pwd", "otp"],
+    meta: input.meta,
+    existing: input.existing,
+    ...(input.clientId ? { clientId: input.clientId } : {}),
   });
 }
 
@@ -313,11 +426,19 @@ async function registerExisting(
   user: UserRow,
   input: { password: string; meta: RequestMeta; existing?: SessionRow | null; continuation?: Continuation },
 ): Promise<RegisterResult> {
-  let ok = false;
-  if (user.passwordHash) ok = (await verifyPassword(ctx.config.passwords, user.passwordHash, input.password)).ok;
-  else await verifyAgainstDummy(ctx.config.passwords, input.password);
-  if (ok && !user.disabledAt) {
+  // The right password signs in here, so this is a password check like sign-in: throttled and counted, and it never
+  // skips a second factor or a lock. Those cases answer like any taken email ("check your email"), after the same
+  // argon2 work.
+  let checked: Awaited<ReturnType<typeof checkPasswordThrottled>> | null = null;
+  try {
+    checked = await checkPasswordThrottled(ctx, { email: user.email, password: input.password, meta: input.meta, log });
+  } catch (error) {
+    if (!(error instanceof AppError)) throw error;
+    await verifyAgainstDummy(ctx.config.passwords, input.password);
+  }
+  if (checked?.user && !checked.hasSecondFactor && !user.disabledAt) {
     checkCanSignIn(ctx, user);
+    await clearAccountThrottle(ctx, user.email);
     const signedIn = await startSession(ctx, {
       user,
       amr: ["pwd"],
@@ -525,6 +646,9 @@ export async function resetPassword(
     await audit(tx, input.meta, { event: "user.password_reset", outcome: "success", userId: updated.id });
     return updated;
   });
+  // A reset link proves the mailbox: it also ends a lock from failed sign-ins (an attacker guessing cannot keep the
+  // owner out).
+  await clearAccountThrottle(ctx, user.email);
   sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "password_changed", to: user.email }), log);
   return user;
 }

@@ -15,8 +15,10 @@ import {
   lockAccount,
   suspendIp,
 } from "../queries/throttle.ts";
+import { renderView } from "../views/index.ts";
 import { audit, type RequestMeta } from "./audit.ts";
 import { addSeconds, type Clock } from "./clock.ts";
+import type { MailMessage } from "./mailer/types.ts";
 
 /**
  * Failed sign-in throttling, kept in PostgreSQL so every instance sees the same state and it survives restarts.
@@ -216,12 +218,6 @@ export async function recordSignInFailure(
       if (input.onLocked) await input.onLocked(until);
     }
   }
-  await audit(deps.db, meta, {
-    event: "login.failed",
-    outcome: "failure",
-    userId: input.userId,
-    details: { reason: input.reason, accountFailures: accountRow.failures },
-  });
   return { accountFailures: accountRow.failures, accountLockedUntil, ipSuspendedUntil };
 }
 
@@ -260,4 +256,30 @@ export async function liftIpSuspension(
     await audit(tx, meta, { event: "throttle.ip_lifted", outcome: "success", actorId: input.actorId, details: { ip } });
     return view(row);
   });
+}
+
+/**
+ * The email to the owner of an account when failed sign-ins lock it: when it unlocks, and that a password reset link
+ * works during the lock. Sent only when the account exists (the lock itself happens for unknown emails too).
+ */
+export function accountLockedEmail(config: Config, to: string, until: Date): MailMessage {
+  const product = config.mail.fromName;
+  const when = `${until.toISOString().slice(0, 16).replace("T", " ")} UTC`;
+  const content = {
+    subject: `Sign-ins to your ${product} account are paused`,
+    intro: `There were several failed attempts to sign in to your ${product} account, so we paused sign-ins with your password until ${when}.`,
+    action: { label: "Reset your password", url: new URL("/forgot-password", `${config.issuer}/`).toString() },
+    outro:
+      "If this was you, wait until then or reset your password now: a reset link works during the pause. If it was not you, your password was not accepted; choosing a new, unique one keeps it that way.",
+  };
+  const text = [content.intro, `${content.action.label}:\n${content.action.url}`, content.outro, `— ${product}`].join(
+    "\n\n",
+  );
+  return {
+    to,
+    subject: content.subject,
+    text,
+    html: renderView("emails/account", { ...content, product }),
+    kind: "account_locked",
+  };
 }

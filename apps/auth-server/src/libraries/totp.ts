@@ -21,6 +21,7 @@ import {
 import { audit, type RequestMeta } from "./audit.ts";
 import { addSeconds, type Clock } from "./clock.ts";
 import { decrypt, encrypt, randomToken, sha256 } from "./crypto.ts";
+import { verifyPassword } from "./passwords.ts";
 import { checkSignIn, clearAccountThrottle, recordSignInFailure } from "./throttle.ts";
 
 /**
@@ -140,9 +141,7 @@ export async function beginTotpEnrolment(
   const row = await upsertPendingTotpFactor(deps.db, user.id, sealed, deps.clock.now());
   if (!row) throw new AppError("MFA_ALREADY_ENABLED");
   await audit(deps.db, meta, { event: "mfa.enrolment_started", outcome: "success", userId: user.id });
-  const otpauthUri = totpFor(secret, user.email, deps.config.mail.fromName).toString();
-  const svg = await QRCode.toString(otpauthUri, { type: "svg", errorCorrectionLevel: "M", margin: 2 });
-  return { secret, otpauthUri, qrCodeDataUrl: `data:image/svg+xml;base64,${Buffer.from(svg).toString("base64")}` };
+  return enrolmentView(deps, user, secret);
 }
 
 /**
@@ -221,6 +220,49 @@ export async function disableTotp(
     await deleteRecoveryCodes(tx, input.userId);
     await audit(tx, meta, { event: "mfa.disabled", outcome: "success", userId: input.userId, details: { with: used } });
   });
+}
+
+/**
+ * Turning the factor off from the account page: the current password (a failure counts as a failed sign-in) and then
+ * a valid code or recovery code.
+ */
+export async function disableTotpWithPassword(
+  deps: TotpDeps,
+  meta: RequestMeta,
+  input: { user: { id: string; email: string; passwordHash: string | null }; password: string; code: string },
+): Promise<void> {
+  const ok = input.user.passwordHash
+    ? (await verifyPassword(deps.config.passwords, input.user.passwordHash, input.password)).ok
+    : false;
+  if (!ok) {
+    await audit(deps.db, meta, {
+      event: "mfa.disabled",
+      outcome: "failure",
+      userId: input.user.id,
+      details: { reason: "password" },
+    });
+    await recordSignInFailure(deps, meta, { email: input.user.email, userId: input.user.id, reason: "password" });
+    throw new AppError("INVALID_CREDENTIALS", "Your current password is not correct.", [
+      { field: "password", message: "Your current password is not correct." },
+    ]);
+  }
+  await disableTotp(deps, meta, { userId: input.user.id, code: input.code });
+}
+
+/** The enrolment still waiting for its confirmation code (to show the same QR code again), or null. */
+export async function pendingTotpEnrolment(
+  deps: TotpDeps,
+  user: { id: string; email: string },
+): Promise<Enrolment | null> {
+  const factor = await findTotpFactor(deps.db, user.id);
+  if (!factor || factor.confirmedAt) return null;
+  return enrolmentView(deps, user, decrypt(deps.config.masterKey, factor.secretEncrypted, aad(user.id)));
+}
+
+async function enrolmentView(deps: TotpDeps, user: { email: string }, secret: string): Promise<Enrolment> {
+  const otpauthUri = totpFor(secret, user.email, deps.config.mail.fromName).toString();
+  const svg = await QRCode.toString(otpauthUri, { type: "svg", errorCorrectionLevel: "M", margin: 2 });
+  return { secret, otpauthUri, qrCodeDataUrl: `data:image/svg+xml;base64,${Buffer.from(svg).toString("base64")}` };
 }
 
 /** New recovery codes (the old ones stop working); needs a valid code. */
@@ -310,6 +352,7 @@ export async function completeMfaChallenge(
     return used;
   });
   if (!method) {
+    await audit(deps.db, meta, { event: "mfa.verified", outcome: "failure", userId: challenge.userId });
     await recordSignInFailure(deps, meta, {
       email,
       userId: challenge.userId,

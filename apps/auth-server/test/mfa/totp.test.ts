@@ -187,7 +187,7 @@ describe("sign-in challenge", () => {
       "MFA_CHALLENGE_EXPIRED",
     );
     const failed = await database.db.select().from(auditEvents).where(eq(auditEvents.userId, user.id));
-    expect(failed.filter((e) => e.event === "login.failed")).toHaveLength(3);
+    expect(failed.filter((e) => e.event === "mfa.verified" && e.outcome === "failure")).toHaveLength(3);
 
     const second = await createMfaChallenge(deps, database.db, user.id);
     clock.advance(deps.config.mfa.challengeTtlSeconds);

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { AppError } from "../../errors/index.ts";
+import { AppError, errorBody } from "../../errors/index.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { type CurrentSession, clearSessionCookie, setSessionCookie } from "../../http/session.ts";
 import {
@@ -22,6 +22,7 @@ import {
 } from "../../libraries/accounts.ts";
 import type { SessionRow } from "../../libraries/sessions.ts";
 import { parse } from "../../validation.ts";
+import { setMfaCookie } from "../pages/mfa-cookie.ts";
 
 /**
  * The account JSON API under /api/v1 (same behaviour as the hosted pages, for scripts and tests). Authentication is
@@ -82,11 +83,18 @@ export async function accountApiRoutes(app: FastifyInstance): Promise<void> {
     async (request, reply) => {
       const input = parse(accountSchemas.login, request.body);
       const current = await request.currentSession();
-      const { user, session, token } = await signInWithPassword(app.ctx, {
+      const result = await signInWithPassword(app.ctx, {
         ...input,
         meta: request.meta,
         existing: current?.session ?? null,
+        log: request.log,
       });
+      if ("secondFactor" in result) {
+        // No session yet: 401 MFA_REQUIRED with the challenge cookie; POST /api/v1/login/otp finishes the sign-in.
+        setMfaCookie(reply, config, result.secondFactor.token, result.secondFactor.expiresAt);
+        return reply.code(401).send(errorBody(new AppError("MFA_REQUIRED"), request.id));
+      }
+      const { user, session, token } = result;
       return sendSignedIn(reply, user, session, token);
     },
   );

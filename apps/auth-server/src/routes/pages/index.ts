@@ -9,6 +9,7 @@ import { csrfPlugin } from "../../libraries/csrf.ts";
 import { OutboxMailer } from "../../libraries/mailer/index.ts";
 import { accountPages } from "./account.ts";
 import { emailLinkPages } from "./email-links.ts";
+import { mfaPages } from "./mfa.ts";
 import { renderErrorPage, renderPage } from "./render.ts";
 import { signInPages } from "./sign-in.ts";
 
@@ -24,6 +25,7 @@ export const pageRoutes = fp(async (app: FastifyInstance) => {
   await app.register(signInPages);
   await app.register(emailLinkPages);
   await app.register(accountPages);
+  await app.register(mfaPages);
   if (app.ctx.config.env !== "production") await app.register(devOutbox);
 });
 

@@ -3,6 +3,7 @@ import { routeRateLimit } from "../../http/rate-limit.ts";
 import { setSessionCookie } from "../../http/session.ts";
 import { accountSchemas, register, signInWithPassword } from "../../libraries/accounts.ts";
 import { parse } from "../../validation.ts";
+import { setMfaCookie } from "./mfa-cookie.ts";
 import {
   continuationFrom,
   destination,
@@ -53,13 +54,20 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
       try {
         const input = parse(accountSchemas.login, body);
         const current = await request.currentSession();
-        const { session, token } = await signInWithPassword(app.ctx, {
+        const result = await signInWithPassword(app.ctx, {
           email: input.email,
           password: input.password,
           meta: request.meta,
           existing: current?.session ?? null,
           clientId: continuation.clientId,
+          log: request.log,
         });
+        if ("secondFactor" in result) {
+          // No session yet: the code step (/login/otp) finishes the sign-in.
+          setMfaCookie(reply, config, result.secondFactor.token, result.secondFactor.expiresAt);
+          return seeOther(reply, withContinuation("/login/otp", continuation));
+        }
+        const { session, token } = result;
         setSessionCookie(reply, config, token, session.expiresAt);
         return seeOther(reply, destination(continuation));
       } catch (error) {

@@ -1,0 +1,102 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { AppError } from "../../errors/index.ts";
+import { routeRateLimit } from "../../http/rate-limit.ts";
+import { type CurrentSession, setSessionCookie } from "../../http/session.ts";
+import { signInWithSecondFactor } from "../../libraries/accounts.ts";
+import {
+  beginTotpEnrolment,
+  confirmTotpEnrolment,
+  disableTotpWithPassword,
+  regenerateRecoveryCodes,
+  totpStatus,
+} from "../../libraries/totp.ts";
+import { parse } from "../../validation.ts";
+import { mfaSchemas } from "../pages/mfa.ts";
+import { clearMfaCookie, mfaCookie } from "../pages/mfa-cookie.ts";
+import { sessionJson, userJson } from "./accounts.ts";
+
+/**
+ * The JSON equivalents of the second sign-in step and of two-step verification on the account page, under /api/v1.
+ * Same CSRF rule as the account API: state changes must be `application/json` and, from a browser, same-origin.
+ *
+ * - POST /api/v1/login/otp `{ code }` — after /api/v1/login answered 401 MFA_REQUIRED (and set the challenge cookie)
+ * - GET /api/v1/mfa — `{ enabled, pending, recoveryCodesLeft }`
+ * - POST /api/v1/mfa/totp — starts enrolment: `{ secret, otpauthUri, qrCodeDataUrl }`
+ * - POST /api/v1/mfa/totp/confirm `{ code }` — `{ recoveryCodes }` (shown once)
+ * - POST /api/v1/mfa/recovery-codes `{ code }` — new `{ recoveryCodes }`
+ * - POST /api/v1/mfa/totp/disable `{ password, code }` — 204
+ */
+export async function mfaApiRoutes(app: FastifyInstance): Promise<void> {
+  const { config } = app.ctx;
+  const json = { errorFormat: "json" as const };
+
+  app.addHook("preHandler", async (request) => {
+    if (request.method === "GET" || request.method === "HEAD") return;
+    const site = request.headers["sec-fetch-site"];
+    if (site !== undefined && site !== "same-origin" && site !== "none") throw new AppError("CSRF_INVALID");
+    const type = request.headers["content-type"];
+    if (typeof type !== "string" || !/^application\/json\s*(;|$)/i.test(type)) {
+      throw new AppError("UNSUPPORTED_MEDIA_TYPE", "Send a JSON body with Content-Type: application/json.");
+    }
+  });
+
+  async function requireSession(request: FastifyRequest): Promise<CurrentSession> {
+    const current = await request.currentSession();
+    if (!current) throw new AppError("UNAUTHENTICATED");
+    return current;
+  }
+
+  app.post(
+    "/api/v1/login/otp",
+    { config: { ...json, rateLimit: routeRateLimit(config, "otp") } },
+    async (request, reply) => {
+      const { code } = parse(mfaSchemas.code, request.body);
+      const current = await request.currentSession();
+      try {
+        const { user, session, token } = await signInWithSecondFactor(app.ctx, request.log, {
+          challengeToken: mfaCookie(request, config),
+          code,
+          meta: request.meta,
+          existing: current?.session ?? null,
+        });
+        clearMfaCookie(reply, config);
+        setSessionCookie(reply, config, token, session.expiresAt);
+        return { user: userJson(user), session: sessionJson(session, session.id) };
+      } catch (error) {
+        if (error instanceof AppError && error.code === "MFA_CHALLENGE_EXPIRED") clearMfaCookie(reply, config);
+        throw error;
+      }
+    },
+  );
+
+  const mfa = { config: { ...json, rateLimit: routeRateLimit(config, "mfa") } };
+
+  app.get("/api/v1/mfa", { config: json }, async (request) => {
+    const current = await requireSession(request);
+    return totpStatus(app.ctx, current.user.id);
+  });
+
+  app.post("/api/v1/mfa/totp", mfa, async (request, reply) => {
+    const current = await requireSession(request);
+    return reply.code(201).send(await beginTotpEnrolment(app.ctx, request.meta, current.user));
+  });
+
+  app.post("/api/v1/mfa/totp/confirm", mfa, async (request) => {
+    const current = await requireSession(request);
+    const { code } = parse(mfaSchemas.code, request.body);
+    return confirmTotpEnrolment(app.ctx, request.meta, { userId: current.user.id, code });
+  });
+
+  app.post("/api/v1/mfa/recovery-codes", mfa, async (request) => {
+    const current = await requireSession(request);
+    const { code } = parse(mfaSchemas.code, request.body);
+    return regenerateRecoveryCodes(app.ctx, request.meta, { userId: current.user.id, code });
+  });
+
+  app.post("/api/v1/mfa/totp/disable", mfa, async (request, reply) => {
+    const current = await requireSession(request);
+    const input = parse(mfaSchemas.disable, request.body);
+    await disableTotpWithPassword(app.ctx, request.meta, { user: current.user, ...input });
+    return reply.code(204).send();
+  });
+}

@@ -1,0 +1,247 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { z } from "zod";
+import { AppError } from "../../errors/index.ts";
+import { routeRateLimit } from "../../http/rate-limit.ts";
+import { type CurrentSession, setSessionCookie } from "../../http/session.ts";
+import { signInWithSecondFactor } from "../../libraries/accounts.ts";
+import {
+  beginTotpEnrolment,
+  confirmTotpEnrolment,
+  disableTotpWithPassword,
+  pendingTotpEnrolment,
+  regenerateRecoveryCodes,
+  totpStatus,
+} from "../../libraries/totp.ts";
+import { parse } from "../../validation.ts";
+import { clearMfaCookie, mfaCookie } from "./mfa-cookie.ts";
+import {
+  continuationFrom,
+  destination,
+  errorMap,
+  type Notice,
+  type PageData,
+  renderPage,
+  seeOther,
+  str,
+  withContinuation,
+} from "./render.ts";
+
+const html = { errorFormat: "html" as const };
+
+export const mfaSchemas = {
+  code: z.object({
+    code: z
+      .string({ error: "Enter the code." })
+      .trim()
+      .min(1, { error: "Enter the code." })
+      .max(32, { error: "That code is too long." }),
+  }),
+  disable: z.object({
+    password: z.string({ error: "Enter your password." }).min(1, { error: "Enter your password." }).max(1024),
+    code: z.string({ error: "Enter the code." }).trim().min(1, { error: "Enter the code." }).max(32),
+  }),
+};
+
+/** Errors shown on the code forms themselves (anything else goes to the error page). */
+const FORM_ERRORS = new Set([
+  "VALIDATION_FAILED",
+  "INVALID_OTP",
+  "INVALID_CREDENTIALS",
+  "LOGIN_THROTTLED",
+  "IP_SUSPENDED",
+  "ACCOUNT_LOCKED",
+  "ACCOUNT_DISABLED",
+  "EMAIL_NOT_VERIFIED",
+]);
+const isFormError = (error: unknown): error is AppError => error instanceof AppError && FORM_ERRORS.has(error.code);
+
+const NOTICES: Record<string, Notice> = {
+  disabled: { kind: "ok", text: "Two-step verification is off." },
+};
+
+/** Renders one of the views under views/mfa inside the hosted-pages layout. */
+const renderMfa = (request: FastifyRequest, reply: FastifyReply, view: string, data: PageData, status = 200) =>
+  renderPage(request, reply, `../mfa/${view}`, data, status);
+
+/** The status and Retry-After of an error re-rendered on a form (429s keep their Retry-After). */
+function withHeaders(reply: FastifyReply, error: AppError): number {
+  if (error.headers) reply.headers(error.headers);
+  return error.status;
+}
+
+/**
+ * The second sign-in step (GET/POST /login/otp) and two-step verification on the account page (/account/mfa...):
+ * set up with a QR code and a confirmation code, recovery codes shown once, new recovery codes, turning it off with
+ * the password and a code. Every form posts with a CSRF token; every code-taking POST is rate limited.
+ */
+export async function mfaPages(app: FastifyInstance): Promise<void> {
+  const { config } = app.ctx;
+  const otpPost = { config: { ...html, rateLimit: routeRateLimit(config, "otp") }, preHandler: app.csrfProtection };
+  const mfaPost = { config: { ...html, rateLimit: routeRateLimit(config, "mfa") }, preHandler: app.csrfProtection };
+
+  app.get("/login/otp", { config: html }, async (request, reply) => {
+    const continuation = continuationFrom(request.query);
+    const links = { login: withContinuation("/login", continuation) };
+    if (!mfaCookie(request, config)) return seeOther(reply, links.login);
+    return renderMfa(request, reply, "otp", { title: "Two-step verification", continuation, links });
+  });
+
+  app.post("/login/otp", otpPost, async (request, reply) => {
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    const continuation = continuationFrom(body);
+    const links = { login: withContinuation("/login", continuation) };
+    try {
+      const { code } = parse(mfaSchemas.code, body);
+      const current = await request.currentSession();
+      const { session, token } = await signInWithSecondFactor(app.ctx, request.log, {
+        challengeToken: mfaCookie(request, config),
+        code,
+        meta: request.meta,
+        existing: current?.session ?? null,
+        clientId: continuation.clientId,
+      });
+      clearMfaCookie(reply, config);
+      setSessionCookie(reply, config, token, session.expiresAt);
+      return seeOther(reply, destination(continuation));
+    } catch (error) {
+      if (error instanceof AppError && error.code === "MFA_CHALLENGE_EXPIRED") {
+        clearMfaCookie(reply, config);
+        return renderMfa(
+          request,
+          reply,
+          "otp",
+          { title: "Two-step verification", continuation, links, expired: true, formError: error.message },
+          error.status,
+        );
+      }
+      if (!isFormError(error)) throw error;
+      const errors = errorMap(error);
+      return renderMfa(
+        request,
+        reply,
+        "otp",
+        {
+          title: "Two-step verification",
+          continuation,
+          links,
+          errors,
+          formError: errors.code ? undefined : error.message,
+        },
+        withHeaders(reply, error),
+      );
+    }
+  });
+
+  /** The signed-in user, or a 303 to the sign-in page that comes back to /account/mfa. */
+  async function requireSession(request: FastifyRequest, reply: FastifyReply): Promise<CurrentSession | null> {
+    const current = await request.currentSession();
+    if (!current) seeOther(reply, "/login?return_to=%2Faccount%2Fmfa");
+    return current;
+  }
+
+  async function renderManage(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    current: CurrentSession,
+    extra: { notice?: Notice | undefined; form?: "disable" | "regen"; error?: AppError } = {},
+  ) {
+    const errors = extra.error ? errorMap(extra.error) : {};
+    return renderMfa(
+      request,
+      reply,
+      "manage",
+      {
+        title: "Two-step verification",
+        status: await totpStatus(app.ctx, current.user.id),
+        notice: extra.notice,
+        form: extra.form,
+        errors,
+        formError: extra.error && Object.keys(errors).length === 0 ? extra.error.message : undefined,
+      },
+      extra.error ? withHeaders(reply, extra.error) : 200,
+    );
+  }
+
+  app.get("/account/mfa", { config: html }, async (request, reply) => {
+    const current = await requireSession(request, reply);
+    if (!current) return reply;
+    return renderManage(request, reply, current, {
+      notice: NOTICES[str((request.query as Record<string, unknown>).notice, 40) ?? ""],
+    });
+  });
+
+  app.post("/account/mfa/setup", mfaPost, async (request, reply) => {
+    const current = await requireSession(request, reply);
+    if (!current) return reply;
+    try {
+      const enrolment = await beginTotpEnrolment(app.ctx, request.meta, current.user);
+      return renderMfa(request, reply, "setup", { title: "Set up your authenticator app", enrolment });
+    } catch (error) {
+      if (error instanceof AppError && error.code === "MFA_ALREADY_ENABLED") return seeOther(reply, "/account/mfa");
+      throw error;
+    }
+  });
+
+  app.post("/account/mfa/confirm", mfaPost, async (request, reply) => {
+    const current = await requireSession(request, reply);
+    if (!current) return reply;
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    try {
+      const { code } = parse(mfaSchemas.code, body);
+      const { recoveryCodes } = await confirmTotpEnrolment(app.ctx, request.meta, { userId: current.user.id, code });
+      return renderMfa(request, reply, "recovery-codes", { title: "Your recovery codes", codes: recoveryCodes });
+    } catch (error) {
+      if (error instanceof AppError && (error.code === "MFA_NOT_ENABLED" || error.code === "MFA_ALREADY_ENABLED")) {
+        return seeOther(reply, "/account/mfa");
+      }
+      if (!isFormError(error)) throw error;
+      // Show the same secret again: it is still the pending one.
+      const enrolment = await pendingTotpEnrolment(app.ctx, current.user);
+      if (!enrolment) return seeOther(reply, "/account/mfa");
+      const errors = errorMap(error);
+      return renderMfa(
+        request,
+        reply,
+        "setup",
+        {
+          title: "Set up your authenticator app",
+          enrolment,
+          errors,
+          formError: errors.code ? undefined : error.message,
+        },
+        withHeaders(reply, error),
+      );
+    }
+  });
+
+  app.post("/account/mfa/recovery-codes", mfaPost, async (request, reply) => {
+    const current = await requireSession(request, reply);
+    if (!current) return reply;
+    try {
+      const { code } = parse(mfaSchemas.code, request.body);
+      const { recoveryCodes } = await regenerateRecoveryCodes(app.ctx, request.meta, {
+        userId: current.user.id,
+        code,
+      });
+      return renderMfa(request, reply, "recovery-codes", { title: "Your recovery codes", codes: recoveryCodes });
+    } catch (error) {
+      if (error instanceof AppError && error.code === "MFA_NOT_ENABLED") return seeOther(reply, "/account/mfa");
+      if (!isFormError(error)) throw error;
+      return renderManage(request, reply, current, { form: "regen", error });
+    }
+  });
+
+  app.post("/account/mfa/disable", mfaPost, async (request, reply) => {
+    const current = await requireSession(request, reply);
+    if (!current) return reply;
+    try {
+      const input = parse(mfaSchemas.disable, request.body);
+      await disableTotpWithPassword(app.ctx, request.meta, { user: current.user, ...input });
+      return seeOther(reply, "/account/mfa?notice=disabled");
+    } catch (error) {
+      if (error instanceof AppError && error.code === "MFA_NOT_ENABLED") return seeOther(reply, "/account/mfa");
+      if (!isFormError(error)) throw error;
+      return renderManage(request, reply, current, { form: "disable", error });
+    }
+  });
+}
