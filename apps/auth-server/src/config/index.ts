@@ -34,6 +34,11 @@ export interface Config {
     argon2TimeCost: number;
     argon2Parallelism: number;
     minLength: number;
+    /**
+     * Register and forgot-password answer no sooner than this many milliseconds after they start, so the extra writes
+     * of a new account (or a reset link) do not show in the response time. 0 turns it off (for tests of other things).
+     */
+    responseFloorMs: number;
   };
   sessions: {
     absoluteTtlSeconds: number;
@@ -224,6 +229,7 @@ export function loadConfig(env: Env = process.env, overrides: { dataDirForDevKey
       argon2TimeCost: field(env, "ARGON2_TIME_COST", int(2, 100).default(2), problems),
       argon2Parallelism: field(env, "ARGON2_PARALLELISM", int(1, 64).default(1), problems),
       minLength: field(env, "PASSWORD_MIN_LENGTH", int(8, 64).default(8), problems),
+      responseFloorMs: field(env, "ACCOUNT_RESPONSE_FLOOR_MS", int(0, 10_000).default(250), problems),
     },
     sessions: {
       absoluteTtlSeconds: field(env, "SESSION_ABSOLUTE_TTL_SECONDS", int(60, 31_536_000).default(30 * 86400), problems),

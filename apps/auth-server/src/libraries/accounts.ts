@@ -358,14 +358,7 @@ export type RegisterResult = { outcome: "signed_in"; signedIn: SignedIn } | { ou
 export async function register(
   ctx: AccountsContext,
   log: FastifyBaseLogger,
-  input: {
-    email: string;
-    password: string;
-    displayName?: string | null | undefined;
-    meta: RequestMeta;
-    existing?: SessionRow | null;
-    continuation?: Continuation;
-  },
+  input: RegisterInput,
 ): Promise<RegisterResult> {
   const problems = passwordProblems(ctx.config.passwords, input.password, "password", [
     input.email,
@@ -373,7 +366,32 @@ export async function register(
     input.displayName,
   ]);
   if (problems.length) throw new AppError("WEAK_PASSWORD", problems[0]?.message, problems);
+  const floor = responseFloor(ctx);
+  try {
+    return await registerChecked(ctx, log, input);
+  } finally {
+    await floor();
+  }
+}
 
+export interface RegisterInput {
+  email: string;
+  password: string;
+  displayName?: string | null | undefined;
+  meta: RequestMeta;
+  existing?: SessionRow | null;
+  continuation?: Continuation;
+}
+
+/**
+ * The work after the policy check. A new account costs more writes than a taken email, so `register` pads both to
+ * `responseFloorMs` (wall time): the response time does not tell them apart.
+ */
+async function registerChecked(
+  ctx: AccountsContext,
+  log: FastifyBaseLogger,
+  input: RegisterInput,
+): Promise<RegisterResult> {
   const found = await findUserByEmail(ctx.db, input.email);
   if (found) return registerExisting(ctx, log, found, input);
 
@@ -592,6 +610,19 @@ export async function requestPasswordReset(
   log: FastifyBaseLogger,
   input: { email: string; meta: RequestMeta },
 ): Promise<void> {
+  const floor = responseFloor(ctx);
+  try {
+    await issueResetLink(ctx, log, input);
+  } finally {
+    await floor();
+  }
+}
+
+async function issueResetLink(
+  ctx: AccountsContext,
+  log: FastifyBaseLogger,
+  input: { email: string; meta: RequestMeta },
+): Promise<void> {
   const user = await findUserByEmail(ctx.db, input.email);
   if (!user || user.disabledAt) return;
   const token = await ctx.db.transaction(async (tx) => {
@@ -796,6 +827,19 @@ export async function deleteAccount(
     if (!done) throw new AppError("UNAUTHENTICATED");
     await audit(tx, input.meta, { event: "user.deleted", outcome: "success", userId: input.user.id });
   });
+}
+
+/**
+ * Starts a wall-clock floor: the returned function waits until `responseFloorMs` have passed since the start. Register
+ * and forgot-password do different database work for known and unknown emails; waiting out the same floor on every
+ * path keeps that difference out of the response time (SECURITY.md: no enumeration by timing).
+ */
+function responseFloor(ctx: AccountsContext): () => Promise<void> {
+  const started = performance.now();
+  return async () => {
+    const remaining = ctx.config.passwords.responseFloorMs - (performance.now() - started);
+    if (remaining > 0) await new Promise((resolve) => setTimeout(resolve, remaining));
+  };
 }
 
 /** Whether the user has a confirmed second factor (an email link must not sign such an account in). */

@@ -8,9 +8,21 @@ export interface AccountsTestApp extends TestApp {
   outbox: OutboxMailer;
 }
 
+/**
+ * These suites make many deliberate failures from one IP; failed sign-in throttling (libraries/throttle.ts, tested in
+ * its own suite) is set out of reach so each test sees the account behaviour it is about.
+ */
+const NO_THROTTLING = {
+  THROTTLE_IP_MAX_FAILURES: "100000",
+  THROTTLE_ACCOUNT_FREE_FAILURES: "1000",
+  THROTTLE_ACCOUNT_LOCK_THRESHOLD: "10000",
+  // The anti-enumeration response floor is measured in enumeration.test.ts; elsewhere it would only add wall time.
+  ACCOUNT_RESPONSE_FLOOR_MS: "0",
+};
+
 /** The test app with its development outbox (the default mailer outside production). */
 export async function buildAccountsApp(env: Record<string, string> = {}): Promise<AccountsTestApp> {
-  const testApp = await buildTestApp(env);
+  const testApp = await buildTestApp({ ...NO_THROTTLING, ...env });
   const outbox = testApp.app.ctx.mailer;
   if (!(outbox instanceof OutboxMailer)) throw new Error("expected the outbox mailer in tests");
   return { ...testApp, outbox };
