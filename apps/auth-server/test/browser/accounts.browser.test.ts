@@ -1,0 +1,130 @@
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createTestDatabase } from "@tessera/db/testing";
+import type { FastifyInstance } from "fastify";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { build } from "../../src/app.ts";
+import { testConfig } from "../../src/config/index.ts";
+import { OutboxMailer } from "../../src/libraries/mailer/index.ts";
+
+/**
+ * The account lifecycle in a real browser (Debian's Chromium, headless, driven by playwright-core): register → open
+ * the verification link from the dev outbox → sign out → sign in → the account page → end the session. The server
+ * listens on 127.0.0.1 (port 0). A screenshot of each page goes to test-output/browser/accounts (git-ignored).
+ */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const shots = resolve(import.meta.dirname, "../../../../test-output/browser/accounts");
+
+let app: FastifyInstance;
+let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let context: BrowserContext;
+let userDataDir: string;
+let base: string;
+
+beforeAll(async () => {
+  mkdirSync(shots, { recursive: true });
+  database = await createTestDatabase();
+  app = await build(testConfig({ RATE_LIMIT_ENABLED: "false", ACCOUNT_RESPONSE_FLOOR_MS: "0" }), {
+    database,
+    mailer: new OutboxMailer(),
+  });
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  userDataDir = mkdtempSync(join(tmpdir(), "tessera-chromium-"));
+  // A fresh user-data-dir per run (playwright passes it to Chromium as --user-data-dir).
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    viewport: { width: 390, height: 844 },
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+afterAll(async () => {
+  await context?.close();
+  await app?.close();
+  await database?.close();
+  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+});
+
+async function shot(page: Page, name: string) {
+  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+}
+
+describe("accounts in a real browser", () => {
+  it("register → verify from the outbox → sign out → sign in → account page → end the session", async () => {
+    const page = await context.newPage();
+    const violations: string[] = [];
+    page.on("console", (message) => {
+      if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
+    });
+    const email = "browser-user@example.com";
+    const password = "a long browser passphrase";
+
+    await page.goto(`${base}/register`);
+    await expect(page.title()).resolves.toBe("Create your account · Tessera");
+    // The stylesheet loaded under the CSP (no inline styles): the submit button is styled.
+    const background = await page.locator("button[type=submit]").evaluate((el) => getComputedStyle(el).backgroundColor);
+    expect(background).toBe("rgb(41, 72, 199)");
+    await shot(page, "01-register");
+    await page.getByLabel("Email address").fill(email);
+    await page.getByLabel("Password").fill(password);
+    await page.getByRole("button", { name: "Create account" }).click();
+    await page.waitForURL(`${base}/register/check-email`);
+    await expect(page.locator("h1").textContent()).resolves.toBe("Check your email");
+    await shot(page, "02-check-email");
+
+    await page.goto(`${base}/dev/outbox`);
+    await shot(page, "03-outbox");
+    await page.locator('a[href^="/verify-email?token="]').first().click();
+    await page.waitForURL(/\/verify-email\?token=/);
+    await shot(page, "04-confirm-email");
+    await page.getByRole("button", { name: "Confirm my email address" }).click();
+    await page.waitForURL(`${base}/account?notice=verified`);
+    await expect(page.getByText("Your email address is confirmed.").isVisible()).resolves.toBe(true);
+    await shot(page, "05-account-verified");
+
+    await page.getByRole("button", { name: "Sign out" }).first().click();
+    await expect(page.getByText("You are signed out").first().isVisible()).resolves.toBe(true);
+    await shot(page, "06-signed-out");
+    const afterSignOut = await context.cookies(base);
+    expect(afterSignOut.find((c) => c.name === "tessera_session")).toBeUndefined();
+
+    await page.goto(`${base}/login`);
+    await page.getByLabel("Email address").fill(email);
+    await page.getByLabel("Password").fill("not the password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page.getByText("The email or password is incorrect.").isVisible()).resolves.toBe(true);
+    // The entered email is kept.
+    await expect(page.getByLabel("Email address").inputValue()).resolves.toBe(email);
+    await shot(page, "07-login-error");
+    await page.getByLabel("Password").fill(password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.waitForURL(`${base}/account`);
+    await expect(page.locator("h1").textContent()).resolves.toBe("Your account");
+    await expect(page.getByText("Chrome on Linux").first().isVisible()).resolves.toBe(true);
+    await shot(page, "08-account");
+    const session = (await context.cookies(base)).find((c) => c.name === "tessera_session");
+    expect(session).toMatchObject({ httpOnly: true, sameSite: "Lax" });
+
+    await page.getByRole("button", { name: "Sign out on this device" }).click();
+    await page.waitForURL(`${base}/login?notice=signed_out`);
+    await expect(page.getByText("You are signed out.").isVisible()).resolves.toBe(true);
+    await shot(page, "09-session-ended");
+    await page.goto(`${base}/account`);
+    await page.waitForURL(`${base}/login?return_to=%2Faccount`);
+    expect(violations).toEqual([]);
+  });
+});

@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+// Real-browser suites (*.browser.test.ts): Debian's Chromium at /usr/bin/chromium driven by playwright-core, against
+// the app listening on 127.0.0.1. Run with `pnpm test:browser`; screenshots go to test-output/ (git-ignored).
+// One file at a time: each starts its own Chromium, and the machines have 2 cores.
+export default defineConfig({
+  test: {
+    include: ["apps/*/test/**/*.browser.test.ts", "packages/*/test/**/*.browser.test.ts"],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    fileParallelism: false,
+  },
+});
