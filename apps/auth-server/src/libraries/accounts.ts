@@ -29,6 +29,7 @@ import { endSessions, listSessions, type SessionRow, signIn } from "./sessions.t
 import {
   accountLockBlocks,
   accountLockedEmail,
+  accountLockedError,
   checkSignIn,
   clearAccountThrottle,
   recordSignInFailure as countFailedSignIn,
@@ -223,7 +224,7 @@ export async function checkPasswordThrottled(
     return { account, user: blocked ? null : user, hasSecondFactor, error: blocked };
   } catch (error) {
     if (!(error instanceof AppError) || error.code !== "INVALID_CREDENTIALS") throw error;
-    await countFailedSignIn(ctx, input.meta, {
+    const counted = await countFailedSignIn(ctx, input.meta, {
       email: input.email,
       userId: account?.id ?? null,
       reason: "password",
@@ -236,7 +237,11 @@ export async function checkPasswordThrottled(
       account,
       user: null,
       hasSecondFactor: false,
-      error: accountLockBlocks(gate, { passwordOk: false, hasSecondFactor: false }) ?? error,
+      // The failure that locks the account already answers ACCOUNT_LOCKED.
+      error:
+        (counted.accountLockedUntil && accountLockedError(counted.accountLockedUntil, ctx.clock.now())) ??
+        accountLockBlocks(gate, { passwordOk: false, hasSecondFactor: false }) ??
+        error,
     };
   }
 }

@@ -108,6 +108,11 @@ export async function checkSignIn(
   return { accountLocked: false, retryAfterSeconds: 0 };
 }
 
+/** ACCOUNT_LOCKED (429) with Retry-After until the lock ends. */
+export function accountLockedError(until: Date, now: Date): AppError {
+  return new AppError("ACCOUNT_LOCKED", undefined, undefined, retryAfter(secondsUntil(until, now)));
+}
+
 /**
  * After the password check, for a locked account: the attempt is refused with ACCOUNT_LOCKED unless the password was
  * right AND the user has a confirmed second factor (the code step still stands guard). The answer for a wrong
