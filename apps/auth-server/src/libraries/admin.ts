@@ -1,4 +1,3 @@
-import { type Algorithm, hash } from "@node-rs/argon2";
 import type { Database } from "@tessera/db";
 import { z } from "zod";
 import type { Config } from "../config/index.ts";
@@ -18,6 +17,7 @@ import {
 import { audit, type RequestMeta } from "./audit.ts";
 import type { Clock } from "./clock.ts";
 import { randomToken, sha256 } from "./crypto.ts";
+import { hashPassword, passwordProblems } from "./passwords.ts";
 
 export type { AdminUserRow, ApiKeyRow } from "../queries/admin.ts";
 
@@ -28,12 +28,6 @@ export interface AdminDeps {
 }
 
 const CLI_META: RequestMeta = { ip: undefined, userAgent: "tessera-cli" };
-
-/** Longest password accepted (SECURITY.md asks for at least 64 allowed). */
-const PASSWORD_MAX_LENGTH = 256;
-
-// `Algorithm` is an ambient const enum, which isolatedModules cannot read; 2 is its Argon2id member.
-const ARGON2ID = 2 as Algorithm;
 
 const emailSchema = z
   .string()
@@ -58,26 +52,10 @@ export async function createAdmin(
   }
   const email = parsed.data;
   const { password } = input;
-  if (password.length < deps.config.passwords.minLength || password.length > PASSWORD_MAX_LENGTH) {
-    throw new AppError(
-      "WEAK_PASSWORD",
-      `The password must be ${deps.config.passwords.minLength} to ${PASSWORD_MAX_LENGTH} characters.`,
-      [
-        {
-          field: "password",
-          message: `must be ${deps.config.passwords.minLength} to ${PASSWORD_MAX_LENGTH} characters`,
-        },
-      ],
-    );
-  }
-  const p = deps.config.passwords;
-  // argon2id with the configured (OWASP minimum or stronger) parameters; hashed exactly as typed.
-  const passwordHash = await hash(password, {
-    algorithm: ARGON2ID,
-    memoryCost: p.argon2MemoryKib,
-    timeCost: p.argon2TimeCost,
-    parallelism: p.argon2Parallelism,
-  });
+  // The same policy as every account (length, common passwords, not the email), hashed with argon2id as configured.
+  const problems = passwordProblems(deps.config.passwords, password, "password", [email, email.split("@")[0]]);
+  if (problems.length) throw new AppError("WEAK_PASSWORD", undefined, problems);
+  const passwordHash = await hashPassword(deps.config.passwords, password);
   const now = deps.clock.now();
   return deps.db.transaction(async (tx) => {
     if (!input.force && (await countAdmins(tx)) > 0) throw new AppError("ADMIN_EXISTS");
