@@ -3,7 +3,7 @@ import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { disableClient } from "../../src/libraries/clients.ts";
 import { sha256 } from "../../src/libraries/crypto.ts";
-import type { UserRow } from "../../src/libraries/sessions.ts";
+import { signIn, type UserRow } from "../../src/libraries/sessions.ts";
 import type { TestApp } from "../helpers.ts";
 import {
   authorizeQuery,
@@ -490,6 +490,42 @@ describe("refresh_token grant", () => {
     t.clock.advance(step);
     expectOAuthError(await refresh(t.app, client, tokenA), 400, "invalid_grant", "The session has expired.");
     expectOAuthError(await refresh(t.app, other, b.refresh_token), 400, "invalid_grant", "The session has expired.");
+  });
+
+  it("an interactive sign-in on the browser extends the session, and so every client's chain in it", async () => {
+    const a = await tokensFor(t.app, client, cookie);
+    const b = await tokensFor(t.app, other, cookie);
+    const [before] = await t.app.ctx.db.select().from(sessions).where(eq(sessions.userId, user.id));
+    t.clock.advance(t.app.ctx.config.sessions.idleTtlSeconds - 60);
+    // The user signs in again on Tessera (same browser, same user): same session, new deadlines.
+    const again = await signIn(t.app.ctx, t.app.ctx.db, {
+      userId: user.id,
+      amr: ["pwd"],
+      meta: { ip: "127.0.0.1", userAgent: "vitest" },
+      existing: before ?? null,
+    });
+    expect(again.session.id).toBe(before?.id);
+    t.clock.advance(120);
+    const ra = await refresh(t.app, client, a.refresh_token);
+    const rb = await refresh(t.app, other, b.refresh_token);
+    expect([ra.statusCode, rb.statusCode]).toEqual([200, 200]);
+    expect(ra.json().session_expires_at).toBe(Math.floor(again.session.expiresAt.getTime() / 1000));
+    expect(rb.json().session_expires_at).toBe(ra.json().session_expires_at);
+    expect(ra.json().session_expires_at).toBeGreaterThan(a.session_expires_at);
+  });
+
+  it("the ID token is signed with the client's registered algorithm (ES256, EdDSA)", async () => {
+    for (const alg of ["ES256", "EdDSA"] as const) {
+      const special = await registerClient(t.app, { idTokenSignedResponseAlg: alg });
+      const tokens = await tokensFor(t.app, special, cookie);
+      expect(decodeJwt(tokens.id_token).header.alg).toBe(alg);
+      const userinfo = await t.app.inject({
+        method: "GET",
+        url: "/userinfo",
+        headers: { authorization: `Bearer ${tokens.access_token}` },
+      });
+      expect(userinfo.statusCode).toBe(200);
+    }
   });
 
   it("scope may be narrowed, never widened", async () => {

@@ -27,6 +27,9 @@ export function readParams<S extends ParamSpec>(
     shape[name] = z
       .string({ message: `The ${name} parameter must be a string.` })
       .max(max, { message: `The ${name} parameter is too long.` })
+      // Control characters have no place in any OAuth parameter (RFC 6749 Appendix A), and NUL cannot be stored.
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused.
+      .refine((v) => !/[\x00-\x1f\x7f]/.test(v), { message: `The ${name} parameter contains invalid characters.` })
       .optional()
       .transform((v) => (v === "" ? undefined : v));
   }

@@ -73,6 +73,10 @@ export function clientCredentials(request: FastifyRequest, body: unknown): Clien
       throw new OAuthError("invalid_request", "The Authorization header is malformed.");
     }
     const clientId = formDecode(decoded.slice(0, colon));
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused.
+    if (/[\x00-\x1f\x7f]/.test(clientId) || clientId.length > 128) {
+      throw new OAuthError("invalid_request", "The Authorization header is malformed.");
+    }
     if (p.client_id !== undefined && p.client_id !== clientId) {
       throw new OAuthError("invalid_request", "The client_id does not match the Authorization header.");
     }
