@@ -136,7 +136,7 @@ export async function buildDemoGame(options: DemoGameOptions): Promise<FastifyIn
 
   app.get("/game.js", async (_request, reply) => reply.type("text/javascript").send(CLIENT_JS));
 
-  app.get("/api/me", { preHandler: requireUser }, async (request, reply) => {
+  app.get("/api/me", { onRequest: requireUser }, async (request, reply) => {
     const user = request.user!;
     reply.header("cache-control", "no-store");
     return { id: user.id, email: user.email, name: user.name, sessionId: user.sessionId };
@@ -144,7 +144,7 @@ export async function buildDemoGame(options: DemoGameOptions): Promise<FastifyIn
 
   // The upgrade request was authenticated by the plugin from its cookies (never refreshed: a 101 cannot carry
   // cookies); requireUser refuses it with 401 before the upgrade happens.
-  app.get("/ws", { websocket: true, preValidation: requireUser }, (socket, request) => {
+  app.get("/ws", { websocket: true, onRequest: requireUser }, (socket, request) => {
     const user = request.user!;
     const player = players.get(user.id) ?? { name: user.name ?? user.email ?? "player", score: 0, sockets: new Set() };
     players.set(user.id, player);

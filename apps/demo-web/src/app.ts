@@ -97,7 +97,7 @@ export async function buildDemoWeb(options: DemoWebOptions): Promise<FastifyInst
       );
   });
 
-  app.get("/api/me", { preHandler: requireUser }, async (request, reply) => {
+  app.get("/api/me", { onRequest: requireUser }, async (request, reply) => {
     const user = request.user!;
     reply.header("cache-control", "no-store");
     return { id: user.id, email: user.email, name: user.name, sessionId: user.sessionId };
@@ -109,7 +109,7 @@ export async function buildDemoWeb(options: DemoWebOptions): Promise<FastifyInst
       { parseAs: "string", bodyLimit: 4096 },
       (_request, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))),
     );
-    forms.post("/cart", { preHandler: requireUser }, async (request, reply) => {
+    forms.post("/cart", { onRequest: requireUser }, async (request, reply) => {
       const product = (request.body as Record<string, unknown> | undefined)?.product;
       if (typeof product !== "string" || !PRODUCTS.some((p) => p.id === product)) {
         return reply.code(400).send({ code: "VALIDATION_FAILED", message: "Unknown product." });

@@ -23,7 +23,7 @@ beforeAll(async () => {
     now: () => clock,
   });
   app.get("/public", async (request) => ({ user: request.user?.id ?? null }));
-  app.get("/me", { preHandler: requireUser }, async (request) => ({
+  app.get("/me", { onRequest: requireUser }, async (request) => ({
     id: request.user?.id,
     email: request.user?.email,
   }));
