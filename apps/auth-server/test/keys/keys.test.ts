@@ -1,7 +1,7 @@
 import { createDatabase, signingKeys } from "@tessera/db";
 import { createTestDatabase, usingPostgres } from "@tessera/db/testing";
 import { isNull } from "drizzle-orm";
-import { exportSPKI, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
+import { type CryptoKey, exportSPKI, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testConfig } from "../../src/config/index.ts";
 import { TestClock } from "../../src/libraries/clock.ts";

@@ -90,15 +90,13 @@ async function seed() {
   for (const n of [1, 2, 3]) await code(`code-expired-old-${n}`, longAgo);
 
   const email = (label: string, values: { expiresAt: Date; usedAt?: Date }) =>
-    db
-      .insert(emailTokens)
-      .values({
-        tokenHash: sha256(randomToken()),
-        userId: user.id,
-        purpose: "verify_email",
-        newEmail: label,
-        ...values,
-      });
+    db.insert(emailTokens).values({
+      tokenHash: sha256(randomToken()),
+      userId: user.id,
+      purpose: "verify_email",
+      newEmail: label,
+      ...values,
+    });
   await email("email-fresh", { expiresAt: later });
   await email("email-expired-old", { expiresAt: longAgo });
   await email("email-used-old", { expiresAt: later, usedAt: longAgo });
