@@ -112,6 +112,7 @@ export const RATE_LIMIT_DEFAULTS = {
   token: "600/60",
   introspect: "600/60",
   revoke: "300/60",
+  admin: "300/60",
 } as const;
 export type RateLimitRoute = keyof typeof RATE_LIMIT_DEFAULTS;
 

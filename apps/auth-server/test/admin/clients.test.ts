@@ -452,3 +452,40 @@ describe("list, show, update, rotate-secret, disable", () => {
     expect(all.json().clients.map((c: { client_id: string }) => c.client_id)).toContain(client_id);
   });
 });
+
+describe("rate limit", () => {
+  it("limits admin API requests per IP before authenticating: 429 RATE_LIMITED with Retry-After", async () => {
+    const limited = await buildTestApp({ RATE_LIMIT_ADMIN: "3/60" });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const res = await limited.app.inject({
+          method: "GET",
+          url: BASE,
+          headers: { authorization: "Bearer tak_guess" },
+        });
+        statuses.push(res.statusCode);
+        if (res.statusCode === 429) {
+          expect(res.headers["retry-after"]).toBe("60");
+          expect(res.json().error.code).toBe("RATE_LIMITED");
+        }
+      }
+      expect(statuses).toEqual([401, 401, 401, 429]);
+      // Only the requests that got past the limit were looked up and audited.
+      const failures = await limited.app.ctx.db
+        .select()
+        .from(auditEvents)
+        .where(eq(auditEvents.event, "admin.authentication_failed"));
+      expect(failures).toHaveLength(3);
+      limited.clock.advance(60);
+      const after = await limited.app.inject({
+        method: "GET",
+        url: BASE,
+        headers: { authorization: "Bearer tak_guess" },
+      });
+      expect(after.statusCode).toBe(401);
+    } finally {
+      await limited.close();
+    }
+  });
+});

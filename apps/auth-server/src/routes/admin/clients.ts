@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { AppError } from "../../errors/index.ts";
+import { routeRateLimit } from "../../http/rate-limit.ts";
 import {
   type Actor,
   type ClientUpdate,
@@ -81,7 +82,13 @@ function actorOf(request: FastifyRequest): Actor {
  * and every change is audited with the acting admin's id. Secrets appear only in the create and rotate responses.
  */
 export async function adminClientRoutes(app: FastifyInstance): Promise<void> {
-  app.addHook("onRequest", requireAdmin);
+  // Rate limit (onRequest, per IP) first, then authentication before the body is parsed (preParsing), so floods of
+  // bad keys or unauthenticated bodies cost neither a parse nor more than the limit's worth of lookups.
+  const routeConfig = { config: { rateLimit: routeRateLimit(app.ctx.config, "admin") } };
+  app.addHook("preParsing", async (request, reply, payload) => {
+    await requireAdmin(request, reply);
+    return payload;
+  });
 
   // Wrong methods on known paths answer 405 with Allow, not a misleading 404.
   const allowed: Record<string, string[]> = {
@@ -94,13 +101,14 @@ export async function adminClientRoutes(app: FastifyInstance): Promise<void> {
     app.route({
       method: ["GET", "POST", "PUT", "PATCH", "DELETE"].filter((m) => !methods.includes(m)),
       url,
+      ...routeConfig,
       handler: async () => {
         throw new AppError("METHOD_NOT_ALLOWED", undefined, undefined, { allow: methods.join(", ") });
       },
     });
   }
 
-  app.post(BASE, async (request, reply) => {
+  app.post(BASE, routeConfig, async (request, reply) => {
     const body = parse(createBody, request.body);
     const { client, clientSecret } = await createClient(
       app.ctx,
@@ -111,7 +119,7 @@ export async function adminClientRoutes(app: FastifyInstance): Promise<void> {
     return clientView(client, clientSecret);
   });
 
-  app.get(BASE, async (request) => {
+  app.get(BASE, routeConfig, async (request) => {
     const query = parse(listQuery, request.query);
     const limit = query.limit ?? 100;
     const rows = await listClients(app.ctx.db, {
@@ -126,22 +134,24 @@ export async function adminClientRoutes(app: FastifyInstance): Promise<void> {
     };
   });
 
-  app.get(`${BASE}/:id`, async (request) => clientView(await getClient(app.ctx.db, clientIdParam(request))));
+  app.get(`${BASE}/:id`, routeConfig, async (request) =>
+    clientView(await getClient(app.ctx.db, clientIdParam(request))),
+  );
 
-  app.patch(`${BASE}/:id`, async (request) => {
+  app.patch(`${BASE}/:id`, routeConfig, async (request) => {
     const id = clientIdParam(request);
     const body = parse(updateBody, request.body);
     return clientView(await updateClient(app.ctx, id, toInput(body), actorOf(request)));
   });
 
-  app.post(`${BASE}/:id/rotate-secret`, async (request) => {
+  app.post(`${BASE}/:id/rotate-secret`, routeConfig, async (request) => {
     const id = clientIdParam(request);
     parse(emptyBody, request.body);
     const { client, clientSecret } = await rotateClientSecret(app.ctx, id, actorOf(request));
     return clientView(client, clientSecret);
   });
 
-  app.post(`${BASE}/:id/disable`, async (request) => {
+  app.post(`${BASE}/:id/disable`, routeConfig, async (request) => {
     const id = clientIdParam(request);
     parse(emptyBody, request.body);
     return clientView(await disableClient(app.ctx, id, actorOf(request)));
