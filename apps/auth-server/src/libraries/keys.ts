@@ -53,12 +53,12 @@ export function keyPublishWindowSeconds(config: Config): number {
 }
 
 /**
- * Keys are read from the database at most once a minute per process (and at once on an unknown `kid`, at most every
- * 5 s), so signing and verifying do no query per token. A key rotated by another instance or the CLI is therefore
+ * Keys are read from the database at most once a minute per process (and at once on an unknown `kid`, at most once a
+ * second, so garbage kids cannot turn into a query each), so signing and verifying do no query per token. A key rotated by another instance or the CLI is therefore
  * used here within a minute; until then this instance keeps signing with the retired key, which stays published.
  */
 const CACHE_TTL_MS = 60_000;
-const MISS_REFRESH_MIN_MS = 5_000;
+const MISS_REFRESH_MIN_MS = 1_000;
 /** Verifier clock skew allowance for exp/nbf on Tessera's own tokens. */
 const CLOCK_TOLERANCE_SECONDS = 5;
 const MAX_JWT_LENGTH = 16 * 1024;

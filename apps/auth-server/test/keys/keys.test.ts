@@ -209,6 +209,29 @@ describe("rotation and the publication window", () => {
   });
 });
 
+describe("several instances", () => {
+  it.skipIf(!usingPostgres())("verifies a token signed with a key another instance just rotated in", async () => {
+    const database = await createTestDatabase();
+    const other = await createDatabase({ url: (database as { url?: string }).url, maxConnections: 2 });
+    try {
+      const clock = new TestClock();
+      const config = testConfig();
+      const a = { db: database.db, clock, config };
+      const b = { db: other.db, clock, config };
+      await signJwt(a, { sub: "warm" }, { expiresInSeconds: 60 }); // instance A has loaded (and cached) its keys
+      const { active } = await rotateSigningKey(b);
+      const fromB = await signJwt(b, { sub: "u" }, { expiresInSeconds: 60 });
+      expect(JSON.parse(Buffer.from(fromB.split(".")[0] ?? "", "base64url").toString()).kid).toBe(active.kid);
+      // Within the miss-refresh interval an unknown kid is not looked up again; just after it, it is.
+      await new Promise((r) => setTimeout(r, 1100));
+      await expect(verifyJwt(a, fromB)).resolves.toMatchObject({ sub: "u" });
+    } finally {
+      await other.close();
+      await database.close();
+    }
+  });
+});
+
 describe("verifyJwt", () => {
   async function good(claims: Record<string, unknown> = {}, typ?: string) {
     return signJwt(
