@@ -15,7 +15,7 @@ import { hashPassword } from "../../../../apps/auth-server/src/libraries/passwor
 import { insertUser } from "../../../../apps/auth-server/src/queries/users.ts";
 import { createTestDatabase } from "../../../db/src/testing.ts";
 import { requireUser, tesseraPlugin } from "../../src/fastify.ts";
-import { createTessera, type TesseraClient } from "../../src/index.ts";
+import { createTessera, type TesseraClient, type TesseraOptions } from "../../src/index.ts";
 import { cookieHeader } from "../stub-issuer.ts";
 
 const PASSWORD = "correct horse battery staple 42";
@@ -35,6 +35,8 @@ let clock: TestClock;
 let tessera: FastifyInstance;
 let shop: FastifyInstance;
 let shopClient: TesseraClient;
+/** The shop's SDK options; a second `createTessera(shopOptions)` stands for another instance of the same app. */
+let shopOptions: TesseraOptions;
 let closeDatabase: () => Promise<void>;
 let issuer: string;
 let shopUrl: string;
@@ -121,7 +123,7 @@ beforeAll(async () => {
   });
   userId = user?.id ?? "";
 
-  shopClient = createTessera({
+  shopOptions = {
     issuer,
     clientId,
     clientSecret,
@@ -130,7 +132,8 @@ beforeAll(async () => {
     postLogoutRedirectUri: `${shopUrl}/`,
     cookies: { secure: false, prefix: "shop" },
     now: () => clock.now().getTime(),
-  });
+  };
+  shopClient = createTessera(shopOptions);
   shop = Fastify();
   await shop.register(tesseraPlugin, { client: shopClient });
   shop.get("/me", { onRequest: requireUser }, async (request) => ({
@@ -188,7 +191,7 @@ describe("SDK against a running Tessera", () => {
     await signIn(browser);
     clock.advance(301);
     const cookies = browser.cookies();
-    const otherInstance = createTessera({ ...shopClient.options, cookies: { secure: false, prefix: "shop" } });
+    const otherInstance = createTessera(shopOptions);
     const winner = await shopClient.authenticate({ cookieHeader: cookies });
     const loser = await otherInstance.authenticate({ cookieHeader: cookies });
     expect(winner.user?.id).toBe(userId);
@@ -209,7 +212,7 @@ describe("SDK against a running Tessera", () => {
     expect((await browser.get(`${shopUrl}/me`)).response.status).toBe(200); // rotates
     clock.advance(30);
     // Another instance (no shared refresh memory) sees the old token: Tessera detects reuse and ends the session.
-    const attacker = createTessera({ ...shopClient.options, cookies: { secure: false, prefix: "shop" } });
+    const attacker = createTessera(shopOptions);
     const replay = await attacker.authenticate({ cookieHeader: stolen });
     expect(replay.user).toBeNull();
     expect(replay.error?.code).toBe("REFRESH_FAILED");
@@ -226,7 +229,7 @@ describe("SDK against a running Tessera", () => {
     const browser = new Browser();
     await signIn(browser);
     const copy = browser.cookies(); // e.g. the same cookies in another tab of this app served by another instance
-    const otherInstance = createTessera({ ...shopClient.options, cookies: { secure: false, prefix: "shop" } });
+    const otherInstance = createTessera(shopOptions);
     const signedIn = await otherInstance.authenticate({ cookieHeader: copy });
     expect(signedIn.user?.id).toBe(userId);
     const sid = signedIn.user?.sessionId;
