@@ -92,7 +92,8 @@ describe("two-step verification in a real browser", () => {
 
     await signInWithPassword(page, email);
     await page.waitForURL(`${base}/account`);
-    await page.goto(`${base}/account/mfa`);
+    await page.getByRole("link", { name: "Manage two-step verification" }).click();
+    await page.waitForURL(`${base}/account/mfa`);
     await shot(page, "01-mfa-off");
     await page.getByRole("button", { name: "Set up an authenticator app" }).click();
     await expect(page.locator("h1").textContent()).resolves.toBe("Set up your authenticator app");
