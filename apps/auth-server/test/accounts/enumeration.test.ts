@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AccountsTestApp, Browser, buildAccountsApp, createVerifiedAccount, PASSWORD } from "./helpers.ts";
+import { type AccountsTestApp, Browser, buildAccountsApp, createVerifiedAccount } from "./helpers.ts";
 
 /**
  * No user enumeration (SECURITY.md): register, login and forgot-password answer known and unknown emails with the

@@ -76,7 +76,14 @@ describe("accounts in a real browser", () => {
     await page.goto(`${base}/register`);
     await expect(page.title()).resolves.toBe("Create your account · Tessera");
     // The stylesheet loaded under the CSP (no inline styles): the submit button is styled.
-    const background = await page.locator("button[type=submit]").evaluate((el) => getComputedStyle(el).backgroundColor);
+    // The function runs in the page; this project's TypeScript has no DOM types, hence the cast.
+    const background = await page
+      .locator("button[type=submit]")
+      .evaluate(
+        (el: unknown) =>
+          (globalThis as unknown as { getComputedStyle(e: unknown): { backgroundColor: string } }).getComputedStyle(el)
+            .backgroundColor,
+      );
     expect(background).toBe("rgb(41, 72, 199)");
     await shot(page, "01-register");
     await page.getByLabel("Email address").fill(email);
