@@ -1,4 +1,4 @@
-import { auditEvents, refreshTokens, sessions, users } from "@tessera/db";
+import { auditEvents, clients, refreshTokens, sessions, users } from "@tessera/db";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { disableClient } from "../../src/libraries/clients.ts";
@@ -512,6 +512,18 @@ describe("refresh_token grant", () => {
     expect(ra.json().session_expires_at).toBe(Math.floor(again.session.expiresAt.getTime() / 1000));
     expect(rb.json().session_expires_at).toBe(ra.json().session_expires_at);
     expect(ra.json().session_expires_at).toBeGreaterThan(a.session_expires_at);
+  });
+
+  it("a client's access-token lifetime override applies, capped at the longest any Tessera JWT may live", async () => {
+    const short = await registerClient(t.app);
+    await t.app.ctx.db.update(clients).set({ accessTokenTtlSeconds: 60 }).where(eq(clients.id, short.client.id));
+    expect((await tokensFor(t.app, short, cookie)).expires_in).toBe(60);
+    const long = await registerClient(t.app);
+    await t.app.ctx.db.update(clients).set({ accessTokenTtlSeconds: 86_400 }).where(eq(clients.id, long.client.id));
+    const tokens = await tokensFor(t.app, long, cookie);
+    expect(tokens.expires_in).toBe(300);
+    const { payload } = decodeJwt(tokens.access_token);
+    expect((payload.exp as number) - (payload.iat as number)).toBe(300);
   });
 
   it("the ID token is signed with the client's registered algorithm (ES256, EdDSA)", async () => {

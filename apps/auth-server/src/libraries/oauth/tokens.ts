@@ -4,7 +4,7 @@ import type { AppContext } from "../../http/context.ts";
 import { insertRefreshToken, type RefreshTokenRow } from "../../queries/refresh-tokens.ts";
 import type { ClientRow } from "../clients.ts";
 import { randomToken, sha256 } from "../crypto.ts";
-import { signJwt } from "../keys.ts";
+import { maxTokenLifetimeSeconds, signJwt } from "../keys.ts";
 import type { SessionRow, UserRow } from "../sessions.ts";
 import { acrFor } from "../totp.ts";
 
@@ -61,8 +61,10 @@ export function userClaims(user: UserRow, scopes: string[]): Record<string, unkn
   };
 }
 
+/** The client's override when it has one, never longer than any Tessera JWT may live (keys outlive their tokens). */
 export function accessTokenTtl(ctx: AppContext, client: ClientRow): number {
-  return client.accessTokenTtlSeconds ?? ctx.config.tokens.accessTokenTtlSeconds;
+  const ttl = client.accessTokenTtlSeconds ?? ctx.config.tokens.accessTokenTtlSeconds;
+  return Math.max(1, Math.min(ttl, maxTokenLifetimeSeconds(ctx.config)));
 }
 
 /**
