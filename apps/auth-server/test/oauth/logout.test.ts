@@ -179,6 +179,18 @@ describe("RP-initiated logout rules", () => {
     expect((await sessionRow()).revokedAt).not.toBeNull();
   });
 
+  it("a hint for another user than the browser's: that user's session ends, the browser's stays", async () => {
+    const someoneElse = await createUser(t.app);
+    const theirs = await sessionCookie(t.app, someoneElse);
+    const hint = (await tokensFor(t.app, shop, theirs.cookie)).id_token;
+    const response = await t.app.inject({ method: "GET", url: `/logout?id_token_hint=${hint}`, headers: { cookie } });
+    expect(response.statusCode).toBe(200);
+    expect(response.cookies.find((c) => c.name === "tessera_session")).toBeUndefined();
+    expect((await sessionRow()).revokedAt).toBeNull();
+    const [ended] = await t.app.ctx.db.select().from(sessions).where(eq(sessions.id, theirs.session.id));
+    expect(ended?.revokedReason).toBe("signed_out");
+  });
+
   it("an unregistered post_logout_redirect_uri: error page, no redirect, nothing ended", async () => {
     const a = await tokensFor(t.app, shop, cookie);
     for (const uri of [

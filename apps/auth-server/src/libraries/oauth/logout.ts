@@ -72,18 +72,20 @@ export async function validateLogoutRequest(ctx: AppContext, input: unknown): Pr
 /**
  * Ends the sign-in session for every app: the browser's current session (unless it belongs to another user than the
  * hint names) and the session the hint was issued in. Ending revokes every refresh token of the session and queues a
- * back-channel logout for every client that took part. Returns where to send the browser, or null for the
- * signed-out page.
+ * back-channel logout for every client that took part. Returns where to send the browser (null: the signed-out page)
+ * and whether the browser's own session ended (only then is its cookie cleared).
  */
 export async function logout(
   ctx: AppContext,
   request: LogoutRequest,
   current: SessionRow | null,
   meta: RequestMeta,
-): Promise<string | null> {
+): Promise<{ location: string | null; browserSignedOut: boolean }> {
+  // The browser's session is ended unless it belongs to another user than the hint names: that user did not ask.
+  const browserSignedOut = !current || !request.hint || request.hint.sub === current.userId;
   await ctx.db.transaction(async (tx) => {
     const targets: Array<{ ids: string[]; userId: string }> = [];
-    if (current && (!request.hint || request.hint.sub === current.userId)) {
+    if (current && browserSignedOut) {
       targets.push({ ids: [current.id], userId: current.userId });
     }
     if (request.hint?.sid && /^[0-9a-f-]{36}$/i.test(request.hint.sid) && request.hint.sid !== current?.id) {
@@ -104,5 +106,8 @@ export async function logout(
       }
     }
   });
-  return request.postLogoutRedirectUri ? withParams(request.postLogoutRedirectUri, { state: request.state }) : null;
+  const location = request.postLogoutRedirectUri
+    ? withParams(request.postLogoutRedirectUri, { state: request.state })
+    : null;
+  return { location, browserSignedOut };
 }

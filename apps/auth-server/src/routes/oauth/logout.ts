@@ -16,8 +16,8 @@ export async function logoutRoutes(app: FastifyInstance): Promise<void> {
   const finish = async (request: FastifyRequest, reply: FastifyReply, input: unknown) => {
     const logoutRequest = await validateLogoutRequest(ctx, input);
     const current = await request.currentSession();
-    const location = await logout(ctx, logoutRequest, current?.session ?? null, request.meta);
-    clearSessionCookie(reply, ctx.config);
+    const { location, browserSignedOut } = await logout(ctx, logoutRequest, current?.session ?? null, request.meta);
+    if (browserSignedOut) clearSessionCookie(reply, ctx.config);
     if (location) return reply.redirect(location, request.method === "GET" ? 302 : 303);
     return sendSignedOutPage(reply);
   };
