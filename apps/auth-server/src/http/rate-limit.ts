@@ -4,6 +4,7 @@ import fp from "fastify-plugin";
 import { Redis } from "ioredis";
 import type { Config, RateLimitRoute } from "../config/index.ts";
 import { AppError } from "../errors/index.ts";
+import { audit } from "../libraries/audit.ts";
 import { ClockMemoryStore, type RateLimitStore, RedisRateLimitStore } from "../libraries/rate-limit.ts";
 
 /**
@@ -39,6 +40,7 @@ export const rateLimitPlugin = fp(
     } else {
       store = new ClockMemoryStore(clock);
     }
+    const audited = new AuditOnce();
     await app.register(rateLimit, {
       global: false,
       store: storeCtor(store),
@@ -47,7 +49,14 @@ export const rateLimitPlugin = fp(
         new AppError("RATE_LIMITED", undefined, undefined, {
           "retry-after": String(Math.max(1, Math.ceil(context.ttl / 1000))),
         }),
-      onExceeded: (request) => request.log.warn({ route: request.routeOptions.url }, "rate limit exceeded"),
+      onExceeded: (request, key) => {
+        request.log.warn({ route: request.routeOptions.url }, "rate limit exceeded");
+        if (!audited.claim(key, clock.now().getTime())) return;
+        const limit = key.slice(0, key.indexOf(":"));
+        audit(app.ctx.db, request.meta, { event: "rate_limit.exceeded", outcome: "failure", details: { limit } }).catch(
+          (error: Error) => request.log.warn({ err: { message: error.message } }, "audit of a rate limit failed"),
+        );
+      },
     });
   },
   { name: "tessera-rate-limit" },
@@ -78,4 +87,22 @@ export function routeRateLimit(config: Config, name: RateLimitRoute): RateLimitO
     timeWindow: limit.windowSeconds * 1000,
     keyGenerator: (request) => `${name}:${normalizeIP(request.ip)}`,
   };
+}
+
+/**
+ * An exceeded limit is audited once per key (limit name + IP) per minute and instance, not once per refused request:
+ * a flood of refused requests must not turn into a flood of database writes.
+ */
+class AuditOnce {
+  private readonly until = new Map<string, number>();
+  claim(key: string, nowMs: number): boolean {
+    const until = this.until.get(key);
+    if (until !== undefined && until > nowMs) return false;
+    if (this.until.size >= 10_000) {
+      for (const [k, u] of this.until) if (u <= nowMs) this.until.delete(k);
+      if (this.until.size >= 10_000) return false;
+    }
+    this.until.set(key, nowMs + 60_000);
+    return true;
+  }
 }

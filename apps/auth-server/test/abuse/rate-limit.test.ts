@@ -151,7 +151,8 @@ describe("rate limit configuration", () => {
   });
 });
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+// CI (.ci/run) starts a Redis and passes its URL as REDIS_TEST_URL.
+const REDIS_URL = process.env.REDIS_TEST_URL ?? "redis://127.0.0.1:6379";
 
 async function redisAnswers(): Promise<boolean> {
   const probe = new Redis(REDIS_URL, {
