@@ -182,13 +182,8 @@ const plugin: FastifyPluginAsync<TesseraFastifyOptions> = async (app: FastifyIns
     }
   });
 
-  app.post(routes.logout, { config: skip }, async (request, reply) => {
-    const { url, setCookies } = await client.logout({ cookieHeader: request.headers.cookie });
-    return reply.header("set-cookie", setCookies).header("cache-control", "no-store").redirect(url, 303);
-  });
-
-  // Tessera POSTs the logout token form-encoded. Parsed in an encapsulated context so the app's own body parsers
-  // (or none) stay as they are.
+  // Tessera POSTs the logout token form-encoded, and a sign-out button is an HTML form: both routes get a form parser
+  // in an encapsulated context, so the app's own body parsers (or none) stay as they are.
   await app.register(async (child) => {
     if (!child.hasContentTypeParser("application/x-www-form-urlencoded")) {
       child.addContentTypeParser(
@@ -197,6 +192,11 @@ const plugin: FastifyPluginAsync<TesseraFastifyOptions> = async (app: FastifyIns
         (_request, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))),
       );
     }
+    child.post(routes.logout, { config: skip }, async (request, reply) => {
+      const { url, setCookies } = await client.logout({ cookieHeader: request.headers.cookie });
+      return reply.header("set-cookie", setCookies).header("cache-control", "no-store").redirect(url, 303);
+    });
+
     child.post(routes.backchannelLogout, { config: skip }, async (request, reply) => {
       reply.header("cache-control", "no-store");
       const body = request.body as Record<string, unknown> | undefined;

@@ -1,0 +1,158 @@
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase } from "../../../../packages/db/src/testing.ts";
+import { type RunningDemo, startDemo } from "../../../../scripts/demo.ts";
+
+/**
+ * One sign-in across two apps, in a real browser (Debian's Chromium, headless, via playwright-core): sign in on
+ * demo-web → open demo-game → already signed in, no prompt → the game's WebSocket is authenticated → sign out in the
+ * game → demo-web shows signed out on its next request, and the game's other open socket is closed by the server.
+ * Everything runs as `pnpm demo` runs it (scripts/demo.ts), on an in-memory database and free ports on 127.0.0.1.
+ * Screenshots of each step go to test-output/browser/sso (git-ignored).
+ */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const shots = resolve(import.meta.dirname, "../../../../test-output/browser/sso");
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+let demo: RunningDemo;
+let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let context: BrowserContext;
+let userDataDir: string;
+let dataDir: string;
+
+beforeAll(async () => {
+  mkdirSync(shots, { recursive: true });
+  database = await createTestDatabase();
+  dataDir = mkdtempSync(join(tmpdir(), "tessera-demo-"));
+  const [authPort, webPort, gamePort] = [await freePort(), await freePort(), await freePort()];
+  demo = await startDemo({
+    env: {
+      NODE_ENV: "test",
+      PORT: String(authPort),
+      DATA_DIR: dataDir,
+      TESSERA_MASTER_KEY: "11".repeat(32),
+      LOG_LEVEL: "silent",
+      RATE_LIMIT_ENABLED: "false",
+    },
+    database,
+    publicHost: "127.0.0.1",
+    webPort,
+    gamePort,
+    stateFile: false,
+  });
+  userDataDir = mkdtempSync(join(tmpdir(), "tessera-chromium-"));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    viewport: { width: 1000, height: 760 },
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+afterAll(async () => {
+  await context?.close();
+  await demo?.close();
+  await database?.close();
+  for (const dir of [userDataDir, dataDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function shot(page: Page, name: string) {
+  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+}
+
+const text = (page: Page, testId: string) => page.getByTestId(testId).textContent();
+
+describe("single sign-on across the demo shop and the demo game", () => {
+  it("sign in on the shop → the game needs no prompt and its socket is authenticated → sign out in the game ends both", async () => {
+    const shop = await context.newPage();
+    const issuerPages: string[] = [];
+    context.on("request", (request) => {
+      if (
+        request.isNavigationRequest() &&
+        request.method() === "GET" &&
+        request.url().startsWith(`${demo.issuer}/login`)
+      ) {
+        issuerPages.push(request.url());
+      }
+    });
+
+    // 1. The shop, signed out; sign in on Tessera's hosted page.
+    await shop.goto(demo.webUrl);
+    expect(await text(shop, "status")).toBe("Signed out");
+    await shop.getByTestId("sign-in").click();
+    await shop.waitForURL(`${demo.issuer}/login**`);
+    await shot(shop, "01-tessera-sign-in");
+    await shop.locator("#email").fill(demo.user.email);
+    await shop.locator("#password").fill(demo.user.password);
+    await shop.locator("button[type=submit]").click();
+    await shop.waitForURL(`${demo.webUrl}/`);
+    expect(await text(shop, "user-email")).toBe(demo.user.email);
+    await shot(shop, "02-shop-signed-in");
+    expect(issuerPages).toHaveLength(1);
+
+    // 2. The game: one click on "Sign in" and Tessera answers at once (same session), with no login page.
+    const game = await context.newPage();
+    await game.goto(demo.gameUrl);
+    expect(await text(game, "status")).toBe("Signed out");
+    await game.getByTestId("sign-in").click();
+    await game.waitForURL(`${demo.gameUrl}/`);
+    expect(await text(game, "user-email")).toBe(demo.user.email);
+    expect(issuerPages).toHaveLength(1); // no second prompt
+
+    // 3. The game's WebSocket is authenticated from the game's own cookies.
+    await expect.poll(() => text(game, "socket-status"), { timeout: 10_000 }).toBe("connected as Demo Player");
+    await game.getByTestId("target").click();
+    await expect.poll(() => text(game, "scoreboard"), { timeout: 10_000 }).toBe("Demo Player: 1");
+    await shot(game, "03-game-signed-in-socket-connected");
+
+    // A second game tab keeps a socket open, to see the server close it when the session ends.
+    const arena = await context.newPage();
+    await arena.goto(demo.gameUrl);
+    await expect.poll(() => text(arena, "socket-status"), { timeout: 10_000 }).toBe("connected as Demo Player");
+
+    // 4. Sign out in the game: RP-initiated logout at Tessera ends the session for every app.
+    await game.getByTestId("sign-out").click();
+    await game.waitForURL(new RegExp(`^${demo.gameUrl}/\\?state=`));
+    expect(await text(game, "status")).toBe("Signed out");
+    await shot(game, "04-game-signed-out");
+
+    // 5. Tessera's back-channel logout reaches the game, which closes the session's open socket...
+    await expect.poll(() => text(arena, "socket-status"), { timeout: 15_000 }).toBe("closed: session ended");
+    await shot(arena, "05-game-socket-closed");
+
+    // ...and the shop (same delivery run): its next request shows signed out, though its access JWT had minutes left.
+    await expect
+      .poll(
+        async () => {
+          await shop.reload();
+          return text(shop, "status");
+        },
+        { timeout: 15_000 },
+      )
+      .toBe("Signed out");
+    await shot(shop, "06-shop-signed-out");
+  });
+});
