@@ -4,6 +4,11 @@ import { createHmac, timingSafeEqual } from "node:crypto";
  * The claims of the app's own access JWT. `sub`, `sid`, `email`, `email_verified`, `name` come from Tessera's ID
  * token; `roles`, `permissions`, `entitlements` (or whatever `extraClaims` names) are copied as Tessera returned them.
  * `sxp` is the Tessera session's absolute expiry (epoch seconds), so cookies never outlive it.
+ *
+ * @example
+ * ```ts
+ * const claims: AccessClaims = request.user!.claims; // { sub, sid, aud, iat, exp, sxp, email, ... }
+ * ```
  */
 export type AccessClaims = ClaimsInput & { aud: string; iat: number; exp: number };
 
@@ -27,7 +32,17 @@ export interface ClaimsInput {
   [claim: string]: unknown;
 }
 
-/** The signed-in user as the app sees it; built once per access JWT and frozen (it is shared by cached requests). */
+/**
+ * The signed-in user as the app sees it; built once per access JWT and frozen (it is shared by cached requests).
+ *
+ * @example
+ * ```ts
+ * app.get("/me", { onRequest: requireUser }, async (request) => {
+ *   const user: TesseraUser = request.user!;
+ *   return { id: user.id, email: user.email, admin: user.roles.includes("admin") };
+ * });
+ * ```
+ */
 export interface TesseraUser {
   /** Tessera's stable user id. */
   readonly id: string;
@@ -44,7 +59,15 @@ export interface TesseraUser {
   readonly claims: Readonly<AccessClaims>;
 }
 
-/** The outcome of a verification; `valid` results are cached and returned as the same object on every hit. */
+/**
+ * The outcome of a verification; `valid` results are cached and returned as the same object on every hit.
+ *
+ * @example
+ * ```ts
+ * const result: VerifyResult = codec.verify(jwt, Math.floor(Date.now() / 1000));
+ * if (result.status === "expired") console.log("expired session", result.claims.sid);
+ * ```
+ */
 export type VerifyResult =
   | { readonly status: "valid"; readonly claims: AccessClaims; readonly user: TesseraUser }
   | { readonly status: "expired"; readonly claims: AccessClaims }
@@ -156,7 +179,15 @@ function strings(value: unknown): readonly string[] {
   return Array.isArray(value) ? Object.freeze(value.filter((v): v is string => typeof v === "string")) : [];
 }
 
-/** The user of verified claims (internal: also used for a refresh that lost a race inside Tessera's grace window). */
+/**
+ * The user of verified claims (internal: also used for a refresh that lost a race inside Tessera's grace window).
+ * @internal
+ *
+ * @example
+ * ```ts
+ * const user = toUser(verifiedClaims); // internal
+ * ```
+ */
 export function toUser(claims: AccessClaims): TesseraUser {
   return Object.freeze({
     id: claims.sub,

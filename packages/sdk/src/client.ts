@@ -8,7 +8,15 @@ import { type CookieNames, type ResolvedOptions, resolveOptions, type TesseraOpt
 import { safeReturnTo } from "./return-to.ts";
 import { deriveKey, seal, unseal } from "./seal.ts";
 
-/** What identifies a request: its Cookie header and/or an `Authorization: Bearer <access JWT>` header. */
+/**
+ * What identifies a request: its Cookie header and/or an `Authorization: Bearer <access JWT>` header.
+ *
+ * @example
+ * ```ts
+ * const input: AuthInput = { cookieHeader: req.headers.cookie, authorization: req.headers.authorization };
+ * const { user } = await tessera.authenticate(input);
+ * ```
+ */
 export interface AuthInput {
   cookieHeader?: string | undefined;
   authorization?: string | undefined;
@@ -24,6 +32,13 @@ export interface AuthInput {
  * The outcome of authenticating a request. `user` is null for an anonymous request, with `error` saying why
  * (UNAUTHENTICATED, ACCESS_TOKEN_EXPIRED, ACCESS_TOKEN_INVALID, SESSION_REVOKED, REFRESH_FAILED). `setCookies` are
  * Set-Cookie header values the response must carry (renewed tokens, or cleared cookies after a failed refresh).
+ *
+ * @example
+ * ```ts
+ * const result: AuthResult = await tessera.authenticate({ cookieHeader: req.headers.cookie });
+ * if (result.setCookies.length) res.setHeader("set-cookie", [...result.setCookies]);
+ * if (!result.user) console.log(result.error?.code); // e.g. "ACCESS_TOKEN_EXPIRED"
+ * ```
  */
 export interface AuthResult {
   readonly user: TesseraUser | null;
@@ -31,26 +46,56 @@ export interface AuthResult {
   readonly setCookies: readonly string[];
 }
 
-/** A back-channel logout or local sign-out of one Tessera session. */
+/**
+ * A back-channel logout or local sign-out of one Tessera session.
+ *
+ * @example
+ * ```ts
+ * tessera.onSessionRevoked((event: SessionRevokedEvent) => {
+ *   log.info({ sid: event.sessionId, reason: event.reason }, "session ended");
+ * });
+ * ```
+ */
 export interface SessionRevokedEvent {
   sessionId: string;
   userId: string | undefined;
   reason: "backchannel_logout" | "logout";
 }
 
-/** The RP-initiated logout redirect and the cookies to clear. */
+/**
+ * The RP-initiated logout redirect and the cookies to clear.
+ *
+ * @example
+ * ```ts
+ * const { url, setCookies }: LogoutResult = await tessera.logout({ cookieHeader: req.headers.cookie });
+ * ```
+ */
 export interface LogoutResult {
   url: string;
   setCookies: string[];
 }
 
-/** The authorization redirect and the login transaction cookie to set. */
+/**
+ * The authorization redirect and the login transaction cookie to set.
+ *
+ * @example
+ * ```ts
+ * const { url, setCookies }: LoginResult = await tessera.login({ returnTo: "/cart" });
+ * ```
+ */
 export interface LoginResult {
   url: string;
   setCookies: string[];
 }
 
-/** A completed sign-in: the user, the same-origin path to continue at, and the cookies to set. */
+/**
+ * A completed sign-in: the user, the same-origin path to continue at, and the cookies to set.
+ *
+ * @example
+ * ```ts
+ * const { user, returnTo, setCookies }: CallbackResult = await tessera.callback({ url: req.url!, cookieHeader: req.headers.cookie });
+ * ```
+ */
 export interface CallbackResult {
   user: TesseraUser;
   returnTo: string;

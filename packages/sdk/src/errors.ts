@@ -2,6 +2,12 @@
  * Every error the SDK raises on bad input from the network (a tampered cookie, a wrong state, a refused refresh) is a
  * {@link TesseraError} with one of these stable codes, so an app can `switch` on `error.code`. Misuse by the app's
  * programmer (a short secret, a bad option) throws {@link TesseraConfigError} at start-up instead.
+ *
+ * @example
+ * ```ts
+ * errorCodes.SESSION_REVOKED.status; // 401
+ * Object.keys(errorCodes); // every stable code, e.g. for documentation
+ * ```
  */
 export const errorCodes = {
   /** No access JWT and no refresh token: the request is anonymous. */
@@ -38,7 +44,16 @@ export const errorCodes = {
   ISSUER_UNAVAILABLE: { status: 503, message: "The identity provider is unavailable." },
 } as const satisfies Record<string, { status: number; message: string }>;
 
-/** The union of stable SDK error codes. */
+/**
+ * The union of stable SDK error codes.
+ *
+ * @example
+ * ```ts
+ * function explain(code: TesseraErrorCode): string {
+ *   return code === "FORBIDDEN" ? "ask an admin" : "please sign in again";
+ * }
+ * ```
+ */
 export type TesseraErrorCode = keyof typeof errorCodes;
 
 /**

@@ -13,7 +13,14 @@ import type { TesseraOptions } from "./options.ts";
 
 export { TesseraError } from "./errors.ts";
 
-/** Paths of the routes the plugin adds; `false` adds none (call the client yourself). */
+/**
+ * Paths of the routes the plugin adds; `false` adds none (call the client yourself).
+ *
+ * @example
+ * ```ts
+ * await app.register(tesseraPlugin, { ...options, routes: { login: "/signin", logout: "/signout" } });
+ * ```
+ */
 export interface TesseraRoutes {
   /** GET, `?returnTo=/path`: redirects to Tessera. Default `/auth/login`. */
   login?: string;
@@ -27,6 +34,13 @@ export interface TesseraRoutes {
 
 /**
  * Options of the Fastify plugin: either a ready {@link TesseraClient} (`client`) or the options to create one.
+ *
+ * @example
+ * ```ts
+ * const tessera = createTessera(options);
+ * tessera.onSessionRevoked(closeSockets);
+ * await app.register(tesseraPlugin, { client: tessera, routes: { callback: "/oauth/callback" } });
+ * ```
  */
 export type TesseraFastifyOptions = ({ client: TesseraClient } | (TesseraOptions & { client?: undefined })) & {
   routes?: TesseraRoutes | false;
@@ -63,7 +77,15 @@ function apply(request: FastifyRequest, reply: FastifyReply, result: AuthResult)
   if (result.setCookies.length > 0) reply.header("set-cookie", result.setCookies as string[]);
 }
 
-/** A route hook usable as `onRequest` (recommended) or `preHandler`. */
+/**
+ * A route hook usable as `onRequest` (recommended) or `preHandler`.
+ *
+ * @example
+ * ```ts
+ * const adminOnly: GuardHook = requirePermission("admin");
+ * app.get("/admin", { onRequest: adminOnly }, adminPage);
+ * ```
+ */
 export type GuardHook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void;
 
 /** Marks the SDK's guards, so the plugin can fuse a route's first `onRequest` guard with its authentication hook. */

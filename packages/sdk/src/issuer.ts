@@ -13,7 +13,15 @@ const metadataSchema = z.object({
   authorization_response_iss_parameter_supported: z.boolean().optional(),
 });
 
-/** The parts of Tessera's discovery document the SDK uses. */
+/**
+ * The parts of Tessera's discovery document the SDK uses.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * const metadata: IssuerMetadata = await issuer.metadata(); // internal
+ * ```
+ */
 export type IssuerMetadata = z.infer<typeof metadataSchema>;
 
 const tokenResponseSchema = z.object({
@@ -26,11 +34,26 @@ const tokenResponseSchema = z.object({
   session_expires_at: z.number().int().positive().optional(),
 });
 
-/** A successful /token response, validated. */
+/**
+ * A successful /token response, validated.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * const tokens: TokenResponse = await issuer.token({ grant_type: "refresh_token", refresh_token }, "REFRESH_FAILED");
+ * ```
+ */
 export type TokenResponse = z.infer<typeof tokenResponseSchema>;
 
 const oauthErrorSchema = z.object({ error: z.string().max(200), error_description: z.string().max(1000).optional() });
 
+/**
+ *
+ * @example
+ * ```ts
+ * new IssuerClient({ issuer, clientId, clientSecret, authMethod: "client_secret_basic", idTokenAlgorithms: ["RS256"], httpTimeoutMs: 5000, fetch, now: Date.now });
+ * ```
+ */
 export interface IssuerClientOptions {
   issuer: string;
   clientId: string;
@@ -46,6 +69,12 @@ export interface IssuerClientOptions {
  * Talks to Tessera: discovery (fetched once, issuer checked to be exactly the configured one), JWKS (jose's remote
  * key set: cached, refetched on an unknown `kid` with a cool-down), the token and revocation endpoints, and ID /
  * logout token verification with pinned algorithms. Internal; the public surface is `createTessera`.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * const payload = await issuer.verifyJwt(idToken, "ID_TOKEN_INVALID", { requiredClaims: ["sid"] }); // internal
+ * ```
  */
 export class IssuerClient {
   readonly #options: IssuerClientOptions;

@@ -5,7 +5,14 @@ import { TesseraError } from "./errors.ts";
 
 export { TesseraError } from "./errors.ts";
 
-/** A Node request as the middleware leaves it: `user` and `authError` set (Express's `req` fits). */
+/**
+ * A Node request as the middleware leaves it: `user` and `authError` set (Express's `req` fits).
+ *
+ * @example
+ * ```ts
+ * createServer((req: TesseraRequest, res) => auth(req, res, () => res.end(req.user?.email ?? "anonymous")));
+ * ```
+ */
 export interface TesseraRequest extends IncomingMessage {
   user?: TesseraUser | null;
   authError?: TesseraError | null;
@@ -13,10 +20,25 @@ export interface TesseraRequest extends IncomingMessage {
   body?: unknown;
 }
 
-/** `next` of Express/Connect-style middleware. */
+/**
+ * `next` of Express/Connect-style middleware.
+ *
+ * @example
+ * ```ts
+ * const next: NextFunction = (error) => (error ? res.writeHead(500).end() : handle(req, res));
+ * auth(req, res, next);
+ * ```
+ */
 export type NextFunction = (error?: unknown) => void;
 
-/** Paths the middleware answers itself; `false` answers none. */
+/**
+ * Paths the middleware answers itself; `false` answers none.
+ *
+ * @example
+ * ```ts
+ * tesseraMiddleware(tessera, { routes: { login: "/signin", callback: "/oauth/callback" } });
+ * ```
+ */
 export interface NodeRoutes {
   login?: string;
   callback?: string;

@@ -1,7 +1,15 @@
 import { TesseraConfigError } from "./errors.ts";
 import { MemoryRevokedSessionStore, type RevokedSessionStore } from "./revocation.ts";
 
-/** Cookie names; with `secure: true` and path `/` they carry the `__Host-` prefix (host-only, no Domain). */
+/**
+ * Cookie names; with `secure: true` and path `/` they carry the `__Host-` prefix (host-only, no Domain).
+ *
+ * @example
+ * ```ts
+ * createTessera({ ...options, cookies: { secure: true, names: { access: "__Host-session" } } });
+ * tessera.cookieNames.refresh; // "__Host-tsdk-rt"
+ * ```
+ */
 export interface CookieNames {
   /** The app's own HS256 access JWT. */
   access: string;
@@ -16,6 +24,18 @@ export interface CookieNames {
 /**
  * Options of {@link createTessera}. Only `issuer`, `clientId`, `clientSecret`, `appSecret`, `redirectUri` and
  * `cookies.secure` are required.
+ *
+ * @example
+ * ```ts
+ * const options: TesseraOptions = {
+ *   issuer: "https://id.example.com",
+ *   clientId: "shop",
+ *   clientSecret: process.env.TESSERA_CLIENT_SECRET!,
+ *   appSecret: process.env.APP_SECRET!,
+ *   redirectUri: "https://shop.example.com/auth/callback",
+ *   cookies: { secure: true, prefix: "shop" },
+ * };
+ * ```
  */
 export interface TesseraOptions {
   /** Tessera's issuer URL, exactly as in its discovery document (e.g. `https://id.example.com`). */
@@ -75,6 +95,12 @@ export interface TesseraOptions {
   fetch?: typeof fetch;
 }
 
+/**
+ * @example
+ * ```ts
+ * tessera.options.accessTokenTtlSeconds; // 300 unless configured
+ * ```
+ */
 export interface ResolvedOptions {
   issuer: string;
   clientId: string;
@@ -124,7 +150,15 @@ function seconds(name: string, value: number | undefined, fallback: number, min:
   return value;
 }
 
-/** Validates options once at start-up; every problem is a {@link TesseraConfigError} naming the option. */
+/**
+ * Validates options once at start-up; every problem is a {@link TesseraConfigError} naming the option.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * const resolved = resolveOptions(options); // throws TesseraConfigError naming the bad option
+ * ```
+ */
 export function resolveOptions(options: TesseraOptions): ResolvedOptions {
   if (!options || typeof options !== "object") fail("options are required");
   const issuer = absoluteUrl("issuer", options.issuer).replace(/\/+$/, "");

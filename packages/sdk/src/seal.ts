@@ -3,6 +3,12 @@ import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:cr
 /**
  * Derives a purpose-bound 32-byte key from the app secret (HKDF-SHA256), so the key that encrypts the login
  * transaction cookie is never the key that signs access JWTs.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * const key = deriveKey(appSecret, "login-transaction"); // internal
+ * ```
  */
 export function deriveKey(secret: Buffer, purpose: string): Buffer {
   return Buffer.from(hkdfSync("sha256", secret, Buffer.alloc(0), `tessera-sdk/${purpose}`, 32));
@@ -11,6 +17,12 @@ export function deriveKey(secret: Buffer, purpose: string): Buffer {
 /**
  * AES-256-GCM: encrypts and authenticates a small JSON value for a cookie (`iv.ciphertext+tag`, base64url). The PKCE
  * verifier inside must stay secret, so this is sealed, not merely signed.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * const cookieValue = seal(key, { state, nonce }); // internal
+ * ```
  */
 export function seal(key: Buffer, value: unknown): string {
   const iv = randomBytes(12);
@@ -19,7 +31,15 @@ export function seal(key: Buffer, value: unknown): string {
   return `${iv.toString("base64url")}.${body.toString("base64url")}`;
 }
 
-/** Opens a value made by {@link seal}; null when it was tampered with, made with another key, or malformed. */
+/**
+ * Opens a value made by {@link seal}; null when it was tampered with, made with another key, or malformed.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * const value = unseal(key, cookieValue); // null when tampered with
+ * ```
+ */
 export function unseal(key: Buffer, sealed: string | undefined): unknown {
   if (!sealed || sealed.length > 4096) return null;
   const [iv, body] = sealed.split(".");

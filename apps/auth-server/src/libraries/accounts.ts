@@ -683,8 +683,8 @@ export async function resetPassword(
     return updated;
   });
   // A reset link proves the mailbox: it also ends a lock from failed sign-ins (an attacker guessing cannot keep the
-  // owner out).
-  await clearAccountThrottle(ctx, user.email);
+  // owner out). Wrong second-factor codes are forgotten too.
+  await clearAccountThrottle(ctx, user.email, user.id);
   sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "password_changed", to: user.email }), log);
   return user;
 }
