@@ -367,6 +367,49 @@ describe("back-channel delivery", () => {
   });
 });
 
+describe("delivery under load", () => {
+  it("a client that never answers times out and is retried later", async () => {
+    const hanging = createServer(() => {
+      // never answers
+    });
+    await new Promise<void>((resolve) => hanging.listen(0, "127.0.0.1", resolve));
+    try {
+      const slow = await registerClient(t.app, {
+        backchannelLogoutUri: `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/bcl`,
+      });
+      const a = await tokensFor(t.app, slow, cookie);
+      await t.app.inject({ method: "GET", url: `/logout?id_token_hint=${a.id_token}`, headers: { cookie } });
+      expect(await deliverBackchannelLogouts(t.app.ctx, undefined, { timeoutMs: 200 })).toEqual({
+        delivered: 0,
+        failed: 1,
+        abandoned: 0,
+      });
+      const [row] = await t.app.ctx.db
+        .select()
+        .from(backchannelLogoutJobs)
+        .where(eq(backchannelLogoutJobs.clientId, slow.client.id));
+      expect(row).toMatchObject({ attempts: 1, lastError: "timeout", deliveredAt: null, abandonedAt: null });
+      await t.app.ctx.db.delete(backchannelLogoutJobs).where(eq(backchannelLogoutJobs.clientId, slow.client.id));
+    } finally {
+      hanging.closeAllConnections();
+      await new Promise<void>((resolve) => hanging.close(() => resolve()));
+    }
+  });
+
+  it("workers running at once (several instances) deliver each notification exactly once", async () => {
+    const users = await Promise.all(Array.from({ length: 6 }, () => createUser(t.app)));
+    for (const u of users) {
+      const s = await sessionCookie(t.app, u);
+      const a = await tokensFor(t.app, shop, s.cookie);
+      await t.app.inject({ method: "GET", url: `/logout?id_token_hint=${a.id_token}`, headers: { cookie: s.cookie } });
+    }
+    const reports = await Promise.all(Array.from({ length: 4 }, () => deliverBackchannelLogouts(t.app.ctx)));
+    expect(reports.reduce((sum, r) => sum + r.delivered, 0)).toBe(6);
+    expect(receiver.received).toHaveLength(6);
+    expect(new Set(receiver.received.map((r) => r.logoutToken)).size).toBe(6);
+  });
+});
+
 describe("durability", () => {
   it("a restart loses nothing: jobs queued by one instance are delivered by the next", async () => {
     const database = await createTestDatabase();

@@ -56,13 +56,17 @@ export interface DeliveryReport {
 }
 
 /** One delivery run: claims due jobs and delivers them in parallel. Safe to run on every instance at once. */
-export async function deliverBackchannelLogouts(ctx: AppContext, log?: FastifyBaseLogger): Promise<DeliveryReport> {
+export async function deliverBackchannelLogouts(
+  ctx: AppContext,
+  log?: FastifyBaseLogger,
+  options: { timeoutMs?: number } = {},
+): Promise<DeliveryReport> {
   const now = ctx.clock.now();
   const claimed = await claimDueJobs(ctx.db, now, addSeconds(now, DELIVERY.leaseSeconds), DELIVERY.batchSize);
   const report: DeliveryReport = { delivered: 0, failed: 0, abandoned: 0 };
   await Promise.all(
     claimed.map(async (claimed) => {
-      const problem = await deliver(ctx, claimed);
+      const problem = await deliver(ctx, claimed, options.timeoutMs ?? DELIVERY.timeoutMs);
       const done = ctx.clock.now();
       if (problem === null) {
         await markJobDelivered(ctx.db, claimed.job.id, done);
@@ -94,7 +98,7 @@ export async function deliverBackchannelLogouts(ctx: AppContext, log?: FastifyBa
 }
 
 /** POSTs the logout token; null on a 2xx answer, otherwise a short description of what went wrong. */
-async function deliver(ctx: AppContext, claimed: ClaimedJob): Promise<string | null> {
+async function deliver(ctx: AppContext, claimed: ClaimedJob, timeoutMs: number): Promise<string | null> {
   try {
     const token = await logoutToken(ctx, claimed);
     const response = await fetch(claimed.job.logoutUri, {
@@ -102,7 +106,7 @@ async function deliver(ctx: AppContext, claimed: ClaimedJob): Promise<string | n
       headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
       body: new URLSearchParams({ logout_token: token }).toString(),
       redirect: "manual",
-      signal: AbortSignal.timeout(DELIVERY.timeoutMs),
+      signal: AbortSignal.timeout(timeoutMs),
     });
     // The body is not needed; release the connection.
     await response.body?.cancel().catch(() => {});
