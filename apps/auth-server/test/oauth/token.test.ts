@@ -298,6 +298,21 @@ describe("client authentication and request shape", () => {
     );
   });
 
+  it("a grant type the client is not registered for: unauthorized_client", async () => {
+    const codeOnly = await registerClient(t.app);
+    await t.app.ctx.db
+      .update(clients)
+      .set({ grantTypes: ["authorization_code"] })
+      .where(eq(clients.id, codeOnly.client.id));
+    const tokens = await tokensFor(t.app, codeOnly, cookie);
+    expectOAuthError(
+      await refresh(t.app, codeOnly, tokens.refresh_token),
+      400,
+      "unauthorized_client",
+      "This client may not use the refresh_token grant.",
+    );
+  });
+
   it("grant types: missing, unsupported (password, client_credentials, implicit)", async () => {
     const auth = { authorization: basic(client.clientId, client.secret) };
     expectOAuthError(await post(form({}), auth), 400, "invalid_request", "The grant_type parameter is required.");
