@@ -4,7 +4,12 @@ import { createDatabase, type DatabaseHandle } from "@tessera/db";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Config } from "./config/index.ts";
 import type { AppContext } from "./http/context.ts";
-import { type HtmlErrorRenderer, isDatabaseUnavailable, registerErrorHandlers } from "./http/errors.ts";
+import {
+  frameworkErrorHandler,
+  type HtmlErrorRenderer,
+  isDatabaseUnavailable,
+  registerErrorHandlers,
+} from "./http/errors.ts";
 import { loggerOptions } from "./http/logger.ts";
 import { rateLimitPlugin } from "./http/rate-limit.ts";
 import { registerSecurityHeaders } from "./http/security-headers.ts";
@@ -47,6 +52,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
     },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     return503OnClosing: true,
+    frameworkErrors: frameworkErrorHandler,
   });
 
   const ownsDatabase = !deps.database;

@@ -49,6 +49,7 @@ export function toAppError(error: unknown): AppError {
     FST_ERR_VALIDATION: "VALIDATION_FAILED",
     FST_ERR_BAD_URL: "NOT_FOUND",
     FST_ERR_ASYNC_CONSTRAINT: "NOT_FOUND",
+    FST_ERR_MAX_PARAM_LENGTH: "NOT_FOUND",
     // @fastify/csrf-protection (double-submit cookie on the hosted forms).
     FST_CSRF_MISSING_SECRET: "CSRF_INVALID",
     FST_CSRF_INVALID_TOKEN: "CSRF_INVALID",
@@ -62,6 +63,16 @@ export function toAppError(error: unknown): AppError {
   if (fe.statusCode === 413) return new AppError("PAYLOAD_TOO_LARGE");
   if (fe.statusCode === 415) return new AppError("UNSUPPORTED_MEDIA_TYPE");
   return new AppError("INTERNAL_ERROR");
+}
+
+/**
+ * Fastify's `frameworkErrors` option: errors raised while routing (undecodable URL, a path parameter longer than
+ * maxParamLength, a failed constraint) happen before any route, so the error handler never sees them. Without this
+ * they are answered in Fastify's own shape; with it, in the catalog shape like everything else.
+ */
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const appError = toAppError(error);
+  reply.code(appError.status).send(errorBody(appError, request.id));
 }
 
 const OAUTH_ERROR: Partial<Record<ErrorCode, string>> = {

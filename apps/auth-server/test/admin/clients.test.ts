@@ -346,6 +346,15 @@ describe("list, show, update, rotate-secret, disable", () => {
     }
   });
 
+  it("answers undecodable and over-long ids in the catalog shape (routing errors included)", async () => {
+    for (const url of [`${BASE}/${"x".repeat(300)}`, `${BASE}/%E0%A4%A`, `${BASE}/%FF/disable`]) {
+      const res = await t.app.inject({ method: "GET", url, headers: { authorization: auth } });
+      expect(res.statusCode, url.slice(0, 40)).toBe(404);
+      expect(res.headers["content-type"]).toBe("application/json; charset=utf-8");
+      expect(res.json().error).toMatchObject({ code: "NOT_FOUND", status: 404 });
+    }
+  });
+
   it("answers 405 with Allow for wrong methods", async () => {
     const res = await t.app.inject({ method: "DELETE", url: `${BASE}/abc`, headers: { authorization: auth } });
     expect(res.statusCode).toBe(405);
