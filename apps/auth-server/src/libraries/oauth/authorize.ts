@@ -102,7 +102,11 @@ export async function validateAuthorizationRequest(ctx: AppContext, input: unkno
 
   // From here on, errors go to the client. A duplicated state cannot be echoed: send none rather than guess.
   const rawState = (input as Record<string, unknown> | null)?.state;
-  const safeState = typeof rawState === "string" && rawState.length <= AUTHORIZE_PARAMS.state ? rawState : undefined;
+  const safeState =
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: a state with control characters is not echoed.
+    typeof rawState === "string" && rawState.length <= AUTHORIZE_PARAMS.state && !/[\x00-\x1f\x7f]/.test(rawState)
+      ? rawState
+      : undefined;
   try {
     const p = readParams(input, AUTHORIZE_PARAMS);
     checkResponseType(p);
