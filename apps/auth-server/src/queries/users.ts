@@ -1,4 +1,13 @@
-import { type Executor, emailTokens, sessions, totpFactors, users } from "@tessera/db";
+import {
+  apiKeys,
+  type Executor,
+  emailTokens,
+  mfaChallenges,
+  recoveryCodes,
+  sessions,
+  totpFactors,
+  users,
+} from "@tessera/db";
 import { and, eq, isNotNull, isNull, sql } from "drizzle-orm";
 
 export type UserRow = typeof users.$inferSelect;
@@ -79,8 +88,8 @@ export async function isEmailTaken(db: Executor, email: string, exceptUserId?: s
 
 /**
  * Anonymizes a deleted account: the email is replaced by a unique placeholder (the unique index stays unconditional
- * and the address can register again), name and password hash are dropped, pending email tokens are deleted and the
- * IP/user agent of its sessions are cleared. Audit rows keep only the user id, never the email.
+ * and the address can register again), name and password hash are dropped, pending email tokens, second factors and
+ * API keys are deleted and the IP/user agent of its sessions are cleared. Audit rows keep only the user id, never the email.
  */
 export async function anonymizeUser(db: Executor, id: string, now: Date): Promise<boolean> {
   const [row] = await db
@@ -97,6 +106,11 @@ export async function anonymizeUser(db: Executor, id: string, now: Date): Promis
     .returning({ id: users.id });
   if (!row) return false;
   await db.delete(emailTokens).where(eq(emailTokens.userId, id));
+  // Second factors, pending second steps and API keys go too: nothing can sign in as a deleted account.
+  await db.delete(totpFactors).where(eq(totpFactors.userId, id));
+  await db.delete(recoveryCodes).where(eq(recoveryCodes.userId, id));
+  await db.delete(mfaChallenges).where(eq(mfaChallenges.userId, id));
+  await db.delete(apiKeys).where(eq(apiKeys.userId, id));
   await db.update(sessions).set({ ip: null, userAgent: null }).where(eq(sessions.userId, id));
   return true;
 }

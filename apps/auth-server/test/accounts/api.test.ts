@@ -1,4 +1,4 @@
-import { auditEvents, emailTokens, sessions, users } from "@tessera/db";
+import { auditEvents, emailTokens, recoveryCodes, sessions, totpFactors, users } from "@tessera/db";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signInWithPassword, verifyCredentials } from "../../src/libraries/accounts.ts";
@@ -618,8 +618,13 @@ describe("/api/v1/me", () => {
     const id = (await browser.json("GET", "/api/v1/me")).json().user.id;
     const wrong = await browser.json("POST", "/api/v1/me/delete", { currentPassword: "nope nope" });
     expect(wrong.json().error.code).toBe("INVALID_CREDENTIALS");
+    await t.app.ctx.db.insert(totpFactors).values({ userId: id, secretEncrypted: "sealed", confirmedAt: new Date() });
+    await t.app.ctx.db.insert(recoveryCodes).values({ userId: id, codeHash: sha256("recovery") });
     const res = await browser.json("POST", "/api/v1/me/delete", { currentPassword: PASSWORD });
     expect(res.statusCode).toBe(204);
+    expect(await t.app.ctx.db.select().from(totpFactors).where(eq(totpFactors.userId, id))).toEqual([]);
+    expect(await t.app.ctx.db.select().from(recoveryCodes).where(eq(recoveryCodes.userId, id))).toEqual([]);
+    expect(await t.app.ctx.db.select().from(emailTokens).where(eq(emailTokens.userId, id))).toEqual([]);
     expect((await other.json("GET", "/api/v1/me")).statusCode).toBe(401);
     const [row] = await t.app.ctx.db.select().from(users).where(eq(users.id, id));
     expect(row).toMatchObject({ email: `deleted-${id}@deleted.invalid`, displayName: null, passwordHash: null });

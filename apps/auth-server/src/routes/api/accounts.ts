@@ -201,11 +201,15 @@ export async function accountApiRoutes(app: FastifyInstance): Promise<void> {
     },
   );
 
-  app.post("/api/v1/me/verification", { config: json }, async (request, reply) => {
-    const current = await requireSession(request);
-    await resendVerification(app.ctx, request.log, current.user);
-    return reply.code(202).send({ status: current.user.emailVerifiedAt ? "already_verified" : "check_email" });
-  });
+  app.post(
+    "/api/v1/me/verification",
+    { config: { ...json, rateLimit: routeRateLimit(config, "verify_email") } },
+    async (request, reply) => {
+      const current = await requireSession(request);
+      await resendVerification(app.ctx, request.log, current.user);
+      return reply.code(202).send({ status: current.user.emailVerifiedAt ? "already_verified" : "check_email" });
+    },
+  );
 
   app.get("/api/v1/me/sessions", { config: json }, async (request) => {
     const current = await requireSession(request);

@@ -155,7 +155,7 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
 
   app.post(
     "/account/resend-verification",
-    post,
+    { config: { ...html, rateLimit: routeRateLimit(config, "verify_email") }, preHandler: app.csrfProtection },
     formAction("profile", async (current, _body, request) => {
       await resendVerification(app.ctx, request.log, current.user);
       return "/account?notice=verification_sent";
