@@ -54,6 +54,15 @@ export function accountKey(config: Config, email: string): string {
   return createHmac("sha256", key).update(normalizeEmail(email)).digest("hex");
 }
 
+/**
+ * The key counting wrong codes at the second sign-in step, per user. Separate from the password key: a lock from
+ * password guesses must not stop the owner's code step, but wrong codes need their own delays and lock, or someone
+ * holding the password could guess codes without end.
+ */
+export function secondFactorKey(config: Config, userId: string): string {
+  return `otp:${accountKey(config, `user:${userId}`)}`;
+}
+
 /** The IP as counted: IPv6 addresses by their /64, the smallest block one customer usually gets. */
 export const throttleIp = (ip: string | undefined): string => normalizeIP(ip ?? "unknown");
 
@@ -84,11 +93,11 @@ export interface SignInGate {
 export async function checkSignIn(
   deps: ThrottleDeps,
   meta: RequestMeta,
-  input: { email: string; userId?: string | null | undefined },
+  input: ({ email: string } | { key: string }) & { userId?: string | null | undefined },
 ): Promise<SignInGate> {
   await assertIpAllowed(deps, meta, input.userId);
   const now = deps.clock.now();
-  const row = await findAccountThrottle(deps.db, accountKey(deps.config, input.email));
+  const row = await findAccountThrottle(deps.db, "key" in input ? input.key : accountKey(deps.config, input.email));
   if (!row) return { accountLocked: false, retryAfterSeconds: 0 };
   const delay = accountDelaySeconds(deps.config, row.failures);
   const notBefore = row.lastFailureAt && delay > 0 ? addSeconds(row.lastFailureAt, delay) : null;
@@ -162,8 +171,7 @@ export interface FailureResult {
 export async function recordSignInFailure(
   deps: ThrottleDeps,
   meta: RequestMeta,
-  input: {
-    email: string;
+  input: ({ email: string } | { key: string }) & {
     userId?: string | null | undefined;
     reason: "password" | "otp" | "recovery_code";
     onLocked?: ((until: Date) => Promise<void>) | undefined;
@@ -172,7 +180,7 @@ export async function recordSignInFailure(
   const t = deps.config.throttle;
   const now = deps.clock.now();
   const ip = throttleIp(meta.ip);
-  const key = accountKey(deps.config, input.email);
+  const key = "key" in input ? input.key : accountKey(deps.config, input.email);
 
   const ipRow = await incrementIpFailures(
     deps.db,
@@ -226,9 +234,13 @@ export async function recordSignInFailure(
   return { accountFailures: accountRow.failures, accountLockedUntil, ipSuspendedUntil };
 }
 
-/** A successful sign-in (or a completed password reset) clears the account's failures and lock. */
-export async function clearAccountThrottle(deps: ThrottleDeps, email: string): Promise<void> {
+/**
+ * A successful sign-in (or a completed password reset) clears the account's failures and lock; with the user id, the
+ * second-factor counter too.
+ */
+export async function clearAccountThrottle(deps: ThrottleDeps, email: string, userId?: string): Promise<void> {
   await deleteAccountThrottle(deps.db, accountKey(deps.config, email));
+  if (userId) await deleteAccountThrottle(deps.db, secondFactorKey(deps.config, userId));
 }
 
 export interface IpSuspensionView {

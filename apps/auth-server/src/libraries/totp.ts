@@ -22,7 +22,14 @@ import { audit, type RequestMeta } from "./audit.ts";
 import { addSeconds, type Clock } from "./clock.ts";
 import { decrypt, encrypt, randomToken, sha256 } from "./crypto.ts";
 import { verifyPassword } from "./passwords.ts";
-import { checkSignIn, clearAccountThrottle, recordSignInFailure } from "./throttle.ts";
+import {
+  accountLockBlocks,
+  accountLockedError,
+  checkSignIn,
+  clearAccountThrottle,
+  recordSignInFailure,
+  secondFactorKey,
+} from "./throttle.ts";
 
 /**
  * TOTP second factor (RFC 6238 through the otpauth library: SHA-1, 6 digits, 30 s, what every authenticator app
@@ -330,7 +337,11 @@ export async function completeMfaChallenge(
   const found = await findLiveMfaChallenge(deps.db, sha256(input.token), deps.clock.now());
   if (!found) throw expired();
   const { challenge, email } = found;
-  await checkSignIn(deps, meta, { email, userId: challenge.userId });
+  // Wrong codes have their own counter (delays, then a lock): the password's lock does not apply here.
+  const key = secondFactorKey(deps.config, challenge.userId);
+  const gate = await checkSignIn(deps, meta, { key, userId: challenge.userId });
+  const locked = accountLockBlocks(gate, { passwordOk: false, hasSecondFactor: false });
+  if (locked) throw locked;
   const counted = await countMfaChallengeAttempt(
     deps.db,
     challenge.id,
@@ -353,15 +364,16 @@ export async function completeMfaChallenge(
   });
   if (!method) {
     await audit(deps.db, meta, { event: "mfa.verified", outcome: "failure", userId: challenge.userId });
-    await recordSignInFailure(deps, meta, {
-      email,
+    const counted = await recordSignInFailure(deps, meta, {
+      key,
       userId: challenge.userId,
       reason: "otp",
       onLocked: input.onLocked ? (until) => input.onLocked?.(email, until) ?? Promise.resolve() : undefined,
     });
+    if (counted.accountLockedUntil) throw accountLockedError(counted.accountLockedUntil, deps.clock.now());
     throw new AppError("INVALID_OTP", undefined, [{ field: "code", message: "That code is not valid." }]);
   }
-  await clearAccountThrottle(deps, email);
+  await clearAccountThrottle(deps, email, challenge.userId);
   return { userId: challenge.userId, method };
 }
 

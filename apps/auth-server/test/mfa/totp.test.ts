@@ -6,6 +6,7 @@ import { testConfig } from "../../src/config/index.ts";
 import { AppError } from "../../src/errors/index.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
 import { decrypt, sha256 } from "../../src/libraries/crypto.ts";
+import { checkSignIn, secondFactorKey } from "../../src/libraries/throttle.ts";
 import {
   beginTotpEnrolment,
   completeMfaChallenge,
@@ -20,6 +21,7 @@ import {
   totpStatus,
   useSecondFactor,
 } from "../../src/libraries/totp.ts";
+import { findAccountThrottle } from "../../src/queries/throttle.ts";
 
 /** The TOTP rules against a real migrated database; the HTTP flows are in the other files of this folder. */
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -197,5 +199,37 @@ describe("sign-in challenge", () => {
     expect(await codeOf(completeMfaChallenge(deps, meta, { token: undefined, code: "000000" }))).toBe(
       "MFA_CHALLENGE_EXPIRED",
     );
+  });
+
+  it("wrong codes have their own delays and lock, which a right password does not lift but time does", async () => {
+    const { user, secret } = await enrolled("otp-lock@example.com");
+    const codes: (string | null)[] = [];
+    for (let i = 0; i < 10; i++) {
+      const { token } = await createMfaChallenge(deps, database.db, user.id);
+      codes.push(await codeOf(completeMfaChallenge(deps, meta, { token, code: "000000" })));
+      clock.advance(31); // past the (capped) delay
+    }
+    expect(codes.slice(0, 9).every((c) => c === "INVALID_OTP")).toBe(true);
+    expect(codes[9]).toBe("ACCOUNT_LOCKED");
+    // The password's own counter is untouched: the password step still works, the code step does not.
+    expect(await checkSignIn(deps, meta, { email: user.email })).toEqual({
+      accountLocked: false,
+      retryAfterSeconds: 0,
+    });
+    const { token } = await createMfaChallenge(deps, database.db, user.id);
+    const locked = await completeMfaChallenge(deps, meta, { token, code: currentCode(secret, clock.now()) }).catch(
+      (e: AppError) => e,
+    );
+    expect(locked).toMatchObject({ code: "ACCOUNT_LOCKED", headers: { "retry-after": String(900 - 31) } });
+    clock.advance(900);
+    const later = await createMfaChallenge(deps, database.db, user.id);
+    expect(
+      await completeMfaChallenge(deps, meta, { token: later.token, code: currentCode(secret, clock.now()) }),
+    ).toEqual({
+      userId: user.id,
+      method: "otp",
+    });
+    // Success clears the counter.
+    expect(await findAccountThrottle(database.db, secondFactorKey(deps.config, user.id))).toBeNull();
   });
 });
