@@ -50,8 +50,7 @@ const clientFlags = {
   json: { type: "boolean" },
 } as const;
 
-const URI_FLAGS =
-  "[--redirect-uri URI]... [--post-logout-redirect-uri URI]... [--backchannel-logout-uri URI] [--logo-uri URI]";
+const OTHER_URI_FLAGS = "[--post-logout-redirect-uri URI]... [--backchannel-logout-uri URI] [--logo-uri URI]";
 
 function algOf(value: string | undefined): SigningAlg | undefined {
   if (value === undefined) return undefined;
@@ -100,7 +99,7 @@ const deps = (database: { db: import("@tessera/db").Database }, config: import("
 export const clientsCreate: Command = {
   name: "clients create",
   summary: "Register a client app; prints its client_id and client_secret (shown once).",
-  usage: `tessera clients create --name NAME --redirect-uri URI [--redirect-uri URI]... ${URI_FLAGS} [--first-party] [--direct-sign-in] [--scope SCOPE]... [--alg RS256|ES256|EdDSA] [--json]`,
+  usage: `tessera clients create --name NAME --redirect-uri URI [--redirect-uri URI]... ${OTHER_URI_FLAGS} [--first-party] [--direct-sign-in] [--scope SCOPE]... [--alg RS256|ES256|EdDSA] [--json]`,
   async run(argv, io) {
     const { values, positionals } = parseArgs({
       args: argv,
@@ -187,7 +186,7 @@ export const clientsShow: Command = {
 export const clientsUpdate: Command = {
   name: "clients update",
   summary: "Change a client app's settings (URI flags replace the whole list).",
-  usage: `tessera clients update CLIENT_ID [--name NAME] ${URI_FLAGS} [--no-backchannel-logout-uri] [--no-logo-uri] [--first-party|--no-first-party] [--direct-sign-in|--no-direct-sign-in] [--no-post-logout-redirect-uris] [--scope SCOPE]... [--alg ALG] [--json]`,
+  usage: `tessera clients update CLIENT_ID [--name NAME] [--redirect-uri URI]... ${OTHER_URI_FLAGS} [--no-backchannel-logout-uri] [--no-logo-uri] [--first-party|--no-first-party] [--direct-sign-in|--no-direct-sign-in] [--no-post-logout-redirect-uris] [--scope SCOPE]... [--alg ALG] [--json]`,
   async run(argv, io) {
     const { values, positionals } = parseArgs({
       args: argv,
