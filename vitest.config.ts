@@ -36,6 +36,16 @@ export default defineConfig({
       },
       {
         test: {
+          name: "demo-web",
+          root: "apps/demo-web",
+          include: ["test/**/*.test.ts"],
+          exclude: ["test/**/*.browser.test.ts"],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
           name: "demo-game",
           root: "apps/demo-game",
           include: ["test/**/*.test.ts"],

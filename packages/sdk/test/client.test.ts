@@ -278,6 +278,29 @@ describe("authenticate", () => {
     expect(stub.tokenRequests.length).toBe(calls);
   });
 
+  it("finds its cookie among others, not one whose name merely ends the same", async () => {
+    const { tessera, jar } = await signIn();
+    const jwt = jar.get("web-at");
+    const header = `xweb-at=garbage; theme=web-at=junk;web-at=${jwt}; other=1`;
+    expect(tessera.tryAuthenticateSync({ cookieHeader: header })?.user?.id).toBe("user-1");
+    expect(tessera.tryAuthenticateSync({ cookieHeader: `xweb-at=${jwt}` })?.error?.code).toBe("UNAUTHENTICATED");
+  });
+
+  it("works with an asynchronous revoked-session store (e.g. Redis): checked on every request", async () => {
+    const revoked = new Map<string, number>();
+    const store = {
+      add: async (sid: string, ttl: number) => void revoked.set(sid, ttl),
+      has: async (sid: string) => revoked.has(sid),
+    };
+    const { tessera, header } = await signIn(createTessera(options({ revokedSessions: store })));
+    expect(tessera.tryAuthenticateSync({ cookieHeader: header() })).toBeUndefined(); // needs the async path
+    expect((await tessera.authenticate({ cookieHeader: header() })).user?.id).toBe("user-1");
+    await store.add("sid-1", 600); // as another instance would after its back-channel call
+    const after = await tessera.authenticate({ cookieHeader: header() });
+    expect(after.user).toBeNull();
+    expect(after.error?.code).toBe("SESSION_REVOKED");
+  });
+
   it("anonymous requests get UNAUTHENTICATED and no cookies", async () => {
     const result = await createTessera(options()).authenticate({});
     expect(result.user).toBeNull();
