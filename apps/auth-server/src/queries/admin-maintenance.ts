@@ -1,14 +1,16 @@
 import {
+  accountThrottles,
   authorizationCodes,
   backchannelLogoutJobs,
   type Executor,
   emailTokens,
+  ipSuspensions,
   mfaChallenges,
   refreshTokens,
   rowsOf,
   sessions,
 } from "@tessera/db";
-import { inArray, lt, or, type SQL, sql } from "drizzle-orm";
+import { and, inArray, isNull, lt, or, type SQL, sql } from "drizzle-orm";
 
 /** Any value; a sweeper batch holds this transaction-scoped advisory lock so only one instance sweeps at a time. */
 const SWEEPER_LOCK_ID = 0x7e55e7c;
@@ -59,6 +61,26 @@ export const SWEEP_TARGETS = {
     id: backchannelLogoutJobs.id,
     garbage: (cutoff: Date) =>
       or(lt(backchannelLogoutJobs.deliveredAt, cutoff), lt(backchannelLogoutJobs.abandonedAt, cutoff)),
+  },
+  /** Failed sign-in counters whose last failure and lock both ended before the cutoff (long forgotten anyway). */
+  account_throttles: {
+    table: accountThrottles,
+    id: accountThrottles.key,
+    garbage: (cutoff: Date) =>
+      and(
+        lt(accountThrottles.lastFailureAt, cutoff),
+        or(isNull(accountThrottles.lockedUntil), lt(accountThrottles.lockedUntil, cutoff)),
+      ),
+  },
+  /** IP counters whose window and suspension both ended before the cutoff. */
+  ip_suspensions: {
+    table: ipSuspensions,
+    id: ipSuspensions.ip,
+    garbage: (cutoff: Date) =>
+      and(
+        lt(ipSuspensions.windowStartedAt, cutoff),
+        or(isNull(ipSuspensions.suspendedUntil), lt(ipSuspensions.suspendedUntil, cutoff)),
+      ),
   },
 } as const;
 

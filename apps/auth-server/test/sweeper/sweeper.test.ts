@@ -9,6 +9,8 @@ import {
 import { usingPostgres } from "@tessera/db/testing";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { build } from "../../src/app.ts";
+import { testConfig } from "../../src/config/index.ts";
 import { createClient } from "../../src/libraries/clients.ts";
 import { addSeconds } from "../../src/libraries/clock.ts";
 import { randomToken, sha256 } from "../../src/libraries/crypto.ts";
@@ -185,6 +187,8 @@ describe("sweeper", () => {
         email_tokens: 2,
         mfa_challenges: 2,
         backchannel_logout_jobs: 2,
+        account_throttles: 0,
+        ip_suspensions: 0,
       },
     });
     expect(await remaining(userId)).toEqual(EXPECTED_KEPT);
@@ -208,20 +212,29 @@ describe("sweeper", () => {
     }
   });
 
-  it("runs on its interval once started, and stops on close", async () => {
+  it("runs on its interval when build() starts the jobs, and stops when the app closes", async () => {
     const { userId } = await seed();
-    const sweeper = startSweeper(t.app.ctx, t.app.log);
+    // A second app on the same database, as server.ts builds it (startJobs), with a 1 s sweeper interval.
+    const config = testConfig({ SWEEPER_RETENTION_SECONDS: String(RETENTION), SWEEPER_INTERVAL_SECONDS: "1" });
+    const server = await build(config, { database: t.app.ctx.database, clock: t.clock, startJobs: true });
     try {
       const deadline = Date.now() + 10_000;
-      while (Date.now() < deadline) {
-        const left = await remaining(userId);
-        if (left.sessions.length === 3) break;
+      while (Date.now() < deadline && (await remaining(userId)).sessions.length > 3) {
         await new Promise((r) => setTimeout(r, 200));
       }
       expect((await remaining(userId)).sessions).toEqual(EXPECTED_KEPT.sessions);
     } finally {
-      await sweeper.stop();
+      await server.close();
     }
+    // Stopped: rows that become garbage now stay until something sweeps again.
+    const second = await seed();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await remaining(second.userId)).sessions.length).toBe(6);
+  });
+
+  it("startSweeper can be stopped before its first run", async () => {
+    const sweeper = startSweeper(t.app.ctx, t.app.log);
+    await sweeper.stop();
   });
 
   it.skipIf(!usingPostgres())(
