@@ -613,7 +613,7 @@ export async function requestEmailChange(
 export async function requestPasswordReset(
   ctx: AccountsContext,
   log: FastifyBaseLogger,
-  input: { email: string; meta: RequestMeta },
+  input: { email: string; meta: RequestMeta; continuation?: Continuation },
 ): Promise<void> {
   const floor = responseFloor(ctx);
   try {
@@ -626,7 +626,7 @@ export async function requestPasswordReset(
 async function issueResetLink(
   ctx: AccountsContext,
   log: FastifyBaseLogger,
-  input: { email: string; meta: RequestMeta },
+  input: { email: string; meta: RequestMeta; continuation?: Continuation },
 ): Promise<void> {
   const user = await findUserByEmail(ctx.db, input.email);
   if (!user || user.disabledAt) return;
@@ -640,7 +640,11 @@ async function issueResetLink(
     await audit(tx, input.meta, { event: "user.password_reset_requested", outcome: "success", userId: user.id });
     return token;
   });
-  sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "reset_password", to: user.email, token }), log);
+  sendInBackground(
+    ctx.mailer,
+    accountEmail(ctx.config, { kind: "reset_password", to: user.email, token, continuation: input.continuation }),
+    log,
+  );
 }
 
 /** Checks a reset link is usable (for the form page). Throws INVALID_TOKEN. */

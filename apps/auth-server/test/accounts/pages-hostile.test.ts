@@ -8,6 +8,7 @@ import {
   Browser,
   buildAccountsApp,
   createVerifiedAccount,
+  decode,
   formFor,
   linkFrom,
   PASSWORD,
@@ -345,6 +346,42 @@ describe("email links", () => {
     const login = await browser.submit("/login", { email, password: "fresh passphrase 9" });
     expect(login.headers.location).toBe("/account");
     expect((await new Browser(t.app).get(link)).statusCode).toBe(400);
+  });
+});
+
+describe("forgot password from a client app", () => {
+  it("keeps the app's branding and continues to it after the reset and sign-in", async () => {
+    const email = uniqueEmail("returning");
+    await createVerifiedAccount(t, email);
+    const browser = new Browser(t.app);
+    const login = await browser.get("/login?return_to=%2Fauthorize%3Fclient_id%3Dshop&client_id=shop");
+    const forgotHref = decode(login.body.match(/<a href="(\/forgot-password[^"]*)">Forgot your password\?<\/a>/)![1]!);
+    expect(forgotHref).toBe("/forgot-password?return_to=%2Fauthorize%3Fclient_id%3Dshop&client_id=shop");
+    const forgot = await browser.get(forgotHref);
+    expect(forgot.body).toContain("Corner &lt;Shop&gt;");
+    const sent = await browser.post("/forgot-password", { ...formFor(forgot.body, "/forgot-password"), email });
+    expect(sent.headers.location).toBe(
+      "/forgot-password/sent?return_to=%2Fauthorize%3Fclient_id%3Dshop&client_id=shop",
+    );
+    const link = linkFrom(t.outbox, email, "reset_password");
+    expect(link).toContain("&return_to=%2Fauthorize%3Fclient_id%3Dshop&client_id=shop");
+    const reset = await browser.get(link);
+    expect(reset.body).toContain("Corner &lt;Shop&gt;");
+    const done = await browser.post("/reset-password", {
+      ...formFor(reset.body, "/reset-password"),
+      password: "returning passphrase 5",
+    });
+    expect(done.headers.location).toBe(
+      "/login?return_to=%2Fauthorize%3Fclient_id%3Dshop&client_id=shop&notice=password_reset",
+    );
+    const page = await browser.get(done.headers.location as string);
+    expect(page.body).toContain("Your password was changed. Sign in with your new password.");
+    const signedIn = await browser.post("/login", {
+      ...formFor(page.body, "/login"),
+      email,
+      password: "returning passphrase 5",
+    });
+    expect(signedIn.headers.location).toBe("/authorize?client_id=shop");
   });
 });
 

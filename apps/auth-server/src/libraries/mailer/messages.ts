@@ -10,7 +10,12 @@ export type AccountEmail =
       continuation?: { returnTo?: string | undefined; clientId?: string | undefined } | undefined;
     }
   | { kind: "change_email"; to: string; token: string }
-  | { kind: "reset_password"; to: string; token: string }
+  | {
+      kind: "reset_password";
+      to: string;
+      token: string;
+      continuation?: { returnTo?: string | undefined; clientId?: string | undefined } | undefined;
+    }
   | { kind: "registration_attempt"; to: string }
   | { kind: "email_changed"; to: string }
   | { kind: "password_changed"; to: string };
@@ -79,7 +84,14 @@ function contentFor(config: Config, email: AccountEmail): Content {
       return {
         subject: `Reset your ${product} password`,
         intro: `Someone asked to reset the password of the ${product} account for ${email.to}.`,
-        action: { label: "Choose a new password", url: link(config, "/reset-password", { token: email.token }) },
+        action: {
+          label: "Choose a new password",
+          url: link(config, "/reset-password", {
+            token: email.token,
+            return_to: email.continuation?.returnTo,
+            client_id: email.continuation?.clientId,
+          }),
+        },
         outro:
           `The link works once and expires in ${minutes(config.tokens.passwordResetTtlSeconds)}. Resetting signs ` +
           "you out on every device. If you did not ask for this, ignore this email; your password stays the same.",

@@ -11,7 +11,16 @@ import {
   resetPassword,
 } from "../../libraries/accounts.ts";
 import { parse } from "../../validation.ts";
-import { continuationFrom, destination, errorMap, isFormError, renderPage, seeOther, str } from "./render.ts";
+import {
+  continuationFrom,
+  destination,
+  errorMap,
+  isFormError,
+  renderPage,
+  seeOther,
+  str,
+  withContinuation,
+} from "./render.ts";
 
 const html = { errorFormat: "html" as const };
 
@@ -79,10 +88,12 @@ export async function emailLinkPages(app: FastifyInstance): Promise<void> {
 
   app.get("/forgot-password", { config: html }, async (request, reply) => {
     const query = request.query as Record<string, unknown>;
+    const continuation = continuationFrom(query);
     return renderPage(request, reply, "forgot-password", {
       title: "Reset your password",
+      continuation,
       values: { email: str(query.email, 254) },
-      links: { login: "/login" },
+      links: { login: withContinuation("/login", continuation) },
     });
   });
 
@@ -91,9 +102,10 @@ export async function emailLinkPages(app: FastifyInstance): Promise<void> {
     { config: { ...html, rateLimit: routeRateLimit(config, "forgot_password") }, preHandler: app.csrfProtection },
     async (request, reply) => {
       const body = (request.body ?? {}) as Record<string, unknown>;
+      const continuation = continuationFrom(body);
       try {
         const { email } = parse(accountSchemas.forgotPassword, body);
-        await requestPasswordReset(app.ctx, request.log, { email, meta: request.meta });
+        await requestPasswordReset(app.ctx, request.log, { email, meta: request.meta, continuation });
       } catch (error) {
         if (!isFormError(error)) throw error;
         return renderPage(
@@ -102,33 +114,41 @@ export async function emailLinkPages(app: FastifyInstance): Promise<void> {
           "forgot-password",
           {
             title: "Reset your password",
+            continuation,
             values: { email: str(body.email, 254) },
             errors: errorMap(error),
-            links: { login: "/login" },
+            links: { login: withContinuation("/login", continuation) },
           },
           error.status,
         );
       }
-      return seeOther(reply, "/forgot-password/sent");
+      return seeOther(reply, withContinuation("/forgot-password/sent", continuation));
     },
   );
 
-  app.get("/forgot-password/sent", { config: html }, async (request, reply) =>
-    renderPage(request, reply, "message", {
+  app.get("/forgot-password/sent", { config: html }, async (request, reply) => {
+    const continuation = continuationFrom(request.query);
+    return renderPage(request, reply, "message", {
       title: "Check your email",
+      continuation,
       heading: "Check your email",
       paragraphs: [
         "If an account uses that address, we sent it a link to choose a new password.",
         `The link works once and expires in ${Math.round(config.tokens.passwordResetTtlSeconds / 60)} minutes.`,
       ],
-      action: { href: "/login", label: "Back to sign in" },
-    }),
-  );
+      action: { href: withContinuation("/login", continuation), label: "Back to sign in" },
+    });
+  });
 
   app.get("/reset-password", { config: html }, async (request, reply) => {
-    const token = str((request.query as Record<string, unknown>).token, 200) ?? "";
+    const query = request.query as Record<string, unknown>;
+    const token = str(query.token, 200) ?? "";
     await checkResetToken(app.ctx, token);
-    return renderPage(request, reply, "reset-password", { title: "Choose a new password", token });
+    return renderPage(request, reply, "reset-password", {
+      title: "Choose a new password",
+      continuation: continuationFrom(query),
+      token,
+    });
   });
 
   app.post(
@@ -137,6 +157,7 @@ export async function emailLinkPages(app: FastifyInstance): Promise<void> {
     async (request, reply) => {
       const body = (request.body ?? {}) as Record<string, unknown>;
       const token = str(body.token, 200) ?? "";
+      const continuation = continuationFrom(body);
       try {
         const input = parse(accountSchemas.resetPassword, body);
         await resetPassword(app.ctx, request.log, { ...input, meta: request.meta });
@@ -148,11 +169,11 @@ export async function emailLinkPages(app: FastifyInstance): Promise<void> {
           request,
           reply,
           "reset-password",
-          { title: "Choose a new password", token, errors: errorMap(error) },
+          { title: "Choose a new password", continuation, token, errors: errorMap(error) },
           error.status,
         );
       }
-      return seeOther(reply, "/login?notice=password_reset");
+      return seeOther(reply, withContinuation("/login", continuation, { notice: "password_reset" }));
     },
   );
 }

@@ -163,6 +163,6 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
 function loginLinks(continuation: Parameters<typeof withContinuation>[1]) {
   return {
     register: withContinuation("/register", continuation),
-    forgot: "/forgot-password",
+    forgot: withContinuation("/forgot-password", continuation),
   };
 }
