@@ -687,11 +687,13 @@ export class TesseraClient {
     if (recent && recent.until > nowMs) return Promise.resolve(recent.outcome);
     const pending = this.#inflight.get(refreshToken);
     if (pending) return pending;
-    const started = this.#doRefresh(refreshToken, previous).then((outcome) => {
-      this.#inflight.delete(refreshToken);
-      this.#remember(refreshToken, outcome);
-      return outcome;
-    });
+    const started = this.#doRefresh(refreshToken, previous)
+      .then((outcome) => {
+        // A transient failure (Tessera unreachable) is not remembered: the next request should try again.
+        if (outcome.ok || !outcome.transient) this.#remember(refreshToken, outcome);
+        return outcome;
+      })
+      .finally(() => this.#inflight.delete(refreshToken));
     this.#inflight.set(refreshToken, started);
     return started;
   }

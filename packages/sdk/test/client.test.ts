@@ -414,10 +414,15 @@ describe("authenticate", () => {
     }
     clock += 301_000;
     try {
-      const expired = await createTessera(options()).authenticate({ cookieHeader: header() });
+      const expired = await tessera.authenticate({ cookieHeader: header() });
       expect(expired.user).toBeNull();
       expect(expired.error?.code).toBe("REFRESH_FAILED");
       expect(expired.setCookies).toEqual([]);
+      // Once Tessera is back, the very next request refreshes (a transient failure is not remembered).
+      stub.refreshMode = "ok";
+      const recovered = await tessera.authenticate({ cookieHeader: header() });
+      expect(recovered.user?.id).toBe("user-1");
+      expect(recovered.setCookies).toHaveLength(3);
     } finally {
       clock -= 301_000;
     }
