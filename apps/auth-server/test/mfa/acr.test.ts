@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sessionCookieName } from "../../src/http/session.ts";
 import { signIn } from "../../src/libraries/sessions.ts";
 import { beginTotpEnrolment, confirmTotpEnrolment, currentCode } from "../../src/libraries/totp.ts";
+import { Browser, PASSWORD } from "../accounts/helpers.ts";
 import type { TestApp } from "../helpers.ts";
 import {
   authorizeQuery,
@@ -99,5 +100,36 @@ describe("acr_values and amr", () => {
     const res = await t.app.inject({ method: "GET", url: "/.well-known/openid-configuration" });
     expect(res.json().acr_values_supported).toEqual(["urn:tessera:acr:sfa", MFA]);
     expect(res.json().claims_supported).toContain("acr");
+  });
+
+  it("end to end: acr_values → fresh sign-in with password and code → a code whose ID token says pwd+otp", async () => {
+    const email = "acr-e2e@example.com";
+    const user = await createUser(t.app, { email, password: PASSWORD });
+    const { secret } = await beginTotpEnrolment(t.app.ctx, meta, user);
+    await confirmTotpEnrolment(t.app.ctx, meta, { userId: user.id, code: currentCode(secret, t.clock.now()) });
+    const b = new Browser(t.app);
+    const session = await cookieFor(user.id, ["pwd"]);
+    b.cookies.set("tessera_session", session.split("=")[1] ?? "");
+
+    const { verifier, challenge } = pkce();
+    const first = await b.get(`/authorize?${authorizeQuery(client, { acr_values: MFA, max_age: "0" }, challenge)}`);
+    expect(first.statusCode).toBe(302);
+    const loginUrl = first.headers.location as string;
+    expect(loginUrl).toMatch(/^\/login\?/);
+    const afterPassword = await b.submit(loginUrl, { email, password: PASSWORD }, "/login");
+    expect(afterPassword.statusCode).toBe(303);
+    const otpUrl = afterPassword.headers.location as string;
+    expect(otpUrl).toMatch(/^\/login\/otp\?return_to=%2Fauthorize%3F/);
+    t.clock.advance(30);
+    const afterCode = await b.submit(otpUrl, { code: currentCode(secret, t.clock.now()) }, "/login/otp");
+    expect(afterCode.statusCode).toBe(303);
+    const back = afterCode.headers.location as string;
+    expect(back).toMatch(/^\/authorize\?/);
+    expect(new URL(back, "http://x").searchParams.get("max_age")).toBeNull();
+    const done = await b.get(back);
+    expect(done.statusCode).toBe(302);
+    const code = locationParams(done).get("code") ?? "";
+    const claims = decodeJwt((await redeem(t.app, client, code, verifier)).json().id_token);
+    expect(claims).toMatchObject({ sub: user.id, amr: ["pwd", "otp"], acr: MFA });
   });
 });
