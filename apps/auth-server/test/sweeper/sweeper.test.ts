@@ -14,7 +14,7 @@ import { testConfig } from "../../src/config/index.ts";
 import { createClient } from "../../src/libraries/clients.ts";
 import { addSeconds } from "../../src/libraries/clock.ts";
 import { randomToken, sha256 } from "../../src/libraries/crypto.ts";
-import { startSweeper, sweep } from "../../src/libraries/jobs/sweeper.ts";
+import { sweep } from "../../src/libraries/jobs/sweeper.ts";
 import { insertAdminUser } from "../../src/queries/admin.ts";
 import { buildTestApp, type TestApp } from "../helpers.ts";
 
@@ -230,11 +230,6 @@ describe("sweeper", () => {
     const second = await seed();
     await new Promise((r) => setTimeout(r, 1500));
     expect((await remaining(second.userId)).sessions.length).toBe(6);
-  });
-
-  it("startSweeper can be stopped before its first run", async () => {
-    const sweeper = startSweeper(t.app.ctx, t.app.log);
-    await sweeper.stop();
   });
 
   it.skipIf(!usingPostgres())(
