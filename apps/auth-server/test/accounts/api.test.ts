@@ -458,6 +458,30 @@ describe("password reset", () => {
     expect(expired.json().error.code).toBe("INVALID_TOKEN");
   });
 
+  it("a reset link changes only the password of the user it was made for, whoever uses it", async () => {
+    const owner = uniqueEmail("owner");
+    const bystander = uniqueEmail("bystander");
+    await createVerifiedAccount(t, owner);
+    const signedIn = await createVerifiedAccount(t, bystander);
+    await new Browser(t.app).json("POST", "/api/v1/forgot-password", { email: owner });
+    const token = tokenFrom(linkFrom(t.outbox, owner, "reset_password"));
+    const res = await signedIn.json("POST", "/api/v1/reset-password", { token, password: "owner passphrase 42" });
+    expect(res.statusCode).toBe(204);
+    expect(
+      (await new Browser(t.app).json("POST", "/api/v1/login", { email: owner, password: "owner passphrase 42" }))
+        .statusCode,
+    ).toBe(200);
+    expect(
+      (await new Browser(t.app).json("POST", "/api/v1/login", { email: bystander, password: PASSWORD })).statusCode,
+    ).toBe(200);
+    // A verification link of another user signs that user in, never the one whose browser it is.
+    const other = uniqueEmail("other");
+    await new Browser(t.app).json("POST", "/api/v1/register", { email: other, password: PASSWORD });
+    const verify = tokenFrom(linkFrom(t.outbox, other, "verify_email"));
+    const verified = await signedIn.json("POST", "/api/v1/verify-email", { token: verify });
+    expect(verified.json().user.email).toBe(other);
+  });
+
   it("a newer reset link and a password change retire older links", async () => {
     const email = uniqueEmail();
     const browser = await createVerifiedAccount(t, email);
