@@ -5,6 +5,8 @@ export interface CliIo {
   env: Record<string, string | undefined>;
   /** Reads all of standard input (for secrets passed with --password-stdin and the like). */
   readStdin?(): Promise<string>;
+  /** Asks a question on the terminal without echo; absent when standard input is not a terminal. */
+  promptSecret?(question: string): Promise<string>;
 }
 
 export interface Command {

@@ -15,16 +15,25 @@ function env() {
   return { NODE_ENV: "test", DATA_DIR: dataDir, TESSERA_MASTER_KEY: MASTER_KEY, LOG_LEVEL: "silent" };
 }
 
-async function cli(argv: string[], stdin?: string) {
+async function cli(argv: string[], stdin?: string, answers?: string[]) {
   const out: string[] = [];
   const err: string[] = [];
+  const asked: string[] = [];
   const code = await runCli(argv, {
     out: (t) => out.push(t),
     err: (t) => err.push(t),
     env: env(),
     ...(stdin !== undefined ? { readStdin: async () => stdin } : {}),
+    ...(answers
+      ? {
+          promptSecret: async (question: string) => {
+            asked.push(question);
+            return answers.shift() ?? "";
+          },
+        }
+      : {}),
   });
-  return { code, stdout: out.join("\n"), stderr: err.join("\n") };
+  return { code, stdout: out.join("\n"), stderr: err.join("\n"), asked };
 }
 
 beforeAll(() => {
@@ -74,6 +83,23 @@ describe("tessera CLI on the embedded database", () => {
     const body = JSON.parse(forced.stdout);
     expect(body).toMatchObject({ email: "other@example.com", created: true });
     expect(body.password).toMatch(/^[A-Za-z0-9_-]{24}$/);
+  });
+
+  it("admin create asks for the password twice on a terminal", async () => {
+    const mismatch = await cli(["admin", "create", "--email", "tty@example.com", "--force"], undefined, [
+      "first password!",
+      "other password!",
+    ]);
+    expect(mismatch.asked).toEqual(["Password for tty@example.com: ", "Repeat the password: "]);
+    expect(mismatch.code).toBe(65);
+    expect(mismatch.stderr).toBe("tessera admin create: The passwords do not match; nothing was changed.");
+
+    const ok = await cli(["admin", "create", "--email", "tty@example.com", "--force", "--json"], undefined, [
+      "same password here",
+      "same password here",
+    ]);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toEqual({ id: expect.any(String), email: "tty@example.com", created: true });
   });
 
   it("admin create refuses bad input with clear messages", async () => {

@@ -8,7 +8,9 @@ import { runAction } from "./clients.ts";
 
 export const adminCreate: Command = {
   name: "admin create",
-  summary: "Create the first admin account (there is no default account). Refuses if an admin exists, unless --force.",
+  summary:
+    "Create the first admin account (there is no default account). Asks for the password (or reads it with " +
+    "--password-stdin). Refuses if an admin exists, unless --force.",
   usage: "tessera admin create --email EMAIL [--password-stdin] [--force] [--json]",
   async run(argv, io) {
     const { values, positionals } = parseArgs({
@@ -31,8 +33,12 @@ export const adminCreate: Command = {
       // One trailing newline (from echo or a here-string) is not part of the password; nothing else is trimmed.
       password = (await io.readStdin()).replace(/\r?\n$/, "");
       if (password.length === 0) throw new UsageError("standard input was empty: pipe the password in");
+    } else if (io.promptSecret) {
+      password = await io.promptSecret(`Password for ${values.email}: `);
+      const again = await io.promptSecret("Repeat the password: ");
+      if (password !== again) throw new CliFailure("The passwords do not match; nothing was changed.", 65);
     } else {
-      // 144 random bits, printed once: the operator signs in with it and changes it.
+      // No terminal to ask on: 144 random bits, printed once; the operator signs in with it and changes it.
       password = randomBytes(18).toString("base64url");
       generated = true;
     }
