@@ -332,12 +332,6 @@ export class TesseraClient {
     const bearer = input.authorization ? BEARER.exec(input.authorization)?.[1] : undefined;
     const header = bearer === undefined ? input.cookieHeader : undefined;
     const token = bearer ?? (header ? readCookie(header, this.options.names.access) : undefined);
-    // Bearer requests never refresh: there is no cookie to renew.
-    const canRefresh =
-      bearer === undefined &&
-      input.allowRefresh !== false &&
-      !!header &&
-      !!readCookie(header, this.options.names.refresh);
     const now = this.#nowSeconds();
 
     if (token) {
@@ -348,15 +342,15 @@ export class TesseraClient {
         if (revoked) return this.#anonymous("SESSION_REVOKED", bearer === undefined);
       }
       if (result.status === "valid") {
-        if (!canRefresh || result.claims.exp - now > this.options.refreshBeforeExpirySeconds) {
+        if (result.claims.exp - now > this.options.refreshBeforeExpirySeconds || !this.#canRefresh(input, header)) {
           return { user: result.user, error: null, setCookies: NO_COOKIES };
         }
         return undefined;
       }
-      if (canRefresh) return undefined;
+      if (this.#canRefresh(input, header)) return undefined;
       return this.#anonymous(result.status === "expired" ? "ACCESS_TOKEN_EXPIRED" : "ACCESS_TOKEN_INVALID", false);
     }
-    if (canRefresh) return undefined;
+    if (this.#canRefresh(input, header)) return undefined;
     return this.#anonymous("UNAUTHENTICATED", false);
   }
 
@@ -591,6 +585,14 @@ export class TesseraClient {
   }
 
   // ---------------------------------------------------------------------------------------------------------------
+
+  /**
+   * Whether this request may refresh: it has a refresh cookie (`header` is undefined for bearer requests, which have
+   * no cookie to renew) and is not an upgrade. Looked up only when needed, not on the hot path.
+   */
+  #canRefresh(input: AuthInput, header: string | undefined): boolean {
+    return input.allowRefresh !== false && !!header && !!readCookie(header, this.options.names.refresh);
+  }
 
   #nowSeconds(): number {
     return Math.floor(this.options.now() / 1000);
