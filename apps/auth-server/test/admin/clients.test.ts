@@ -1,7 +1,7 @@
 import { auditEvents, clients } from "@tessera/db";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { insertAdminUser } from "../../src/queries/admin.ts";
+import { insertAdminUser, updateAdminUser } from "../../src/queries/admin.ts";
 import { buildTestApp, type TestApp } from "../helpers.ts";
 import { seedAdmin, sessionCookie } from "./helpers.ts";
 
@@ -55,6 +55,18 @@ describe("authentication", () => {
     const cookie = await sessionCookie(t.app, adminId);
     const res = await t.app.inject({ method: "GET", url: BASE, headers: { authorization: "Bearer nope", cookie } });
     expect(res.statusCode).toBe(401);
+  });
+
+  it("stops honouring an API key when its owner is no longer an active admin", async () => {
+    const other = await seedAdmin(t.app, "second-admin@tessera.test");
+    const ok = await t.app.inject({ method: "GET", url: BASE, headers: { authorization: other.authorization } });
+    expect(ok.statusCode).toBe(200);
+    await updateAdminUser(t.app.ctx.db, other.userId, { isAdmin: false });
+    const demoted = await t.app.inject({ method: "GET", url: BASE, headers: { authorization: other.authorization } });
+    expect(demoted.statusCode).toBe(401);
+    await updateAdminUser(t.app.ctx.db, other.userId, { isAdmin: true, disabledAt: t.clock.now() });
+    const disabled = await t.app.inject({ method: "GET", url: BASE, headers: { authorization: other.authorization } });
+    expect(disabled.statusCode).toBe(401);
   });
 
   it("refuses a signed-in user who is not an admin with 403 FORBIDDEN", async () => {
