@@ -27,12 +27,24 @@ export const rateLimitPlugin = fp(
     let store: RateLimitStore;
     if (config.redisUrl) {
       const redis = new Redis(config.redisUrl, {
-        // Fail fast instead of queueing requests behind a dead connection.
+        // Fail fast instead of holding requests behind a dead connection: no offline queue (a command while
+        // disconnected fails at once and the request goes through), one retry, short timeouts. ioredis keeps
+        // reconnecting in the background.
+        lazyConnect: true,
+        enableOfflineQueue: false,
         maxRetriesPerRequest: 1,
         connectTimeout: 2000,
-        commandTimeout: 1000,
+        commandTimeout: 500,
       });
       redis.on("error", (error: Error) => app.log.warn({ err: { message: error.message } }, "redis error"));
+      await redis
+        .connect()
+        .catch((error: Error) =>
+          app.log.warn(
+            { err: { message: error.message } },
+            "redis not reachable at start; rate limits fail open until it is",
+          ),
+        );
       app.addHook("onClose", async () => {
         await redis.quit().catch(() => redis.disconnect());
       });

@@ -151,6 +151,20 @@ describe("rate limit configuration", () => {
   });
 });
 
+describe("Redis not answering", () => {
+  it("lets requests through (fails open, logged) instead of failing sign-in with a 500", async () => {
+    // Nothing listens on port 1; PostgreSQL-backed failed sign-in throttling still applies in this state.
+    const t = await appWithRoutes({ REDIS_URL: "redis://127.0.0.1:1", RATE_LIMIT_LOGIN: "1/60" });
+    try {
+      const started = Date.now();
+      for (let i = 0; i < 2; i++) expect((await post(t.app, "/t/json")).statusCode).toBe(200);
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 // CI (.ci/run) starts a Redis and passes its URL as REDIS_TEST_URL.
 const REDIS_URL = process.env.REDIS_TEST_URL ?? "redis://127.0.0.1:6379";
 
