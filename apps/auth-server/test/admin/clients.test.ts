@@ -35,7 +35,16 @@ describe("authentication", () => {
     const res = await t.app.inject({ method: "GET", url: BASE });
     expect(res.statusCode).toBe(401);
     expect(res.headers["www-authenticate"]).toBe('Bearer realm="tessera-admin"');
-    expect(res.json().error).toMatchObject({ code: "UNAUTHENTICATED", status: 401 });
+    expect(res.headers["content-type"]).toBe("application/json; charset=utf-8");
+    expect(res.headers["cache-control"]).toBe("no-store");
+    expect(res.json()).toEqual({
+      error: {
+        code: "UNAUTHENTICATED",
+        message: "Send an admin API key as a Bearer token, or sign in as an admin.",
+        status: 401,
+        requestId: res.headers["x-request-id"],
+      },
+    });
   });
 
   it("refuses a wrong, malformed or oversized API key, and audits the failure", async () => {
@@ -74,7 +83,14 @@ describe("authentication", () => {
     const cookie = await sessionCookie(t.app, user.id);
     const res = await t.app.inject({ method: "GET", url: BASE, headers: { cookie } });
     expect(res.statusCode).toBe(403);
-    expect(res.json().error.code).toBe("FORBIDDEN");
+    expect(res.json()).toEqual({
+      error: {
+        code: "FORBIDDEN",
+        message: "You are not allowed to do this.",
+        status: 403,
+        requestId: res.headers["x-request-id"],
+      },
+    });
   });
 
   it("accepts an admin's browser session for reads, and for writes only with JSON and a same-origin Origin", async () => {
@@ -84,7 +100,14 @@ describe("authentication", () => {
 
     const noOrigin = await t.app.inject({ method: "POST", url: BASE, headers: { cookie }, payload: shop });
     expect(noOrigin.statusCode).toBe(403);
-    expect(noOrigin.json().error.code).toBe("CSRF_INVALID");
+    expect(noOrigin.json()).toEqual({
+      error: {
+        code: "CSRF_INVALID",
+        message: "Admin API calls from a browser session must come from this site.",
+        status: 403,
+        requestId: noOrigin.headers["x-request-id"],
+      },
+    });
 
     const otherOrigin = await t.app.inject({
       method: "POST",
@@ -353,7 +376,14 @@ describe("list, show, update, rotate-secret, disable", () => {
           ...(payload ? { payload } : {}),
         });
         expect(res.statusCode, `${method} ${id}${suffix}`).toBe(404);
-        expect(res.json().error.code).toBe("CLIENT_NOT_FOUND");
+        expect(res.json()).toEqual({
+          error: {
+            code: "CLIENT_NOT_FOUND",
+            message: "No client with that id.",
+            status: 404,
+            requestId: res.headers["x-request-id"],
+          },
+        });
       }
     }
   });
