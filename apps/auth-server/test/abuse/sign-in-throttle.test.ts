@@ -139,6 +139,20 @@ describe("account throttling", () => {
     expect(step2.json().session.amr).toEqual(["pwd", "otp"]);
   });
 
+  it("the hosted sign-in page answers a locked account with a readable page that points to a reset", async () => {
+    const email = "locked-page@example.com";
+    await createUser(t.app, { email, password: PASSWORD });
+    await failUntilLocked(email);
+    t.clock.advance(4);
+    const res = await new Browser(t.app).submit("/login", { email, password: PASSWORD });
+    expect(res.statusCode).toBe(429);
+    expect(res.headers["content-type"]).toMatch(/^text\/html/);
+    expect(Number(res.headers["retry-after"])).toBeGreaterThan(0);
+    expect(res.body).toContain("Sign-in paused");
+    expect(res.body).toContain("Too many failed sign-ins for this account. Try again later.");
+    expect(res.body).toContain('href="/forgot-password"');
+  });
+
   it("registering an existing email with its password does not bypass a lock or a second factor", async () => {
     const email = "register-bypass@example.com";
     await createUser(t.app, { email, password: PASSWORD });

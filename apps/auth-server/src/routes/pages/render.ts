@@ -128,6 +128,9 @@ export const HEADINGS: Partial<Record<string, string>> = {
   CSRF_INVALID: "Please try again",
   INVALID_TOKEN: "This link does not work",
   RATE_LIMITED: "Too many attempts",
+  IP_SUSPENDED: "Too many attempts",
+  LOGIN_THROTTLED: "Too many attempts",
+  ACCOUNT_LOCKED: "Sign-in paused",
   UNAUTHENTICATED: "Sign in to continue",
   INTERNAL_ERROR: "Something went wrong",
 };
@@ -145,8 +148,15 @@ export async function renderErrorPage(request: FastifyRequest, reply: FastifyRep
       message: error.message,
       code: error.code,
       requestId: request.id,
-      href: error.code === "INVALID_TOKEN" ? "/login" : "/account",
-      hrefLabel: error.code === "INVALID_TOKEN" ? "Go to sign in" : "Go to your account",
+      // A reset link ends a lock from failed sign-ins, so a locked-out owner is pointed there.
+      href:
+        error.code === "INVALID_TOKEN" ? "/login" : error.code === "ACCOUNT_LOCKED" ? "/forgot-password" : "/account",
+      hrefLabel:
+        error.code === "INVALID_TOKEN"
+          ? "Go to sign in"
+          : error.code === "ACCOUNT_LOCKED"
+            ? "Reset your password"
+            : "Go to your account",
     },
     status,
   );
