@@ -11,6 +11,7 @@ import {
   insertAdminUser,
   insertApiKey,
   listAdmins,
+  lockAdminCreation,
   touchApiKey,
   updateAdminUser,
 } from "../queries/admin.ts";
@@ -58,6 +59,8 @@ export async function createAdmin(
   const passwordHash = await hashPassword(deps.config.passwords, password);
   const now = deps.clock.now();
   return deps.db.transaction(async (tx) => {
+    // Two `admin create` runs at once must not both see "no admin yet".
+    await lockAdminCreation(tx);
     if (!input.force && (await countAdmins(tx)) > 0) throw new AppError("ADMIN_EXISTS");
     const existing = await findUserByNormalizedEmail(tx, email);
     let user: AdminUserRow | null;

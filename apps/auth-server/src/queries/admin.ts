@@ -4,6 +4,13 @@ import { and, count, eq, isNull, sql } from "drizzle-orm";
 export type AdminUserRow = typeof users.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 
+/** Any value; creating an admin holds this transaction-scoped advisory lock so "is there an admin yet?" cannot race. */
+const ADMIN_CREATION_LOCK_ID = 0x7e55e7d;
+
+export async function lockAdminCreation(tx: Executor): Promise<void> {
+  await tx.execute(sql`select pg_advisory_xact_lock(${ADMIN_CREATION_LOCK_ID})`);
+}
+
 export async function countAdmins(db: Executor): Promise<number> {
   const [row] = await db
     .select({ n: count() })
