@@ -47,6 +47,8 @@ export interface ClientInput {
   directSignIn?: boolean | undefined;
   allowedScopes?: string[] | undefined;
   idTokenSignedResponseAlg?: SigningAlg | undefined;
+  /** Override of ACCESS_TOKEN_TTL_SECONDS for this client (null: use the default). */
+  accessTokenTtlSeconds?: number | null | undefined;
 }
 
 export type ClientUpdate = Partial<ClientInput>;
@@ -119,6 +121,12 @@ const createSchema = z.strictObject({
   directSignIn: z.boolean().optional(),
   allowedScopes: scopesSchema.optional(),
   idTokenSignedResponseAlg: algSchema.optional(),
+  accessTokenTtlSeconds: z
+    .number()
+    .int("must be a whole number of seconds")
+    .min(30, "must be at least 30")
+    .max(3600, "must be at most 3600")
+    .nullish(),
 });
 
 const updateSchema = createSchema.partial().refine((v) => Object.values(v).some((x) => x !== undefined), {
@@ -136,6 +144,7 @@ const WIRE_NAMES = {
   directSignIn: "direct_sign_in",
   allowedScopes: "allowed_scopes",
   idTokenSignedResponseAlg: "id_token_signed_response_alg",
+  accessTokenTtlSeconds: "access_token_ttl_seconds",
 } as const;
 
 /** parse() with field errors renamed to their wire names (`allowedScopes.1` → `allowed_scopes.1`). */
@@ -185,6 +194,7 @@ function rowValues(input: ClientUpdate) {
     ...(input.idTokenSignedResponseAlg !== undefined
       ? { idTokenSignedResponseAlg: input.idTokenSignedResponseAlg }
       : {}),
+    ...(input.accessTokenTtlSeconds !== undefined ? { accessTokenTtlSeconds: input.accessTokenTtlSeconds } : {}),
   };
 }
 
@@ -376,6 +386,25 @@ export async function disableClient(deps: ClientDeps, clientId: string, actor: A
   });
 }
 
+/** Re-enables a disabled client. Idempotent. Its old refresh tokens stay bound to their sessions' expiry. */
+export async function enableClient(deps: ClientDeps, clientId: string, actor: Actor = NO_ACTOR): Promise<ClientRow> {
+  const existing = await getClient(deps.db, clientId);
+  if (!existing.disabledAt) return existing;
+  const now = deps.clock.now();
+  return deps.db.transaction(async (tx) => {
+    const updated = await updateClientByClientId(tx, clientId, { disabledAt: null, updatedAt: now });
+    if (!updated) throw new AppError("CLIENT_NOT_FOUND");
+    await audit(tx, actor.meta, {
+      event: "admin.client_enabled",
+      outcome: "success",
+      actorId: actor.actorId,
+      clientId,
+      details: auditDetails(actor),
+    });
+    return updated;
+  });
+}
+
 /** The public shape of a client (RFC 7591 metadata names), for the admin API and the CLI's --json. */
 export interface ClientView {
   client_id: string;
@@ -390,6 +419,8 @@ export interface ClientView {
   allowed_scopes: string[];
   grant_types: string[];
   id_token_signed_response_alg: string;
+  /** null: the server default (ACCESS_TOKEN_TTL_SECONDS). */
+  access_token_ttl_seconds: number | null;
   previous_secret_expires_at: string | null;
   created_at: string;
   updated_at: string;
@@ -410,6 +441,7 @@ export function clientView(client: ClientRow, clientSecret?: string): ClientView
     allowed_scopes: client.allowedScopes,
     grant_types: client.grantTypes,
     id_token_signed_response_alg: client.idTokenSignedResponseAlg,
+    access_token_ttl_seconds: client.accessTokenTtlSeconds,
     previous_secret_expires_at: client.previousSecretExpiresAt?.toISOString() ?? null,
     created_at: client.createdAt.toISOString(),
     updated_at: client.updatedAt.toISOString(),

@@ -158,6 +158,7 @@ describe("POST /admin/api/v1/clients", () => {
       allowed_scopes: ["openid", "profile", "email", "offline_access"],
       grant_types: ["authorization_code", "refresh_token"],
       id_token_signed_response_alg: "RS256",
+      access_token_ttl_seconds: null,
       previous_secret_expires_at: null,
       created_at: expect.any(String),
       updated_at: expect.any(String),
@@ -449,6 +450,56 @@ describe("list, show, update, rotate-secret, disable", () => {
       ["admin.client_created", adminId],
       ["admin.client_updated", adminId],
     ]);
+  });
+
+  it("sets and clears a per-client access token lifetime within 30..3600 s", async () => {
+    const { client_id } = (await create({ ...shop, access_token_ttl_seconds: 600 })).json();
+    const url = `${BASE}/${client_id}`;
+    const shown = await t.app.inject({ method: "GET", url, headers: { authorization: auth } });
+    expect(shown.json().access_token_ttl_seconds).toBe(600);
+    for (const bad of [10, 3601, 60.5, "60"]) {
+      const res = await t.app.inject({
+        method: "PATCH",
+        url,
+        headers: { authorization: auth },
+        payload: { access_token_ttl_seconds: bad },
+      });
+      expect(res.statusCode, String(bad)).toBe(400);
+      expect(res.json().error.code).toBe("VALIDATION_FAILED");
+      expect(res.json().error.fields[0].field).toBe("access_token_ttl_seconds");
+    }
+    const cleared = await t.app.inject({
+      method: "PATCH",
+      url,
+      headers: { authorization: auth },
+      payload: { access_token_ttl_seconds: null },
+    });
+    expect(cleared.json().access_token_ttl_seconds).toBeNull();
+  });
+
+  it("enables a disabled client again, audited", async () => {
+    const { client_id } = (await create()).json();
+    await t.app.inject({ method: "POST", url: `${BASE}/${client_id}/disable`, headers: { authorization: auth } });
+    const res = await t.app.inject({
+      method: "POST",
+      url: `${BASE}/${client_id}/enable`,
+      headers: { authorization: auth },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.json().disabled_at).toBeNull();
+    const events = await t.app.ctx.db.select().from(auditEvents).where(eq(auditEvents.clientId, client_id));
+    expect(events.map((e) => e.event)).toEqual([
+      "admin.client_created",
+      "admin.client_disabled",
+      "admin.client_enabled",
+    ]);
+    const get = await t.app.inject({
+      method: "GET",
+      url: `${BASE}/${client_id}/enable`,
+      headers: { authorization: auth },
+    });
+    expect(get.statusCode).toBe(405);
+    expect(get.headers.allow).toBe("POST");
   });
 
   it("rotates the secret, returning the new one once", async () => {

@@ -229,6 +229,20 @@ describe("tessera CLI on the embedded database", () => {
     expect(JSON.parse(disabled.stdout).disabled_at).not.toBeNull();
     const active = await cli(["clients", "list", "--active", "--json"]);
     expect(JSON.parse(active.stdout)).toEqual([]);
+
+    const enabled = await cli(["clients", "enable", clientId, "--access-token-ttl", "x"]);
+    expect(enabled.code).toBe(64);
+    const reenabled = await cli(["clients", "enable", clientId, "--json"]);
+    expect(reenabled.code).toBe(0);
+    expect(JSON.parse(reenabled.stdout).disabled_at).toBeNull();
+
+    const ttl = await cli(["clients", "update", clientId, "--access-token-ttl", "900", "--json"]);
+    expect(JSON.parse(ttl.stdout).access_token_ttl_seconds).toBe(900);
+    const badTtl = await cli(["clients", "update", clientId, "--access-token-ttl", "5"]);
+    expect(badTtl.code).toBe(65);
+    expect(badTtl.stderr).toContain("access_token_ttl_seconds: must be at least 30");
+    const noTtl = await cli(["clients", "update", clientId, "--no-access-token-ttl", "--json"]);
+    expect(JSON.parse(noTtl.stdout).access_token_ttl_seconds).toBeNull();
   });
 
   it("keys rotate and keys list", async () => {

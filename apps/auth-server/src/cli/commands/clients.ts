@@ -7,6 +7,7 @@ import {
   clientView,
   createClient,
   disableClient,
+  enableClient,
   getClient,
   listClients,
   rotateClientSecret,
@@ -47,6 +48,7 @@ const clientFlags = {
   "direct-sign-in": { type: "boolean" },
   scope: { type: "string", multiple: true },
   alg: { type: "string" },
+  "access-token-ttl": { type: "string" },
   json: { type: "boolean" },
 } as const;
 
@@ -56,6 +58,12 @@ function algOf(value: string | undefined): SigningAlg | undefined {
   if (value === undefined) return undefined;
   if (!ALGS.includes(value)) throw new UsageError(`--alg must be one of ${ALGS.join(", ")}`);
   return value as SigningAlg;
+}
+
+function secondsOf(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,7}$/.test(value)) throw new UsageError("--access-token-ttl must be a whole number of seconds");
+  return Number(value);
 }
 
 function oneClientId(positionals: string[]): string {
@@ -80,6 +88,7 @@ function describeClient(view: ClientView): string {
     `direct_sign_in:             ${view.direct_sign_in}`,
     `allowed_scopes:             ${view.allowed_scopes.join(" ")}`,
     `id_token_signed_response_alg: ${view.id_token_signed_response_alg}`,
+    `access_token_ttl_seconds:   ${view.access_token_ttl_seconds ?? "default"}`,
     ...(view.previous_secret_expires_at ? [`previous secret valid until: ${view.previous_secret_expires_at}`] : []),
     `created_at:                 ${view.created_at}`,
   ];
@@ -99,7 +108,7 @@ const deps = (database: { db: import("@tessera/db").Database }, config: import("
 export const clientsCreate: Command = {
   name: "clients create",
   summary: "Register a client app; prints its client_id and client_secret (shown once).",
-  usage: `tessera clients create --name NAME --redirect-uri URI [--redirect-uri URI]... ${OTHER_URI_FLAGS} [--first-party] [--direct-sign-in] [--scope SCOPE]... [--alg RS256|ES256|EdDSA] [--json]`,
+  usage: `tessera clients create --name NAME --redirect-uri URI [--redirect-uri URI]... ${OTHER_URI_FLAGS} [--first-party] [--direct-sign-in] [--scope SCOPE]... [--alg RS256|ES256|EdDSA] [--access-token-ttl SECONDS] [--json]`,
   async run(argv, io) {
     const { values, positionals } = parseArgs({
       args: argv,
@@ -120,6 +129,7 @@ export const clientsCreate: Command = {
       directSignIn: values["direct-sign-in"] ?? false,
       allowedScopes: values.scope,
       idTokenSignedResponseAlg: algOf(values.alg),
+      accessTokenTtlSeconds: secondsOf(values["access-token-ttl"]),
     };
     await withDatabase(io, async (database, config) => {
       const { client, clientSecret } = await runAction(() => createClient(deps(database, config), input, CLI_ACTOR));
@@ -186,7 +196,7 @@ export const clientsShow: Command = {
 export const clientsUpdate: Command = {
   name: "clients update",
   summary: "Change a client app's settings (URI flags replace the whole list).",
-  usage: `tessera clients update CLIENT_ID [--name NAME] [--redirect-uri URI]... ${OTHER_URI_FLAGS} [--no-backchannel-logout-uri] [--no-logo-uri] [--first-party|--no-first-party] [--direct-sign-in|--no-direct-sign-in] [--no-post-logout-redirect-uris] [--scope SCOPE]... [--alg ALG] [--json]`,
+  usage: `tessera clients update CLIENT_ID [--name NAME] [--redirect-uri URI]... ${OTHER_URI_FLAGS} [--no-backchannel-logout-uri] [--no-logo-uri] [--first-party|--no-first-party] [--direct-sign-in|--no-direct-sign-in] [--no-post-logout-redirect-uris] [--scope SCOPE]... [--alg ALG] [--access-token-ttl SECONDS|--no-access-token-ttl] [--json]`,
   async run(argv, io) {
     const { values, positionals } = parseArgs({
       args: argv,
@@ -197,13 +207,14 @@ export const clientsUpdate: Command = {
         "no-backchannel-logout-uri": { type: "boolean" },
         "no-logo-uri": { type: "boolean" },
         "no-post-logout-redirect-uris": { type: "boolean" },
+        "no-access-token-ttl": { type: "boolean" },
       },
       strict: true,
       allowPositionals: true,
     });
     const clientId = oneClientId(positionals);
     const both = (a: string) => values[a as keyof typeof values] && values[`no-${a}` as keyof typeof values];
-    for (const flag of ["first-party", "direct-sign-in", "backchannel-logout-uri", "logo-uri"]) {
+    for (const flag of ["first-party", "direct-sign-in", "backchannel-logout-uri", "logo-uri", "access-token-ttl"]) {
       if (both(flag)) throw new UsageError(`--${flag} and --no-${flag} contradict each other`);
     }
     const flag = (yes: boolean | undefined, no: boolean | undefined) => (yes ? true : no ? false : undefined);
@@ -217,6 +228,7 @@ export const clientsUpdate: Command = {
       directSignIn: flag(values["direct-sign-in"], values["no-direct-sign-in"]),
       allowedScopes: values.scope,
       idTokenSignedResponseAlg: algOf(values.alg),
+      accessTokenTtlSeconds: values["no-access-token-ttl"] ? null : secondsOf(values["access-token-ttl"]),
     };
     if (Object.values(patch).every((v) => v === undefined)) throw new UsageError("nothing to update");
     await withDatabase(io, async (database, config) => {
@@ -269,6 +281,26 @@ export const clientsDisable: Command = {
   },
 };
 
+export const clientsEnable: Command = {
+  name: "clients enable",
+  summary: "Enable a disabled client app again.",
+  usage: "tessera clients enable CLIENT_ID [--json]",
+  async run(argv, io) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: { json: { type: "boolean" } },
+      strict: true,
+      allowPositionals: true,
+    });
+    const clientId = oneClientId(positionals);
+    await withDatabase(io, async (database, config) => {
+      const client = await runAction(() => enableClient(deps(database, config), clientId, CLI_ACTOR));
+      print(io, values.json, clientView(client));
+    });
+    return 0;
+  },
+};
+
 export const clientCommands: Command[] = [
   clientsCreate,
   clientsList,
@@ -276,4 +308,5 @@ export const clientCommands: Command[] = [
   clientsUpdate,
   clientsRotateSecret,
   clientsDisable,
+  clientsEnable,
 ];

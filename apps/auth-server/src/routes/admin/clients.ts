@@ -8,6 +8,7 @@ import {
   clientView,
   createClient,
   disableClient,
+  enableClient,
   getClient,
   listClients,
   rotateClientSecret,
@@ -30,6 +31,7 @@ const fields = {
   direct_sign_in: z.boolean(),
   allowed_scopes: z.array(z.string().max(200)).max(100),
   id_token_signed_response_alg: z.enum(["RS256", "ES256", "EdDSA"]),
+  access_token_ttl_seconds: z.number().nullable(),
 };
 
 const createBody = z.strictObject({
@@ -41,6 +43,7 @@ const createBody = z.strictObject({
   direct_sign_in: fields.direct_sign_in.optional(),
   allowed_scopes: fields.allowed_scopes.optional(),
   id_token_signed_response_alg: fields.id_token_signed_response_alg.optional(),
+  access_token_ttl_seconds: fields.access_token_ttl_seconds.optional(),
 });
 
 const updateBody = z.strictObject(fields).partial();
@@ -63,6 +66,7 @@ function toInput(body: z.infer<typeof updateBody>): ClientUpdate {
     directSignIn: body.direct_sign_in,
     allowedScopes: body.allowed_scopes,
     idTokenSignedResponseAlg: body.id_token_signed_response_alg,
+    accessTokenTtlSeconds: body.access_token_ttl_seconds,
   };
 }
 
@@ -96,6 +100,7 @@ export async function adminClientRoutes(app: FastifyInstance): Promise<void> {
     [`${BASE}/:id`]: ["GET", "PATCH"],
     [`${BASE}/:id/rotate-secret`]: ["POST"],
     [`${BASE}/:id/disable`]: ["POST"],
+    [`${BASE}/:id/enable`]: ["POST"],
   };
   for (const [url, methods] of Object.entries(allowed)) {
     app.route({
@@ -155,5 +160,11 @@ export async function adminClientRoutes(app: FastifyInstance): Promise<void> {
     const id = clientIdParam(request);
     parse(emptyBody, request.body);
     return clientView(await disableClient(app.ctx, id, actorOf(request)));
+  });
+
+  app.post(`${BASE}/:id/enable`, routeConfig, async (request) => {
+    const id = clientIdParam(request);
+    parse(emptyBody, request.body);
+    return clientView(await enableClient(app.ctx, id, actorOf(request)));
   });
 }
