@@ -88,8 +88,8 @@ const IAT_SKEW_SECONDS = 60;
  * Signs and verifies the app's own HS256 access JWTs.
  *
  * Verification is synchronous HMAC-SHA256 with `crypto.timingSafeEqual` (≈2 µs) instead of a per-request jose call,
- * and valid tokens are kept in a bounded cache keyed by the whole token string, so a repeat request costs one Map
- * lookup and an `exp` comparison. The cache key is the exact token, so a tampered token can never hit it.
+ * and valid tokens are kept in a bounded cache, so a repeat request costs one Map lookup, one string comparison and
+ * an `exp` comparison. A hit must equal the whole cached token, so a tampered token can never use it.
  *
  * @example
  * ```ts
@@ -102,7 +102,7 @@ const IAT_SKEW_SECONDS = 60;
 export class AccessTokenCodec {
   readonly #key: Buffer;
   readonly #audience: string;
-  readonly #cache = new Map<string, VerifyResult & { status: "valid" }>();
+  readonly #cache = new Map<string, { token: string; result: VerifyResult & { status: "valid" } }>();
   readonly #cacheSize: number;
 
   constructor(options: { secret: Buffer; audience: string; cacheSize?: number }) {
@@ -126,17 +126,20 @@ export class AccessTokenCodec {
 
   /** Verifies a token at `nowSeconds`. Never throws. */
   verify(token: string, nowSeconds: number): VerifyResult {
-    const cached = this.#cache.get(token);
-    if (cached) {
-      if (cached.claims.exp > nowSeconds) return cached;
-      this.#cache.delete(token);
-      return { status: "expired", claims: cached.claims };
+    // The cache is keyed by the signature segment (43 characters) and the hit must equal the whole token: hashing a
+    // ~400-character key on every lookup cost more (~1 µs, measured) than all the rest of the check.
+    const last = token.lastIndexOf(".");
+    const signatureSegment = token.slice(last + 1);
+    const cached = this.#cache.get(signatureSegment);
+    if (cached && cached.token === token) {
+      if (cached.result.claims.exp > nowSeconds) return cached.result;
+      this.#cache.delete(signatureSegment);
+      return { status: "expired", claims: cached.result.claims };
     }
     if (token.length > MAX_TOKEN_LENGTH) return INVALID;
     const first = token.indexOf(".");
-    const last = token.lastIndexOf(".");
     if (first !== HEADER.length || last === first || token.slice(0, first) !== HEADER) return INVALID;
-    const signature = Buffer.from(token.slice(last + 1), "base64url");
+    const signature = Buffer.from(signatureSegment, "base64url");
     if (signature.length !== 32) return INVALID;
     const expected = createHmac("sha256", this.#key).update(token.slice(0, last)).digest();
     if (!timingSafeEqual(expected, signature)) return INVALID;
@@ -151,7 +154,7 @@ export class AccessTokenCodec {
       const oldest = this.#cache.keys().next().value;
       if (oldest !== undefined) this.#cache.delete(oldest);
     }
-    this.#cache.set(token, result);
+    this.#cache.set(signatureSegment, { token, result });
     return result;
   }
 
