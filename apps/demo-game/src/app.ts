@@ -78,7 +78,12 @@ function page(body: string): string {
  * session's sockets at once.
  */
 export async function buildDemoGame(options: DemoGameOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? false });
+  // Query strings are dropped from logged URLs: the callback's carries the authorization code and state.
+  const app = Fastify({
+    logger: options.logger
+      ? { serializers: { req: (request) => ({ method: request.method, url: String(request.url).split("?")[0] }) } }
+      : false,
+  });
   const publicUrl = options.publicUrl.replace(/\/+$/, "");
   await app.register(tesseraPlugin, {
     issuer: options.issuer,

@@ -46,7 +46,12 @@ function page(title: string, body: string): string {
  * need a signed-in user.
  */
 export async function buildDemoWeb(options: DemoWebOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? false });
+  // Query strings are dropped from logged URLs: the callback's carries the authorization code and state.
+  const app = Fastify({
+    logger: options.logger
+      ? { serializers: { req: (request) => ({ method: request.method, url: String(request.url).split("?")[0] }) } }
+      : false,
+  });
   const publicUrl = options.publicUrl.replace(/\/+$/, "");
   await app.register(tesseraPlugin, {
     issuer: options.issuer,
