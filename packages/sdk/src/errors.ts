@@ -91,6 +91,11 @@ export class TesseraError extends Error {
     this.oauthErrorDescription = options.oauthErrorDescription;
   }
 
+  /** The same as `status`, under the name Fastify's and Express's default error handlers read. */
+  get statusCode(): number {
+    return this.status;
+  }
+
   /** The JSON body adapters send: `{ code, message }`. */
   toJSON(): { code: TesseraErrorCode; message: string } {
     return { code: this.code, message: this.message };

@@ -184,8 +184,14 @@ const plugin: FastifyPluginAsync<TesseraFastifyOptions> = async (app: FastifyIns
 
   app.get(routes.login, { config: skip }, async (request, reply) => {
     const query = request.query as Record<string, unknown>;
-    const { url, setCookies } = await client.login({ returnTo: query.returnTo });
-    return reply.header("set-cookie", setCookies).header("cache-control", "no-store").redirect(url, 302);
+    try {
+      const { url, setCookies } = await client.login({ returnTo: query.returnTo });
+      return reply.header("set-cookie", setCookies).header("cache-control", "no-store").redirect(url, 302);
+    } catch (error) {
+      // Tessera unreachable or misconfigured: 503 ISSUER_UNAVAILABLE, not a bare 500.
+      if (!(error instanceof TesseraError)) throw error;
+      return send(reply, error);
+    }
   });
 
   app.get(routes.callback, { config: skip }, async (request, reply) => {

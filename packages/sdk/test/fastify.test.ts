@@ -53,6 +53,23 @@ async function signIn(returnTo = "/me") {
 }
 
 describe("Fastify plugin", () => {
+  it("answers 503 ISSUER_UNAVAILABLE (not a 500) when Tessera cannot be reached at sign-in", async () => {
+    const down = Fastify();
+    await down.register(tesseraPlugin, {
+      issuer: "http://127.0.0.1:9",
+      clientId: "c",
+      clientSecret: "s",
+      appSecret: randomBytes(32),
+      redirectUri: "https://shop.example/auth/callback",
+      cookies: { secure: true },
+      httpTimeoutMs: 1000,
+    });
+    const response = await down.inject({ method: "GET", url: "/auth/login" });
+    expect(response.statusCode).toBe(503);
+    expect(response.json()).toEqual({ code: "ISSUER_UNAVAILABLE", message: "The identity provider is unavailable." });
+    await down.close();
+  });
+
   it("signs in through /auth/login and /auth/callback with __Host- Secure cookies, then 303 to returnTo", async () => {
     const { callback, jar } = await signIn("/me");
     expect(callback.statusCode).toBe(303);
