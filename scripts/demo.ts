@@ -18,7 +18,6 @@ import {
   findActiveClient,
   updateClient,
 } from "../apps/auth-server/src/libraries/clients.ts";
-import { startBackchannelWorker } from "../apps/auth-server/src/libraries/jobs/backchannel.ts";
 import { hashPassword } from "../apps/auth-server/src/libraries/passwords.ts";
 import { findUserByEmail, insertUser, updateUser } from "../apps/auth-server/src/queries/users.ts";
 import { buildDemoGame } from "../apps/demo-game/src/app.ts";
@@ -125,11 +124,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   const webUrl = `http://${publicHost}:${options.webPort ?? 4001}`;
   const gameUrl = `http://${publicHost}:${options.gamePort ?? 4002}`;
 
-  const tessera = await build(config, options.database ? { database: options.database } : {});
-  const stopWorker = startBackchannelWorker(tessera.ctx, tessera.log);
+  // startJobs: the back-channel logout worker (and the sweeper) run as under `pnpm start`.
+  const tessera = await build(config, { startJobs: true, ...(options.database ? { database: options.database } : {}) });
   const opened: App[] = [tessera];
   const close = async () => {
-    await stopWorker();
     for (const app of opened.reverse()) await app.close();
   };
   try {
