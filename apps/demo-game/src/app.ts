@@ -125,8 +125,20 @@ export async function buildDemoGame(options: DemoGameOptions): Promise<FastifyIn
     reply.header("content-security-policy", "default-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'");
   });
 
+  // A game is played signed in: an anonymous visitor is first sent on a silent check (prompt=none) for a Tessera
+  // session, so a player already signed in on any other app (the shop) arrives signed in with no page shown. A
+  // short-lived marker cookie stops the check from looping for a visitor who has no Tessera session.
+  const secure = options.secureCookies ?? publicUrl.startsWith("https://");
+  const checkedCookie = `game-sso-checked=1; Max-Age=30; Path=/; HttpOnly; SameSite=Lax${secure ? "; Secure" : ""}`;
+
   app.get("/", async (request, reply) => {
     const user = request.user;
+    if (!user && !/(?:^|;\s*)game-sso-checked=1(?:;|$)/.test(request.headers.cookie ?? "")) {
+      return reply
+        .header("set-cookie", checkedCookie)
+        .header("cache-control", "no-store")
+        .redirect("/auth/login?prompt=none&returnTo=/", 302);
+    }
     const shop = options.shopUrl ? `<p><a href="${escapeHtml(options.shopUrl)}">Visit the shop</a></p>` : "";
     const body = user
       ? `<header><h1>Tessera Arena</h1><div><p data-testid="status">Playing as <strong data-testid="user-email">${escapeHtml(user.email ?? user.id)}</strong></p>

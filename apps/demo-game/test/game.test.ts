@@ -66,6 +66,20 @@ function nextMessage(socket: Socket): Promise<Record<string, unknown>> | undefin
   return firstMessages.get(socket);
 }
 
+describe("demo-game page", () => {
+  it("sends an anonymous visitor on one silent sign-in check (prompt=none), then shows the signed-out page", async () => {
+    const first = await game.inject({ method: "GET", url: "/" });
+    expect(first.statusCode).toBe(302);
+    expect(first.headers.location).toBe("/auth/login?prompt=none&returnTo=/");
+    expect(first.headers["set-cookie"]).toBe("game-sso-checked=1; Max-Age=30; Path=/; HttpOnly; SameSite=Lax");
+    const login = await game.inject({ method: "GET", url: "/auth/login?prompt=none&returnTo=/" });
+    expect(new URL(String(login.headers.location)).searchParams.get("prompt")).toBe("none");
+    const again = await game.inject({ method: "GET", url: "/", headers: { cookie: "game-sso-checked=1" } });
+    expect(again.statusCode).toBe(200);
+    expect(again.body).toContain('<p data-testid="status">Signed out</p>');
+  });
+});
+
 describe("demo-game WebSocket channel", () => {
   it("refuses an anonymous upgrade with 401 (no socket is opened)", async () => {
     await expect(connect()).rejects.toThrow(/401/);

@@ -96,11 +96,13 @@ export interface LoginResult {
  * const { user, returnTo, setCookies }: CallbackResult = await tessera.callback({ url: req.url!, cookieHeader: req.headers.cookie });
  * ```
  */
-export interface CallbackResult {
-  user: TesseraUser;
-  returnTo: string;
-  setCookies: string[];
-}
+export type CallbackResult =
+  | { user: TesseraUser; returnTo: string; setCookies: string[] }
+  /**
+   * A silent sign-in (`prompt: "none"`) found no Tessera session (`login_required` and the like): not an error, the
+   * visitor simply stays anonymous and continues at `returnTo`.
+   */
+  | { user: null; returnTo: string; setCookies: string[] };
 
 const BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout";
 const TRANSACTION_TTL_SECONDS = 600;
@@ -115,7 +117,17 @@ interface Transaction {
   verifier: string;
   returnTo: string;
   expiresAt: number;
+  /** Started with prompt=none: a "sign-in needed" answer is an anonymous visitor, not a failure. */
+  silent?: boolean;
 }
+
+/** OIDC Core 3.1.2.6: what a prompt=none request answers when the user would have to interact. */
+const SILENT_FAILURES = new Set([
+  "login_required",
+  "interaction_required",
+  "consent_required",
+  "account_selection_required",
+]);
 
 type RefreshOutcome =
   | { ok: true; accessJwt: string; refreshToken: string; idToken?: string }
@@ -232,6 +244,7 @@ export class TesseraClient {
       verifier: randomBytes(32).toString("base64url"),
       returnTo: safeReturnTo(input.returnTo),
       expiresAt: this.#nowSeconds() + TRANSACTION_TTL_SECONDS,
+      ...(input.prompt === "none" ? { silent: true } : {}),
     };
     const url = new URL(metadata.authorization_endpoint);
     const params = url.searchParams;
@@ -277,6 +290,9 @@ export class TesseraClient {
       throw new TesseraError("ISSUER_MISMATCH");
     }
     const error = params.get("error");
+    if (error && transaction.silent && SILENT_FAILURES.has(error)) {
+      return { user: null, returnTo: transaction.returnTo, setCookies: [this.clearTransactionCookie()] };
+    }
     if (error) throw new TesseraError("AUTHORIZATION_DENIED", { oauthError: error.slice(0, 100) });
     const code = params.get("code");
     if (!code || code.length > 512) throw new TesseraError("CALLBACK_INVALID");
@@ -648,7 +664,7 @@ export class TesseraClient {
     ) {
       return null;
     }
-    return { ...value, returnTo: safeReturnTo(value.returnTo) } as Transaction;
+    return { ...value, returnTo: safeReturnTo(value.returnTo), silent: value.silent === true } as Transaction;
   }
 
   #sign(claims: AccessClaims | ClaimsInput): string {

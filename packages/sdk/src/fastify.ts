@@ -22,7 +22,11 @@ export { TesseraError } from "./errors.ts";
  * ```
  */
 export interface TesseraRoutes {
-  /** GET, `?returnTo=/path`: redirects to Tessera. Default `/auth/login`. */
+  /**
+   * GET, `?returnTo=/path`: redirects to Tessera. Default `/auth/login`. With `&prompt=none` it is a silent check:
+   * a user signed in at Tessera comes back signed in, anyone else comes back to `returnTo` anonymous, with no page
+   * shown; `&prompt=login` forces the password prompt.
+   */
   login?: string;
   /** GET: the registered redirect URI's path. Default `/auth/callback`. */
   callback?: string;
@@ -185,7 +189,9 @@ const plugin: FastifyPluginAsync<TesseraFastifyOptions> = async (app: FastifyIns
   app.get(routes.login, { config: skip }, async (request, reply) => {
     const query = request.query as Record<string, unknown>;
     try {
-      const { url, setCookies } = await client.login({ returnTo: query.returnTo });
+      // `prompt=none`: a silent check for an existing Tessera session (an unknown value is ignored, not forwarded).
+      const prompt = query.prompt === "none" || query.prompt === "login" ? query.prompt : undefined;
+      const { url, setCookies } = await client.login({ returnTo: query.returnTo, ...(prompt ? { prompt } : {}) });
       return reply.header("set-cookie", setCookies).header("cache-control", "no-store").redirect(url, 302);
     } catch (error) {
       // Tessera unreachable or misconfigured: 503 ISSUER_UNAVAILABLE, not a bare 500.

@@ -120,8 +120,12 @@ export function tesseraMiddleware(
     if (!routes) return false;
     const method = req.method ?? "GET";
     if (path === routes.login && method === "GET") {
-      const returnTo = new URL(req.url ?? "/", "http://x").searchParams.get("returnTo") ?? undefined;
-      const { url, setCookies } = await client.login({ returnTo });
+      const query = new URL(req.url ?? "/", "http://x").searchParams;
+      const prompt = query.get("prompt");
+      const { url, setCookies } = await client.login({
+        returnTo: query.get("returnTo") ?? undefined,
+        ...(prompt === "none" || prompt === "login" ? { prompt } : {}),
+      });
       appendSetCookie(res, setCookies);
       redirect(res, 302, url);
       return true;

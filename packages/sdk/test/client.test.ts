@@ -173,6 +173,34 @@ describe("callback", () => {
     expect((error as TesseraError).code).toBe(code);
   });
 
+  it("a silent sign-in (prompt=none) that finds no Tessera session leaves the visitor anonymous, not in error", async () => {
+    const tessera = createTessera(options());
+    const login = await tessera.login({ returnTo: "/play", prompt: "none" });
+    const params = new URL(login.url).searchParams;
+    expect(params.get("prompt")).toBe("none");
+    const answer = (error: string) =>
+      `/auth/callback?${new URLSearchParams({ error, state: params.get("state") ?? "", iss: stub.issuer })}`;
+    const cookies = cookieHeader(login.setCookies);
+    await expect(tessera.callback({ url: answer("login_required"), cookieHeader: cookies })).resolves.toEqual({
+      user: null,
+      returnTo: "/play",
+      setCookies: ["web-tx=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"],
+    });
+    // Other errors stay errors, and an interactive login never treats login_required as "anonymous".
+    await expect(tessera.callback({ url: answer("access_denied"), cookieHeader: cookies })).rejects.toMatchObject({
+      code: "AUTHORIZATION_DENIED",
+      oauthError: "access_denied",
+    });
+    const interactive = await tessera.login();
+    const state = new URL(interactive.url).searchParams.get("state") ?? "";
+    await expect(
+      tessera.callback({
+        url: `/auth/callback?${new URLSearchParams({ error: "login_required", state, iss: stub.issuer })}`,
+        cookieHeader: cookieHeader(interactive.setCookies),
+      }),
+    ).rejects.toMatchObject({ code: "AUTHORIZATION_DENIED" });
+  });
+
   it("rejects a nonce mismatch (ID token minted for another login)", async () => {
     const tessera = createTessera(options());
     const login = await tessera.login();

@@ -166,6 +166,20 @@ describe("SDK against a running Tessera", () => {
     expect(browser.jar.has("shop-tx")).toBe(false);
   });
 
+  it("silent sign-in (prompt=none): anonymous without a Tessera session, signed in with one, no page either way", async () => {
+    const browser = new Browser();
+    const anonymous = await browser.get(`${shopUrl}/auth/login?prompt=none&returnTo=/me`);
+    expect(anonymous.url).toBe(`${shopUrl}/me`);
+    expect(anonymous.response.status).toBe(401);
+    expect(browser.jar.has("shop-at")).toBe(false);
+    await signIn(browser);
+    for (const name of ["shop-at", "shop-rt", "shop-idt"]) browser.jar.delete(name); // a second app, in effect
+    const silent = await browser.get(`${shopUrl}/auth/login?prompt=none&returnTo=/me`);
+    expect(silent.url).toBe(`${shopUrl}/me`);
+    expect(silent.response.status).toBe(200);
+    expect(((await silent.response.json()) as { id: string }).id).toBe(userId);
+  });
+
   it("refreshes through Tessera when the access JWT expires; parallel requests make one rotation", async () => {
     const browser = new Browser();
     await signIn(browser);
