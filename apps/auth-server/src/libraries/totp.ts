@@ -18,9 +18,11 @@ import {
   useRecoveryCode,
   useTotpStep,
 } from "../queries/totp.ts";
+import { renderView } from "../views/index.ts";
 import { audit, type RequestMeta } from "./audit.ts";
 import { addSeconds, type Clock } from "./clock.ts";
 import { decrypt, encrypt, randomToken, sha256 } from "./crypto.ts";
+import type { MailMessage } from "./mailer/types.ts";
 import { verifyPassword } from "./passwords.ts";
 import {
   accountLockBlocks,
@@ -402,4 +404,37 @@ export function acrValuesDemandSecondFactor(acrValues: string | undefined): bool
     .split(" ")
     .filter((v) => v === ACR_SINGLE_FACTOR || v === ACR_MULTI_FACTOR || v === PAPE_MULTI_FACTOR);
   return known.length > 0 && !known.includes(ACR_SINGLE_FACTOR);
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Notices to the account owner
+
+const CHANGE_TEXT = {
+  mfa_enabled: {
+    subject: "Two-step verification is on",
+    intro: "Two-step verification was turned on for your account: signing in now also asks for a code from your app.",
+  },
+  mfa_disabled: {
+    subject: "Two-step verification is off",
+    intro: "Two-step verification was turned off for your account: signing in now needs only your password.",
+  },
+  mfa_recovery_codes: {
+    subject: "New recovery codes",
+    intro: "New recovery codes were made for your account; the old ones no longer work.",
+  },
+} as const;
+
+/** The email telling the owner that their second factor changed (so an unexpected change is noticed). */
+export function mfaChangedEmail(config: Config, to: string, kind: keyof typeof CHANGE_TEXT): MailMessage {
+  const product = config.mail.fromName;
+  const content = {
+    subject: `${CHANGE_TEXT[kind].subject} · ${product}`,
+    intro: CHANGE_TEXT[kind].intro,
+    action: { label: "Review your account", url: new URL("/account/mfa", `${config.issuer}/`).toString() },
+    outro: "If this was not you, reset your password now and review where you are signed in.",
+  };
+  const text = [content.intro, `${content.action.label}:\n${content.action.url}`, content.outro, `— ${product}`].join(
+    "\n\n",
+  );
+  return { to, subject: content.subject, text, html: renderView("emails/account", { ...content, product }), kind };
 }

@@ -173,6 +173,10 @@ describe("JSON API", () => {
       code: currentCode(secret, t.clock.now()),
     });
     expect(ok.statusCode).toBe(204);
+    // The owner hears about both changes.
+    const kinds = t.outbox.to(email).map((m) => m.kind);
+    expect(kinds).toEqual(expect.arrayContaining(["mfa_enabled", "mfa_disabled"]));
+    expect(t.outbox.to(email).find((m) => m.kind === "mfa_disabled")?.text).toContain("/account/mfa");
     // The password alone signs in again.
     expect((await new Browser(t.app).json("POST", "/api/v1/login", { email, password: PASSWORD })).statusCode).toBe(
       200,
@@ -212,6 +216,7 @@ describe("hosted pages", () => {
     const codes = [...confirmed.body.matchAll(/<li><code>([0-9a-z-]+)<\/code><\/li>/g)].map((m) => m[1]);
     expect(codes).toHaveLength(10);
     expect((await b.get("/account/mfa")).body).toContain('data-testid="recovery-left">10<');
+    expect(t.outbox.to(email).map((m) => m.kind)).toContain("mfa_enabled");
 
     // Sign in again on another browser: password, then the code page; no session in between.
     const other = new Browser(t.app);

@@ -3,10 +3,12 @@ import { AppError } from "../../errors/index.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { type CurrentSession, setSessionCookie } from "../../http/session.ts";
 import { signInWithSecondFactor } from "../../libraries/accounts.ts";
+import { sendInBackground } from "../../libraries/mailer/index.ts";
 import {
   beginTotpEnrolment,
   confirmTotpEnrolment,
   disableTotpWithPassword,
+  mfaChangedEmail,
   regenerateRecoveryCodes,
   totpStatus,
 } from "../../libraries/totp.ts";
@@ -84,19 +86,24 @@ export async function mfaApiRoutes(app: FastifyInstance): Promise<void> {
   app.post("/api/v1/mfa/totp/confirm", mfa, async (request) => {
     const current = await requireSession(request);
     const { code } = parse(mfaSchemas.code, request.body);
-    return confirmTotpEnrolment(app.ctx, request.meta, { userId: current.user.id, code });
+    const result = await confirmTotpEnrolment(app.ctx, request.meta, { userId: current.user.id, code });
+    sendInBackground(app.ctx.mailer, mfaChangedEmail(config, current.user.email, "mfa_enabled"), request.log);
+    return result;
   });
 
   app.post("/api/v1/mfa/recovery-codes", mfa, async (request) => {
     const current = await requireSession(request);
     const { code } = parse(mfaSchemas.code, request.body);
-    return regenerateRecoveryCodes(app.ctx, request.meta, { userId: current.user.id, code });
+    const result = await regenerateRecoveryCodes(app.ctx, request.meta, { userId: current.user.id, code });
+    sendInBackground(app.ctx.mailer, mfaChangedEmail(config, current.user.email, "mfa_recovery_codes"), request.log);
+    return result;
   });
 
   app.post("/api/v1/mfa/totp/disable", mfa, async (request, reply) => {
     const current = await requireSession(request);
     const input = parse(mfaSchemas.disable, request.body);
     await disableTotpWithPassword(app.ctx, request.meta, { user: current.user, ...input });
+    sendInBackground(app.ctx.mailer, mfaChangedEmail(config, current.user.email, "mfa_disabled"), request.log);
     return reply.code(204).send();
   });
 }

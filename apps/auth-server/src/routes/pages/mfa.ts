@@ -4,10 +4,12 @@ import { AppError } from "../../errors/index.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { type CurrentSession, setSessionCookie } from "../../http/session.ts";
 import { signInWithSecondFactor } from "../../libraries/accounts.ts";
+import { sendInBackground } from "../../libraries/mailer/index.ts";
 import {
   beginTotpEnrolment,
   confirmTotpEnrolment,
   disableTotpWithPassword,
+  mfaChangedEmail,
   pendingTotpEnrolment,
   regenerateRecoveryCodes,
   totpStatus,
@@ -76,6 +78,8 @@ function withHeaders(reply: FastifyReply, error: AppError): number {
  */
 export async function mfaPages(app: FastifyInstance): Promise<void> {
   const { config } = app.ctx;
+  const notify = (to: string, kind: Parameters<typeof mfaChangedEmail>[2], request: FastifyRequest) =>
+    sendInBackground(app.ctx.mailer, mfaChangedEmail(config, to, kind), request.log);
   const otpPost = { config: { ...html, rateLimit: routeRateLimit(config, "otp") }, preHandler: app.csrfProtection };
   const mfaPost = { config: { ...html, rateLimit: routeRateLimit(config, "mfa") }, preHandler: app.csrfProtection };
 
@@ -189,6 +193,7 @@ export async function mfaPages(app: FastifyInstance): Promise<void> {
     try {
       const { code } = parse(mfaSchemas.code, body);
       const { recoveryCodes } = await confirmTotpEnrolment(app.ctx, request.meta, { userId: current.user.id, code });
+      notify(current.user.email, "mfa_enabled", request);
       return renderMfa(request, reply, "recovery-codes", { title: "Your recovery codes", codes: recoveryCodes });
     } catch (error) {
       if (error instanceof AppError && (error.code === "MFA_NOT_ENABLED" || error.code === "MFA_ALREADY_ENABLED")) {
@@ -223,6 +228,7 @@ export async function mfaPages(app: FastifyInstance): Promise<void> {
         userId: current.user.id,
         code,
       });
+      notify(current.user.email, "mfa_recovery_codes", request);
       return renderMfa(request, reply, "recovery-codes", { title: "Your recovery codes", codes: recoveryCodes });
     } catch (error) {
       if (error instanceof AppError && error.code === "MFA_NOT_ENABLED") return seeOther(reply, "/account/mfa");
@@ -237,6 +243,7 @@ export async function mfaPages(app: FastifyInstance): Promise<void> {
     try {
       const input = parse(mfaSchemas.disable, request.body);
       await disableTotpWithPassword(app.ctx, request.meta, { user: current.user, ...input });
+      notify(current.user.email, "mfa_disabled", request);
       return seeOther(reply, "/account/mfa?notice=disabled");
     } catch (error) {
       if (error instanceof AppError && error.code === "MFA_NOT_ENABLED") return seeOther(reply, "/account/mfa");
