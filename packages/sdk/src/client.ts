@@ -413,12 +413,15 @@ export class TesseraClient {
       // processes). Tessera answers invalid_grant inside its grace window WITHOUT revoking anything: the session is
       // alive and the browser is getting the successor in the other response. So this request goes on with the
       // verified (possibly just-expired) claims, and no cookie is touched, or this response could erase the new ones.
-      if (outcome.concurrent && current && current.status !== "invalid") {
-        return {
-          user: current.status === "valid" ? current.user : toUser(current.claims),
-          error: null,
-          setCookies: NO_COOKIES,
-        };
+      if (outcome.concurrent) {
+        if (current && current.status !== "invalid") {
+          return {
+            user: current.status === "valid" ? current.user : toUser(current.claims),
+            error: null,
+            setCookies: NO_COOKIES,
+          };
+        }
+        return { user: null, error: outcome.error, setCookies: NO_COOKIES };
       }
       // Tessera could not be reached: a still-valid access JWT keeps working; nothing is cleared.
       if (outcome.transient) {

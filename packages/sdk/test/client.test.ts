@@ -405,6 +405,14 @@ describe("authenticate", () => {
       expect(b.user?.id).toBe("user-1");
       expect(b.error).toBeNull();
       expect(b.setCookies).toEqual([]);
+      // Without an access cookie to vouch for the user, the loser answers anonymous, and still clears nothing.
+      const onlyRefresh = cookies.replace(/web-at=[^;]+; /, "");
+      expect(onlyRefresh).not.toContain("web-at=");
+      expect(onlyRefresh).toContain("web-rt=");
+      const c = await createTessera(options()).authenticate({ cookieHeader: onlyRefresh });
+      expect(c.user).toBeNull();
+      expect(c.error?.code).toBe("REFRESH_FAILED");
+      expect(c.setCookies).toEqual([]);
     } finally {
       clock -= 301_000;
     }
