@@ -3,11 +3,18 @@ import { adminCommands } from "./commands/admin.ts";
 import { clientCommands } from "./commands/clients.ts";
 import { dbMigrate } from "./commands/db.ts";
 import { keyCommands } from "./commands/keys.ts";
+import { throttleCommands } from "./commands/throttle.ts";
 import { CliFailure } from "./database.ts";
 import { type CliIo, type Command, UsageError } from "./types.ts";
 
 /** Every command. Areas add theirs here. */
-export const commands: Command[] = [dbMigrate, ...adminCommands, ...clientCommands, ...keyCommands];
+export const commands: Command[] = [
+  dbMigrate,
+  ...adminCommands,
+  ...clientCommands,
+  ...keyCommands,
+  ...throttleCommands,
+];
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -5,6 +5,7 @@ import type { Config } from "../config/index.ts";
 import { AppError } from "../errors/index.ts";
 import {
   deleteAccountThrottle,
+  deleteAccountThrottleRow,
   findAccountThrottle,
   findIpSuspension,
   type IpSuspensionRow,
@@ -15,6 +16,7 @@ import {
   lockAccount,
   suspendIp,
 } from "../queries/throttle.ts";
+import { findUserByEmail } from "../queries/users.ts";
 import { renderView } from "../views/index.ts";
 import { audit, type RequestMeta } from "./audit.ts";
 import { addSeconds, type Clock } from "./clock.ts";
@@ -241,6 +243,32 @@ export async function recordSignInFailure(
 export async function clearAccountThrottle(deps: ThrottleDeps, email: string, userId?: string): Promise<void> {
   await deleteAccountThrottle(deps.db, accountKey(deps.config, email));
   if (userId) await deleteAccountThrottle(deps.db, secondFactorKey(deps.config, userId));
+}
+
+/**
+ * Operator action: ends an account's lock and forgets its failures (password and, when the account exists, second
+ * factor), audited. Returns whether anything was there to clear.
+ */
+export async function unlockAccount(
+  deps: ThrottleDeps,
+  meta: RequestMeta,
+  input: { email: string; actorId?: string | null | undefined },
+): Promise<boolean> {
+  const email = normalizeEmail(input.email);
+  const user = await findUserByEmail(deps.db, email);
+  const keys = [accountKey(deps.config, email), ...(user ? [secondFactorKey(deps.config, user.id)] : [])];
+  return deps.db.transaction(async (tx) => {
+    let cleared = false;
+    for (const key of keys) cleared = (await deleteAccountThrottleRow(tx, key)) || cleared;
+    await audit(tx, meta, {
+      event: "throttle.account_unlocked",
+      outcome: "success",
+      actorId: input.actorId,
+      userId: user?.id ?? null,
+      details: { cleared },
+    });
+    return cleared;
+  });
 }
 
 export interface IpSuspensionView {

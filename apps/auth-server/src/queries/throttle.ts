@@ -146,3 +146,12 @@ export async function lockAccount(
 export async function deleteAccountThrottle(db: Executor, key: string): Promise<void> {
   await db.delete(accountThrottles).where(eq(accountThrottles.key, key));
 }
+
+/** Deletes one key's counter; true when there was one. */
+export async function deleteAccountThrottleRow(db: Executor, key: string): Promise<boolean> {
+  const deleted = await db
+    .delete(accountThrottles)
+    .where(eq(accountThrottles.key, key))
+    .returning({ key: accountThrottles.key });
+  return deleted.length > 0;
+}
