@@ -25,7 +25,7 @@ import type { MailMessage } from "./mailer/types.ts";
 /**
  * Failed sign-in throttling, kept in PostgreSQL so every instance sees the same state and it survives restarts.
  *
- * - Per IP: more than THROTTLE_IP_MAX_FAILURES failures within THROTTLE_IP_WINDOW_SECONDS suspend the IP for
+ * - Per IP: THROTTLE_IP_MAX_FAILURES failures within THROTTLE_IP_WINDOW_SECONDS suspend the IP for
  *   base × 2^n seconds (n = earlier suspensions, capped at THROTTLE_IP_SUSPEND_MAX_SECONDS). Suspensions expire on
  *   their own; an admin can lift one.
  * - Per account: keyed by an HMAC of the normalized email, so unknown emails are counted exactly like known ones and
@@ -33,6 +33,8 @@ import type { MailMessage } from "./mailer/types.ts";
  *   failures each further attempt must wait base × 2^k seconds (capped) after the last failure; at
  *   THROTTLE_ACCOUNT_LOCK_THRESHOLD the account is locked for a while (doubling per lock, capped) and its owner is
  *   emailed. A successful sign-in or a password reset clears the counter.
+ * - Per user at the second sign-in step: wrong codes count under their own key (`secondFactorKey`) with the same
+ *   delays and lock, so a lock from password guesses never blocks the code step and codes cannot be guessed without end.
  *
  * Waits are enforced as "not before" deadlines answered with 429 + Retry-After rather than by holding requests open,
  * so an attacker cannot tie up server connections, and tests move the clock instead of sleeping.
