@@ -29,6 +29,8 @@ export interface ClaimsInput {
   name?: string;
   roles?: string[];
   permissions?: string[];
+  /** Binds the token to the refresh token issued with it (set by the SDK; see the README's "Refresh"). */
+  rth?: string;
   [claim: string]: unknown;
 }
 

@@ -1,7 +1,14 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { parseCookie, stringifySetCookie } from "cookie";
 import type { JWTPayload } from "jose";
-import { type AccessClaims, AccessTokenCodec, type ClaimsInput, type TesseraUser, toUser } from "./access-token.ts";
+import {
+  type AccessClaims,
+  AccessTokenCodec,
+  type ClaimsInput,
+  type TesseraUser,
+  toUser,
+  type VerifyResult,
+} from "./access-token.ts";
 import { TesseraError } from "./errors.ts";
 import { IssuerClient, type TokenResponse } from "./issuer.ts";
 import { type CookieNames, type ResolvedOptions, resolveOptions, type TesseraOptions } from "./options.ts";
@@ -320,7 +327,7 @@ export class TesseraClient {
     if (idToken.azp !== undefined && idToken.azp !== this.options.clientId) throw new TesseraError("ID_TOKEN_INVALID");
     const claims = this.#claimsFrom(idToken, undefined, tokens);
     if (!claims) throw new TesseraError("ID_TOKEN_INVALID");
-    const accessJwt = this.#sign(claims);
+    const accessJwt = this.#sign(claims, tokens.refresh_token);
     const verified = this.#codec.verify(accessJwt, this.#nowSeconds());
     if (verified.status !== "valid") throw new TesseraError("ID_TOKEN_INVALID");
     return {
@@ -334,9 +341,49 @@ export class TesseraClient {
   }
 
   /**
-   * The cheap path, used by the adapters on every request: answers synchronously when no I/O is needed (a valid
-   * cached or HMAC-checked access JWT, an anonymous request), and returns `undefined` when the request needs
-   * {@link TesseraClient.authenticate} (a refresh, or an asynchronous revoked-session store).
+   * The adapters' entry point on every request: answers synchronously when no I/O is needed (a valid cached or
+   * HMAC-checked access JWT, an anonymous request) and with a promise otherwise (a refresh, or an asynchronous
+   * revoked-session store). Never throws and the promise never rejects.
+   *
+   * @example
+   * ```ts
+   * const result = tessera.authenticateRequest({ cookieHeader: req.headers.cookie });
+   * const { user } = result instanceof Promise ? await result : result;
+   * ```
+   */
+  authenticateRequest(input: AuthInput): AuthResult | Promise<AuthResult> {
+    const bearer = input.authorization ? BEARER.exec(input.authorization)?.[1] : undefined;
+    // `header` is undefined for bearer requests: they have no cookie to read or renew.
+    const header = bearer === undefined ? input.cookieHeader : undefined;
+    const token = bearer ?? (header ? readCookie(header, this.options.names.access) : undefined);
+    const now = this.#nowSeconds();
+    const current = token ? this.#codec.verify(token, now) : undefined;
+    if (current === undefined || current.status === "invalid") return this.#checked(input, header, current, now);
+
+    // The revoked-session set is asked on every request, cache hit or not: a cached verification says nothing about
+    // a logout that arrived since.
+    let revoked: boolean | Promise<boolean>;
+    try {
+      revoked = this.options.revokedSessions.has(current.claims.sid);
+    } catch (cause) {
+      return this.#storeFailure(cause);
+    }
+    if (typeof revoked === "boolean") {
+      return revoked
+        ? this.#anonymous("SESSION_REVOKED", header !== undefined)
+        : this.#checked(input, header, current, now);
+    }
+    return Promise.resolve(revoked).then(
+      (yes) =>
+        yes ? this.#anonymous("SESSION_REVOKED", header !== undefined) : this.#checked(input, header, current, now),
+      (cause: unknown) => this.#storeFailure(cause),
+    );
+  }
+
+  /**
+   * The synchronous part of {@link TesseraClient.authenticateRequest}: the result when no I/O is needed, `undefined`
+   * when the request needs {@link TesseraClient.authenticate} (a refresh, or an asynchronous revoked-session store).
+   * Work it had to start (a refresh) is shared with the `authenticate` call that follows, not done twice.
    *
    * @example
    * ```ts
@@ -345,29 +392,8 @@ export class TesseraClient {
    * ```
    */
   tryAuthenticateSync(input: AuthInput): AuthResult | undefined {
-    const bearer = input.authorization ? BEARER.exec(input.authorization)?.[1] : undefined;
-    const header = bearer === undefined ? input.cookieHeader : undefined;
-    const token = bearer ?? (header ? readCookie(header, this.options.names.access) : undefined);
-    const now = this.#nowSeconds();
-
-    if (token) {
-      const result = this.#codec.verify(token, now);
-      if (result.status !== "invalid") {
-        const revoked = this.options.revokedSessions.has(result.claims.sid);
-        if (typeof revoked !== "boolean") return undefined;
-        if (revoked) return this.#anonymous("SESSION_REVOKED", bearer === undefined);
-      }
-      if (result.status === "valid") {
-        if (result.claims.exp - now > this.options.refreshBeforeExpirySeconds || !this.#canRefresh(input, header)) {
-          return { user: result.user, error: null, setCookies: NO_COOKIES };
-        }
-        return undefined;
-      }
-      if (this.#canRefresh(input, header)) return undefined;
-      return this.#anonymous(result.status === "expired" ? "ACCESS_TOKEN_EXPIRED" : "ACCESS_TOKEN_INVALID", false);
-    }
-    if (this.#canRefresh(input, header)) return undefined;
-    return this.#anonymous("UNAUTHENTICATED", false);
+    const result = this.authenticateRequest(input);
+    return result instanceof Promise ? undefined : result;
   }
 
   /**
@@ -383,38 +409,48 @@ export class TesseraClient {
    * ```
    */
   async authenticate(input: AuthInput): Promise<AuthResult> {
-    const fast = this.tryAuthenticateSync(input);
-    if (fast) return fast;
-    const cookies = input.cookieHeader ? parseCookie(input.cookieHeader) : {};
-    const bearer = input.authorization ? BEARER.exec(input.authorization)?.[1] : undefined;
-    const token = bearer ?? cookies[this.options.names.access];
-    const now = this.#nowSeconds();
-    const current = token ? this.#codec.verify(token, now) : undefined;
-    if (current && current.status !== "invalid") {
-      if (await this.options.revokedSessions.has(current.claims.sid)) {
-        return this.#anonymous("SESSION_REVOKED", bearer === undefined);
-      }
-    }
-    const refreshToken = cookies[this.options.names.refresh];
-    if (bearer !== undefined || input.allowRefresh === false || !refreshToken) {
-      if (current?.status === "valid") return { user: current.user, error: null, setCookies: NO_COOKIES };
-      if (current) {
-        return this.#anonymous(current.status === "expired" ? "ACCESS_TOKEN_EXPIRED" : "ACCESS_TOKEN_INVALID", false);
-      }
-      return this.#anonymous("UNAUTHENTICATED", false);
-    }
+    return this.authenticateRequest(input);
+  }
 
-    const outcome = await this.#refresh(
-      refreshToken,
-      current && current.status !== "invalid" ? current.claims : undefined,
-    );
+  /** After the revocation check: the verified user, an anonymous answer, or a refresh. */
+  #checked(
+    input: AuthInput,
+    header: string | undefined,
+    current: VerifyResult | undefined,
+    now: number,
+  ): AuthResult | Promise<AuthResult> {
+    const refreshToken =
+      input.allowRefresh !== false && header ? readCookie(header, this.options.names.refresh) : undefined;
+    if (current?.status === "valid") {
+      if (!refreshToken || current.claims.exp - now > this.options.refreshBeforeExpirySeconds) {
+        return { user: current.user, error: null, setCookies: NO_COOKIES };
+      }
+    } else if (!refreshToken) {
+      if (!current) return this.#anonymous("UNAUTHENTICATED", false);
+      return this.#anonymous(current.status === "expired" ? "ACCESS_TOKEN_EXPIRED" : "ACCESS_TOKEN_INVALID", false);
+    }
+    // Claims of the access JWT count only if it was issued together with this very refresh token: a request may
+    // carry one user's (expired) access cookie next to another user's refresh token.
+    const bound =
+      current && current.status !== "invalid" && current.claims.rth === refreshBinding(refreshToken)
+        ? current
+        : undefined;
+    return this.#renew(refreshToken, bound);
+  }
+
+  async #renew(
+    refreshToken: string,
+    current: (VerifyResult & { status: "valid" | "expired" }) | undefined,
+  ): Promise<AuthResult> {
+    const outcome = await this.#refresh(refreshToken, current?.claims);
     if (!outcome.ok) {
       // Another instance of this app rotated the same token a moment ago (two requests of one browser raced across
       // processes). Tessera answers invalid_grant inside its grace window WITHOUT revoking anything: the session is
       // alive and the browser is getting the successor in the other response. So this request goes on with the
-      // verified (possibly just-expired) claims, and no cookie is touched, or this response could erase the new ones.
+      // verified (possibly just-expired) claims bound to this refresh token, and no cookie is touched, or this
+      // response could erase the new ones.
       if (outcome.concurrent) {
-        if (current && current.status !== "invalid") {
+        if (current) {
           return {
             user: current.status === "valid" ? current.user : toUser(current.claims),
             error: null,
@@ -432,6 +468,15 @@ export class TesseraClient {
     }
     const verified = this.#codec.verify(outcome.accessJwt, this.#nowSeconds());
     if (verified.status !== "valid") return this.#anonymous("REFRESH_FAILED", true);
+    // The session may have ended while the refresh was in flight, or the outcome is a recent one reused for a request
+    // that carried no access cookie to check: ask the revoked-session set about the renewed token as well.
+    let revoked: boolean;
+    try {
+      revoked = await this.options.revokedSessions.has(verified.claims.sid);
+    } catch (cause) {
+      return this.#storeFailure(cause);
+    }
+    if (revoked) return this.#anonymous("SESSION_REVOKED", true);
     return {
       user: verified.user,
       error: null,
@@ -605,14 +650,6 @@ export class TesseraClient {
 
   // ---------------------------------------------------------------------------------------------------------------
 
-  /**
-   * Whether this request may refresh: it has a refresh cookie (`header` is undefined for bearer requests, which have
-   * no cookie to renew) and is not an upgrade. Looked up only when needed, not on the hot path.
-   */
-  #canRefresh(input: AuthInput, header: string | undefined): boolean {
-    return input.allowRefresh !== false && !!header && !!readCookie(header, this.options.names.refresh);
-  }
-
   #nowSeconds(): number {
     return Math.floor(this.options.now() / 1000);
   }
@@ -622,6 +659,14 @@ export class TesseraClient {
     clear: boolean,
   ): AuthResult {
     return { user: null, error: new TesseraError(code), setCookies: clear ? this.#cleared : NO_COOKIES };
+  }
+
+  /**
+   * The revoked-session store failed (e.g. Redis down): fail closed. The request is anonymous for now, with a 503
+   * code, and no cookie is cleared, so the user is signed in again as soon as the store answers.
+   */
+  #storeFailure(cause: unknown): AuthResult {
+    return { user: null, error: new TesseraError("SESSION_CHECK_FAILED", { cause }), setCookies: NO_COOKIES };
   }
 
   #cookie(name: string, value: string, maxAgeSeconds: number, path = "/"): string {
@@ -670,9 +715,14 @@ export class TesseraClient {
     return { ...value, returnTo: safeReturnTo(value.returnTo), silent: value.silent === true } as Transaction;
   }
 
-  #sign(claims: AccessClaims | ClaimsInput): string {
-    const { aud: _aud, iat: _iat, exp: _exp, ...rest } = claims as AccessClaims;
-    return this.#codec.sign(rest, this.#nowSeconds(), this.options.accessTokenTtlSeconds);
+  /** Signs the app's access JWT, bound (`rth`) to the refresh token it is issued with. */
+  #sign(claims: AccessClaims | ClaimsInput, refreshToken: string): string {
+    const { aud: _aud, iat: _iat, exp: _exp, rth: _rth, ...rest } = claims as AccessClaims;
+    return this.#codec.sign(
+      { ...rest, rth: refreshBinding(refreshToken) },
+      this.#nowSeconds(),
+      this.options.accessTokenTtlSeconds,
+    );
   }
 
   /** Builds access-JWT claims from a verified Tessera JWT, falling back to the previous claims for what it lacks. */
@@ -767,12 +817,9 @@ export class TesseraClient {
       }
       const claims = source ? this.#claimsFrom(source, previous, tokens) : null;
       if (!claims) throw new TesseraError("REFRESH_FAILED");
-      const outcome: RefreshOutcome = {
-        ok: true,
-        accessJwt: this.#sign(claims),
-        // Tessera rotates on every use; should a server not rotate, the presented token stays valid.
-        refreshToken: tokens.refresh_token ?? refreshToken,
-      };
+      // Tessera rotates on every use; should a server not rotate, the presented token stays valid.
+      const successor = tokens.refresh_token ?? refreshToken;
+      const outcome: RefreshOutcome = { ok: true, accessJwt: this.#sign(claims, successor), refreshToken: successor };
       if (tokens.id_token) outcome.idToken = tokens.id_token;
       return outcome;
     } catch (error) {
@@ -814,6 +861,16 @@ function isString(value: unknown): value is string {
 
 function isBoolean(value: unknown): value is boolean {
   return typeof value === "boolean";
+}
+
+/**
+ * The `rth` claim: the first 128 bits of SHA-256 of the refresh token the access JWT was issued with (a one-way value,
+ * so the JWT reveals nothing usable). Claims of an access JWT are trusted during a refresh only when it is bound to
+ * the refresh token presented with it, so one user's access cookie can never lend its identity to another user's
+ * refresh token.
+ */
+function refreshBinding(refreshToken: string): string {
+  return createHash("sha256").update(refreshToken).digest().subarray(0, 16).toString("base64url");
 }
 
 function constantTimeEqual(a: string, b: string): boolean {

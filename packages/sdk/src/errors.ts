@@ -18,6 +18,8 @@ export const errorCodes = {
   ACCESS_TOKEN_INVALID: { status: 401, message: "The access token is invalid." },
   /** The access JWT belongs to a session that was ended (back-channel logout or local sign-out). */
   SESSION_REVOKED: { status: 401, message: "The session has ended." },
+  /** The revoked-session store (e.g. Redis) could not be asked; the request is refused until it answers again. */
+  SESSION_CHECK_FAILED: { status: 503, message: "Your session could not be checked right now; please try again." },
   /** Tessera refused the refresh token (revoked, reused, expired session) or could not be reached. */
   REFRESH_FAILED: { status: 401, message: "The session could not be renewed." },
   /** The signed-in user lacks the permission the route requires. */

@@ -153,13 +153,13 @@ const plugin: FastifyPluginAsync<TesseraFastifyOptions> = async (app: FastifyIns
         // A WebSocket upgrade cannot carry renewed cookies, so it never refreshes.
         allowRefresh: headers.upgrade === undefined,
       };
-      const fast = client.tryAuthenticateSync(input);
-      if (fast) {
-        apply(request, reply, fast);
+      const result = client.authenticateRequest(input);
+      if (!(result instanceof Promise)) {
+        apply(request, reply, result);
         return then ? then(request, reply, done) : done();
       }
-      client.authenticate(input).then((result) => {
-        apply(request, reply, result);
+      result.then((resolved) => {
+        apply(request, reply, resolved);
         if (then) then(request, reply, done);
         else done();
       }, done);

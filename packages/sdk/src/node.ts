@@ -189,14 +189,14 @@ export function tesseraMiddleware(
       authorization: req.headers.authorization,
       allowRefresh: req.headers.upgrade === undefined,
     };
-    const fast = client.tryAuthenticateSync(input);
-    if (fast) {
-      apply(req, res, fast);
+    const result = client.authenticateRequest(input);
+    if (!(result instanceof Promise)) {
+      apply(req, res, result);
       next();
       return;
     }
-    client.authenticate(input).then((result) => {
-      apply(req, res, result);
+    result.then((resolved) => {
+      apply(req, res, resolved);
       next();
     }, next);
   };

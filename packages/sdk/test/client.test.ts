@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createTessera, TesseraConfigError, TesseraError, type TesseraOptions } from "../src/index.ts";
@@ -139,6 +139,12 @@ describe("callback", () => {
       name: "Ada",
       roles: ["player"],
       entitlements: ["season-pass"],
+      // Bound to the refresh token issued with it: 128 bits of its SHA-256.
+      rth: createHash("sha256")
+        .update(jar.get("web-rt") ?? "")
+        .digest()
+        .subarray(0, 16)
+        .toString("base64url"),
       aud: stub.clientId,
       iat: Math.floor(clock / 1000),
       exp: Math.floor(clock / 1000) + 300,
@@ -329,6 +335,62 @@ describe("authenticate", () => {
     expect(after.error?.code).toBe("SESSION_REVOKED");
   });
 
+  it("a failing revoked-session store fails closed with SESSION_CHECK_FAILED (503), never a rejection or a crash", async () => {
+    let calls = 0;
+    const store = {
+      add: async () => undefined,
+      has: async () => {
+        calls++;
+        throw new Error("redis: connection refused");
+      },
+    };
+    const { tessera, header } = await signIn(createTessera(options({ revokedSessions: store })));
+    // The synchronous probe must not leave a rejected promise behind (Node ends the process on unhandled rejections).
+    expect(tessera.tryAuthenticateSync({ cookieHeader: header() })).toBeUndefined();
+    calls = 0;
+    const result = await tessera.authenticate({ cookieHeader: header() });
+    expect(result.user).toBeNull();
+    expect(result.error?.code).toBe("SESSION_CHECK_FAILED");
+    expect(result.error?.status).toBe(503);
+    expect(result.setCookies).toEqual([]);
+    expect(calls).toBe(1); // one store round trip per request
+    const throwing = createTessera(
+      options({
+        revokedSessions: {
+          add: () => undefined,
+          has: () => {
+            throw new Error("boom");
+          },
+        },
+      }),
+    );
+    expect(throwing.tryAuthenticateSync({ cookieHeader: header() })?.error?.code).toBe("SESSION_CHECK_FAILED");
+  });
+
+  it("a session ended while its refresh was in flight is refused, not renewed", async () => {
+    const { tessera, header } = await signIn();
+    stub.tokenDelayMs = 100;
+    clock += 301_000;
+    try {
+      const pending = tessera.authenticate({ cookieHeader: header() });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await tessera.revokeSession("sid-1", "user-1", "backchannel_logout");
+      const result = await pending;
+      expect(result.user).toBeNull();
+      expect(result.error?.code).toBe("SESSION_REVOKED");
+      expect(result.setCookies).toEqual([
+        "web-at=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+        "web-rt=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+        "web-idt=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+      ]);
+      // A request carrying only the old refresh cookie (no access JWT to check) gets the remembered outcome: refused too.
+      const onlyRefresh = header().replace(/web-at=[^;]+; /, "");
+      expect((await tessera.authenticate({ cookieHeader: onlyRefresh })).error?.code).toBe("SESSION_REVOKED");
+    } finally {
+      clock -= 301_000;
+    }
+  });
+
   it("anonymous requests get UNAUTHENTICATED and no cookies", async () => {
     const result = await createTessera(options()).authenticate({});
     expect(result.user).toBeNull();
@@ -415,6 +477,58 @@ describe("authenticate", () => {
       expect(c.setCookies).toEqual([]);
     } finally {
       clock -= 301_000;
+    }
+  });
+
+  it("regression: another user's expired access JWT next to a refresh token in its grace window is not accepted", async () => {
+    // The victim's access JWT, long expired (e.g. copied from an old log or a shared computer).
+    stub.idTokenClaims = { sub: "victim" };
+    stub.sid = "sid-victim";
+    const victim = await signIn();
+    stub.idTokenClaims = {};
+    stub.sid = "sid-1";
+    const attacker = await signIn();
+    clock += 3600_000;
+    try {
+      // The attacker rotates their own refresh token on one instance, then, within Tessera's grace window, sends the
+      // victim's access JWT with their own old refresh token to another instance: Tessera answers "concurrent".
+      const instanceA = createTessera(options());
+      expect((await instanceA.authenticate({ cookieHeader: attacker.header() })).user?.id).toBe("user-1");
+      const mixed = `web-at=${victim.jar.get("web-at")}; web-rt=${attacker.jar.get("web-rt")}`;
+      const result = await createTessera(options()).authenticate({ cookieHeader: mixed });
+      expect(result.user).toBeNull();
+      expect(result.error?.code).toBe("REFRESH_FAILED");
+      expect(result.setCookies).toEqual([]);
+    } finally {
+      clock -= 3600_000;
+    }
+  });
+
+  it("regression: a refresh answered without an ID token never takes the identity of an unrelated access JWT", async () => {
+    stub.idTokenClaims = { sub: "victim" };
+    stub.sid = "sid-victim";
+    const victim = await signIn();
+    stub.idTokenClaims = {};
+    stub.sid = "sid-1";
+    const attacker = await signIn();
+    // An OP that does not return an ID token on refresh (allowed by OIDC Core 12.2).
+    const noIdToken: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      if (!String(input).endsWith("/token") || !response.ok) return response;
+      const { id_token: _dropped, ...body } = (await response.json()) as Record<string, unknown>;
+      return Response.json(body);
+    };
+    clock += 3600_000;
+    try {
+      const mixed = `web-at=${victim.jar.get("web-at")}; web-rt=${attacker.jar.get("web-rt")}`;
+      const result = await createTessera(options({ fetch: noIdToken })).authenticate({ cookieHeader: mixed });
+      expect(result.user).toBeNull();
+      expect(result.error?.code).toBe("REFRESH_FAILED");
+      // The attacker's own cookies, refreshed the same way, still work.
+      const own = await createTessera(options({ fetch: noIdToken })).authenticate({ cookieHeader: attacker.header() });
+      expect(own.user?.id).toBe("user-1");
+    } finally {
+      clock -= 3600_000;
     }
   });
 
