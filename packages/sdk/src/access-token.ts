@@ -83,6 +83,8 @@ const HEADER = Buffer.from(JSON.stringify({ alg: "HS256", typ: "JWT" })).toStrin
 const INVALID: VerifyResult = Object.freeze({ status: "invalid" });
 /** A cookie can hold ~4 KB; anything longer is not ours, and bounding it bounds the HMAC work an attacker can ask. */
 const MAX_TOKEN_LENGTH = 4096;
+/** HMAC-SHA256 in base64url without padding: 32 bytes → 43 characters. */
+const SIGNATURE_LENGTH = 43;
 /** Our own clock issues `iat`; a small allowance absorbs clock steps between app instances. */
 const IAT_SKEW_SECONDS = 60;
 
@@ -141,13 +143,22 @@ export class AccessTokenCodec {
     if (token.length > MAX_TOKEN_LENGTH) return INVALID;
     const first = token.indexOf(".");
     if (first !== HEADER.length || last === first || token.slice(0, first) !== HEADER) return INVALID;
-    const signature = Buffer.from(signatureSegment, "base64url");
-    if (signature.length !== 32) return INVALID;
-    const expected = createHmac("sha256", this.#key).update(token.slice(0, last)).digest();
-    if (!timingSafeEqual(expected, signature)) return INVALID;
+    // The signature's exact characters are compared (43 of them), not its decoded bytes: a lenient base64 decoder
+    // ignores the last character's two padding bits, which would give every token a second, equally valid spelling.
+    if (signatureSegment.length !== SIGNATURE_LENGTH) return INVALID;
+    const signature = Buffer.from(signatureSegment, "utf8");
+    const expected = Buffer.from(createHmac("sha256", this.#key).update(token.slice(0, last)).digest("base64url"));
+    if (signature.length !== SIGNATURE_LENGTH || !timingSafeEqual(expected, signature)) return INVALID;
 
     const claims = parseClaims(token.slice(first + 1, last));
     if (!claims || claims.aud !== this.#audience || claims.iat > nowSeconds + IAT_SKEW_SECONDS) return INVALID;
+    // The SDK never writes `nbf`, but a token carrying one is not used before it (RFC 7519 4.1.5).
+    if (
+      claims.nbf !== undefined &&
+      !(Number.isFinite(claims.nbf) && (claims.nbf as number) <= nowSeconds + IAT_SKEW_SECONDS)
+    ) {
+      return INVALID;
+    }
     if (claims.exp <= nowSeconds) return { status: "expired", claims };
 
     const result = { status: "valid" as const, claims, user: toUser(claims) };

@@ -76,6 +76,34 @@ describe("AccessTokenCodec", () => {
     }
   });
 
+  it("rejects a token that is not valid yet: nbf or iat in the future (beyond 60 s of clock skew)", () => {
+    const c = codec();
+    const mint = (extra: Record<string, unknown>) => {
+      const input = `${enc({ alg: "HS256", typ: "JWT" })}.${enc({ ...claims, aud: "app", iat: now, exp: now + 300, ...extra })}`;
+      return `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
+    };
+    expect(c.verify(mint({}), now).status).toBe("valid");
+    expect(c.verify(mint({ nbf: now + 30 }), now).status).toBe("valid"); // within the skew allowance
+    expect(c.verify(mint({ nbf: now + 120 }), now)).toEqual({ status: "invalid" });
+    expect(c.verify(mint({ nbf: "soon" }), now)).toEqual({ status: "invalid" });
+    expect(c.verify(mint({ iat: now + 120 }), now)).toEqual({ status: "invalid" });
+  });
+
+  it("accepts only the canonical encoding of the signature (no second spelling of one token)", () => {
+    const c = codec();
+    const jwt = c.sign(claims, now, 300);
+    // 43 base64url characters carry 258 bits: the last one's two low bits are padding a lenient decoder ignores.
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const last = alphabet.indexOf(jwt.at(-1) ?? "");
+    const twin = jwt.slice(0, -1) + alphabet[last ^ 1];
+    expect(Buffer.from(twin.split(".")[2] ?? "", "base64url")).toEqual(
+      Buffer.from(jwt.split(".")[2] ?? "", "base64url"),
+    );
+    expect(c.verify(twin, now)).toEqual({ status: "invalid" });
+    expect(c.verify(`${jwt}=`, now)).toEqual({ status: "invalid" });
+    expect(c.verify(jwt, now).status).toBe("valid");
+  });
+
   it("rejects malformed input without throwing", () => {
     const c = codec();
     for (const junk of ["", "a", "a.b", "a.b.c", "x".repeat(5000), `${enc({ alg: "HS256", typ: "JWT" })}..`]) {
