@@ -133,7 +133,9 @@ export class IssuerClient {
 
   /**
    * Verifies a JWT signed by Tessera: signature through the JWKS, algorithm in the pinned list (asymmetric only, so
-   * never `none` and no HS/RS confusion), `iss`, `aud` = this client, `exp`/`iat`, and the expected `typ` if given.
+   * never `none` and no HS/RS confusion), `iss`, `aud` = this client, `exp`/`nbf`/`iat`, and the token type: `typ`
+   * when given (`logout+jwt`), otherwise an ID token's (no `typ`, or `JWT`), so an access token (`at+jwt`) or a
+   * logout token signed by the same key is never taken for an ID token.
    */
   async verifyJwt(
     token: string,
@@ -142,7 +144,7 @@ export class IssuerClient {
   ): Promise<JWTPayload> {
     const keys = await this.#keys();
     try {
-      const { payload } = await jwtVerify(token, keys, {
+      const { payload, protectedHeader } = await jwtVerify(token, keys, {
         issuer: this.#options.issuer,
         audience: this.#options.clientId,
         algorithms: this.#options.idTokenAlgorithms,
@@ -151,6 +153,9 @@ export class IssuerClient {
         requiredClaims: ["iat", ...(options.requiredClaims ?? [])],
         ...(options.typ ? { typ: options.typ } : {}),
       });
+      if (!options.typ && protectedHeader.typ !== undefined && !/^(application\/)?jwt$/i.test(protectedHeader.typ)) {
+        throw new Error(`unexpected typ ${protectedHeader.typ}`);
+      }
       return payload;
     } catch (cause) {
       throw new TesseraError(failure, { cause });

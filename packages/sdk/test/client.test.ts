@@ -287,6 +287,14 @@ describe("ID token verification", () => {
     });
     expect(error).toMatchObject({ code: "ID_TOKEN_INVALID" });
   });
+  it("rejects a token of another type signed by the same key: an access token (at+jwt) or a logout token", async () => {
+    for (const typ of ["at+jwt", "logout+jwt", "application/at+jwt"]) {
+      const error = await callbackWith((nonce) => stub.sign(base(nonce), { typ }));
+      expect(error).toMatchObject({ code: "ID_TOKEN_INVALID" });
+    }
+    const plain = await callbackWith((nonce) => stub.sign(base(nonce), { typ: "JWT" }));
+    expect(plain).toMatchObject({ user: { id: "user-1" } });
+  });
   it("rejects an ID token for another audience, from another issuer, expired, or without sid", async () => {
     for (const change of [
       { aud: "another-client" },
