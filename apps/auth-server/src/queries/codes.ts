@@ -1,5 +1,6 @@
 import { authorizationCodes, type Executor, refreshTokens, sessions, users } from "@tessera/db";
 import { and, eq, gt, isNull } from "drizzle-orm";
+import { revokeClientChain } from "./refresh-tokens.ts";
 
 export type AuthorizationCodeRow = typeof authorizationCodes.$inferSelect;
 
@@ -44,7 +45,10 @@ export async function findAuthorizationCodeByHash(
   return row ?? null;
 }
 
-/** Revokes every refresh token issued from a code and every token rotated from them (same session and client). */
+/**
+ * Revokes every refresh token issued from a code and every token rotated from them (same session and client). Run it
+ * in a transaction (it takes the session lock).
+ */
 export async function revokeTokensIssuedFromCode(db: Executor, code: AuthorizationCodeRow, now: Date): Promise<number> {
   const issued = await db
     .select({ id: refreshTokens.id })
@@ -52,18 +56,7 @@ export async function revokeTokensIssuedFromCode(db: Executor, code: Authorizati
     .where(eq(refreshTokens.authorizationCodeId, code.id));
   if (issued.length === 0) return 0;
   // A chain never leaves its session and client, so revoking the client's tokens in that session covers successors.
-  const revoked = await db
-    .update(refreshTokens)
-    .set({ revokedAt: now })
-    .where(
-      and(
-        eq(refreshTokens.sessionId, code.sessionId),
-        eq(refreshTokens.clientId, code.clientId),
-        isNull(refreshTokens.revokedAt),
-      ),
-    )
-    .returning({ id: refreshTokens.id });
-  return revoked.length;
+  return revokeClientChain(db, code.sessionId, code.clientId, now);
 }
 
 /** A session and its user, whatever their state (callers check revocation, expiry and disabled accounts). */

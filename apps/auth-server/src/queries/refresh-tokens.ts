@@ -54,14 +54,28 @@ export async function retireRefreshToken(db: Executor, id: string, now: Date): P
   return row ?? null;
 }
 
+/**
+ * Locks a session row until the transaction ends (FOR NO KEY UPDATE: what an UPDATE of the row takes, so a code
+ * redemption inserting a token of the session is not blocked). Ending a session updates its row before its tokens;
+ * every other transaction that changes a session's refresh tokens calls this first, so all of them lock in one order,
+ * session then tokens, and never deadlock one another (on PostgreSQL a deadlock aborts one of them: a 500).
+ */
+export async function lockSession(db: Executor, sessionId: string): Promise<void> {
+  await db.select({ id: sessions.id }).from(sessions).where(eq(sessions.id, sessionId)).for("no key update");
+}
+
 /** The successor of a rotated token (a chain has at most one, because only one retirement can succeed). */
 export async function findChildToken(db: Executor, parentId: string): Promise<RefreshTokenRow | null> {
   const [row] = await db.select().from(refreshTokens).where(eq(refreshTokens.parentId, parentId)).limit(1);
   return row ?? null;
 }
 
-/** Revokes one client's refresh-token chain in one session (RFC 7009 revocation of a refresh token). */
+/**
+ * Revokes one client's refresh-token chain in one session (RFC 7009 revocation of a refresh token). Takes the session
+ * lock first (see lockSession): run it in a transaction.
+ */
 export async function revokeClientChain(db: Executor, sessionId: string, clientId: string, now: Date): Promise<number> {
+  await lockSession(db, sessionId);
   const revoked = await db
     .update(refreshTokens)
     .set({ revokedAt: now })

@@ -6,6 +6,8 @@ import type { TestApp } from "../helpers.ts";
 import {
   buildOAuthApp,
   createUser,
+  FORM,
+  form,
   getCode,
   redeem,
   refresh,
@@ -92,8 +94,10 @@ describe("parallel requests with one credential", () => {
       refresh(t.app, client, tokens.refresh_token),
       ...Array.from({ length: 4 }, () => refresh(t.app, client, next.refresh_token)),
     ]);
-    // Whatever the interleaving: the replay is detected and the session ends; no token of it stays usable.
+    // Whatever the interleaving: the replay is detected and the session ends; no token of it stays usable, and no
+    // request fails with a 500 (a deadlock between rotation and the revocation would abort one on PostgreSQL).
     expect(responses[0]?.json().error).toBe("invalid_grant");
+    for (const r of responses) expect([200, 400]).toContain(r.statusCode);
     const [session] = await t.app.ctx.db.select().from(sessions).where(eq(sessions.userId, user.id));
     expect(session?.revokedReason).toBe("refresh_token_reuse");
     const live = (await t.app.ctx.db.select().from(refreshTokens).where(eq(refreshTokens.userId, user.id))).filter(
@@ -102,6 +106,39 @@ describe("parallel requests with one credential", () => {
     expect(live).toHaveLength(0);
     for (const r of responses.filter((r) => r.statusCode === 200)) {
       expect((await refresh(t.app, client, r.json().refresh_token)).statusCode).toBe(400);
+    }
+  });
+
+  it("refreshes racing a logout and a replay: never a 500 (session, then tokens: one lock order everywhere)", async () => {
+    // Regression: rotation locked the token and then the session, while ending a session locks the session and then
+    // its tokens; on PostgreSQL the two deadlocked and one request answered 500 server_error.
+    for (let round = 0; round < 8; round++) {
+      const user = await createUser(t.app);
+      const { cookie } = await sessionCookie(t.app, user);
+      const tokens = await tokensFor(t.app, client, cookie);
+      const next = (await refresh(t.app, client, tokens.refresh_token)).json();
+      t.clock.advance(t.app.ctx.config.tokens.refreshGraceSeconds + 1);
+      const responses = await Promise.all([
+        refresh(t.app, client, next.refresh_token),
+        refresh(t.app, client, tokens.refresh_token),
+        t.app.inject({
+          method: "POST",
+          url: "/logout",
+          headers: FORM,
+          payload: form({ id_token_hint: tokens.id_token }),
+        }),
+        refresh(t.app, client, next.refresh_token),
+      ]);
+      expect(responses.map((r) => r.statusCode)).toEqual([
+        expect.toBeOneOf([200, 400]),
+        400,
+        200,
+        expect.toBeOneOf([200, 400]),
+      ]);
+      const live = (await t.app.ctx.db.select().from(refreshTokens).where(eq(refreshTokens.userId, user.id))).filter(
+        (r) => r.revokedAt === null,
+      );
+      expect(live).toHaveLength(0);
     }
   });
 });

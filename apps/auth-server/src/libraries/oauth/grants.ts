@@ -8,6 +8,7 @@ import {
 import {
   findChildToken,
   findRefreshTokenByHash,
+  lockSession,
   type RefreshTokenWithOwners,
   retireRefreshToken,
 } from "../../queries/refresh-tokens.ts";
@@ -116,9 +117,9 @@ function checkCodeParams(params: {
 }
 
 /**
- * RFC 6749 6 with rotation and reuse detection (DESIGN.md "Sessions across apps"). Each use retires the token with a
- * conditional UPDATE and issues its one successor in the same transaction, so N parallel refreshes with one token
- * produce exactly one successor.
+ * RFC 6749 6 with rotation and reuse detection (DESIGN.md "Sessions across apps"). Each use locks the token's session,
+ * retires the token with a conditional UPDATE and issues its one successor in the same transaction, so N parallel
+ * refreshes with one token produce exactly one successor (the others wait for the lock, then see it rotated).
  *
  * A retired token presented again:
  * - within `tokens.refreshGraceSeconds` of its rotation, by its own client, while its successor is still the live
@@ -141,10 +142,15 @@ export async function refreshTokenGrant(
   const now = ctx.clock.now();
 
   const outcome = await ctx.db.transaction(async (tx): Promise<Outcome> => {
+    const unlocked = await findRefreshTokenByHash(tx, tokenHash);
+    // checkToken, checkClientBinding, lockSession, checkRevoked, checkSession: in this order.
+    if (!unlocked) return fail("The refresh token is invalid.");
+    if (unlocked.token.clientId !== client.id) return fail("The refresh token was not issued to this client.");
+    // Session first, then its tokens, like ending a session does; read again under the lock, so a logout or a
+    // concurrent refresh that committed meanwhile is seen.
+    await lockSession(tx, unlocked.token.sessionId);
     const found = await findRefreshTokenByHash(tx, tokenHash);
-    // checkToken, checkClientBinding, checkRevoked, checkSession: in this order.
     if (!found) return fail("The refresh token is invalid.");
-    if (found.token.clientId !== client.id) return fail("The refresh token was not issued to this client.");
     if (found.token.revokedAt) return fail("The refresh token has been revoked.");
     const problem = found.client.disabledAt
       ? "The client is disabled."
@@ -154,12 +160,8 @@ export async function refreshTokenGrant(
 
     if (found.token.rotatedAt) return retiredTokenPresented(found);
     const retired = await retireRefreshToken(tx, found.token.id, now);
-    if (!retired) {
-      // Lost the race to a concurrent refresh with the same token: it has committed by now (we waited on its lock).
-      const again = await findRefreshTokenByHash(tx, tokenHash);
-      if (!again || again.token.revokedAt || !again.token.rotatedAt) return fail("The refresh token has been revoked.");
-      return retiredTokenPresented(again);
-    }
+    // Every writer of a session's tokens holds the session lock, so the token cannot have changed since `found`.
+    if (!retired) return fail("The refresh token has been revoked.");
     // checkSession passed: the refresh counts as activity and moves the idle deadline (never past the absolute one).
     const idle = addSeconds(now, ctx.config.sessions.idleTtlSeconds);
     const session =
