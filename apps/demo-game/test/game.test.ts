@@ -95,6 +95,14 @@ describe("demo-game WebSocket channel", () => {
     bearer.terminate();
   });
 
+  it("refuses an upgrade with the game's cookies from a page of another origin, e.g. the shop's port", async () => {
+    const jar = await signIn();
+    await expect(connect({ cookie: cookieHeader([], jar), origin: "http://127.0.0.1:4001" })).rejects.toThrow(/403/);
+    const own = await connect({ cookie: cookieHeader([], jar), origin: "http://127.0.0.1:4002" });
+    expect(await nextMessage(own)).toEqual({ type: "welcome", name: "Ada" });
+    own.terminate();
+  });
+
   it("refuses a tampered access cookie", async () => {
     const jar = await signIn();
     const jwt = jar.get("game-at") ?? "";

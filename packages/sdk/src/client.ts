@@ -33,6 +33,12 @@ export interface AuthInput {
    * its chain.
    */
   allowRefresh?: boolean;
+  /**
+   * The request's `Origin` header, passed for WebSocket upgrades (the adapters do): when it names another origin than
+   * the app's `origins`, the cookies are not used and the answer is CROSS_ORIGIN_REQUEST (cross-site WebSocket
+   * hijacking). A bearer token is not ambient, so it is accepted from any origin.
+   */
+  origin?: string | undefined;
 }
 
 /**
@@ -353,6 +359,9 @@ export class TesseraClient {
    */
   authenticateRequest(input: AuthInput): AuthResult | Promise<AuthResult> {
     const bearer = input.authorization ? BEARER.exec(input.authorization)?.[1] : undefined;
+    if (bearer === undefined && input.origin !== undefined && !this.isAllowedOrigin(input.origin)) {
+      return { user: null, error: new TesseraError("CROSS_ORIGIN_REQUEST"), setCookies: NO_COOKIES };
+    }
     // `header` is undefined for bearer requests: they have no cookie to read or renew.
     const header = bearer === undefined ? input.cookieHeader : undefined;
     const token = bearer ?? (header ? readCookie(header, this.options.names.access) : undefined);
@@ -499,12 +508,26 @@ export class TesseraClient {
    * ```
    */
   async authenticateUpgrade(input: { headers: Record<string, string | string[] | undefined> }): Promise<AuthResult> {
-    const { cookie, authorization } = input.headers;
+    const { cookie, authorization, origin } = input.headers;
     return this.authenticate({
       cookieHeader: typeof cookie === "string" ? cookie : undefined,
       authorization: typeof authorization === "string" ? authorization : undefined,
       allowRefresh: false,
+      origin: typeof origin === "string" ? origin : Array.isArray(origin) ? "null" : undefined,
     });
+  }
+
+  /**
+   * Whether an `Origin` header may act with this app's cookies: absent (not a browser, or a same-origin GET) or one
+   * of the app's `origins`. The adapters refuse a sign-out POST and a WebSocket upgrade otherwise.
+   *
+   * @example
+   * ```ts
+   * if (!tessera.isAllowedOrigin(req.headers.origin)) return res.writeHead(403).end();
+   * ```
+   */
+  isAllowedOrigin(origin: string | undefined): boolean {
+    return origin === undefined || this.options.origins.has(origin);
   }
 
   /**

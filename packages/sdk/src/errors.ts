@@ -22,6 +22,11 @@ export const errorCodes = {
   SESSION_CHECK_FAILED: { status: 503, message: "Your session could not be checked right now; please try again." },
   /** Tessera refused the refresh token (revoked, reused, expired session) or could not be reached. */
   REFRESH_FAILED: { status: 401, message: "The session could not be renewed." },
+  /**
+   * A sign-out POST or a WebSocket upgrade came from a page of another origin (its `Origin` header is not one of the
+   * app's `origins`): refused, and the request's cookies are not used.
+   */
+  CROSS_ORIGIN_REQUEST: { status: 403, message: "This request came from another site." },
   /** The signed-in user lacks the permission the route requires. */
   FORBIDDEN: { status: 403, message: "You do not have permission to do this." },
   /** The callback arrived without the login transaction cookie (expired, other browser, cookies blocked). */

@@ -152,6 +152,8 @@ const plugin: FastifyPluginAsync<TesseraFastifyOptions> = async (app: FastifyIns
         authorization: headers.authorization,
         // A WebSocket upgrade cannot carry renewed cookies, so it never refreshes.
         allowRefresh: headers.upgrade === undefined,
+        // Only upgrades are checked here: a WebSocket is not covered by SameSite between sites of one domain.
+        origin: headers.upgrade === undefined ? undefined : (headers.origin ?? undefined),
       };
       const result = client.authenticateRequest(input);
       if (!(result instanceof Promise)) {
@@ -227,6 +229,9 @@ const plugin: FastifyPluginAsync<TesseraFastifyOptions> = async (app: FastifyIns
       );
     }
     child.post(routes.logout, { config: skip }, async (request, reply) => {
+      // CSRF: a page of another origin (e.g. another app on a sibling domain, which gets SameSite=Lax cookies) must
+      // not sign the user out. Browsers send Origin on every form POST.
+      if (!client.isAllowedOrigin(request.headers.origin)) return send(reply, new TesseraError("CROSS_ORIGIN_REQUEST"));
       const { url, setCookies } = await client.logout({ cookieHeader: request.headers.cookie });
       return reply.header("set-cookie", setCookies).header("cache-control", "no-store").redirect(url, 303);
     });

@@ -143,6 +143,11 @@ export function tesseraMiddleware(
       return true;
     }
     if (path === routes.logout && method === "POST") {
+      if (!client.isAllowedOrigin(req.headers.origin)) {
+        const error = new TesseraError("CROSS_ORIGIN_REQUEST");
+        sendJson(res, error.status, error.toJSON());
+        return true;
+      }
       const { url, setCookies } = await client.logout({ cookieHeader: req.headers.cookie });
       appendSetCookie(res, setCookies);
       redirect(res, 303, url);
@@ -188,6 +193,7 @@ export function tesseraMiddleware(
       cookieHeader: req.headers.cookie,
       authorization: req.headers.authorization,
       allowRefresh: req.headers.upgrade === undefined,
+      origin: req.headers.upgrade === undefined ? undefined : req.headers.origin,
     };
     const result = client.authenticateRequest(input);
     if (!(result instanceof Promise)) {

@@ -51,6 +51,12 @@ export interface TesseraOptions {
   appSecret: string | Buffer;
   /** The absolute callback URL registered at Tessera, e.g. `https://shop.example.com/auth/callback`. */
   redirectUri: string;
+  /**
+   * Origins this app is served from (`https://shop.example.com`). A sign-out POST or a WebSocket upgrade whose
+   * `Origin` header names any other origin is refused (CSRF, cross-site WebSocket hijacking: SameSite=Lax cookies
+   * still travel between sites of one domain, and between ports of one host). Default: the origin of `redirectUri`.
+   */
+  origins?: string[];
   /** Where Tessera sends the browser after sign-out; must be registered at Tessera. */
   postLogoutRedirectUri?: string;
   /** Scopes to ask for. Default `openid profile email offline_access` (offline_access yields the refresh token). */
@@ -107,6 +113,7 @@ export interface ResolvedOptions {
   clientSecret: string;
   appSecret: Buffer;
   redirectUri: string;
+  origins: ReadonlySet<string>;
   postLogoutRedirectUri: string | undefined;
   scope: string;
   idTokenAlgorithms: string[];
@@ -172,6 +179,13 @@ export function resolveOptions(options: TesseraOptions): ResolvedOptions {
     );
   }
   const redirectUri = absoluteUrl("redirectUri", options.redirectUri);
+  const origins = new Set<string>();
+  for (const [index, origin] of (options.origins ?? [new URL(redirectUri).origin]).entries()) {
+    const url = new URL(absoluteUrl(`origins[${index}]`, origin));
+    if (url.origin !== origin) fail(`origins[${index}]: "${origin}" is not an origin; did you mean "${url.origin}"?`);
+    origins.add(origin);
+  }
+  if (origins.size === 0) fail("origins: at least one origin");
   const postLogoutRedirectUri =
     options.postLogoutRedirectUri === undefined
       ? undefined
@@ -218,6 +232,7 @@ export function resolveOptions(options: TesseraOptions): ResolvedOptions {
     clientSecret: options.clientSecret,
     appSecret,
     redirectUri,
+    origins,
     postLogoutRedirectUri,
     scope: options.scope ?? "openid profile email offline_access",
     idTokenAlgorithms,

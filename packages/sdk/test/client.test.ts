@@ -66,6 +66,16 @@ describe("configuration", () => {
     );
     expect(narrow.cookieNames.refresh).toBe("__Secure-tsdk-rt");
   });
+  it("takes the app's origin from redirectUri unless origins are given, and refuses anything but an origin", () => {
+    expect(createTessera(options()).isAllowedOrigin("http://127.0.0.1:4001")).toBe(true);
+    expect(createTessera(options()).isAllowedOrigin("http://127.0.0.1:4002")).toBe(false);
+    expect(createTessera(options()).isAllowedOrigin(undefined)).toBe(true);
+    const two = createTessera(options({ origins: ["https://shop.example", "https://www.shop.example"] }));
+    expect(two.isAllowedOrigin("https://www.shop.example")).toBe(true);
+    expect(two.isAllowedOrigin("http://127.0.0.1:4001")).toBe(false);
+    expect(() => createTessera(options({ origins: ["https://shop.example/"] }))).toThrow(/origins\[0\]/);
+    expect(() => createTessera(options({ origins: [] }))).toThrow(/origins/);
+  });
   it("refuses symmetric or none ID token algorithms", () => {
     expect(() => createTessera(options({ idTokenAlgorithms: ["HS256" as "RS256"] }))).toThrow(/idTokenAlgorithms/);
   });

@@ -195,6 +195,60 @@ describe("Fastify plugin", () => {
     stub.sid = "sid-1";
   });
 
+  it("POST /auth/logout from a page of another origin (CSRF) is refused with 403 and changes nothing", async () => {
+    stub.sid = "sid-csrf"; // the same-origin sign-out at the end revokes this session in the app
+    const { jar } = await signIn();
+    stub.sid = "sid-1";
+    const revokedBefore = stub.revoked.length;
+    for (const origin of ["https://evil.example", "https://shop.example:8443", "null"]) {
+      const response = await app.inject({
+        method: "POST",
+        url: "/auth/logout",
+        headers: { cookie: cookieHeader([], jar), origin },
+      });
+      expect(response.statusCode).toBe(403);
+      expect(response.json()).toEqual({
+        code: "CROSS_ORIGIN_REQUEST",
+        message: "This request came from another site.",
+      });
+      expect(response.headers["set-cookie"]).toBeUndefined();
+    }
+    expect(stub.revoked.length).toBe(revokedBefore);
+    const me = await app.inject({ method: "GET", url: "/me", headers: { cookie: cookieHeader([], jar) } });
+    expect(me.statusCode).toBe(200);
+    const own = await app.inject({
+      method: "POST",
+      url: "/auth/logout",
+      headers: { cookie: cookieHeader([], jar), origin: "https://shop.example" },
+    });
+    expect(own.statusCode).toBe(303);
+  });
+
+  it("a WebSocket upgrade from another origin does not use the cookies (cross-site WebSocket hijacking)", async () => {
+    const { jar } = await signIn();
+    const upgrade = (origin: string, auth: Record<string, string>) =>
+      app.inject({
+        method: "GET",
+        url: "/me",
+        headers: { ...auth, upgrade: "websocket", connection: "upgrade", origin },
+      });
+    const cookie = { cookie: cookieHeader([], jar) };
+    const foreign = await upgrade("https://game.shop.example", cookie);
+    expect(foreign.statusCode).toBe(403);
+    expect(foreign.json()).toEqual({ code: "CROSS_ORIGIN_REQUEST", message: "This request came from another site." });
+    expect((await upgrade("https://shop.example", cookie)).statusCode).toBe(200);
+    // A bearer token is not sent by the browser on its own: any origin may present it.
+    const bearer = { authorization: `Bearer ${jar.get("__Host-shop-at")}` };
+    expect((await upgrade("https://game.shop.example", bearer)).statusCode).toBe(200);
+    // An ordinary (non-upgrade) request is not affected by Origin.
+    const get = await app.inject({
+      method: "GET",
+      url: "/me",
+      headers: { ...cookie, origin: "https://elsewhere.example" },
+    });
+    expect(get.statusCode).toBe(200);
+  });
+
   it("POST /auth/logout clears the cookies and redirects (303) to Tessera's end-session endpoint", async () => {
     const { jar } = await signIn();
     const response = await app.inject({

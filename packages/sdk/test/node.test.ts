@@ -64,6 +64,17 @@ describe("Node http / Express-style middleware", () => {
     expect(await me.json()).toEqual({ id: "user-1" });
     const admin = await fetch(`${base}/admin`, { headers: { cookie: cookieHeader([], jar) } });
     expect(admin.status).toBe(403);
+    const csrf = await fetch(`${base}/auth/logout`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { cookie: cookieHeader([], jar), origin: "https://evil.example" },
+    });
+    expect(csrf.status).toBe(403);
+    expect(await csrf.json()).toEqual({
+      code: "CROSS_ORIGIN_REQUEST",
+      message: "This request came from another site.",
+    });
+    expect(csrf.headers.getSetCookie()).toEqual([]);
 
     const iat = Math.floor(Date.now() / 1000);
     const logoutToken = await stub.sign(
