@@ -64,6 +64,25 @@ export async function lockSession(db: Executor, sessionId: string): Promise<void
   await db.select({ id: sessions.id }).from(sessions).where(eq(sessions.id, sessionId)).for("no key update");
 }
 
+/**
+ * True while a client still holds a refresh token in a session that was not revoked: an access token is issued with
+ * such a chain, and lives only as long as it does (a replayed code or an RFC 7009 revocation ends both).
+ */
+export async function hasLiveChain(db: Executor, sessionId: string, clientId: string): Promise<boolean> {
+  const [row] = await db
+    .select({ id: refreshTokens.id })
+    .from(refreshTokens)
+    .where(
+      and(
+        eq(refreshTokens.sessionId, sessionId),
+        eq(refreshTokens.clientId, clientId),
+        isNull(refreshTokens.revokedAt),
+      ),
+    )
+    .limit(1);
+  return row !== undefined;
+}
+
 /** The successor of a rotated token (a chain has at most one, because only one retirement can succeed). */
 export async function findChildToken(db: Executor, parentId: string): Promise<RefreshTokenRow | null> {
   const [row] = await db.select().from(refreshTokens).where(eq(refreshTokens.parentId, parentId)).limit(1);

@@ -229,6 +229,9 @@ describe("/revoke (RFC 7009)", () => {
       error_description: "The refresh token has been revoked.",
     });
     expect((await refresh(t.app, other, otherTokens.refresh_token)).statusCode).toBe(200);
+    // RFC 7009 2.1: access tokens of the revoked grant stop too; the other app's keep working.
+    expectInvalidToken(await userinfo(tokens.access_token));
+    expect((await userinfo(otherTokens.access_token)).statusCode).toBe(200);
   });
 
   it("another client's token, unknown tokens and access tokens: 200 and no effect", async () => {

@@ -136,6 +136,13 @@ describe("authorization_code grant", () => {
     const { code, verifier } = await getCode(t.app, client, cookie);
     const first = await redeem(t.app, client, code, verifier);
     expect(first.statusCode).toBe(200);
+    const userinfo = () =>
+      t.app.inject({
+        method: "GET",
+        url: "/userinfo",
+        headers: { authorization: `Bearer ${first.json().access_token}` },
+      });
+    expect((await userinfo()).statusCode).toBe(200);
     const second = await redeem(t.app, client, code, verifier);
     expectOAuthError(second, 400, "invalid_grant", "The authorization code has already been used.");
     expectOAuthError(
@@ -144,6 +151,11 @@ describe("authorization_code grant", () => {
       "invalid_grant",
       "The refresh token has been revoked.",
     );
+    // The access token the first redemption issued stops too (it does not live on to its expiry).
+    expect((await userinfo()).json()).toEqual({
+      error: "invalid_token",
+      error_description: "The access token is invalid, expired or revoked.",
+    });
     const audits = await t.app.ctx.db
       .select()
       .from(auditEvents)

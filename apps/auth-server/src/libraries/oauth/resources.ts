@@ -2,7 +2,7 @@ import type { JWTPayload } from "jose";
 import { AppError } from "../../errors/index.ts";
 import type { AppContext } from "../../http/context.ts";
 import { findSessionWithUser } from "../../queries/codes.ts";
-import { findRefreshTokenByHash, revokeClientChain } from "../../queries/refresh-tokens.ts";
+import { findRefreshTokenByHash, hasLiveChain, revokeClientChain } from "../../queries/refresh-tokens.ts";
 import { audit, type RequestMeta } from "../audit.ts";
 import { type ClientRow, findActiveClient } from "../clients.ts";
 import { sha256 } from "../crypto.ts";
@@ -32,7 +32,8 @@ export interface VerifiedAccessToken {
 
 /**
  * A Tessera access token (RFC 9068 `at+jwt`) that is still good: signature, iss, typ, exp, and — because logout must
- * take effect for every app at once — its session still live, its user and its client still enabled.
+ * take effect for every app at once — its session still live, its user and its client still enabled, and the client's
+ * refresh-token chain in the session not revoked.
  * Returns null (never throws) for any token that is not.
  */
 export async function checkAccessToken(ctx: AppContext, token: string): Promise<VerifiedAccessToken | null> {
@@ -49,7 +50,11 @@ export async function checkAccessToken(ctx: AppContext, token: string): Promise<
   const owners = await findSessionWithUser(ctx.db, payload.sid);
   if (!owners || owners.user.id !== payload.sub) return null;
   if (sessionProblem(owners.session, owners.user, ctx.clock.now())) return null;
-  if (!(await findActiveClient(ctx.db, aud))) return null;
+  const client = await findActiveClient(ctx.db, aud);
+  if (!client) return null;
+  // Issued with a refresh-token chain of this client in this session: when the chain is revoked (a replayed code,
+  // RFC 7009 revocation), the access token stops too, instead of living on to its expiry.
+  if (!(await hasLiveChain(ctx.db, owners.session.id, client.id))) return null;
   return {
     payload,
     session: owners.session,
