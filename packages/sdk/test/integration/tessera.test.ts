@@ -12,6 +12,7 @@ import { createClient } from "../../../../apps/auth-server/src/libraries/clients
 import { TestClock } from "../../../../apps/auth-server/src/libraries/clock.ts";
 import { deliverBackchannelLogouts } from "../../../../apps/auth-server/src/libraries/jobs/backchannel.ts";
 import { hashPassword } from "../../../../apps/auth-server/src/libraries/passwords.ts";
+import { endSessions } from "../../../../apps/auth-server/src/libraries/sessions.ts";
 import { insertUser } from "../../../../apps/auth-server/src/queries/users.ts";
 import { createTestDatabase } from "../../../db/src/testing.ts";
 import { requireUser, tesseraPlugin } from "../../src/fastify.ts";
@@ -269,5 +270,26 @@ describe("SDK against a running Tessera", () => {
     // Signing in again on the shop needs the password again: the Tessera session is gone.
     const again = await browser.get(`${shopUrl}/auth/login`);
     expect(new URL(again.url).pathname).toBe("/login");
+  });
+
+  it("every session of the user ended at Tessera (account disable, deletion, password reset): the access JWT is refused at once, the refresh too", async () => {
+    const browser = new Browser();
+    await signIn(browser);
+    const cookies = browser.cookies();
+    expect((await fetch(`${shopUrl}/me`, { headers: { cookie: cookies } })).status).toBe(200);
+    // What the account paths call: every session of the user ends, every client of them gets a back-channel logout.
+    const ended = await endSessions(tessera.ctx, tessera.ctx.db, { userId }, "account_disabled");
+    expect(ended.length).toBeGreaterThanOrEqual(1);
+    await deliverBackchannelLogouts(tessera.ctx);
+    const now = await fetch(`${shopUrl}/me`, { headers: { cookie: cookies } });
+    expect(now.status).toBe(401);
+    expect(((await now.json()) as { code: string }).code).toBe("SESSION_REVOKED");
+    // Another instance of the app that missed the back-channel call: the JWT lives out its minutes, then the refresh
+    // is refused by Tessera and the cookies are cleared.
+    clock.advance(301);
+    const other = await createTessera(shopOptions).authenticate({ cookieHeader: cookies });
+    expect(other.user).toBeNull();
+    expect(other.error?.code).toBe("REFRESH_FAILED");
+    expect(other.setCookies.every((c) => c.includes("Max-Age=0"))).toBe(true);
   });
 });
