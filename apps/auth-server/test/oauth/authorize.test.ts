@@ -1,5 +1,7 @@
+import { randomUUID } from "node:crypto";
 import { authorizationCodes } from "@tessera/db";
 import { eq } from "drizzle-orm";
+import { generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sha256 } from "../../src/libraries/crypto.ts";
 import type { TestApp } from "../helpers.ts";
@@ -267,10 +269,24 @@ describe("errors redirected to the client (client and redirect URI valid), with 
 
   it("a forged id_token_hint", async () => {
     const forged = `${Buffer.from('{"alg":"none"}').toString("base64url")}.${Buffer.from('{"sub":"x"}').toString("base64url")}.`;
-    expect(await errorOf(authorizeQuery(client, { id_token_hint: forged }))).toMatchObject({
-      error: "invalid_request",
-      error_description: "The id_token_hint is not a valid ID token issued by Tessera.",
-    });
+    // A real ID token with its payload swapped for another user's (header and signature kept), and one signed by a
+    // key that is not Tessera's under a Tessera kid: only a signature check tells them from a real one.
+    const real = (await tokensFor(t.app, client, cookie)).id_token;
+    const [header, payload, signature] = real.split(".") as [string, string, string];
+    const claims = JSON.parse(Buffer.from(payload, "base64url").toString());
+    const tampered = `${header}.${Buffer.from(JSON.stringify({ ...claims, sub: randomUUID() })).toString("base64url")}.${signature}`;
+    const { privateKey } = await generateKeyPair("RS256");
+    const foreign = await new SignJWT(claims)
+      .setProtectedHeader(JSON.parse(Buffer.from(header, "base64url").toString()))
+      .sign(privateKey);
+    for (const hint of [forged, tampered, foreign]) {
+      expect(await errorOf(authorizeQuery(client, { id_token_hint: hint }))).toMatchObject({
+        error: "invalid_request",
+        error_description: "The id_token_hint is not a valid ID token issued by Tessera.",
+      });
+    }
+    // The untouched token is accepted (the check above is the signature's, not the shape's).
+    expect(locationParams(await authorize(authorizeQuery(client, { id_token_hint: real }))).get("code")).toBeTruthy();
   });
 });
 

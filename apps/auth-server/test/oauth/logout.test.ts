@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { backchannelLogoutJobs, sessions } from "@tessera/db";
 import { createTestDatabase } from "@tessera/db/testing";
 import { eq } from "drizzle-orm";
-import { createLocalJWKSet, jwtVerify } from "jose";
+import { createLocalJWKSet, generateKeyPair, jwtVerify, SignJWT } from "jose";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
@@ -218,6 +218,26 @@ describe("RP-initiated logout rules", () => {
     const response = await t.app.inject({ method: "GET", url: `/logout?id_token_hint=${forged}`, headers: { cookie } });
     expect(response.statusCode).toBe(400);
     expect(response.body).toContain("The id_token_hint is not a valid ID token issued by Tessera.");
+    // Someone else's real ID token, its payload rewritten to name this user and session (signature kept), and the
+    // same claims signed by a key that is not Tessera's under Tessera's kid: only the signature tells.
+    const theirs = await sessionCookie(t.app, await createUser(t.app));
+    const [header, payload, signature] = (await tokensFor(t.app, shop, theirs.cookie)).id_token.split(".") as [
+      string,
+      string,
+      string,
+    ];
+    const claims = { ...JSON.parse(Buffer.from(payload, "base64url").toString()), sub: user.id, sid: session.id };
+    const tampered = `${header}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.${signature}`;
+    const { privateKey } = await generateKeyPair("RS256");
+    const foreign = await new SignJWT(claims)
+      .setProtectedHeader(JSON.parse(Buffer.from(header, "base64url").toString()))
+      .sign(privateKey);
+    for (const hint of [tampered, foreign]) {
+      const rejected = await t.app.inject({ method: "GET", url: `/logout?id_token_hint=${hint}` });
+      expect(rejected.statusCode).toBe(400);
+      expect(rejected.body).toContain("The id_token_hint is not a valid ID token issued by Tessera.");
+    }
+    expect((await sessionRow()).revokedAt).toBeNull();
     // An access token is not an ID token.
     const a = await tokensFor(t.app, shop, cookie);
     const asHint = await t.app.inject({ method: "GET", url: `/logout?id_token_hint=${a.access_token}` });
