@@ -499,20 +499,21 @@ export async function inspectEmailLink(
   return { purpose: row.purpose as EmailLinkPurpose, newEmail: row.newEmail };
 }
 
-export type EmailLinkResult =
-  | { purpose: "verify_email"; user: UserRow; signedIn: SignedIn | null }
-  | { purpose: "change_email"; user: UserRow };
+export type EmailLinkResult = { purpose: "verify_email"; user: UserRow } | { purpose: "change_email"; user: UserRow };
 
 /**
- * Uses a verification or email-change link. Verifying the address of a new account also signs that browser in (the
- * link went only to the address's owner, and it is single use and short-lived) — unless the account has a second
- * factor, which an email link must not bypass. Changing the email checks the new address is still free and tells the
+ * Uses a verification or email-change link. Neither signs anyone in: an email link is not a password. Signing in from
+ * a verification link would turn a day-long, forwardable link into a magic link that skips the sign-in throttling and
+ * lock, would let someone who registered a victim's address with a password of their own hand the victim a signed-in
+ * session on that account (the victim then uses an account whose password the registrant knows; without the automatic
+ * sign-in the victim has to reset the password, which ends the registrant's sessions), and would sign a browser into
+ * whatever account a link sent to it belongs to. Changing the email checks the new address is still free and tells the
  * old address.
  */
 export async function confirmEmailLink(
   ctx: AccountsContext,
   log: FastifyBaseLogger,
-  input: { token: string; meta: RequestMeta; existing?: SessionRow | null; clientId?: string },
+  input: { token: string; meta: RequestMeta },
 ): Promise<EmailLinkResult> {
   const { purpose } = await inspectEmailLink(ctx, input.token);
   const now = ctx.clock.now();
@@ -527,16 +528,7 @@ export async function confirmEmailLink(
       await audit(tx, input.meta, { event: "user.email_verified", outcome: "success", userId: user.id });
       return updated ?? user;
     });
-    const signedIn = (await hasSecondFactor(ctx.db, user.id))
-      ? null
-      : await startSession(ctx, {
-          user,
-          amr: ["email"],
-          meta: input.meta,
-          existing: input.existing,
-          clientId: input.clientId,
-        });
-    return { purpose, user, signedIn };
+    return { purpose, user };
   }
 
   const { user, oldEmail } = await ctx.db.transaction(async (tx) => {
@@ -849,11 +841,6 @@ function responseFloor(ctx: AccountsContext): () => Promise<void> {
     const remaining = ctx.config.passwords.responseFloorMs - (performance.now() - started);
     if (remaining > 0) await new Promise((resolve) => setTimeout(resolve, remaining));
   };
-}
-
-/** Whether the user has a confirmed second factor (an email link must not sign such an account in). */
-async function hasSecondFactor(db: Executor, userId: string): Promise<boolean> {
-  return userHasConfirmedTotp(db, userId);
 }
 
 /**

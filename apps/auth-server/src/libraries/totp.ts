@@ -382,7 +382,7 @@ export async function completeMfaChallenge(
 // ---------------------------------------------------------------------------------------------------------------------
 // Authentication strength for OpenID clients (`acr_values` in, `acr` out)
 
-/** A sign-in with one factor (password, or an email link). */
+/** A sign-in with one factor (a password). */
 export const ACR_SINGLE_FACTOR = "urn:tessera:acr:sfa";
 /** A sign-in with a password and a second factor (`amr` has `otp`). */
 export const ACR_MULTI_FACTOR = "urn:tessera:acr:mfa";

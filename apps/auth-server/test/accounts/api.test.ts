@@ -372,6 +372,23 @@ describe("email verification", () => {
     expect((await auditFor(user!.id)).map((a) => a.event)).toContain("user.email_verified");
   });
 
+  it("signs nobody in: someone who registered a victim's address cannot hand the victim a session on it", async () => {
+    // The registrant chose the password; the address's owner opens the link from their mailbox.
+    const victim = uniqueEmail("victim");
+    const registrant = new Browser(t.app);
+    await registrant.json("POST", "/api/v1/register", { email: victim, password: "registrant passphrase 7" });
+    const token = tokenFrom(linkFrom(t.outbox, victim, "verify_email"));
+    const owner = new Browser(t.app);
+    const res = await owner.json("POST", "/api/v1/verify-email", { token });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ user: expect.objectContaining({ email: victim, emailVerified: true }) });
+    expect(res.headers["set-cookie"]).toBeUndefined();
+    expect((await owner.json("GET", "/api/v1/me")).statusCode).toBe(401);
+    const user = await userByEmail(victim);
+    expect(await t.app.ctx.db.select().from(sessions).where(eq(sessions.userId, user!.id))).toEqual([]);
+    expect((await auditFor(user!.id)).map((a) => a.event)).not.toContain("user.signed_in");
+  });
+
   it("expires, and rejects garbage, reset tokens and parallel reuse", async () => {
     const email = uniqueEmail();
     await new Browser(t.app).json("POST", "/api/v1/register", { email, password: PASSWORD });
@@ -474,12 +491,16 @@ describe("password reset", () => {
     expect(
       (await new Browser(t.app).json("POST", "/api/v1/login", { email: bystander, password: PASSWORD })).statusCode,
     ).toBe(200);
-    // A verification link of another user signs that user in, never the one whose browser it is.
+    // A verification link of another user verifies that user and leaves this browser's session as it was.
     const other = uniqueEmail("other");
     await new Browser(t.app).json("POST", "/api/v1/register", { email: other, password: PASSWORD });
     const verify = tokenFrom(linkFrom(t.outbox, other, "verify_email"));
-    const verified = await signedIn.json("POST", "/api/v1/verify-email", { token: verify });
+    const bystanderBrowser = await createVerifiedAccount(t, uniqueEmail("bystander"));
+    const before = (await bystanderBrowser.json("GET", "/api/v1/me")).json().user.email;
+    const verified = await bystanderBrowser.json("POST", "/api/v1/verify-email", { token: verify });
     expect(verified.json().user.email).toBe(other);
+    expect(verified.headers["set-cookie"]).toBeUndefined();
+    expect((await bystanderBrowser.json("GET", "/api/v1/me")).json().user.email).toBe(before);
   });
 
   it("a newer reset link and a password change retire older links", async () => {

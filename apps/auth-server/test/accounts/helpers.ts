@@ -136,7 +136,10 @@ export function tokenFrom(link: string): string {
   return new URL(link, "http://x").searchParams.get("token") ?? "";
 }
 
-/** Registers and verifies an account through the JSON API; returns a browser signed in as it. */
+/**
+ * Registers and verifies an account through the JSON API, then signs in with the password (the verification link
+ * signs nobody in); returns a browser signed in as it.
+ */
 export async function createVerifiedAccount(
   testApp: AccountsTestApp,
   email: string,
@@ -148,6 +151,8 @@ export async function createVerifiedAccount(
   const token = tokenFrom(linkFrom(testApp.outbox, email, "verify_email"));
   const verified = await browser.json("POST", "/api/v1/verify-email", { token });
   if (verified.statusCode !== 200) throw new Error(`verify answered ${verified.statusCode}: ${verified.body}`);
+  const signedIn = await browser.json("POST", "/api/v1/login", { email, password });
+  if (signedIn.statusCode !== 200) throw new Error(`login answered ${signedIn.statusCode}: ${signedIn.body}`);
   return browser;
 }
 

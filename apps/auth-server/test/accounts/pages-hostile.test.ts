@@ -283,7 +283,31 @@ describe("GET/POST /register", () => {
     expect(confirm.body).toContain("Confirm your email address");
     const done = await browser.post("/verify-email", formFor(confirm.body, "/verify-email"));
     expect(done.statusCode).toBe(303);
-    expect(done.headers.location).toBe("/authorize?client_id=shop");
+    // No session from the link: the sign-in form, keeping the continuation, then the app.
+    expect(done.headers.location).toBe(`/login?${continuation}&notice=verified`);
+    expect(browser.cookies.has("tessera_session")).toBe(false);
+    const signedIn = await browser.submit(
+      done.headers.location as string,
+      { email: fresh, password: PASSWORD },
+      "/login",
+    );
+    expect(signedIn.statusCode).toBe(303);
+    expect(signedIn.headers.location).toBe("/authorize?client_id=shop");
+  });
+
+  it("a verification link continues a browser already signed in as its user, and signs no other browser in", async () => {
+    const email = uniqueEmail("early");
+    const browser = new Browser(t.app);
+    await browser.json("POST", "/api/v1/register", { email, password: PASSWORD });
+    // ALLOW_UNVERIFIED_LOGIN (default true): signed in before confirming.
+    expect((await browser.submit("/login", { email, password: PASSWORD })).statusCode).toBe(303);
+    const before = browser.cookies.get("tessera_session");
+    const link = linkFrom(t.outbox, email, "verify_email");
+    const done = await browser.post("/verify-email", formFor((await browser.get(link)).body, "/verify-email"));
+    expect(done.statusCode).toBe(303);
+    expect(done.headers.location).toBe("/account?notice=verified");
+    expect(done.headers["set-cookie"]).toBeUndefined();
+    expect(browser.cookies.get("tessera_session")).toBe(before);
   });
 
   it("signs an existing user in when the password is right", async () => {

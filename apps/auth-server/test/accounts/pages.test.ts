@@ -29,13 +29,20 @@ describe("hosted pages: register → verify → sign out → sign in → account
     expect(confirm.statusCode).toBe(200);
     const confirmed = await browser.post("/verify-email", formFor(confirm.body, "/verify-email"));
     expect(confirmed.statusCode).toBe(303);
-    expect(confirmed.headers.location).toBe("/account?notice=verified");
-    expect(browser.cookies.has("tessera_session")).toBe(true);
+    // The link confirms the address and signs nobody in: the sign-in form comes next.
+    expect(confirmed.headers.location).toBe("/login?notice=verified");
+    expect(browser.cookies.has("tessera_session")).toBe(false);
+    expect((await browser.get("/login?notice=verified")).body).toContain(
+      "Your email address is confirmed. Sign in to continue.",
+    );
+    const first = await browser.submit("/login", { email: "ada@example.com", password: PASSWORD });
+    expect(first.statusCode).toBe(303);
+    expect(first.headers.location).toBe("/account");
 
-    const account = await browser.get("/account?notice=verified");
+    const account = await browser.get("/account");
     expect(account.statusCode).toBe(200);
     expect(account.body).toContain("ada@example.com");
-    expect(account.body).toContain("Your email address is confirmed.");
+    expect(account.body).not.toContain("not verified yet");
 
     const out = await browser.post("/logout", formFor(account.body, "/logout"));
     // Served by the RP-initiated logout handler (routes/oauth/logout.ts): a signed-out page.

@@ -12,7 +12,7 @@ import { OutboxMailer } from "../../src/libraries/mailer/index.ts";
 
 /**
  * The account lifecycle in a real browser (Debian's Chromium, headless, driven by playwright-core): register → open
- * the verification link from the dev outbox → sign out → sign in → the account page → end the session. The server
+ * the verification link from the dev outbox → sign in → sign out → sign in → the account page → end the session. The server
  * listens on 127.0.0.1 (port 0). A screenshot of each page goes to test-output/browser/accounts (git-ignored).
  */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -64,7 +64,7 @@ async function shot(page: Page, name: string) {
 }
 
 describe("accounts in a real browser", () => {
-  it("register → verify from the outbox → sign out → sign in → account page → end the session", async () => {
+  it("register → verify from the outbox → sign in → sign out → sign in → account page → end the session", async () => {
     const page = await context.newPage();
     const violations: string[] = [];
     page.on("console", (message) => {
@@ -99,9 +99,18 @@ describe("accounts in a real browser", () => {
     await page.waitForURL(/\/verify-email\?token=/);
     await shot(page, "04-confirm-email");
     await page.getByRole("button", { name: "Confirm my email address" }).click();
-    await page.waitForURL(`${base}/account?notice=verified`);
-    await expect(page.getByText("Your email address is confirmed.").isVisible()).resolves.toBe(true);
-    await shot(page, "05-account-verified");
+    // The link confirms the address but signs nobody in: the password comes next.
+    await page.waitForURL(`${base}/login?notice=verified`);
+    await expect(page.getByText("Your email address is confirmed. Sign in to continue.").isVisible()).resolves.toBe(
+      true,
+    );
+    expect((await context.cookies(base)).find((c) => c.name === "tessera_session")).toBeUndefined();
+    await shot(page, "05-verified-sign-in");
+    await page.getByLabel("Email address").fill(email);
+    await page.getByLabel("Password").fill(password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.waitForURL(`${base}/account`);
+    await expect(page.getByText("not verified yet").count()).resolves.toBe(0);
 
     await page.getByRole("button", { name: "Sign out" }).first().click();
     await expect(page.getByText("You are signed out").first().isVisible()).resolves.toBe(true);

@@ -111,16 +111,8 @@ export async function accountApiRoutes(app: FastifyInstance): Promise<void> {
     { config: { ...json, rateLimit: routeRateLimit(config, "verify_email") } },
     async (request, reply) => {
       const { token } = parse(accountSchemas.verifyEmail, request.body);
-      const current = await request.currentSession();
-      const result = await confirmEmailLink(app.ctx, request.log, {
-        token,
-        meta: request.meta,
-        existing: current?.session ?? null,
-      });
-      if (result.purpose === "verify_email" && result.signedIn) {
-        const { user, session, token: sessionToken } = result.signedIn;
-        return sendSignedIn(reply, user, session, sessionToken);
-      }
+      // Signs nobody in (see confirmEmailLink): sign in with the password afterwards.
+      const result = await confirmEmailLink(app.ctx, request.log, { token, meta: request.meta });
       return reply.send({ user: userJson(result.user) });
     },
   );

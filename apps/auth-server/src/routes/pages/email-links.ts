@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { AppError } from "../../errors/index.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
-import { clearSessionCookie, setSessionCookie } from "../../http/session.ts";
+import { clearSessionCookie } from "../../http/session.ts";
 import {
   accountSchemas,
   checkResetToken,
@@ -54,12 +54,7 @@ export async function emailLinkPages(app: FastifyInstance): Promise<void> {
       const current = await request.currentSession();
       let result: Awaited<ReturnType<typeof confirmEmailLink>>;
       try {
-        result = await confirmEmailLink(app.ctx, request.log, {
-          token,
-          meta: request.meta,
-          existing: current?.session ?? null,
-          clientId: continuation.clientId,
-        });
+        result = await confirmEmailLink(app.ctx, request.log, { token, meta: request.meta });
       } catch (error) {
         if (error instanceof AppError && error.code === "CONFLICT") {
           return renderPage(
@@ -77,12 +72,13 @@ export async function emailLinkPages(app: FastifyInstance): Promise<void> {
         }
         throw error;
       }
-      if (result.purpose === "verify_email" && result.signedIn) {
-        setSessionCookie(reply, config, result.signedIn.token, result.signedIn.session.expiresAt);
+      if (result.purpose === "change_email") return seeOther(reply, "/account?notice=email_changed");
+      // The link signs nobody in (libraries/accounts.ts, confirmEmailLink): a browser already signed in as this user
+      // goes on; any other goes to the sign-in form, which then continues to the app.
+      if (current?.user.id === result.user.id) {
         return seeOther(reply, continuation.returnTo ? destination(continuation) : "/account?notice=verified");
       }
-      if (result.purpose === "change_email") return seeOther(reply, "/account?notice=email_changed");
-      return seeOther(reply, "/login?notice=verified");
+      return seeOther(reply, withContinuation("/login", continuation, { notice: "verified" }));
     },
   );
 
