@@ -198,9 +198,13 @@ function rowValues(input: ClientUpdate) {
   };
 }
 
-/** 128 random bits, URL-safe (22 characters): public, but unguessable so client ids cannot be enumerated. */
+/**
+ * 128 random bits as 32 lowercase hex characters: public, but unguessable so client ids cannot be enumerated.
+ * Hex rather than base64url so an id never starts with "-" (a CLI argument like `clients show -Xy…` would be read as
+ * an option) and survives any copy-paste or case-insensitive store.
+ */
 function newClientId(): string {
-  return randomBytes(16).toString("base64url");
+  return randomBytes(16).toString("hex");
 }
 
 /**

@@ -146,7 +146,7 @@ describe("POST /admin/api/v1/clients", () => {
     const body = res.json();
     expect(res.headers.location).toBe(`${BASE}/${body.client_id}`);
     expect(body).toEqual({
-      client_id: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/),
+      client_id: expect.stringMatching(/^[0-9a-f]{32}$/),
       client_secret: expect.stringMatching(/^tcs_[A-Za-z0-9_-]{43}$/),
       name: "Shop",
       logo_uri: null,

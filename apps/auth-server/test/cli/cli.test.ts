@@ -152,7 +152,7 @@ describe("tessera CLI on the embedded database", () => {
     expect(res.code).toBe(0);
     const body = JSON.parse(res.stdout);
     expect(body).toMatchObject({
-      client_id: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/),
+      client_id: expect.stringMatching(/^[0-9a-f]{32}$/),
       client_secret: expect.stringMatching(/^tcs_[A-Za-z0-9_-]{43}$/),
       name: "Shop",
       redirect_uris: ["https://shop.example/cb", "http://127.0.0.1:4000/cb"],

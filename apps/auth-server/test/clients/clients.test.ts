@@ -129,7 +129,7 @@ describe("registration rules", () => {
       postLogoutRedirectUris: [],
       backchannelLogoutUri: null,
     });
-    expect(client.clientId).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(client.clientId).toMatch(/^[0-9a-f]{32}$/);
   });
 
   it("removes duplicate URIs and scopes, and can clear optional URIs on update", async () => {
