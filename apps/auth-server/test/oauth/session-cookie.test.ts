@@ -1,0 +1,99 @@
+import { sessions } from "@tessera/db";
+import { eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sha256 } from "../../src/libraries/crypto.ts";
+import type { TestApp } from "../helpers.ts";
+import { buildOAuthApp, createUser } from "./helpers.ts";
+
+/**
+ * SECURITY.md "Sessions and cookies": the session cookie's attributes as a browser receives them. Secure comes from
+ * the explicit COOKIE_SECURE setting (both apps below run with NODE_ENV=test), and with it the cookie is host-only
+ * (`__Host-`: Path=/, no Domain), so a sibling subdomain can neither set nor overwrite it.
+ */
+const PASSWORD = "correct horse battery staple";
+
+async function signInOver(t: TestApp, email: string) {
+  await createUser(t.app, { email, password: PASSWORD });
+  return t.app.inject({
+    method: "POST",
+    url: "/api/v1/login",
+    headers: { "content-type": "application/json", "user-agent": "vitest" },
+    payload: JSON.stringify({ email, password: PASSWORD }),
+  });
+}
+
+/** The raw Set-Cookie line for one cookie name (attributes exactly as sent). */
+function setCookie(response: { headers: Record<string, unknown> }, name: string): string {
+  const header = response.headers["set-cookie"];
+  const lines = Array.isArray(header) ? header : [header];
+  const line = lines.find((l): l is string => typeof l === "string" && l.startsWith(`${name}=`));
+  if (!line) throw new Error(`no Set-Cookie for ${name} in ${JSON.stringify(header)}`);
+  return line;
+}
+
+describe("COOKIE_SECURE=true", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildOAuthApp({ COOKIE_SECURE: "true", RATE_LIMIT_ENABLED: "false" });
+  });
+  afterAll(async () => t.close());
+
+  it("sets __Host-tessera_session: 256-bit value, HttpOnly, Secure, SameSite=Lax, Path=/, no Domain; stores only its hash", async () => {
+    const response = await signInOver(t, "secure@example.com");
+    expect(response.statusCode).toBe(200);
+    const line = setCookie(response, "__Host-tessera_session");
+    const value = /^__Host-tessera_session=([^;]*)/.exec(line)?.[1] as string;
+    expect(value).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const attributes = line.split("; ").slice(1).sort();
+    expect(attributes).toEqual([expect.stringMatching(/^Expires=/), "HttpOnly", "Path=/", "SameSite=Lax", "Secure"]);
+    const [row] = await t.app.ctx.db
+      .select()
+      .from(sessions)
+      .where(eq(sessions.tokenHash, sha256(value)));
+    expect(row?.id).toBe(response.json().session.id);
+    expect(JSON.stringify(row)).not.toContain(value);
+
+    // A cookie without the prefix (e.g. planted by a sibling subdomain) is not read.
+    const plain = await t.app.inject({
+      method: "GET",
+      url: "/api/v1/me",
+      headers: { cookie: `tessera_session=${value}` },
+    });
+    expect(plain.statusCode).toBe(401);
+    const prefixed = await t.app.inject({
+      method: "GET",
+      url: "/api/v1/me",
+      headers: { cookie: `__Host-tessera_session=${value}` },
+    });
+    expect(prefixed.statusCode).toBe(200);
+
+    // Clearing repeats Secure and Path=/, without which a browser refuses to touch a __Host- cookie.
+    const logout = await t.app.inject({
+      method: "POST",
+      url: "/api/v1/logout",
+      headers: { cookie: `__Host-tessera_session=${value}`, "content-type": "application/json" },
+      payload: "{}",
+    });
+    expect(logout.statusCode).toBe(204);
+    const cleared = setCookie(logout, "__Host-tessera_session");
+    expect(cleared).toMatch(/^__Host-tessera_session=;/);
+    expect(cleared.split("; ")).toEqual(expect.arrayContaining(["Path=/", "Secure", "HttpOnly", "SameSite=Lax"]));
+    expect(cleared).toContain("Expires=Thu, 01 Jan 1970 00:00:00 GMT");
+  });
+});
+
+describe("COOKIE_SECURE=false with an https issuer", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildOAuthApp({ ISSUER: "https://id.example.com", COOKIE_SECURE: "false", RATE_LIMIT_ENABLED: "false" });
+  });
+  afterAll(async () => t.close());
+
+  it("the explicit setting wins: no Secure, so no __Host- prefix", async () => {
+    const response = await signInOver(t, "plain@example.com");
+    expect(response.statusCode).toBe(200);
+    const line = setCookie(response, "tessera_session");
+    expect(line.split("; ")).not.toContain("Secure");
+    expect(line.split("; ")).toEqual(expect.arrayContaining(["HttpOnly", "Path=/", "SameSite=Lax"]));
+  });
+});
