@@ -547,7 +547,9 @@ export class TesseraClient {
     const access = cookies[this.options.names.access];
     const verified = access ? this.#codec.verify(access, this.#nowSeconds()) : undefined;
     if (verified && verified.status !== "invalid") {
-      await this.revokeSession(verified.claims.sid, verified.claims.sub, "logout");
+      // A store that fails (Redis down) must not stop the sign-out: the cookies are still cleared, the refresh token
+      // revoked, and Tessera's back-channel call records the revocation again once the store is back.
+      await this.revokeSession(verified.claims.sid, verified.claims.sub, "logout").catch(() => undefined);
     }
     const refreshToken = cookies[this.options.names.refresh];
     if (refreshToken) await this.#issuer.revokeRefreshToken(refreshToken);

@@ -78,7 +78,11 @@ function send(reply: FastifyReply, error: TesseraError): FastifyReply {
 function apply(request: FastifyRequest, reply: FastifyReply, result: AuthResult): void {
   request.user = result.user;
   request.authError = result.error;
-  if (result.setCookies.length > 0) reply.header("set-cookie", result.setCookies as string[]);
+  if (result.setCookies.length > 0) {
+    // The response carries a refresh token: no shared cache (CDN, proxy) may store it and hand it to someone else.
+    // A route that sets its own Cache-Control afterwards replaces this; keep such routes' caching `private`.
+    reply.header("set-cookie", result.setCookies as string[]).header("cache-control", "no-store");
+  }
 }
 
 /**

@@ -172,7 +172,10 @@ export function tesseraMiddleware(
   const apply = (req: TesseraRequest, res: ServerResponse, result: AuthResult) => {
     req.user = result.user;
     req.authError = result.error;
+    if (result.setCookies.length === 0) return;
     appendSetCookie(res, result.setCookies);
+    // The response carries a refresh token: no shared cache may store it (a later Cache-Control replaces this).
+    res.setHeader("cache-control", "no-store");
   };
 
   return (req, res, next) => {

@@ -671,6 +671,21 @@ describe("back-channel logout", () => {
 });
 
 describe("logout", () => {
+  it("still signs out (cookies cleared, refresh token revoked) when the revoked-session store fails", async () => {
+    const store = {
+      add: async () => {
+        throw new Error("redis: connection refused");
+      },
+      has: () => false,
+    };
+    const { tessera, jar, header } = await signIn(createTessera(options({ revokedSessions: store })));
+    const { url, setCookies } = await tessera.logout({ cookieHeader: header() });
+    expect(new URL(url).pathname).toBe("/logout");
+    expect(setCookies).toHaveLength(4);
+    expect(setCookies.every((c) => c.includes("Max-Age=0"))).toBe(true);
+    expect(stub.revoked).toContain(jar.get("web-rt"));
+  });
+
   it("revokes locally and at Tessera, clears cookies and returns the RP-initiated logout URL", async () => {
     const { tessera, jar, header } = await signIn();
     const cookies = header();

@@ -146,6 +146,8 @@ describe("Fastify plugin", () => {
     try {
       const response = await app.inject({ method: "GET", url: "/me", headers: { cookie: cookieHeader([], jar) } });
       expect(response.statusCode).toBe(200);
+      // The renewed refresh token must never sit in a shared cache.
+      expect(response.headers["cache-control"]).toBe("no-store");
       const renewed = ([] as string[]).concat(response.headers["set-cookie"] ?? []);
       expect(renewed.map((c) => c.split("=")[0])).toEqual(["__Host-shop-at", "__Host-shop-rt", "__Host-shop-idt"]);
     } finally {

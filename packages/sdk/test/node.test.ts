@@ -7,11 +7,12 @@ import { requirePermission, requireUser, type TesseraRequest, tesseraMiddleware 
 import { cookieHeader, type StubIssuer, startStubIssuer } from "./stub-issuer.ts";
 
 let stub: StubIssuer;
+let clock = Date.now();
 let server: Server;
 let base: string;
 
 beforeAll(async () => {
-  stub = await startStubIssuer(Date.now);
+  stub = await startStubIssuer(() => clock);
   const tessera = createTessera({
     issuer: stub.issuer,
     clientId: stub.clientId,
@@ -19,6 +20,7 @@ beforeAll(async () => {
     appSecret: randomBytes(32),
     redirectUri: "http://127.0.0.1/auth/callback",
     cookies: { secure: false, prefix: "node" },
+    now: () => clock,
   });
   const auth = tesseraMiddleware(tessera);
   const guardAdmin = requirePermission("admin");
@@ -64,6 +66,14 @@ describe("Node http / Express-style middleware", () => {
     expect(await me.json()).toEqual({ id: "user-1" });
     const admin = await fetch(`${base}/admin`, { headers: { cookie: cookieHeader([], jar) } });
     expect(admin.status).toBe(403);
+    // An expired access JWT is renewed on the way; the response carrying the new refresh token is never cacheable.
+    clock += 301_000;
+    const renewed = await fetch(`${base}/me`, { headers: { cookie: cookieHeader([], jar) } });
+    expect(renewed.status).toBe(200);
+    expect(renewed.headers.get("cache-control")).toBe("no-store");
+    expect(renewed.headers.getSetCookie().map((c) => c.split("=")[0])).toEqual(["node-at", "node-rt", "node-idt"]);
+    cookieHeader(renewed.headers.getSetCookie(), jar);
+
     const csrf = await fetch(`${base}/auth/logout`, {
       method: "POST",
       redirect: "manual",
@@ -76,7 +86,7 @@ describe("Node http / Express-style middleware", () => {
     });
     expect(csrf.headers.getSetCookie()).toEqual([]);
 
-    const iat = Math.floor(Date.now() / 1000);
+    const iat = Math.floor(clock / 1000);
     const logoutToken = await stub.sign(
       {
         iss: stub.issuer,
