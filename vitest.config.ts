@@ -1,9 +1,11 @@
 import { defineConfig } from "vitest/config";
+import { ciReporters } from "./vitest.reporters.ts";
 
 // One runner for the whole workspace, running TypeScript from source (no build step).
 // Browser (Chromium) suites live in *.browser.test.ts and run through vitest.browser.config.ts.
 export default defineConfig({
   test: {
+    reporters: ciReporters(),
     projects: [
       {
         test: {
