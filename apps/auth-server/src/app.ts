@@ -20,6 +20,7 @@ import { startSweeper } from "./libraries/jobs/sweeper.ts";
 import { createMailer, type Mailer } from "./libraries/mailer/index.ts";
 import { adminClientRoutes } from "./routes/admin/clients.ts";
 import { adminIpSuspensionRoutes } from "./routes/admin/ip-suspensions.ts";
+import { adminUserRoutes } from "./routes/admin/users.ts";
 import { accountApiRoutes } from "./routes/api/accounts.ts";
 import { mfaApiRoutes } from "./routes/api/mfa.ts";
 import { discoveryRoutes } from "./routes/discovery.ts";
@@ -101,6 +102,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(discoveryRoutes);
   await app.register(adminClientRoutes);
   await app.register(adminIpSuspensionRoutes);
+  await app.register(adminUserRoutes);
 
   if (ownsDatabase) await migrateOrRetry(app, database);
   if (deps.startJobs) {

@@ -42,6 +42,7 @@ export const errorCatalog = {
 
   // Admin and clients
   CLIENT_NOT_FOUND: { status: 404, message: "No client with that id." },
+  USER_NOT_FOUND: { status: 404, message: "No account with that id." },
   INVALID_REDIRECT_URI: {
     status: 400,
     message: "Redirect URIs must be https (http only for loopback), without fragments or wildcards.",
