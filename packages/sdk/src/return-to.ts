@@ -1,4 +1,5 @@
 const BASE = "https://return-to.invalid";
+const MAX_LENGTH = 2048;
 
 /**
  * Accepts only a same-origin path (`/orders?id=3#top`) and returns it normalised; anything else (absolute URLs,
@@ -13,7 +14,7 @@ const BASE = "https://return-to.invalid";
  * ```
  */
 export function safeReturnTo(value: unknown, fallback = "/"): string {
-  if (typeof value !== "string" || value.length === 0 || value.length > 2048) return fallback;
+  if (typeof value !== "string" || value.length === 0 || value.length > MAX_LENGTH) return fallback;
   if (!value.startsWith("/") || value.startsWith("//")) return fallback;
   // Browsers treat "\" like "/" and drop tabs/newlines inside URLs, so "/\evil" or "/\t/evil" would leave the site.
   // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point here.
@@ -26,6 +27,7 @@ export function safeReturnTo(value: unknown, fallback = "/"): string {
   }
   if (parsed.origin !== BASE) return fallback;
   const path = parsed.pathname + parsed.search + parsed.hash;
-  // The normalised path must still be a plain absolute path (e.g. "/..//evil" normalises to "//evil").
-  return path.startsWith("//") ? fallback : path;
+  // The normalised path must still be a plain absolute path (e.g. "/..//evil" normalises to "//evil"), and still
+  // short: percent-encoding can grow it ninefold, and it must fit the login cookie (browsers drop cookies over 4 KB).
+  return path.startsWith("//") || path.length > MAX_LENGTH ? fallback : path;
 }

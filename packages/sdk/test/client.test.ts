@@ -105,6 +105,22 @@ describe("login", () => {
   });
 });
 
+describe("cookie sizes", () => {
+  it("every cookie stays under the 4096 bytes a browser keeps, even with the longest returnTo accepted", async () => {
+    const tessera = createTessera(options());
+    for (const returnTo of [`/${"a".repeat(2047)}`, `/${"é".repeat(2000)}`, `/?q=${"%".repeat(2000)}`]) {
+      const { setCookies } = await tessera.login({ returnTo });
+      expect(setCookies[0]?.length).toBeLessThan(4096);
+    }
+    // A percent-encoded path that grows past the limit is not kept: the sign-in continues at "/".
+    const { result } = await signIn(tessera, `/${"é".repeat(1000)}`);
+    expect(result.returnTo).toBe("/");
+    stub.idTokenClaims = { roles: ["player", "moderator"], entitlements: ["season-pass", "founder-pack"] };
+    const { result: signedIn } = await signIn(tessera);
+    for (const cookie of signedIn.setCookies) expect(cookie.length).toBeLessThan(4096);
+  });
+});
+
 describe("callback", () => {
   it("signs the user in: access JWT, refresh and id-token cookies, and the transaction cookie cleared", async () => {
     const { result, jar } = await signIn();
