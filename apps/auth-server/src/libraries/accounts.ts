@@ -30,6 +30,7 @@ import {
   accountLockBlocks,
   accountLockedEmail,
   accountLockedError,
+  checkPasswordAgain,
   checkSignIn,
   clearAccountThrottle,
   recordSignInFailure as countFailedSignIn,
@@ -577,7 +578,7 @@ export async function requestEmailChange(
   log: FastifyBaseLogger,
   input: { user: UserRow; currentPassword: string; newEmail: string; meta: RequestMeta },
 ): Promise<void> {
-  await checkCurrentPassword(ctx, input.user, input.currentPassword);
+  await checkCurrentPassword(ctx, { user: input.user, plain: input.currentPassword, meta: input.meta, log });
   if (input.newEmail === normalizeEmail(input.user.email)) {
     throw new AppError("VALIDATION_FAILED", "This is already your email address.", [
       { field: "newEmail", message: "This is already your email address." },
@@ -694,7 +695,7 @@ export async function changePassword(
   log: FastifyBaseLogger,
   input: { user: UserRow; session: SessionRow; currentPassword: string; newPassword: string; meta: RequestMeta },
 ): Promise<void> {
-  await checkCurrentPassword(ctx, input.user, input.currentPassword);
+  await checkCurrentPassword(ctx, { user: input.user, plain: input.currentPassword, meta: input.meta, log });
   const problems = passwordProblems(ctx.config.passwords, input.newPassword, "newPassword", [
     input.user.email,
     input.user.email.split("@")[0],
@@ -726,14 +727,21 @@ export async function changePassword(
   sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "password_changed", to: input.user.email }), log);
 }
 
-/** Throws INVALID_CREDENTIALS (on the `currentPassword` field) unless the password is the user's current one. */
-async function checkCurrentPassword(ctx: AccountsContext, user: UserRow, plain: string): Promise<void> {
-  const ok = user.passwordHash ? (await verifyPassword(ctx.config.passwords, user.passwordHash, plain)).ok : false;
-  if (!ok) {
-    throw new AppError("INVALID_CREDENTIALS", "Your current password is not correct.", [
-      { field: "currentPassword", message: "Your current password is not correct." },
-    ]);
-  }
+/**
+ * Throws INVALID_CREDENTIALS (on the `currentPassword` field) unless the password is the user's current one. Counted
+ * and throttled like a sign-in (`checkPasswordAgain`); a failure that locks the account emails the owner.
+ */
+async function checkCurrentPassword(
+  ctx: AccountsContext,
+  input: { user: UserRow; plain: string; meta: RequestMeta; log?: FastifyBaseLogger | undefined },
+): Promise<void> {
+  await checkPasswordAgain(ctx, input.meta, {
+    user: input.user,
+    password: input.plain,
+    field: "currentPassword",
+    onLocked: async (until) =>
+      sendInBackground(ctx.mailer, accountLockedEmail(ctx.config, input.user.email, until), input.log ?? quietLog),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -820,7 +828,7 @@ export async function deleteAccount(
   ctx: AccountsContext,
   input: { user: UserRow; currentPassword: string; meta: RequestMeta },
 ): Promise<void> {
-  await checkCurrentPassword(ctx, input.user, input.currentPassword);
+  await checkCurrentPassword(ctx, { user: input.user, plain: input.currentPassword, meta: input.meta });
   const now = ctx.clock.now();
   await ctx.db.transaction(async (tx) => {
     await endAllSessions(ctx, tx, input.meta, input.user.id, "account_deleted");

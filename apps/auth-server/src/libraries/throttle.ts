@@ -21,6 +21,7 @@ import { renderView } from "../views/index.ts";
 import { audit, type RequestMeta } from "./audit.ts";
 import { addSeconds, type Clock } from "./clock.ts";
 import type { MailMessage } from "./mailer/types.ts";
+import { verifyPassword } from "./passwords.ts";
 
 /**
  * Failed sign-in throttling, kept in PostgreSQL so every instance sees the same state and it survives restarts.
@@ -236,6 +237,47 @@ export async function recordSignInFailure(
     }
   }
   return { accountFailures: accountRow.failures, accountLockedUntil, ipSuspendedUntil };
+}
+
+/**
+ * The password typed again by a signed-in user (change password or email, delete the account, turn off two-step
+ * verification). It is a password guess like a sign-in, by whoever holds the session: the same per-account and per-IP
+ * counting, delays and lock apply, or a stolen session could guess the password without limit. A right password does
+ * not clear the counter (only a sign-in or a reset does). Throws IP_SUSPENDED / LOGIN_THROTTLED / ACCOUNT_LOCKED (429),
+ * or INVALID_CREDENTIALS on `field`.
+ */
+export async function checkPasswordAgain(
+  deps: ThrottleDeps,
+  meta: RequestMeta,
+  input: {
+    user: { id: string; email: string; passwordHash: string | null };
+    password: string;
+    field: string;
+    onLocked?: ((until: Date) => Promise<void>) | undefined;
+  },
+): Promise<void> {
+  const { user } = input;
+  const gate = await checkSignIn(deps, meta, { email: user.email, userId: user.id });
+  const ok = user.passwordHash
+    ? (await verifyPassword(deps.config.passwords, user.passwordHash, input.password)).ok
+    : false;
+  if (ok) {
+    const blocked = accountLockBlocks(gate, { passwordOk: true, hasSecondFactor: false });
+    if (blocked) throw blocked;
+    return;
+  }
+  const counted = await recordSignInFailure(deps, meta, {
+    email: user.email,
+    userId: user.id,
+    reason: "password",
+    onLocked: input.onLocked,
+  });
+  if (counted.accountLockedUntil) throw accountLockedError(counted.accountLockedUntil, deps.clock.now());
+  const blocked = accountLockBlocks(gate, { passwordOk: false, hasSecondFactor: false });
+  if (blocked) throw blocked;
+  throw new AppError("INVALID_CREDENTIALS", "Your current password is not correct.", [
+    { field: input.field, message: "Your current password is not correct." },
+  ]);
 }
 
 /**

@@ -23,10 +23,10 @@ import { audit, type RequestMeta } from "./audit.ts";
 import { addSeconds, type Clock } from "./clock.ts";
 import { decrypt, encrypt, randomToken, sha256 } from "./crypto.ts";
 import type { MailMessage } from "./mailer/types.ts";
-import { verifyPassword } from "./passwords.ts";
 import {
   accountLockBlocks,
   accountLockedError,
+  checkPasswordAgain,
   checkSignIn,
   clearAccountThrottle,
   recordSignInFailure,
@@ -232,28 +232,24 @@ export async function disableTotp(
 }
 
 /**
- * Turning the factor off from the account page: the current password (a failure counts as a failed sign-in) and then
- * a valid code or recovery code.
+ * Turning the factor off from the account page: the current password (counted and throttled like a sign-in,
+ * `checkPasswordAgain`) and then a valid code or recovery code.
  */
 export async function disableTotpWithPassword(
   deps: TotpDeps,
   meta: RequestMeta,
   input: { user: { id: string; email: string; passwordHash: string | null }; password: string; code: string },
 ): Promise<void> {
-  const ok = input.user.passwordHash
-    ? (await verifyPassword(deps.config.passwords, input.user.passwordHash, input.password)).ok
-    : false;
-  if (!ok) {
+  try {
+    await checkPasswordAgain(deps, meta, { user: input.user, password: input.password, field: "password" });
+  } catch (error) {
     await audit(deps.db, meta, {
       event: "mfa.disabled",
       outcome: "failure",
       userId: input.user.id,
-      details: { reason: "password" },
+      details: { reason: error instanceof AppError ? error.code : "error" },
     });
-    await recordSignInFailure(deps, meta, { email: input.user.email, userId: input.user.id, reason: "password" });
-    throw new AppError("INVALID_CREDENTIALS", "Your current password is not correct.", [
-      { field: "password", message: "Your current password is not correct." },
-    ]);
+    throw error;
   }
   await disableTotp(deps, meta, { userId: input.user.id, code: input.code });
 }

@@ -165,6 +165,49 @@ describe("account throttling", () => {
     expect(b.cookies.has("tessera_session")).toBe(false);
   });
 
+  it("the password asked again by account forms is counted and throttled like a sign-in (a stolen session cannot guess it)", async () => {
+    const email = "stolen-session@example.com";
+    await createUser(t.app, { email, password: PASSWORD });
+    const b = new Browser(t.app);
+    expect((await b.json("POST", "/api/v1/login", { email, password: PASSWORD })).statusCode).toBe(200);
+    const send = (url: string, body: object) =>
+      t.app.inject({
+        method: "POST",
+        url,
+        remoteAddress: freshIp(),
+        headers: { "content-type": "application/json", cookie: b.cookieHeader() },
+        payload: JSON.stringify(body),
+      });
+    const change = (currentPassword: string) =>
+      send("/api/v1/me/password", { currentPassword, newPassword: "a new passphrase 77" });
+    expect(code(await change("guess one!"))).toBe("INVALID_CREDENTIALS");
+    expect(code(await send("/api/v1/me/email", { currentPassword: "guess two!", newEmail: "x@example.com" }))).toBe(
+      "INVALID_CREDENTIALS",
+    );
+    expect(code(await send("/api/v1/me/delete", { currentPassword: "guess three!" }))).toBe("INVALID_CREDENTIALS");
+    // Three failures: the next attempt must wait, even with the right password.
+    const waiting = await change(PASSWORD);
+    expect(waiting.statusCode).toBe(429);
+    expect(code(waiting)).toBe("LOGIN_THROTTLED");
+    expect(waiting.headers["retry-after"]).toBe("1");
+    t.clock.advance(1);
+    expect(code(await send("/api/v1/mfa/totp/disable", { password: "guess four!", code: "123456" }))).toBe(
+      "INVALID_CREDENTIALS",
+    );
+    t.clock.advance(2);
+    const locked = await change("guess five!");
+    expect(locked.statusCode).toBe(429);
+    expect(code(locked)).toBe("ACCOUNT_LOCKED");
+    expect(locked.headers["retry-after"]).toBe("300");
+    t.clock.advance(4);
+    // During the lock the right password changes nothing either, and the password sign-in is locked too.
+    expect(code(await change(PASSWORD))).toBe("ACCOUNT_LOCKED");
+    expect(code(await login(email, PASSWORD))).toBe("ACCOUNT_LOCKED");
+    expect(t.outbox.to(email).filter((m) => m.kind === "account_locked")).toHaveLength(1);
+    t.clock.advance(300);
+    expect((await change(PASSWORD)).statusCode).toBe(204);
+  });
+
   it(`counts 50 parallel wrong passwords for one account, all of them (${usingPostgres() ? "PostgreSQL" : "PGlite"})`, async () => {
     const email = "parallel-http@example.com";
     await createUser(t.app, { email, password: PASSWORD });
