@@ -3,7 +3,7 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sha256 } from "../../src/libraries/crypto.ts";
 import type { TestApp } from "../helpers.ts";
-import { buildOAuthApp, createUser } from "./helpers.ts";
+import { buildOAuthApp, createUser, sessionCookie } from "./helpers.ts";
 
 /**
  * SECURITY.md "Sessions and cookies": the session cookie's attributes as a browser receives them. Secure comes from
@@ -95,5 +95,45 @@ describe("COOKIE_SECURE=false with an https issuer", () => {
     const line = setCookie(response, "tessera_session");
     expect(line.split("; ")).not.toContain("Secure");
     expect(line.split("; ")).toEqual(expect.arrayContaining(["HttpOnly", "Path=/", "SameSite=Lax"]));
+  });
+});
+
+describe("idle and absolute timeouts of the browser session, enforced on use", () => {
+  let t: TestApp;
+  const IDLE = 600;
+  const ABSOLUTE = 1800;
+  beforeAll(async () => {
+    t = await buildOAuthApp({
+      SESSION_IDLE_TTL_SECONDS: String(IDLE),
+      SESSION_ABSOLUTE_TTL_SECONDS: String(ABSOLUTE),
+      RATE_LIMIT_ENABLED: "false",
+    });
+  });
+  afterAll(async () => t.close());
+
+  const me = (cookie: string) => t.app.inject({ method: "GET", url: "/api/v1/me", headers: { cookie } });
+
+  it("idle: use moves the deadline; a session unused for longer than the idle timeout is refused", async () => {
+    const { cookie } = await sessionCookie(t.app, await createUser(t.app));
+    t.clock.advance(IDLE - 10);
+    expect((await me(cookie)).statusCode).toBe(200);
+    t.clock.advance(IDLE - 10);
+    expect((await me(cookie)).statusCode).toBe(200);
+    t.clock.advance(IDLE + 1);
+    expect((await me(cookie)).statusCode).toBe(401);
+    // And it stays refused: a refused use does not revive it.
+    expect((await me(cookie)).statusCode).toBe(401);
+  });
+
+  it("absolute: however active, the session ends at its absolute expiry", async () => {
+    const { cookie } = await sessionCookie(t.app, await createUser(t.app));
+    let elapsed = 0;
+    while (elapsed + IDLE / 2 < ABSOLUTE) {
+      t.clock.advance(IDLE / 2);
+      elapsed += IDLE / 2;
+      expect((await me(cookie)).statusCode).toBe(200);
+    }
+    t.clock.advance(ABSOLUTE - elapsed);
+    expect((await me(cookie)).statusCode).toBe(401);
   });
 });

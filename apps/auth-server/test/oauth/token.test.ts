@@ -1,4 +1,4 @@
-import { auditEvents, clients, refreshTokens, sessions, users } from "@tessera/db";
+import { auditEvents, authorizationCodes, clients, refreshTokens, sessions, users } from "@tessera/db";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { disableClient } from "../../src/libraries/clients.ts";
@@ -199,6 +199,32 @@ describe("authorization_code grant", () => {
       "invalid_grant",
       "The code_verifier does not match the code_challenge.",
     );
+  });
+
+  it("a code_verifier for a code made without a challenge is refused (the code is consumed)", async () => {
+    // /authorize never makes one (PKCE is required there); this pins the /token side on its own.
+    const code = "no-challenge-code-0123456789-0123456789-abcd";
+    const [session] = await t.app.ctx.db.select().from(sessions).where(eq(sessions.userId, user.id));
+    await t.app.ctx.db.insert(authorizationCodes).values({
+      codeHash: sha256(code),
+      clientId: client.client.id,
+      userId: user.id,
+      sessionId: session?.id as string,
+      redirectUri: REDIRECT,
+      codeChallenge: "",
+      scope: "openid",
+      authTime: t.clock.now(),
+      createdAt: t.clock.now(),
+      expiresAt: new Date(t.clock.now().getTime() + 60_000),
+    });
+    expectOAuthError(
+      await redeem(t.app, client, code, pkce().verifier),
+      400,
+      "invalid_grant",
+      "The authorization code was issued without a code_challenge.",
+    );
+    const [row] = await t.app.ctx.db.select().from(refreshTokens).where(eq(refreshTokens.userId, user.id));
+    expect(row).toBeUndefined();
   });
 
   it("a code sent by another client, with another redirect_uri, or after 60 s is invalid_grant", async () => {
@@ -499,6 +525,12 @@ describe("refresh_token grant", () => {
 
     t.clock.advance(t.app.ctx.config.sessions.idleTtlSeconds + 1);
     expectOAuthError(await refresh(t.app, client, a.refresh_token), 400, "invalid_grant", "The session has expired.");
+
+    // Ended (the session row alone: the check does not rely on its tokens having been revoked with it).
+    const fresh = await sessionCookie(t.app, user);
+    const e = await tokensFor(t.app, client, fresh.cookie);
+    await t.app.ctx.db.update(sessions).set({ revokedAt: t.clock.now() }).where(eq(sessions.id, fresh.session.id));
+    expectOAuthError(await refresh(t.app, client, e.refresh_token), 400, "invalid_grant", "The session has ended.");
   });
 
   it("the absolute expiry applies to every client's chain at once, however active", async () => {
