@@ -438,39 +438,35 @@ export class TesseraClient {
       if (!current) return this.#anonymous("UNAUTHENTICATED", false);
       return this.#anonymous(current.status === "expired" ? "ACCESS_TOKEN_EXPIRED" : "ACCESS_TOKEN_INVALID", false);
     }
-    // Claims of the access JWT count only if it was issued together with this very refresh token: a request may
-    // carry one user's (expired) access cookie next to another user's refresh token.
+    // Claims of an expired access JWT count only if it was issued together with this very refresh token: a request
+    // may carry one user's (expired) access cookie next to another user's refresh token.
     const bound =
       current && current.status !== "invalid" && current.claims.rth === refreshBinding(refreshToken)
-        ? current
+        ? current.claims
         : undefined;
-    return this.#renew(refreshToken, bound);
+    return this.#renew(refreshToken, current?.status === "valid" ? current : undefined, bound);
   }
 
   async #renew(
     refreshToken: string,
-    current: (VerifyResult & { status: "valid" | "expired" }) | undefined,
+    valid: (VerifyResult & { status: "valid" }) | undefined,
+    bound: AccessClaims | undefined,
   ): Promise<AuthResult> {
-    const outcome = await this.#refresh(refreshToken, current?.claims);
+    const outcome = await this.#refresh(refreshToken, bound);
     if (!outcome.ok) {
       // Another instance of this app rotated the same token a moment ago (two requests of one browser raced across
       // processes). Tessera answers invalid_grant inside its grace window WITHOUT revoking anything: the session is
-      // alive and the browser is getting the successor in the other response. So this request goes on with the
-      // verified (possibly just-expired) claims bound to this refresh token, and no cookie is touched, or this
+      // alive and the browser is getting the successor in the other response. So this request goes on with a valid
+      // access JWT, or with the just-expired claims bound to this refresh token, and no cookie is touched, or this
       // response could erase the new ones.
       if (outcome.concurrent) {
-        if (current) {
-          return {
-            user: current.status === "valid" ? current.user : toUser(current.claims),
-            error: null,
-            setCookies: NO_COOKIES,
-          };
-        }
+        if (valid) return { user: valid.user, error: null, setCookies: NO_COOKIES };
+        if (bound) return { user: toUser(bound), error: null, setCookies: NO_COOKIES };
         return { user: null, error: outcome.error, setCookies: NO_COOKIES };
       }
       // Tessera could not be reached: a still-valid access JWT keeps working; nothing is cleared.
       if (outcome.transient) {
-        if (current?.status === "valid") return { user: current.user, error: null, setCookies: NO_COOKIES };
+        if (valid) return { user: valid.user, error: null, setCookies: NO_COOKIES };
         return { user: null, error: outcome.error, setCookies: NO_COOKIES };
       }
       return { user: null, error: outcome.error, setCookies: this.#cleared };

@@ -612,6 +612,21 @@ describe("authenticate", () => {
     }
   });
 
+  it("a still-valid access JWT works on its own while Tessera is down, bound to the refresh cookie or not", async () => {
+    const { tessera, jar } = await signIn();
+    stub.refreshMode = 503;
+    clock += 290_000;
+    try {
+      // e.g. a JWT issued before access JWTs carried `rth`, or a refresh cookie rotated by another tab meanwhile.
+      const unbound = `web-at=${jar.get("web-at")}; web-rt=tsr_${"x".repeat(43)}`;
+      const result = await tessera.authenticate({ cookieHeader: unbound });
+      expect(result.user?.id).toBe("user-1");
+      expect(result.setCookies).toEqual([]);
+    } finally {
+      clock -= 290_000;
+    }
+  });
+
   it("never refreshes on a WebSocket upgrade (a 101 cannot carry cookies)", async () => {
     const { tessera, header } = await signIn();
     clock += 301_000;
