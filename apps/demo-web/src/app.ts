@@ -115,6 +115,11 @@ export async function buildDemoWeb(options: DemoWebOptions): Promise<FastifyInst
       (_request, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))),
     );
     forms.post("/cart", { onRequest: requireUser }, async (request, reply) => {
+      // CSRF: SameSite=Lax cookies come along with a form posted by another site of the same domain (here: the game,
+      // on another port of the same host), so the Origin must be the shop's own.
+      if (!app.tessera.isAllowedOrigin(request.headers.origin)) {
+        return reply.code(403).send({ code: "CROSS_ORIGIN_REQUEST", message: "This request came from another site." });
+      }
       const product = (request.body as Record<string, unknown> | undefined)?.product;
       if (typeof product !== "string" || !PRODUCTS.some((p) => p.id === product)) {
         return reply.code(400).send({ code: "VALIDATION_FAILED", message: "Unknown product." });
