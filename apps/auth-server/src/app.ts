@@ -34,6 +34,8 @@ export interface BuildDeps {
   clock?: Clock;
   /** A mailer to use instead of the configured one (tests pass an OutboxMailer they can read). */
   mailer?: Mailer;
+  /** Where log lines go instead of stdout (tests that read the log). */
+  logStream?: { write(line: string): void };
   /** Start the background jobs (the sweeper); server.ts turns this on, tests leave it off and call the jobs directly. */
   startJobs?: boolean;
 }
@@ -43,7 +45,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 /** Builds the identity provider from a config object. Never listens: `server.ts` does that, tests use `inject()`. */
 export async function build(config: Config, deps: BuildDeps = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: loggerOptions(config),
+    logger: loggerOptions(config, deps.logStream),
     // Only the configured proxies may set the client IP through X-Forwarded-For.
     trustProxy: config.trustedProxies.length ? config.trustedProxies : false,
     bodyLimit: 64 * 1024,

@@ -5,9 +5,10 @@ import type { Config } from "../config/index.ts";
  * pino options. Query strings are dropped from logged URLs (they carry codes, reset tokens and state); headers that
  * carry credentials and any body field that looks secret are redacted.
  */
-export function loggerOptions(config: Config): FastifyServerOptions["logger"] {
+export function loggerOptions(config: Config, stream?: { write(line: string): void }): FastifyServerOptions["logger"] {
   return {
     level: config.logLevel,
+    ...(stream ? { stream } : {}),
     redact: {
       paths: [
         "req.headers.authorization",

@@ -6,9 +6,10 @@ export interface OutboxEntry extends MailMessage {
 }
 
 /**
- * Development mailer: keeps messages in memory (newest last, at most `limit`) and logs each one with its text part,
- * so the developer can click the link from the log or from /dev/outbox. Never used in production (the config refuses
- * MAIL_DRIVER=outbox there), which is why logging the link is acceptable here and nowhere else.
+ * Development mailer: keeps messages in memory (newest last, at most `limit`) for /dev/outbox and logs that one
+ * arrived (recipient, subject, kind), never its text: the links carry verification and reset tokens, and logs of a
+ * development or staging server get copied and shipped too (SECURITY.md: no tokens in logs). Never used in production
+ * (the config refuses MAIL_DRIVER=outbox there).
  */
 export class OutboxMailer implements Mailer {
   readonly driver = "outbox" as const;
@@ -24,7 +25,10 @@ export class OutboxMailer implements Mailer {
   send(message: MailMessage): Promise<void> {
     this.messages.push({ ...message, id: this.nextId++, at: new Date() });
     if (this.messages.length > this.limit) this.messages.splice(0, this.messages.length - this.limit);
-    this.log?.info({ mail: { to: message.to, subject: message.subject, kind: message.kind } }, message.text);
+    this.log?.info(
+      { mail: { to: message.to, subject: message.subject, kind: message.kind } },
+      "email kept in the development outbox: read it at /dev/outbox",
+    );
     return Promise.resolve();
   }
 
