@@ -1,7 +1,7 @@
 import { auditEvents, backchannelLogoutJobs, sessions } from "@tessera/db";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { TestApp } from "../helpers.ts";
+import { buildTestApp, type TestApp } from "../helpers.ts";
 import {
   buildOAuthApp,
   createUser,
@@ -150,5 +150,34 @@ describe("POST /admin/api/v1/users/:id/disable", () => {
     const [row] = await t.app.ctx.db.select().from(sessions).where(eq(sessions.userId, user.id));
     expect(row).toBeUndefined();
     expect((await post(`${BASE}/${user.id}/enable`)).json().disabled_at).toBeNull();
+  });
+});
+
+describe("rate limit", () => {
+  it("every admin route is limited per IP before authenticating (users and IP suspensions too)", async () => {
+    const limited = await buildTestApp({ RATE_LIMIT_ADMIN: "2/60" });
+    try {
+      for (const [method, url] of [
+        ["POST", `${BASE}/00000000-0000-4000-8000-000000000000/disable`],
+        ["GET", "/admin/api/v1/ip-suspensions"],
+        ["DELETE", "/admin/api/v1/ip-suspensions/203.0.113.9"],
+      ] as const) {
+        const statuses: number[] = [];
+        for (let i = 0; i < 3; i++) {
+          const res = await limited.app.inject({ method, url, headers: { authorization: "Bearer tak_guess" } });
+          statuses.push(res.statusCode);
+        }
+        expect({ url, statuses }).toEqual({ url, statuses: [401, 401, 429] });
+        limited.clock.advance(60);
+      }
+      // Only the requests that got past the limit were looked up and audited.
+      const failures = await limited.app.ctx.db
+        .select()
+        .from(auditEvents)
+        .where(eq(auditEvents.event, "admin.authentication_failed"));
+      expect(failures).toHaveLength(6);
+    } finally {
+      await limited.close();
+    }
   });
 });

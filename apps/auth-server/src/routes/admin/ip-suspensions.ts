@@ -2,6 +2,7 @@ import { isIP } from "node:net";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { AppError } from "../../errors/index.ts";
+import { routeRateLimit } from "../../http/rate-limit.ts";
 import { liftIpSuspension, listIpSuspensions } from "../../libraries/throttle.ts";
 import { parse } from "../../validation.ts";
 import { requireAdmin } from "./auth.ts";
@@ -24,14 +25,21 @@ function ipParam(request: FastifyRequest): string {
  * by themselves. Lifting is audited with the admin as actor.
  */
 export async function adminIpSuspensionRoutes(app: FastifyInstance): Promise<void> {
-  app.addHook("onRequest", requireAdmin);
+  // As for every admin route: the per-IP rate limit (a route-level onRequest hook) first, then authentication
+  // (preParsing, which runs after it), so a flood of guessed keys costs at most the limit's worth of lookups and audit
+  // rows. An instance-level onRequest hook would run before the limit.
+  const routeConfig = { config: { rateLimit: routeRateLimit(app.ctx.config, "admin") } };
+  app.addHook("preParsing", async (request, reply, payload) => {
+    await requireAdmin(request, reply);
+    return payload;
+  });
 
-  app.get(BASE, async (request) => {
+  app.get(BASE, routeConfig, async (request) => {
     const query = parse(listQuery, request.query);
     return { ip_suspensions: (await listIpSuspensions(app.ctx, query.limit ?? 100)).map(wire) };
   });
 
-  app.delete(`${BASE}/:ip`, async (request) => {
+  app.delete(`${BASE}/:ip`, routeConfig, async (request) => {
     const ip = ipParam(request);
     parse(emptyBody, request.body);
     const lifted = await liftIpSuspension(app.ctx, request.meta, { ip, actorId: request.admin?.userId });
