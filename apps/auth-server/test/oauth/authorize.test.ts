@@ -121,6 +121,7 @@ describe("errors shown as a page, never redirected (client or redirect URI not v
       expect(response.statusCode).toBe(400);
       expect(response.headers.location).toBeUndefined();
       expect(response.headers["content-type"]).toBe("text/html; charset=utf-8");
+      expect(response.headers["content-security-policy"]).toContain("frame-ancestors 'none'");
       expect(response.body).toContain("The redirect_uri is not registered for this application.");
     });
   }
@@ -393,6 +394,10 @@ describe("consent for third-party clients", () => {
     expect(page.headers["content-type"]).toBe("text/html; charset=utf-8");
     expect(page.body).toContain("Partner &lt;App&gt; wants to access your account");
     expect(page.body).toContain("Your email address");
+    // A hosted page carrying a CSRF token: never framed, never cached.
+    expect(page.headers["content-security-policy"]).toContain("frame-ancestors 'none'");
+    expect(page.headers["x-frame-options"]).toBe("DENY");
+    expect(page.headers["cache-control"]).toBe("no-store");
     const csrf = /name="_csrf" value="([^"]+)"/.exec(page.body)?.[1] as string;
     const setCookie = page.cookies.map((c) => `${c.name}=${c.value}`).join("; ");
     const fields = [...page.body.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map(
