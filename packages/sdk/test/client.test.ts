@@ -679,6 +679,13 @@ describe("back-channel logout", () => {
     ["without events", () => stub.sign({ ...logoutClaims(), events: undefined }, { typ: "logout+jwt" })],
     ["with another event", () => stub.sign({ ...logoutClaims(), events: { "urn:other": {} } }, { typ: "logout+jwt" })],
     ["without sid", () => stub.sign({ ...logoutClaims(), sid: undefined }, { typ: "logout+jwt" })],
+    ["without iat", () => stub.sign({ ...logoutClaims(), iat: undefined }, { typ: "logout+jwt" })],
+    ["without exp", () => stub.sign({ ...logoutClaims(), exp: undefined }, { typ: "logout+jwt" })],
+    ["without jti", () => stub.sign({ ...logoutClaims(), jti: undefined }, { typ: "logout+jwt" })],
+    [
+      "not valid yet (nbf in the future)",
+      () => stub.sign({ ...logoutClaims(), nbf: Math.floor(clock / 1000) + 600 }, { typ: "logout+jwt" }),
+    ],
     ["expired", () => stub.sign({ ...logoutClaims(), exp: Math.floor(clock / 1000) - 30 }, { typ: "logout+jwt" })],
     [
       "signed HS256 with the client secret",

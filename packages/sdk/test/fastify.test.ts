@@ -74,6 +74,7 @@ describe("Fastify plugin", () => {
     const { callback, jar } = await signIn("/me");
     expect(callback.statusCode).toBe(303);
     expect(callback.headers.location).toBe("/me");
+    expect(callback.headers["cache-control"]).toBe("no-store");
     const cookies = ([] as string[]).concat(callback.headers["set-cookie"] ?? []);
     expect(cookies.map((c) => c.split("=")[0])).toEqual([
       "__Host-shop-at",
