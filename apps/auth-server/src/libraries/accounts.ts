@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from "fastify";
 import { z } from "zod";
 import { AppError } from "../errors/index.ts";
 import type { AppContext } from "../http/context.ts";
+import { deleteMfaChallenges } from "../queries/totp.ts";
 import {
   anonymizeUser,
   findUserByEmail,
@@ -675,6 +676,8 @@ export async function resetPassword(
     });
     if (!updated) throw new AppError("INVALID_TOKEN");
     await retireEmailTokens(tx, updated.id, now);
+    // A second step waiting on the old password must not finish into a session after the reset.
+    await deleteMfaChallenges(tx, updated.id);
     await endAllSessions(ctx, tx, input.meta, updated.id, "password_reset");
     await audit(tx, input.meta, { event: "user.password_reset", outcome: "success", userId: updated.id });
     return updated;
@@ -707,6 +710,7 @@ export async function changePassword(
   await ctx.db.transaction(async (tx) => {
     await updateUser(tx, input.user.id, { passwordHash, passwordChangedAt: now, updatedAt: now });
     await retireEmailTokens(tx, input.user.id, now);
+    await deleteMfaChallenges(tx, input.user.id);
     const ended = await endSessions(ctx, tx, { userId: input.user.id, exceptId: input.session.id }, "password_changed");
     for (const id of ended) {
       await audit(tx, input.meta, {

@@ -154,3 +154,8 @@ export async function consumeMfaChallenge(db: Executor, id: string, now: Date): 
     .returning({ id: mfaChallenges.id });
   return used.length > 0;
 }
+
+/** Deletes the user's half-finished sign-ins (after a password reset or change: the password they proved is gone). */
+export async function deleteMfaChallenges(db: Executor, userId: string): Promise<void> {
+  await db.delete(mfaChallenges).where(eq(mfaChallenges.userId, userId));
+}

@@ -1,7 +1,15 @@
 import { mfaChallenges } from "@tessera/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { currentCode } from "../../src/libraries/totp.ts";
-import { type AccountsTestApp, Browser, buildAccountsApp, formFor, PASSWORD } from "../accounts/helpers.ts";
+import {
+  type AccountsTestApp,
+  Browser,
+  buildAccountsApp,
+  formFor,
+  linkFrom,
+  PASSWORD,
+  tokenFrom,
+} from "../accounts/helpers.ts";
 import { createUser } from "../oauth/helpers.ts";
 
 /**
@@ -112,6 +120,46 @@ describe("JSON API", () => {
     await third.json("POST", "/api/v1/login", { email, password: PASSWORD });
     const reused = await third.json("POST", "/api/v1/login/otp", { code: recoveryCodes[0] });
     expect(reused.json().error.code).toBe("INVALID_OTP");
+  });
+
+  it("a password reset or change ends second steps still waiting on the old password", async () => {
+    const email = "api-reset-challenge@example.com";
+    const { secret } = await userWithFactor(email);
+    const intruder = new Browser(t.app);
+    expect((await intruder.json("POST", "/api/v1/login", { email, password: PASSWORD })).json().error.code).toBe(
+      "MFA_REQUIRED",
+    );
+    // The owner resets the password from the emailed link.
+    await new Browser(t.app).json("POST", "/api/v1/forgot-password", { email });
+    const token = tokenFrom(linkFrom(t.outbox, email, "reset_password"));
+    const reset = await new Browser(t.app).json("POST", "/api/v1/reset-password", {
+      token,
+      password: "reset pass 1234",
+    });
+    expect(reset.statusCode).toBe(204);
+    t.clock.advance(30);
+    const late = await intruder.json("POST", "/api/v1/login/otp", { code: currentCode(secret, t.clock.now()) });
+    expect(late.statusCode).toBe(401);
+    expect(late.json().error.code).toBe("MFA_CHALLENGE_EXPIRED");
+    expect((await intruder.json("GET", "/api/v1/me")).statusCode).toBe(401);
+
+    // The same after a password change by the signed-in owner.
+    const owner = new Browser(t.app);
+    await owner.json("POST", "/api/v1/login", { email, password: "reset pass 1234" });
+    t.clock.advance(30);
+    expect(
+      (await owner.json("POST", "/api/v1/login/otp", { code: currentCode(secret, t.clock.now()) })).statusCode,
+    ).toBe(200);
+    const second = new Browser(t.app);
+    await second.json("POST", "/api/v1/login", { email, password: "reset pass 1234" });
+    const changed = await owner.json("POST", "/api/v1/me/password", {
+      currentPassword: "reset pass 1234",
+      newPassword: "changed pass 5678",
+    });
+    expect(changed.statusCode).toBe(204);
+    t.clock.advance(30);
+    const after = await second.json("POST", "/api/v1/login/otp", { code: currentCode(secret, t.clock.now()) });
+    expect(after.json().error.code).toBe("MFA_CHALLENGE_EXPIRED");
   });
 
   it("limits guesses per challenge and lets the challenge expire", async () => {
