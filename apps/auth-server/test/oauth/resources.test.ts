@@ -1,5 +1,8 @@
 import { createHmac } from "node:crypto";
+import { users } from "@tessera/db";
+import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { disableClient } from "../../src/libraries/clients.ts";
 import { publicJwks } from "../../src/libraries/keys.ts";
 import { endSessions, type SessionRow, type UserRow } from "../../src/libraries/sessions.ts";
 import type { TestApp } from "../helpers.ts";
@@ -136,6 +139,19 @@ describe("/userinfo", () => {
     expect((await userinfo(fresh.access_token)).statusCode).toBe(200);
     await endSessions(t.app.ctx, t.app.ctx.db, { ids: [session.id] }, "test");
     expectInvalidToken(await userinfo(fresh.access_token));
+  });
+
+  it("tokens of a disabled user or a disabled client stop working (checked on every use)", async () => {
+    expect((await userinfo(tokens.access_token)).statusCode).toBe(200);
+    await t.app.ctx.db.update(users).set({ disabledAt: t.clock.now() }).where(eq(users.id, user.id));
+    expectInvalidToken(await userinfo(tokens.access_token));
+    await t.app.ctx.db.update(users).set({ disabledAt: null }).where(eq(users.id, user.id));
+    expect((await userinfo(tokens.access_token)).statusCode).toBe(200);
+    const doomed = await registerClient(t.app, { name: "Doomed" });
+    const theirs = await tokensFor(t.app, doomed, cookie);
+    expect((await userinfo(theirs.access_token)).statusCode).toBe(200);
+    await disableClient(t.app.ctx, doomed.clientId);
+    expectInvalidToken(await userinfo(theirs.access_token));
   });
 
   it("wrong methods: 405", async () => {
