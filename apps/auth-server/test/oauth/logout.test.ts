@@ -7,6 +7,7 @@ import { createLocalJWKSet, generateKeyPair, jwtVerify, SignJWT } from "jose";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
+import { disableClient } from "../../src/libraries/clients.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
 import { BACKCHANNEL_EVENT, DELIVERY, deliverBackchannelLogouts } from "../../src/libraries/jobs/backchannel.ts";
 import { publicJwks } from "../../src/libraries/keys.ts";
@@ -170,6 +171,31 @@ describe("RP-initiated logout rules", () => {
     expect(response.statusCode).toBe(200);
     expect(response.body).toContain("You are signed out");
     expect((await sessionRow()).revokedAt).not.toBeNull();
+  });
+
+  it("a hint from an app disabled meanwhile still signs out (every app of the session), without the redirect", async () => {
+    const retired = await registerClient(t.app, {
+      name: "Retired",
+      postLogoutRedirectUris: ["https://retired.example/"],
+    });
+    const a = await tokensFor(t.app, shop, cookie);
+    const r = await tokensFor(t.app, retired, cookie);
+    await disableClient(t.app.ctx, retired.clientId);
+    const response = await t.app.inject({
+      method: "GET",
+      url: `/logout?${new URLSearchParams({ id_token_hint: r.id_token, post_logout_redirect_uri: "https://retired.example/" })}`,
+      headers: { cookie },
+    });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers.location).toBeUndefined();
+    expect(response.body).toContain("You are signed out");
+    expectCookieCleared(response);
+    expect((await sessionRow()).revokedReason).toBe("signed_out");
+    expect((await refresh(t.app, shop, a.refresh_token)).statusCode).toBe(400);
+    // Without a hint, an unknown or disabled client_id is still an error page.
+    const unknown = await t.app.inject({ method: "GET", url: `/logout?client_id=${retired.clientId}` });
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.body).toContain("The application is unknown or disabled.");
   });
 
   it("the hint alone (no cookie, e.g. a server-side logout) ends the session it names", async () => {

@@ -51,7 +51,12 @@ export async function validateLogoutRequest(ctx: AppContext, input: unknown): Pr
   }
   const clientId = hintClientId ?? p.client_id;
   const client = clientId ? ((await findActiveClient(ctx.db, clientId)) ?? undefined) : undefined;
-  if (clientId && !client) throw new OAuthPageError("invalid_client", "The application is unknown or disabled.");
+  if (clientId && !client) {
+    // A valid hint proves the user signed in through that app: a disabled app must not keep them signed in to every
+    // other one. The session ends; only the redirect back to the app is dropped (the signed-out page instead).
+    if (hint) return { hint, client: undefined, postLogoutRedirectUri: undefined, state: undefined };
+    throw new OAuthPageError("invalid_client", "The application is unknown or disabled.");
+  }
   if (p.post_logout_redirect_uri) {
     if (!client) {
       throw new OAuthPageError(
