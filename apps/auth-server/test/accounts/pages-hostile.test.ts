@@ -539,6 +539,15 @@ describe("/dev/outbox", () => {
     expectHtmlPage(res, 200);
     expect(res.body).toContain(`To ${email}`);
     expect(res.body).toMatch(/<a href="\/verify-email\?token=[A-Za-z0-9_-]{43}">/);
+    expect((await t.app.inject({ method: "GET", url: "/dev/outbox", remoteAddress: "::1" })).statusCode).toBe(200);
+  });
+
+  it("answers only the loopback interface (it holds every reset link)", async () => {
+    for (const remoteAddress of ["203.0.113.9", "10.0.0.2", "::ffff:192.0.2.1", "2001:db8::1"]) {
+      const res = await t.app.inject({ method: "GET", url: "/dev/outbox", remoteAddress });
+      expectHtmlPage(res, 404);
+      expect(res.body).not.toContain("verify-email?token=");
+    }
   });
 
   it("does not exist in production (where cookies are __Host- and Secure, and form posts are rate limited)", async () => {

@@ -59,9 +59,14 @@ async function staticAssets(app: FastifyInstance): Promise<void> {
   });
 }
 
-/** GET /dev/outbox: the emails the development outbox holds, newest first. Never registered in production. */
+/**
+ * GET /dev/outbox: the emails the development outbox holds, newest first. Never registered in production. Whoever
+ * reads it holds every reset link, so it answers only the loopback interface: a development or staging server that
+ * is reachable from a network (NODE_ENV left unset, say) does not hand every account to its visitors.
+ */
 async function devOutbox(app: FastifyInstance): Promise<void> {
   app.get("/dev/outbox", { config: { errorFormat: "html" } }, async (request, reply) => {
+    if (!isLoopback(request.ip)) throw new AppError("NOT_FOUND");
     const mailer = app.ctx.mailer;
     const messages = mailer instanceof OutboxMailer ? [...mailer.messages].reverse() : [];
     return renderPage(request, reply, "outbox", {
@@ -81,4 +86,10 @@ async function devOutbox(app: FastifyInstance): Promise<void> {
       })),
     });
   });
+}
+
+/** 127.0.0.0/8, ::1, or an IPv4-mapped loopback address. */
+export function isLoopback(ip: string): boolean {
+  const v4 = ip.startsWith("::ffff:") ? ip.slice("::ffff:".length) : ip;
+  return ip === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
 }
