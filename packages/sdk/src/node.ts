@@ -189,7 +189,15 @@ export function tesseraMiddleware(
         path === routes.logout ||
         path === routes.backchannelLogout);
     if (isRoute) {
-      handleRoute(req, res, path).then((handled) => (handled ? undefined : next()), next);
+      handleRoute(req, res, path).then(
+        (handled) => (handled ? undefined : next()),
+        (error: unknown) => {
+          // Tessera unreachable at sign-in (ISSUER_UNAVAILABLE, 503) and the like: the documented code, as the
+          // Fastify plugin answers, instead of whatever the app's error handler makes of it (often a bare 500).
+          if (error instanceof TesseraError && !res.headersSent) sendJson(res, error.status, error.toJSON());
+          else next(error);
+        },
+      );
       return;
     }
     const input = {

@@ -110,4 +110,37 @@ describe("Node http / Express-style middleware", () => {
     expect(after.status).toBe(401);
     expect(((await after.json()) as { code: string }).code).toBe("SESSION_REVOKED");
   });
+
+  it("answers 503 ISSUER_UNAVAILABLE (not the app's 500) when Tessera cannot be reached at sign-in", async () => {
+    const down = tesseraMiddleware(
+      createTessera({
+        issuer: "http://127.0.0.1:9",
+        clientId: "c",
+        clientSecret: "s",
+        appSecret: randomBytes(32),
+        redirectUri: "http://127.0.0.1/auth/callback",
+        cookies: { secure: false },
+        httpTimeoutMs: 1000,
+      }),
+    );
+    const app = createServer((req, res) =>
+      down(req, res, () => {
+        res.statusCode = 500;
+        res.end("app error handler");
+      }),
+    );
+    await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
+    try {
+      const response = await fetch(`http://127.0.0.1:${(app.address() as AddressInfo).port}/auth/login`, {
+        redirect: "manual",
+      });
+      expect(response.status).toBe(503);
+      expect(await response.json()).toEqual({
+        code: "ISSUER_UNAVAILABLE",
+        message: "The identity provider is unavailable.",
+      });
+    } finally {
+      await new Promise((resolve) => app.close(resolve));
+    }
+  });
 });
