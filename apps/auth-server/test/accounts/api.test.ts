@@ -105,6 +105,22 @@ describe("POST /api/v1/register", () => {
     expect(exact.statusCode).toBe(200);
   });
 
+  it("never truncates: a long password differing only after its first 72 or 128 characters is another password", async () => {
+    const email = uniqueEmail("long");
+    const password = `${"long passphrase ".repeat(12)}end`;
+    expect(password.length).toBeGreaterThan(190);
+    const browser = new Browser(t.app);
+    expect((await browser.json("POST", "/api/v1/register", { email, password })).statusCode).toBe(202);
+    for (const cut of [72, 128, password.length - 1]) {
+      const res = await browser.json("POST", "/api/v1/login", { email, password: password.slice(0, cut) });
+      expect(res.statusCode).toBe(401);
+    }
+    expect(
+      (await browser.json("POST", "/api/v1/login", { email, password: `${password.slice(0, -1)}X` })).statusCode,
+    ).toBe(401);
+    expect((await browser.json("POST", "/api/v1/login", { email, password })).statusCode).toBe(200);
+  });
+
   it("answers hostile input with 4xx catalog errors, never 500", async () => {
     const browser = new Browser(t.app);
     const cases: [unknown, string][] = [
@@ -430,6 +446,21 @@ describe("password reset", () => {
     expect(t.outbox.to(email)[0]?.kind).toBe("reset_password");
     expect(t.outbox.to(unknownEmail)).toHaveLength(0);
     expect(linkFrom(t.outbox, email, "reset_password")).toMatch(/^\/reset-password\?token=/);
+  });
+
+  it("builds the reset link from ISSUER whatever Host and X-Forwarded-Host the request carries", async () => {
+    const email = uniqueEmail("host");
+    await createVerifiedAccount(t, email);
+    const res = await new Browser(t.app).json(
+      "POST",
+      "/api/v1/forgot-password",
+      { email },
+      { host: "evil.example", "x-forwarded-host": "evil.example", "x-forwarded-proto": "https" },
+    );
+    expect(res.statusCode).toBe(202);
+    const mail = t.outbox.to(email).find((m) => m.kind === "reset_password");
+    expect(mail?.text).toMatch(/^http:\/\/localhost:3000\/reset-password\?token=[A-Za-z0-9_-]{43}$/m);
+    expect(`${mail?.text}${mail?.html}`).not.toContain("evil.example");
   });
 
   it("sets the new password, ends every session, and the link works once within 30 minutes", async () => {
