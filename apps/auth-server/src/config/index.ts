@@ -130,7 +130,8 @@ function rateLimitRoutes(env: Env, problems: string[]): Config["rateLimits"]["ro
   return routes;
 }
 
-const DEV_ISSUER = "http://localhost:3000";
+/** Without ISSUER, the development issuer follows PORT, so `PORT=4000 pnpm start` still builds working links. */
+const devIssuer = (port: number | undefined) => `http://localhost:${port && port > 0 ? port : 3000}`;
 
 function parseMasterKey(raw: string, problems: string[]): Buffer | undefined {
   const trimmed = raw.trim();
@@ -162,7 +163,8 @@ export function loadConfig(env: Env = process.env, overrides: { dataDirForDevKey
   );
   const production = nodeEnv === "production";
 
-  const issuerRaw = field(env, "ISSUER", url.default(DEV_ISSUER), problems);
+  const port = field(env, "PORT", int(0, 65535).default(3000), problems);
+  const issuerRaw = field(env, "ISSUER", url.default(devIssuer(port)), problems);
   const issuer = issuerRaw?.replace(/\/+$/, "");
   const dataDir = resolve(field(env, "DATA_DIR", z.string().default(".data"), problems) ?? ".data");
   const databaseUrl = readSecret(env, "DATABASE_URL", problems);
@@ -204,9 +206,9 @@ export function loadConfig(env: Env = process.env, overrides: { dataDirForDevKey
 
   const config: Config = {
     env: nodeEnv,
-    port: field(env, "PORT", int(0, 65535).default(3000), problems),
+    port,
     host: field(env, "HOST", z.string().default("0.0.0.0"), problems),
-    issuer: issuer ?? DEV_ISSUER,
+    issuer: issuer ?? devIssuer(port),
     databaseUrl,
     dataDir,
     redisUrl: readSecret(env, "REDIS_URL", problems),

@@ -44,6 +44,13 @@ describe("configuration", () => {
     expect(loadConfig({ DATA_DIR: dir }).masterKey.equals(config.masterKey)).toBe(true);
   });
 
+  it("derives the development issuer from PORT when ISSUER is unset", () => {
+    expect(loadConfig({ DATA_DIR: dir, PORT: "4000" }).issuer).toBe("http://localhost:4000");
+    expect(loadConfig({ DATA_DIR: dir, PORT: "4000", ISSUER: "https://id.example.com/" }).issuer).toBe(
+      "https://id.example.com",
+    );
+  });
+
   it("names each invalid variable", () => {
     expect(problems({ PORT: "eighty" })).toEqual(["PORT: expected a whole number"]);
     expect(problems({ PORT: "70000" })).toEqual(["PORT: must be at most 65535"]);
