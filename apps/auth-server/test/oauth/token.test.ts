@@ -609,11 +609,27 @@ describe("refresh_token grant", () => {
     );
     expect(narrowed.statusCode).toBe(200);
     expect(narrowed.json().scope).toBe("openid");
-    const widened = await post(
+    expect(decodeJwt(narrowed.json().access_token).payload.scope).toBe("openid");
+    expect(decodeJwt(narrowed.json().id_token).payload.email).toBeUndefined();
+    // RFC 6749 6: the successor keeps the presented token's scope; only this access token was narrowed.
+    const [successor] = await t.app.ctx.db
+      .select()
+      .from(refreshTokens)
+      .where(eq(refreshTokens.tokenHash, sha256(narrowed.json().refresh_token)));
+    expect(successor?.scope).toBe("openid profile email");
+    const back = await post(
       form({ grant_type: "refresh_token", refresh_token: narrowed.json().refresh_token, scope: "openid email" }),
       { authorization: basic(client.clientId, client.secret) },
     );
+    expect(back.statusCode).toBe(200);
+    expect(back.json().scope).toBe("openid email");
+    const widened = await post(
+      form({ grant_type: "refresh_token", refresh_token: back.json().refresh_token, scope: "openid offline_access" }),
+      { authorization: basic(client.clientId, client.secret) },
+    );
     expectOAuthError(widened, 400, "invalid_scope", "The requested scope exceeds the scope originally granted.");
+    const unchanged = await refresh(t.app, client, back.json().refresh_token);
+    expect(unchanged.json().scope).toBe("openid profile email");
   });
 
   it("unknown and missing refresh tokens", async () => {

@@ -170,7 +170,7 @@ export async function refreshTokenGrant(
         idleExpiresAt: idle < found.session.expiresAt ? idle : found.session.expiresAt,
       })) ?? found.session;
     const grant: Grant = { client, user: found.user, session, scopes };
-    const { token } = await createRefreshToken(tx, { grant, parentId: found.token.id, now });
+    const { token } = await createRefreshToken(tx, { grant, scope: found.token.scope, parentId: found.token.id, now });
     return { ok: true, grant, refreshToken: token };
 
     async function retiredTokenPresented(owned: RefreshTokenWithOwners): Promise<Outcome> {

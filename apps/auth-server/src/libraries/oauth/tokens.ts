@@ -34,10 +34,20 @@ export interface Grant {
 
 const epoch = (date: Date) => Math.floor(date.getTime() / 1000);
 
-/** Inserts a refresh token (call inside the transaction that redeems the code or retires the parent). */
+/**
+ * Inserts a refresh token (call inside the transaction that redeems the code or retires the parent). Its scope is the
+ * grant's, or `scope` when given: a successor keeps its parent's scope even when this refresh narrowed the access
+ * token's (RFC 6749 6: "the refresh token scope MUST be identical to that of the refresh token included").
+ */
 export async function createRefreshToken(
   db: Executor,
-  values: { grant: Grant; parentId?: string | null; authorizationCodeId?: string | null; now: Date },
+  values: {
+    grant: Grant;
+    scope?: string;
+    parentId?: string | null;
+    authorizationCodeId?: string | null;
+    now: Date;
+  },
 ): Promise<{ row: RefreshTokenRow; token: string }> {
   const token = randomToken(REFRESH_TOKEN_PREFIX);
   const row = await insertRefreshToken(db, {
@@ -47,7 +57,7 @@ export async function createRefreshToken(
     userId: values.grant.user.id,
     parentId: values.parentId ?? null,
     authorizationCodeId: values.authorizationCodeId ?? null,
-    scope: values.grant.scopes.join(" "),
+    scope: values.scope ?? values.grant.scopes.join(" "),
     createdAt: values.now,
   });
   return { row, token };
