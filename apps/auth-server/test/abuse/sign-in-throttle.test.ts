@@ -1,4 +1,4 @@
-import { accountThrottles, auditEvents } from "@tessera/db";
+import { accountThrottles, auditEvents, users } from "@tessera/db";
 import { usingPostgres } from "@tessera/db/testing";
 import { eq } from "drizzle-orm";
 import type { LightMyRequestResponse } from "fastify";
@@ -85,6 +85,14 @@ describe("account throttling", () => {
     expect(mails).toHaveLength(1);
     expect(mails[0]?.text).toContain("/forgot-password");
     expect(t.outbox.to(unknown)).toHaveLength(0);
+    // Both locks and the refused waiting attempts are audited; the known account by its id, with the client's IP.
+    const knownUser = await t.app.ctx.db.select().from(users).where(eq(users.email, known));
+    const locks = await t.app.ctx.db.select().from(auditEvents).where(eq(auditEvents.event, "throttle.account_locked"));
+    expect(locks.filter((e) => e.userId === knownUser[0]?.id)).toHaveLength(1);
+    expect(locks.filter((e) => e.userId === null).length).toBeGreaterThanOrEqual(1);
+    expect(locks.every((e) => e.outcome === "failure" && /^10\./.test(e.ip ?? ""))).toBe(true);
+    const blocked = await t.app.ctx.db.select().from(auditEvents).where(eq(auditEvents.event, "login.blocked"));
+    expect(blocked.filter((e) => e.details?.reason === "account_delay").length).toBeGreaterThanOrEqual(2);
     // The table holds neither address.
     const keys = (await t.app.ctx.db.select().from(accountThrottles)).map((r) => r.key);
     expect(keys).toContain(accountKey(t.app.ctx.config, unknown));

@@ -150,6 +150,13 @@ describe("codes", () => {
     });
     expect(await useSecondFactor(deps, database.db, user.id, codes[0] ?? "")).toBeNull();
     expect(await useSecondFactor(deps, database.db, user.id, fresh[0] ?? "")).toBe("recovery_code");
+    // Every change of the factor is in the audit log, with who and where.
+    const events = await database.db.select().from(auditEvents).where(eq(auditEvents.userId, user.id));
+    expect(events.map((e) => [e.event, e.outcome, e.ip, e.userAgent])).toEqual([
+      ["mfa.enrolment_started", "success", meta.ip, meta.userAgent],
+      ["mfa.enabled", "success", meta.ip, meta.userAgent],
+      ["mfa.recovery_codes_regenerated", "success", meta.ip, meta.userAgent],
+    ]);
   });
 
   it("disables only with a valid code, removing the factor and its recovery codes", async () => {
