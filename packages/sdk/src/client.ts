@@ -746,29 +746,31 @@ export class TesseraClient {
     );
   }
 
-  /** Builds access-JWT claims from a verified Tessera JWT, falling back to the previous claims for what it lacks. */
-  #claimsFrom(token: JWTPayload, previous: AccessClaims | undefined, response: TokenResponse): ClaimsInput | null {
-    const sub = token.sub;
-    const sid = typeof token.sid === "string" ? token.sid : previous?.sid;
+  /**
+   * Builds access-JWT claims. With a verified ID token (`idToken`), its profile and authorization claims are the whole
+   * truth: a role Tessera no longer lists is gone, not carried over from the previous access JWT. Without one (an OP
+   * that returns no ID token on refresh) they are the previous access JWT's. `sid` and `sxp` fall back to the previous
+   * claims either way (a refreshed ID token need not repeat them), and `sub` must never change.
+   */
+  #claimsFrom(
+    idToken: JWTPayload | undefined,
+    previous: AccessClaims | undefined,
+    response: TokenResponse,
+  ): ClaimsInput | null {
+    const sub = idToken ? idToken.sub : previous?.sub;
+    const sid = typeof idToken?.sid === "string" ? idToken.sid : previous?.sid;
     if (typeof sub !== "string" || !sid) return null;
     if (previous && previous.sub !== sub) return null;
-    const pick = <T>(key: string, check: (v: unknown) => v is T): T | undefined =>
-      check(token[key]) ? (token[key] as T) : check(previous?.[key]) ? (previous?.[key] as T) : undefined;
+    const source: Record<string, unknown> = idToken ?? previous ?? {};
     const claims: ClaimsInput = {
       sub,
       sid,
       sxp: response.session_expires_at ?? previous?.sxp ?? this.#nowSeconds() + FALLBACK_SESSION_SECONDS,
     };
-    const email = pick("email", isString);
-    if (email !== undefined) claims.email = email;
-    const verified = pick("email_verified", isBoolean);
-    if (verified !== undefined) claims.email_verified = verified;
-    const name = pick("name", isString);
-    if (name !== undefined) claims.name = name;
-    for (const key of this.options.extraClaims) {
-      const value = token[key] !== undefined ? token[key] : previous?.[key];
-      if (value !== undefined) claims[key] = value;
-    }
+    if (typeof source.email === "string") claims.email = source.email;
+    if (typeof source.email_verified === "boolean") claims.email_verified = source.email_verified;
+    if (typeof source.name === "string") claims.name = source.name;
+    for (const key of this.options.extraClaims) if (source[key] !== undefined) claims[key] = source[key];
     return claims;
   }
 
@@ -829,14 +831,13 @@ export class TesseraClient {
     }
     // From here on the old token is spent: any failure signs the user out (the new token cannot be trusted/used).
     try {
-      let source: JWTPayload | undefined;
+      let idToken: JWTPayload | undefined;
       if (tokens.id_token) {
-        source = await this.#issuer.verifyJwt(tokens.id_token, "REFRESH_FAILED", { requiredClaims: ["sub"] });
-        if (source.azp !== undefined && source.azp !== this.options.clientId) source = undefined;
-      } else if (previous) {
-        source = { sub: previous.sub };
+        idToken = await this.#issuer.verifyJwt(tokens.id_token, "REFRESH_FAILED", { requiredClaims: ["sub"] });
+        if (idToken.azp !== undefined && idToken.azp !== this.options.clientId)
+          throw new TesseraError("REFRESH_FAILED");
       }
-      const claims = source ? this.#claimsFrom(source, previous, tokens) : null;
+      const claims = this.#claimsFrom(idToken, previous, tokens);
       if (!claims) throw new TesseraError("REFRESH_FAILED");
       // Tessera rotates on every use; should a server not rotate, the presented token stays valid.
       const successor = tokens.refresh_token ?? refreshToken;
@@ -874,14 +875,6 @@ function readCookie(header: string, name: string): string | undefined {
     from = end;
   }
   return undefined;
-}
-
-function isString(value: unknown): value is string {
-  return typeof value === "string";
-}
-
-function isBoolean(value: unknown): value is boolean {
-  return typeof value === "boolean";
 }
 
 /**

@@ -451,6 +451,25 @@ describe("authenticate", () => {
     }
   });
 
+  it("a role Tessera no longer lists is gone after the next refresh (the new ID token is the whole truth)", async () => {
+    stub.idTokenClaims = { roles: ["admin"], permissions: ["refunds:create"], entitlements: ["season-pass"] };
+    const { tessera, jar, header } = await signIn();
+    expect(tessera.tryAuthenticateSync({ cookieHeader: header() })?.user?.roles).toEqual(["admin"]);
+    stub.idTokenClaims = { name: undefined }; // demoted, and the display name removed
+    clock += 301_000;
+    try {
+      const result = await tessera.authenticate({ cookieHeader: header() });
+      expect(result.user?.id).toBe("user-1");
+      expect(result.user?.roles).toEqual([]);
+      expect(result.user?.permissions).toEqual([]);
+      expect(result.user?.name).toBeUndefined();
+      expect(result.user?.claims.entitlements).toBeUndefined();
+      cookieHeader(result.setCookies, jar);
+    } finally {
+      clock -= 301_000;
+    }
+  });
+
   it("refreshes shortly before expiry too", async () => {
     const { tessera, header } = await signIn();
     clock += 280_000;
