@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { AppError } from "../../errors/index.ts";
 import { authenticateApiKey } from "../../libraries/admin.ts";
 import { audit } from "../../libraries/audit.ts";
+import type { Actor } from "../../libraries/clients.ts";
 
 /** Who is calling the admin API: an admin through an API key or a browser session. */
 export interface AdminPrincipal {
@@ -79,4 +80,10 @@ export async function requireAdmin(request: FastifyRequest, _reply: FastifyReply
     }
   }
   request.admin = { userId: current.user.id, via: "session" };
+}
+
+/** The acting admin of a request that passed requireAdmin, for the audit row of its change. */
+export function actorOf(request: FastifyRequest): Actor {
+  if (!request.admin) throw new AppError("UNAUTHENTICATED");
+  return { actorId: request.admin.userId, meta: request.meta, via: request.admin.via };
 }

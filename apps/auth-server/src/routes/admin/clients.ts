@@ -3,7 +3,6 @@ import { z } from "zod";
 import { AppError } from "../../errors/index.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import {
-  type Actor,
   type ClientUpdate,
   clientView,
   createClient,
@@ -15,7 +14,7 @@ import {
   updateClient,
 } from "../../libraries/clients.ts";
 import { parse } from "../../validation.ts";
-import { requireAdmin } from "./auth.ts";
+import { actorOf, requireAdmin } from "./auth.ts";
 
 const BASE = "/admin/api/v1/clients";
 const CLIENT_ID = /^[A-Za-z0-9_-]{1,128}$/;
@@ -74,11 +73,6 @@ function clientIdParam(request: FastifyRequest): string {
   const { id } = request.params as { id?: string };
   if (typeof id !== "string" || !CLIENT_ID.test(id)) throw new AppError("CLIENT_NOT_FOUND");
   return id;
-}
-
-function actorOf(request: FastifyRequest): Actor {
-  if (!request.admin) throw new AppError("UNAUTHENTICATED");
-  return { actorId: request.admin.userId, meta: request.meta, via: request.admin.via };
 }
 
 /**

@@ -2,19 +2,13 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { AppError } from "../../errors/index.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
-import type { Actor } from "../../libraries/clients.ts";
 import { disableUser, enableUser } from "../../libraries/user-status.ts";
 import type { UserRow } from "../../queries/user-status.ts";
 import { parse } from "../../validation.ts";
-import { requireAdmin } from "./auth.ts";
+import { actorOf, requireAdmin } from "./auth.ts";
 
 const BASE = "/admin/api/v1/users";
 const emptyBody = z.strictObject({}).optional();
-
-function actorOf(request: FastifyRequest): Actor {
-  if (!request.admin) throw new AppError("UNAUTHENTICATED");
-  return { actorId: request.admin.userId, meta: request.meta, via: request.admin.via };
-}
 
 const userIdParam = (request: FastifyRequest) => String((request.params as { id?: string }).id ?? "");
 
