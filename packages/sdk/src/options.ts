@@ -134,6 +134,7 @@ export interface ResolvedOptions {
 
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/;
 const ALGORITHMS = new Set(["RS256", "ES256", "EdDSA"]);
+const RESERVED_CLAIMS = new Set(["sub", "sid", "sxp", "aud", "iss", "iat", "exp", "nbf", "jti", "rth"]);
 
 function fail(message: string): never {
   throw new TesseraConfigError(`Tessera SDK: ${message}`);
@@ -222,6 +223,14 @@ export function resolveOptions(options: TesseraOptions): ResolvedOptions {
   if (method !== "client_secret_basic" && method !== "client_secret_post") {
     fail("tokenEndpointAuthMethod: client_secret_basic or client_secret_post");
   }
+  const extraClaims = options.extraClaims ?? ["roles", "permissions", "entitlements"];
+  for (const claim of extraClaims) {
+    // These are the SDK's own: copied from Tessera they would change whose, which session's or how long-lived the
+    // access JWT is.
+    if (typeof claim !== "string" || RESERVED_CLAIMS.has(claim)) {
+      fail(`extraClaims: "${String(claim)}" cannot be copied (reserved: ${[...RESERVED_CLAIMS].join(", ")})`);
+    }
+  }
   const fetchImpl = options.fetch ?? globalThis.fetch;
   if (typeof fetchImpl !== "function") fail("fetch: no global fetch; pass one");
   const now = options.now ?? Date.now;
@@ -240,7 +249,7 @@ export function resolveOptions(options: TesseraOptions): ResolvedOptions {
     accessTokenTtlSeconds: seconds("accessTokenTtlSeconds", options.accessTokenTtlSeconds, 300, 10, 3600),
     refreshBeforeExpirySeconds: seconds("refreshBeforeExpirySeconds", options.refreshBeforeExpirySeconds, 30, 0, 600),
     refreshReuseSeconds: seconds("refreshReuseSeconds", options.refreshReuseSeconds, 10, 0, 120),
-    extraClaims: options.extraClaims ?? ["roles", "permissions", "entitlements"],
+    extraClaims,
     secure,
     names,
     refreshPath,

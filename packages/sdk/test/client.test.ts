@@ -76,6 +76,15 @@ describe("configuration", () => {
     expect(() => createTessera(options({ origins: ["https://shop.example/"] }))).toThrow(/origins\[0\]/);
     expect(() => createTessera(options({ origins: [] }))).toThrow(/origins/);
   });
+  it("refuses extraClaims that would overwrite the SDK's own claims (whose, which session, how long)", () => {
+    for (const claim of ["sub", "sid", "sxp", "exp", "rth"]) {
+      expect(() => createTessera(options({ extraClaims: ["roles", claim] }))).toThrow(/extraClaims/);
+    }
+    expect(createTessera(options({ extraClaims: ["roles", "tenant"] })).options.extraClaims).toEqual([
+      "roles",
+      "tenant",
+    ]);
+  });
   it("refuses symmetric or none ID token algorithms", () => {
     expect(() => createTessera(options({ idTokenAlgorithms: ["HS256" as "RS256"] }))).toThrow(/idTokenAlgorithms/);
   });
