@@ -1,5 +1,5 @@
 import { refreshTokens, sessions } from "@tessera/db";
-import { eq } from "drizzle-orm";
+import { and, eq, isNull } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sha256 } from "../../src/libraries/crypto.ts";
 import type { TestApp } from "../helpers.ts";
@@ -139,6 +139,31 @@ describe("parallel requests with one credential", () => {
         (r) => r.revokedAt === null,
       );
       expect(live).toHaveLength(0);
+    }
+  });
+
+  it("a code redeemed while the session is being ended: never a live refresh token in an ended session", async () => {
+    // Regression: the redemption read the session without a lock, so a logout committing meanwhile revoked the
+    // session's tokens before the new one was written, leaving it live (PostgreSQL, most rounds).
+    const other = await registerClient(t.app, { name: "Other" });
+    for (let round = 0; round < 8; round++) {
+      const user = await createUser(t.app);
+      const { cookie } = await sessionCookie(t.app, user);
+      const hint = (await tokensFor(t.app, other, cookie)).id_token;
+      const { code, verifier } = await getCode(t.app, client, cookie);
+      const [logout, redemption] = await Promise.all([
+        t.app.inject({ method: "POST", url: "/logout", headers: FORM, payload: form({ id_token_hint: hint }) }),
+        redeem(t.app, client, code, verifier),
+      ]);
+      expect(logout.statusCode).toBe(200);
+      if (redemption.statusCode !== 200) {
+        expect(redemption.json()).toEqual({ error: "invalid_grant", error_description: "The session has ended." });
+      }
+      const live = await t.app.ctx.db
+        .select()
+        .from(refreshTokens)
+        .where(and(eq(refreshTokens.userId, user.id), isNull(refreshTokens.revokedAt)));
+      expect(live).toEqual([]);
     }
   });
 });

@@ -82,6 +82,9 @@ export async function authorizationCodeGrant(
     if (redeemed.codeChallengeMethod !== "S256" || !verifyPkce(redeemed.codeChallenge, codeVerifier)) {
       return fail("The code_verifier does not match the code_challenge.");
     }
+    // checkSession under the session lock: a logout either committed before (seen here) or waits for this
+    // transaction and then revokes the token issued here too. Never a live token in an ended session.
+    await lockSession(tx, redeemed.sessionId);
     const owners = await findSessionWithUser(tx, redeemed.sessionId);
     const problem = owners ? sessionProblem(owners.session, owners.user, now) : "The session has ended.";
     if (!owners || problem) return fail(problem ?? "The session has ended.");
