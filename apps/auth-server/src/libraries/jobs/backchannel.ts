@@ -23,7 +23,11 @@ export const DELIVERY = {
   /** Delay after the first failure; doubled on each further failure, up to maxDelaySeconds. */
   baseDelaySeconds: 10,
   maxDelaySeconds: 3600,
-  /** After this many failed attempts the job is abandoned (about a day with the delays above). */
+  /**
+   * After this many failed attempts the job is abandoned: about 3.4 hours after the first with the delays above
+   * (10 s doubling to the 1 h cap). Past a few minutes a notification matters little anyway: the client's access JWTs
+   * have expired by then and its refresh fails at Tessera, which signs the user out of it.
+   */
   maxAttempts: 12,
   /** Logout tokens live 2 minutes: long enough for clock skew, short enough that a captured one is soon useless. */
   tokenTtlSeconds: 120,
