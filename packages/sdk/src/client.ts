@@ -428,12 +428,12 @@ export class TesseraClient {
     current: VerifyResult | undefined,
     now: number,
   ): AuthResult | Promise<AuthResult> {
+    // The refresh cookie is looked up only when a refresh may be needed: not on the hot path of a fresh access JWT.
+    const fresh = current?.status === "valid" && current.claims.exp - now > this.options.refreshBeforeExpirySeconds;
     const refreshToken =
-      input.allowRefresh !== false && header ? readCookie(header, this.options.names.refresh) : undefined;
+      !fresh && input.allowRefresh !== false && header ? readCookie(header, this.options.names.refresh) : undefined;
     if (current?.status === "valid") {
-      if (!refreshToken || current.claims.exp - now > this.options.refreshBeforeExpirySeconds) {
-        return { user: current.user, error: null, setCookies: NO_COOKIES };
-      }
+      if (fresh || !refreshToken) return { user: current.user, error: null, setCookies: NO_COOKIES };
     } else if (!refreshToken) {
       if (!current) return this.#anonymous("UNAUTHENTICATED", false);
       return this.#anonymous(current.status === "expired" ? "ACCESS_TOKEN_EXPIRED" : "ACCESS_TOKEN_INVALID", false);
