@@ -28,6 +28,7 @@ import {
 } from "./passwords.ts";
 import { endSessions, listSessions, type SessionRow, signIn } from "./sessions.ts";
 import {
+  accountKey,
   accountLockBlocks,
   accountLockedEmail,
   accountLockedError,
@@ -35,6 +36,7 @@ import {
   checkSignIn,
   clearAccountThrottle,
   recordSignInFailure as countFailedSignIn,
+  oneAtATime,
 } from "./throttle.ts";
 import { completeMfaChallenge, createMfaChallenge } from "./totp.ts";
 
@@ -216,7 +218,22 @@ const quietLog = { info() {}, error() {} };
 export async function checkPasswordThrottled(
   ctx: AccountsContext,
   input: { email: string; password: string; meta: RequestMeta; log?: FastifyBaseLogger | undefined },
-): Promise<{ account: UserRow | null; user: UserRow | null; hasSecondFactor: boolean; error: AppError | null }> {
+): Promise<PasswordChecked> {
+  // One at a time per account (throttle.ts): parallel guesses each see the failures of the ones before.
+  return oneAtATime(accountKey(ctx.config, input.email), () => checkPasswordInLine(ctx, input));
+}
+
+type PasswordChecked = {
+  account: UserRow | null;
+  user: UserRow | null;
+  hasSecondFactor: boolean;
+  error: AppError | null;
+};
+
+async function checkPasswordInLine(
+  ctx: AccountsContext,
+  input: { email: string; password: string; meta: RequestMeta; log?: FastifyBaseLogger | undefined },
+): Promise<PasswordChecked> {
   const gate = await checkSignIn(ctx, input.meta, { email: input.email });
   const account = await findAccount(ctx, input.email);
   try {

@@ -122,6 +122,29 @@ export async function checkSignIn(
   return { accountLocked: false, retryAfterSeconds: 0 };
 }
 
+/**
+ * Runs the password checks of one account key one at a time (on this instance). `checkSignIn` reads the counter
+ * before the password is tried and the failure is written after it, so without this a burst of parallel guesses
+ * would all pass the gate before the first failure landed: each would be counted, but each would also be tried, and
+ * the delays and the lock would not hold inside the burst. In line, each guess sees the failures of the one before,
+ * and the rest of a burst is refused (LOGIN_THROTTLED) without touching the password. Several instances each keep
+ * their own line, so a burst spread over n instances gets at most n guesses past a delay.
+ */
+const checksInLine = new Map<string, Promise<void>>();
+export function oneAtATime<T>(key: string, task: () => Promise<T>): Promise<T> {
+  const before = checksInLine.get(key) ?? Promise.resolve();
+  const run = before.then(task);
+  const done = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  checksInLine.set(key, done);
+  void done.then(() => {
+    if (checksInLine.get(key) === done) checksInLine.delete(key);
+  });
+  return run;
+}
+
 /** ACCOUNT_LOCKED (429) with Retry-After until the lock ends. */
 export function accountLockedError(until: Date, now: Date): AppError {
   return new AppError("ACCOUNT_LOCKED", undefined, undefined, retryAfter(secondsUntil(until, now)));
@@ -255,6 +278,15 @@ export async function checkPasswordAgain(
     field: string;
     onLocked?: ((until: Date) => Promise<void>) | undefined;
   },
+): Promise<void> {
+  const { user } = input;
+  await oneAtATime(accountKey(deps.config, user.email), () => checkPasswordAgainInLine(deps, meta, input));
+}
+
+async function checkPasswordAgainInLine(
+  deps: ThrottleDeps,
+  meta: RequestMeta,
+  input: Parameters<typeof checkPasswordAgain>[2],
 ): Promise<void> {
   const { user } = input;
   const gate = await checkSignIn(deps, meta, { email: user.email, userId: user.id });

@@ -216,19 +216,45 @@ describe("account throttling", () => {
     expect((await change(PASSWORD)).statusCode).toBe(204);
   });
 
-  it(`counts 50 parallel wrong passwords for one account, all of them (${usingPostgres() ? "PostgreSQL" : "PGlite"})`, async () => {
+  it(`50 parallel wrong passwords for one account: each sees the failures before it, so the delay holds inside the burst (${usingPostgres() ? "PostgreSQL" : "PGlite"})`, async () => {
     const email = "parallel-http@example.com";
     await createUser(t.app, { email, password: PASSWORD });
     const responses = await Promise.all(Array.from({ length: 50 }, () => login(email, "wrong password!")));
-    // Every request passed the pre-check together (no failure was recorded yet), so each one is a plain failure.
-    expect(responses.map(code).filter((c) => c === "INVALID_CREDENTIALS" || c === "ACCOUNT_LOCKED")).toHaveLength(50);
+    // Two free failures and a third that asks for a 1-second wait: the other 47 are refused without a password check.
+    const codes = responses.map(code);
+    expect(codes.filter((c) => c === "INVALID_CREDENTIALS")).toHaveLength(3);
+    expect(codes.filter((c) => c === "LOGIN_THROTTLED")).toHaveLength(47);
     const [row] = await t.app.ctx.db
       .select()
       .from(accountThrottles)
       .where(eq(accountThrottles.key, accountKey(t.app.ctx.config, email)));
-    expect(row?.failures).toBe(50);
-    expect(row?.locks).toBe(1);
-    expect(t.outbox.to(email).filter((m) => m.kind === "account_locked")).toHaveLength(1);
+    expect(row?.failures).toBe(3);
+    // After the wait the right password gets in and clears the counter.
+    t.clock.advance(1);
+    expect((await login(email, PASSWORD)).statusCode).toBe(200);
+  });
+
+  it("parallel guesses through the account forms are in the same line as sign-ins", async () => {
+    const email = "parallel-forms@example.com";
+    await createUser(t.app, { email, password: PASSWORD });
+    const b = new Browser(t.app);
+    expect((await b.json("POST", "/api/v1/login", { email, password: PASSWORD })).statusCode).toBe(200);
+    const guesses = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        i % 2
+          ? login(email, "wrong password!")
+          : t.app.inject({
+              method: "POST",
+              url: "/api/v1/me/password",
+              remoteAddress: freshIp(),
+              headers: { "content-type": "application/json", cookie: b.cookieHeader() },
+              payload: JSON.stringify({ currentPassword: "wrong password!", newPassword: "a new passphrase 77" }),
+            }),
+      ),
+    );
+    const codes = guesses.map(code);
+    expect(codes.filter((c) => c === "INVALID_CREDENTIALS")).toHaveLength(3);
+    expect(codes.filter((c) => c === "LOGIN_THROTTLED")).toHaveLength(17);
   });
 });
 
