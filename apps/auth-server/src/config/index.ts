@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { bool, ConfigError, type Env, field, int, readSecret, url } from "./env.ts";
@@ -203,6 +204,13 @@ export function loadConfig(env: Env = process.env, overrides: { dataDirForDevKey
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
+  // Checked here so a typo is a named configuration error, not a TypeError from Fastify's proxy-addr at start.
+  const badProxies = trustedProxies.filter((p) => !isProxyAddress(p));
+  if (badProxies.length) {
+    problems.push(
+      `TRUSTED_PROXIES: not an IP address, CIDR range, loopback, linklocal or uniquelocal: ${badProxies.join(", ")}`,
+    );
+  }
 
   const config: Config = {
     env: nodeEnv,
@@ -316,6 +324,16 @@ export function loadConfig(env: Env = process.env, overrides: { dataDirForDevKey
   config.masterKey = masterKey;
   config.masterKeySource = masterKeySource;
   return deepFreeze(config);
+}
+
+/** What Fastify's trustProxy (proxy-addr) accepts: an IP, an IP/prefix, or one of its named ranges. */
+function isProxyAddress(value: string): boolean {
+  if (["loopback", "linklocal", "uniquelocal"].includes(value)) return true;
+  const [address = "", prefix, extra] = value.split("/");
+  const version = isIP(address);
+  if (!version || extra !== undefined) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128);
 }
 
 function deepFreeze<T>(value: T): T {

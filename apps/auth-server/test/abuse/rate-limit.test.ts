@@ -127,6 +127,27 @@ describe("client IP through trusted proxies", () => {
     expect((await post(t.app, "/t/json", viaProxy("203.0.113.11"))).statusCode).toBe(200);
   });
 
+  it("takes the address the trusted proxy saw, not what the client wrote before it in X-Forwarded-For", async () => {
+    const forged = (left: string) => ({
+      remoteAddress: "10.0.0.1",
+      headers: { "x-forwarded-for": `${left}, 203.0.113.30` },
+    });
+    expect((await post(t.app, "/t/json", forged("198.18.0.1"))).statusCode).toBe(200);
+    expect((await post(t.app, "/t/json", forged("198.18.0.2"))).statusCode).toBe(429);
+  });
+
+  it("refuses a TRUSTED_PROXIES entry that is not an address or range, by name", () => {
+    for (const bad of ["garbage", "10.0.0.0/99", "*", "true", "10.0.0.1/8/1"]) {
+      expect(() => testConfig({ TRUSTED_PROXIES: `10.0.0.1, ${bad}` })).toThrow(/TRUSTED_PROXIES/);
+    }
+    expect(testConfig({ TRUSTED_PROXIES: "10.0.0.0/8, ::1, fd00::/8, loopback" }).trustedProxies).toEqual([
+      "10.0.0.0/8",
+      "::1",
+      "fd00::/8",
+      "loopback",
+    ]);
+  });
+
   it("ignores X-Forwarded-For from a peer that is not a trusted proxy", async () => {
     const spoofed = (client: string) => ({ remoteAddress: "198.51.100.20", headers: { "x-forwarded-for": client } });
     expect((await post(t.app, "/t/json", spoofed("203.0.113.20"))).statusCode).toBe(200);
