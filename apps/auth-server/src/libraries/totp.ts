@@ -138,13 +138,18 @@ export interface Enrolment {
 
 /**
  * Starts (or restarts) enrolment: a fresh secret, stored encrypted and unconfirmed. MFA_ALREADY_ENABLED when the user
- * already has a confirmed factor (disable it first).
+ * already has a confirmed factor (disable it first). EMAIL_NOT_VERIFIED before the address is confirmed: whoever
+ * registered someone else's address (and can sign in to the unverified account) must not be able to put their own
+ * factor on it, or the address's owner, after taking the account back with a reset link, could never sign in.
  */
 export async function beginTotpEnrolment(
   deps: TotpDeps,
   meta: RequestMeta,
-  user: { id: string; email: string },
+  user: { id: string; email: string; emailVerifiedAt: Date | null },
 ): Promise<Enrolment> {
+  if (!user.emailVerifiedAt) {
+    throw new AppError("EMAIL_NOT_VERIFIED", "Confirm your email address before you turn on two-step verification.");
+  }
   const secret = new Secret({ size: 20 }).base32;
   const sealed = encrypt(deps.config.masterKey, secret, aad(user.id));
   const row = await upsertPendingTotpFactor(deps.db, user.id, sealed, deps.clock.now());

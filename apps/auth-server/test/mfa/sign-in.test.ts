@@ -184,6 +184,28 @@ describe("JSON API", () => {
     expect(none.json().error.code).toBe("MFA_CHALLENGE_EXPIRED");
   });
 
+  it("an unverified account cannot turn two-step verification on (someone who registered another's address)", async () => {
+    const email = "unverified-mfa@example.com";
+    await createUser(t.app, { email, password: PASSWORD, verified: false });
+    const b = new Browser(t.app);
+    expect((await b.json("POST", "/api/v1/login", { email, password: PASSWORD })).statusCode).toBe(200);
+    const start = await b.json("POST", "/api/v1/mfa/totp", {});
+    expect(start.statusCode).toBe(403);
+    expect(start.json().error).toMatchObject({
+      code: "EMAIL_NOT_VERIFIED",
+      message: "Confirm your email address before you turn on two-step verification.",
+    });
+    const manage = await b.get("/account/mfa");
+    const page = await b.post("/account/mfa/setup", formFor(manage.body, "/account/mfa/setup"));
+    expect(page.statusCode).toBe(403);
+    expect(page.body).toContain("Confirm your email address before you turn on two-step verification.");
+    expect((await b.json("GET", "/api/v1/mfa")).json()).toEqual({
+      enabled: false,
+      pending: false,
+      recoveryCodesLeft: 0,
+    });
+  });
+
   it("validates the code field and needs a session for the account endpoints", async () => {
     const b = new Browser(t.app);
     const bad = await b.json("POST", "/api/v1/login/otp", { code: 123456 });

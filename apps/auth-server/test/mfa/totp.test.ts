@@ -37,7 +37,7 @@ beforeAll(async () => {
 afterAll(async () => database.close());
 
 async function newUser(email: string) {
-  const [user] = await database.db.insert(users).values({ email }).returning();
+  const [user] = await database.db.insert(users).values({ email, emailVerifiedAt: clock.now() }).returning();
   if (!user) throw new Error("no user");
   return user;
 }

@@ -182,6 +182,9 @@ export async function mfaPages(app: FastifyInstance): Promise<void> {
       return renderMfa(request, reply, "setup", { title: "Set up your authenticator app", enrolment });
     } catch (error) {
       if (error instanceof AppError && error.code === "MFA_ALREADY_ENABLED") return seeOther(reply, "/account/mfa");
+      if (error instanceof AppError && error.code === "EMAIL_NOT_VERIFIED") {
+        return renderManage(request, reply, current, { error });
+      }
       throw error;
     }
   });
