@@ -31,6 +31,25 @@ async function userByEmail(email: string) {
   return row;
 }
 
+describe("a fresh installation", () => {
+  it("has no accounts at all, so no default credentials sign in (the first admin comes from `tessera admin create`)", async () => {
+    const fresh = await buildAccountsApp({ RATE_LIMIT_ENABLED: "false" });
+    try {
+      expect(await fresh.app.ctx.db.select().from(users)).toEqual([]);
+      for (const [email, password] of [
+        ["admin@tessera.local", "admin"],
+        ["admin@example.com", "changeme123"],
+        ["root@tessera.local", "password"],
+      ] as const) {
+        const res = await new Browser(fresh.app).json("POST", "/api/v1/login", { email, password });
+        expect(res.json().error.code).toBe("INVALID_CREDENTIALS");
+      }
+    } finally {
+      await fresh.close();
+    }
+  });
+});
+
 describe("POST /api/v1/register", () => {
   it("creates an unverified account, emails a verification link and answers 202 without signing in", async () => {
     const browser = new Browser(t.app);
