@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { clearSessionCookie } from "../../http/session.ts";
 import { OAuthPageError } from "../../libraries/oauth/errors.ts";
-import { logout, validateLogoutRequest } from "../../libraries/oauth/logout.ts";
+import { type LogoutRequest, logout, validateLogoutRequest } from "../../libraries/oauth/logout.ts";
 import { methodNotAllowed } from "./http.ts";
 import { sendLogoutConfirmation, sendSignedOutPage } from "./pages.ts";
 
@@ -13,8 +13,7 @@ import { sendLogoutConfirmation, sendSignedOutPage } from "./pages.ts";
 export async function logoutRoutes(app: FastifyInstance): Promise<void> {
   const { ctx } = app;
 
-  const finish = async (request: FastifyRequest, reply: FastifyReply, input: unknown) => {
-    const logoutRequest = await validateLogoutRequest(ctx, input);
+  const finish = async (request: FastifyRequest, reply: FastifyReply, logoutRequest: LogoutRequest) => {
     const current = await request.currentSession();
     const { location, browserSignedOut } = await logout(ctx, logoutRequest, current?.session ?? null, request.meta);
     if (browserSignedOut) clearSessionCookie(reply, ctx.config);
@@ -24,7 +23,7 @@ export async function logoutRoutes(app: FastifyInstance): Promise<void> {
 
   app.get("/logout", { config: { errorFormat: "html" } }, async (request, reply) => {
     const logoutRequest = await validateLogoutRequest(ctx, request.query);
-    if (logoutRequest.hint) return finish(request, reply, request.query);
+    if (logoutRequest.hint) return finish(request, reply, logoutRequest);
     // Carry the (validated) request into the form so the POST can finish it.
     const params: [string, string][] = [];
     if (logoutRequest.client) params.push(["client_id", logoutRequest.client.clientId]);
@@ -47,7 +46,7 @@ export async function logoutRoutes(app: FastifyInstance): Promise<void> {
         app.csrfProtection.call(app, request, reply, (error?: Error) => (error ? reject(error) : resolve()));
       });
     }
-    return finish(request, reply, request.body);
+    return finish(request, reply, await validateLogoutRequest(ctx, request.body));
   });
   methodNotAllowed(app, "/logout", ["GET", "HEAD", "POST"]);
 }
