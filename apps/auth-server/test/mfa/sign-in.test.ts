@@ -1,4 +1,5 @@
-import { mfaChallenges } from "@tessera/db";
+import { mfaChallenges, sessions, users } from "@tessera/db";
+import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { currentCode } from "../../src/libraries/totp.ts";
 import {
@@ -10,7 +11,7 @@ import {
   PASSWORD,
   tokenFrom,
 } from "../accounts/helpers.ts";
-import { createUser } from "../oauth/helpers.ts";
+import { basic, createUser, FORM, form, registerClient } from "../oauth/helpers.ts";
 
 /**
  * TOTP through the wire (inject): enrolment and confirmation, the second sign-in step that cannot be skipped, recovery
@@ -204,6 +205,26 @@ describe("JSON API", () => {
       pending: false,
       recoveryCodesLeft: 0,
     });
+  });
+
+  it("a trusted client's direct sign-in cannot skip the second step: invalid_grant and no session", async () => {
+    const email = "direct-mfa@example.com";
+    await userWithFactor(email);
+    const game = await registerClient(t.app, { name: "Game", directSignIn: true });
+    const res = await t.app.inject({
+      method: "POST",
+      url: "/api/v1/clients/sessions",
+      headers: { ...FORM, authorization: basic(game.clientId, game.secret) },
+      payload: form({ username: email, password: PASSWORD }),
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({
+      error: "invalid_grant",
+      error_description: "This account uses a second factor; sign in through Tessera's sign-in page.",
+    });
+    const [user] = await t.app.ctx.db.select().from(users).where(eq(users.email, email));
+    const live = await t.app.ctx.db.select().from(sessions).where(eq(sessions.userId, user!.id));
+    expect(live.filter((s) => !s.revokedAt)).toEqual([]);
   });
 
   it("validates the code field and needs a session for the account endpoints", async () => {
