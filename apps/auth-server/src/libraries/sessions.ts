@@ -8,6 +8,7 @@ import {
   type SessionRow,
   type UserRow,
   updateSession,
+  updateUnrevokedSession,
 } from "../queries/sessions.ts";
 import type { RequestMeta } from "./audit.ts";
 import { addSeconds, type Clock } from "./clock.ts";
@@ -48,7 +49,9 @@ export async function signIn(
     amr: input.amr,
   };
   if (input.existing && input.existing.userId === input.userId && !input.existing.revokedAt) {
-    const updated = await updateSession(db, input.existing.id, timing);
+    // `existing` was read before the password check: if the session ended meanwhile (logout elsewhere, reuse
+    // detection), extending it would hand out a cookie of an ended session. A new one starts instead.
+    const updated = await updateUnrevokedSession(db, input.existing.id, timing);
     if (updated) return { session: updated, token };
   }
   const session = await insertSession(db, { userId: input.userId, ...timing });

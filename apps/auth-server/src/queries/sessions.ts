@@ -67,6 +67,20 @@ export async function updateSession(
   return row ?? null;
 }
 
+/** Updates a session only if it has not been revoked (re-authentication must not revive an ended session). */
+export async function updateUnrevokedSession(
+  db: Executor,
+  id: string,
+  values: Partial<typeof sessions.$inferInsert>,
+): Promise<SessionRow | null> {
+  const [row] = await db
+    .update(sessions)
+    .set(values)
+    .where(and(eq(sessions.id, id), isNull(sessions.revokedAt)))
+    .returning();
+  return row ?? null;
+}
+
 export async function listLiveSessions(db: Executor, userId: string, now: Date): Promise<SessionRow[]> {
   return db
     .select()

@@ -2,6 +2,7 @@ import { sessions } from "@tessera/db";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sha256 } from "../../src/libraries/crypto.ts";
+import { endSessions, signIn } from "../../src/libraries/sessions.ts";
 import type { TestApp } from "../helpers.ts";
 import { buildOAuthApp, createUser, sessionCookie } from "./helpers.ts";
 
@@ -135,5 +136,29 @@ describe("idle and absolute timeouts of the browser session, enforced on use", (
     }
     t.clock.advance(ABSOLUTE - elapsed);
     expect((await me(cookie)).statusCode).toBe(401);
+  });
+});
+
+describe("signIn on a browser that already has a session", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildOAuthApp();
+  });
+  afterAll(async () => t.close());
+
+  it("a session that ended after it was read is not extended: a new session starts", async () => {
+    const user = await createUser(t.app);
+    const { session: stale } = await sessionCookie(t.app, user);
+    await endSessions(t.app.ctx, t.app.ctx.db, { ids: [stale.id] }, "signed_out");
+    const meta = { ip: "127.0.0.1", userAgent: "vitest" };
+    const again = await signIn(t.app.ctx, t.app.ctx.db, { userId: user.id, amr: ["pwd"], meta, existing: stale });
+    expect(again.session.id).not.toBe(stale.id);
+    expect(again.session.revokedAt).toBeNull();
+    const me = await t.app.inject({
+      method: "GET",
+      url: "/api/v1/me",
+      headers: { cookie: `tessera_session=${again.token}` },
+    });
+    expect(me.statusCode).toBe(200);
   });
 });
