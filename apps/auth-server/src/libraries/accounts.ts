@@ -6,6 +6,7 @@ import type { AppContext } from "../http/context.ts";
 import { deleteMfaChallenges } from "../queries/totp.ts";
 import {
   anonymizeUser,
+  changeUserEmail,
   findUserByEmail,
   findUserById,
   insertUser,
@@ -554,13 +555,14 @@ export async function confirmEmailLink(
     const row = await useEmailToken(tx, input.token, "change_email", now);
     const user = await findUserById(tx, row.userId);
     if (!user || !row.newEmail) throw new AppError("INVALID_TOKEN");
-    if (await isEmailTaken(tx, row.newEmail, user.id)) {
-      throw new AppError("CONFLICT", "This email address is already used by another account.", [
+    const taken = () =>
+      new AppError("CONFLICT", "This email address is already used by another account.", [
         { field: "newEmail", message: "This email address is already used by another account." },
       ]);
-    }
-    const updated = await updateUser(tx, user.id, { email: row.newEmail, emailVerifiedAt: now, updatedAt: now });
-    if (!updated) throw new AppError("INVALID_TOKEN");
+    if (await isEmailTaken(tx, row.newEmail, user.id)) throw taken();
+    // Null when a concurrent change or registration took the address after the check (the unique index decides).
+    const updated = await changeUserEmail(tx, user.id, row.newEmail, now);
+    if (!updated) throw taken();
     await retireEmailTokens(tx, user.id, now);
     await audit(tx, input.meta, { event: "user.email_changed", outcome: "success", userId: user.id });
     return { user: updated, oldEmail: user.email };

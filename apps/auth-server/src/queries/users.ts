@@ -69,6 +69,31 @@ export async function updateUser(
   return row ?? null;
 }
 
+/**
+ * Sets a new email unless another account holds it. Returns null when the unique index refuses it: a concurrent change
+ * or registration to the same address can commit between the caller's check and this update (PostgreSQL then answers
+ * SQLSTATE 23505, wrapped by drizzle). The caller's transaction is aborted by then and must be rolled back.
+ */
+export async function changeUserEmail(db: Executor, id: string, email: string, now: Date): Promise<UserRow | null> {
+  try {
+    return await updateUser(db, id, { email, emailVerifiedAt: now, updatedAt: now });
+  } catch (error) {
+    if (isUniqueViolation(error)) return null;
+    throw error;
+  }
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  for (
+    let e = error, depth = 0;
+    e && typeof e === "object" && depth < 4;
+    e = (e as { cause?: unknown }).cause, depth++
+  ) {
+    if ((e as { code?: unknown }).code === "23505") return true;
+  }
+  return false;
+}
+
 /** Replaces the stored hash only if it is still the one that was verified (a concurrent change wins). */
 export async function replacePasswordHash(db: Executor, id: string, oldHash: string, newHash: string): Promise<void> {
   await db

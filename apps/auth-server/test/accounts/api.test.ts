@@ -667,6 +667,22 @@ describe("/api/v1/me", () => {
     expect(res.json().error.code).toBe("CONFLICT");
   });
 
+  it("six accounts confirming a change to one address at once: one wins, the others get CONFLICT, never a 500", async () => {
+    const target = uniqueEmail("contested");
+    const tokens: string[] = [];
+    for (const owner of [1, 2, 3, 4, 5, 6].map((i) => uniqueEmail(`contender${i}-`))) {
+      const browser = await createVerifiedAccount(t, owner);
+      await browser.json("POST", "/api/v1/me/email", { currentPassword: PASSWORD, newEmail: target });
+      tokens.push(tokenFrom(linkFrom(t.outbox, target, "change_email")));
+    }
+    const results = await Promise.all(
+      tokens.map((token) => new Browser(t.app).json("POST", "/api/v1/verify-email", { token })),
+    );
+    expect(results.map((r) => r.statusCode).sort()).toEqual([200, 409, 409, 409, 409, 409]);
+    expect(results.find((r) => r.statusCode === 409)?.json().error.code).toBe("CONFLICT");
+    expect(await t.app.ctx.db.select().from(users).where(eq(users.email, target))).toHaveLength(1);
+  });
+
   it("lists sessions and ends one, all others, but never another user's", async () => {
     const email = uniqueEmail();
     const browser = await createVerifiedAccount(t, email);
