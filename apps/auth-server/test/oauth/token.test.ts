@@ -276,6 +276,17 @@ describe("client authentication and request shape", () => {
     });
     expectOAuthError(response, 401, "invalid_client", "Client authentication failed.");
     expect(response.headers["www-authenticate"]).toBe('Basic realm="tessera", charset="UTF-8"');
+    // Audited with who (the client_id as sent), where and how; never the secret.
+    const audits = await t.app.ctx.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.event, "client.authentication_failed"), eq(auditEvents.clientId, client.clientId)));
+    expect(audits.at(-1)).toMatchObject({
+      outcome: "failure",
+      ip: "127.0.0.1",
+      details: { method: "client_secret_basic" },
+    });
+    expect(JSON.stringify(audits)).not.toContain('"wrong"');
   });
 
   it("wrong secret in the body: 401 invalid_client without a challenge", async () => {

@@ -1,5 +1,6 @@
 import { AppError } from "../../errors/index.ts";
 import type { AppContext } from "../../http/context.ts";
+import { audit, type RequestMeta } from "../audit.ts";
 import { authenticateClient, type ClientRow } from "../clients.ts";
 import { OAuthError } from "./errors.ts";
 
@@ -13,11 +14,14 @@ export interface ClientCredentials {
 
 /**
  * RFC 6749 2.3.1 / 5.2: a failed client authentication is 401 invalid_client, with `WWW-Authenticate: Basic` when the
- * client used the Authorization header. Unknown, disabled and wrong-secret clients fail the same way.
+ * client used the Authorization header. Unknown, disabled and wrong-secret clients fail the same way, and every such
+ * failure is audited (`client.authentication_failed`, with the client_id as sent, never the secret); the endpoints
+ * are rate-limited per IP, which bounds these writes.
  */
 export async function authenticateOAuthClient(
   ctx: AppContext,
   credentials: ClientCredentials | null,
+  meta: RequestMeta,
 ): Promise<ClientRow> {
   if (!credentials) {
     throw new OAuthError(
@@ -29,6 +33,12 @@ export async function authenticateOAuthClient(
     return await authenticateClient(ctx, credentials);
   } catch (error) {
     if (error instanceof AppError && error.code === "INVALID_CLIENT") {
+      await audit(ctx.db, meta, {
+        event: "client.authentication_failed",
+        outcome: "failure",
+        clientId: credentials.clientId.slice(0, 128),
+        details: { method: credentials.method },
+      });
       const failure = new OAuthError("invalid_client", "Client authentication failed.");
       throw credentials.method === "client_secret_basic"
         ? failure.withHeaders({ "www-authenticate": 'Basic realm="tessera", charset="UTF-8"' })

@@ -18,7 +18,7 @@ export async function directSignInRoutes(app: FastifyInstance): Promise<void> {
     async (request, reply) => {
       requireForm(request);
       const p = readParams(request.body, { username: 320, password: 1024, scope: 1024 });
-      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body));
+      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body), request.meta);
       const response = await directSignIn(ctx, client, p, request.meta);
       return noStore(reply).send(response);
     },

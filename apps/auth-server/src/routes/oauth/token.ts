@@ -33,7 +33,7 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
       if (p.grant_type !== "authorization_code" && p.grant_type !== "refresh_token") {
         throw new OAuthError("unsupported_grant_type", "Only authorization_code and refresh_token are supported.");
       }
-      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body));
+      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body), request.meta);
       checkGrantAllowed(client, p.grant_type);
       const response =
         p.grant_type === "authorization_code"
@@ -55,7 +55,7 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
     async (request, reply) => {
       requireForm(request);
       const p = readParams(request.body, TOKEN_HINT_PARAMS);
-      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body));
+      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body), request.meta);
       if (!p.token) throw new OAuthError("invalid_request", "The token parameter is required.");
       await revoke(ctx, client, p.token, request.meta);
       // RFC 7009 2.2: 200 whether or not there was anything to revoke.
@@ -70,7 +70,7 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
     async (request, reply) => {
       requireForm(request);
       const p = readParams(request.body, TOKEN_HINT_PARAMS);
-      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body));
+      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body), request.meta);
       if (!p.token) throw new OAuthError("invalid_request", "The token parameter is required.");
       return noStore(reply).send(await introspect(ctx, client, p.token));
     },
