@@ -9,9 +9,14 @@ import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import { disableClient } from "../../src/libraries/clients.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
-import { BACKCHANNEL_EVENT, DELIVERY, deliverBackchannelLogouts } from "../../src/libraries/jobs/backchannel.ts";
+import {
+  BACKCHANNEL_EVENT,
+  DELIVERY,
+  deliverBackchannelLogouts,
+  drainBackchannelLogouts,
+} from "../../src/libraries/jobs/backchannel.ts";
 import { publicJwks } from "../../src/libraries/keys.ts";
-import type { SessionRow, UserRow } from "../../src/libraries/sessions.ts";
+import { endSessions, type SessionRow, type UserRow } from "../../src/libraries/sessions.ts";
 import type { TestApp } from "../helpers.ts";
 import {
   authorizeQuery,
@@ -453,6 +458,21 @@ describe("delivery under load", () => {
     expect(reports.reduce((sum, r) => sum + r.delivered, 0)).toBe(6);
     expect(receiver.received).toHaveLength(6);
     expect(new Set(receiver.received.map((r) => r.logoutToken)).size).toBe(6);
+  });
+});
+
+describe("backlog", () => {
+  it("a backlog larger than one batch is delivered in one worker tick (drain), each job once", async () => {
+    const user = await createUser(t.app);
+    const count = DELIVERY.batchSize + 10;
+    for (let i = 0; i < count; i++) {
+      const s = await sessionCookie(t.app, user);
+      await tokensFor(t.app, shop, s.cookie);
+    }
+    await endSessions(t.app.ctx, t.app.ctx.db, { userId: user.id }, "account_disabled");
+    expect(await drainBackchannelLogouts(t.app.ctx)).toEqual({ delivered: count, failed: 0, abandoned: 0 });
+    expect(receiver.received).toHaveLength(count);
+    expect(await drainBackchannelLogouts(t.app.ctx)).toEqual({ delivered: 0, failed: 0, abandoned: 0 });
   });
 });
 
