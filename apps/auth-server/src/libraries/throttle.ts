@@ -298,6 +298,12 @@ async function checkPasswordAgainInLine(
     if (blocked) throw blocked;
     return;
   }
+  await audit(deps.db, meta, {
+    event: "user.password_check_failed",
+    outcome: "failure",
+    userId: user.id,
+    details: { field: input.field },
+  });
   const counted = await recordSignInFailure(deps, meta, {
     email: user.email,
     userId: user.id,

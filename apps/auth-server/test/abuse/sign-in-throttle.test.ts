@@ -1,6 +1,6 @@
 import { accountThrottles, auditEvents, users } from "@tessera/db";
 import { usingPostgres } from "@tessera/db/testing";
-import { eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { accountKey } from "../../src/libraries/throttle.ts";
@@ -214,6 +214,20 @@ describe("account throttling", () => {
     expect(t.outbox.to(email).filter((m) => m.kind === "account_locked")).toHaveLength(1);
     t.clock.advance(300);
     expect((await change(PASSWORD)).statusCode).toBe(204);
+    // Each wrong password is in the audit log under the account, with the form field it came from.
+    const [user] = await t.app.ctx.db.select().from(users).where(eq(users.email, email));
+    const failed = await t.app.ctx.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.event, "user.password_check_failed"), eq(auditEvents.userId, user!.id)))
+      .orderBy(auditEvents.id);
+    expect(failed.map((e) => e.details?.field)).toEqual([
+      "currentPassword",
+      "currentPassword",
+      "currentPassword",
+      "password",
+      "currentPassword",
+    ]);
   });
 
   it(`50 parallel wrong passwords for one account: each sees the failures before it, so the delay holds inside the burst (${usingPostgres() ? "PostgreSQL" : "PGlite"})`, async () => {
