@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from "fastify";
 import { z } from "zod";
 import { AppError } from "../errors/index.ts";
 import type { AppContext } from "../http/context.ts";
+import { emailTokenIssuedSince } from "../queries/email-tokens.ts";
 import { deleteMfaChallenges } from "../queries/totp.ts";
 import {
   anonymizeUser,
@@ -17,6 +18,7 @@ import {
   userHasConfirmedTotp,
 } from "../queries/users.ts";
 import { audit, type RequestMeta } from "./audit.ts";
+import { addSeconds } from "./clock.ts";
 import { issueEmailToken, peekEmailToken, retireEmailTokens, useEmailToken } from "./email-tokens.ts";
 import { type Mailer, sendInBackground } from "./mailer/index.ts";
 import { accountEmail } from "./mailer/messages.ts";
@@ -636,6 +638,8 @@ export async function requestPasswordReset(
   }
 }
 
+const RESET_EMAIL_INTERVAL_SECONDS = 60;
+
 async function issueResetLink(
   ctx: AccountsContext,
   log: FastifyBaseLogger,
@@ -643,12 +647,18 @@ async function issueResetLink(
 ): Promise<void> {
   const user = await findUserByEmail(ctx.db, input.email);
   if (!user || user.disabledAt) return;
+  // At most one reset email per account per minute: the per-IP request limit alone would let many addresses fill one
+  // mailbox. The answer is the same either way, and the link sent a moment ago still works.
+  const now = ctx.clock.now();
+  if (await emailTokenIssuedSince(ctx.db, user.id, "reset_password", addSeconds(now, -RESET_EMAIL_INTERVAL_SECONDS))) {
+    return;
+  }
   const token = await ctx.db.transaction(async (tx) => {
     const token = await issueEmailToken(tx, {
       userId: user.id,
       purpose: "reset_password",
       ttlSeconds: ctx.config.tokens.passwordResetTtlSeconds,
-      now: ctx.clock.now(),
+      now,
     });
     await audit(tx, input.meta, { event: "user.password_reset_requested", outcome: "success", userId: user.id });
     return token;

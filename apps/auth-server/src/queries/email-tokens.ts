@@ -64,3 +64,18 @@ export async function consumeEmailToken(
     .returning();
   return row ?? null;
 }
+
+/** Whether a token of that purpose was issued to the user after `since` (used or not). */
+export async function emailTokenIssuedSince(
+  db: Executor,
+  userId: string,
+  purpose: EmailTokenPurpose,
+  since: Date,
+): Promise<boolean> {
+  const [row] = await db
+    .select({ id: emailTokens.tokenHash })
+    .from(emailTokens)
+    .where(and(eq(emailTokens.userId, userId), eq(emailTokens.purpose, purpose), gt(emailTokens.createdAt, since)))
+    .limit(1);
+  return Boolean(row);
+}

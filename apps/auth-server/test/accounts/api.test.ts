@@ -553,13 +553,20 @@ describe("password reset", () => {
     expect((await bystanderBrowser.json("GET", "/api/v1/me")).json().user.email).toBe(before);
   });
 
-  it("a newer reset link and a password change retire older links", async () => {
+  it("a newer reset link and a password change retire older links; one reset email per account per minute", async () => {
     const email = uniqueEmail();
     const browser = await createVerifiedAccount(t, email);
     await new Browser(t.app).json("POST", "/api/v1/forgot-password", { email });
     const first = tokenFrom(linkFrom(t.outbox, email, "reset_password"));
+    // Within a minute a second request sends nothing (one reset email per account per minute)…
+    const resent = await new Browser(t.app).json("POST", "/api/v1/forgot-password", { email });
+    expect(resent.statusCode).toBe(202);
+    expect(t.outbox.to(email).filter((m) => m.kind === "reset_password")).toHaveLength(1);
+    // …after it, a new link, and the first one stops working.
+    t.clock.advance(61);
     await new Browser(t.app).json("POST", "/api/v1/forgot-password", { email });
     const second = tokenFrom(linkFrom(t.outbox, email, "reset_password"));
+    expect(second).not.toBe(first);
     const old = await new Browser(t.app).json("POST", "/api/v1/reset-password", {
       token: first,
       password: "some new passphrase",
