@@ -29,6 +29,7 @@ import {
   checkPasswordAgain,
   checkSignIn,
   clearAccountThrottle,
+  oneAtATime,
   recordSignInFailure,
   secondFactorKey,
 } from "./throttle.ts";
@@ -340,8 +341,21 @@ export async function completeMfaChallenge(
   const found = await findLiveMfaChallenge(deps.db, sha256(input.token), deps.clock.now());
   if (!found) throw expired();
   const { challenge, email } = found;
-  // Wrong codes have their own counter (delays, then a lock): the password's lock does not apply here.
+  // Wrong codes have their own counter (delays, then a lock): the password's lock does not apply here. Guesses of one
+  // user run one at a time (throttle.ts `oneAtATime`), so codes sent in parallel over many challenges each see the
+  // failures before them.
   const key = secondFactorKey(deps.config, challenge.userId);
+  return oneAtATime(key, () => checkCodeInLine(deps, meta, input, { challenge, email, key }));
+}
+
+async function checkCodeInLine(
+  deps: TotpDeps,
+  meta: RequestMeta,
+  input: { code: string; onLocked?: (email: string, until: Date) => Promise<void> },
+  found: { challenge: { id: string; userId: string }; email: string; key: string },
+): Promise<{ userId: string; method: "otp" | "recovery_code" }> {
+  const expired = () => new AppError("MFA_CHALLENGE_EXPIRED");
+  const { challenge, email, key } = found;
   const gate = await checkSignIn(deps, meta, { key, userId: challenge.userId });
   const locked = accountLockBlocks(gate, { passwordOk: false, hasSecondFactor: false });
   if (locked) throw locked;

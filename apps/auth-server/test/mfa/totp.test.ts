@@ -208,6 +208,21 @@ describe("sign-in challenge", () => {
     );
   });
 
+  it("wrong codes sent in parallel over many challenges each see the ones before: the delay holds inside the burst", async () => {
+    const { user } = await enrolled("otp-burst@example.com");
+    const burstMeta = { ip: "192.0.2.77", userAgent: "vitest" };
+    const tokens = await Promise.all(
+      Array.from({ length: 20 }, async () => (await createMfaChallenge(deps, database.db, user.id)).token),
+    );
+    const codes = await Promise.all(
+      tokens.map((token) => codeOf(completeMfaChallenge(deps, burstMeta, { token, code: "000000" }))),
+    );
+    // Three free failures and a fourth that asks for a wait: the other 16 are refused before their code is checked.
+    expect(codes.filter((c) => c === "INVALID_OTP")).toHaveLength(4);
+    expect(codes.filter((c) => c === "LOGIN_THROTTLED")).toHaveLength(16);
+    expect((await findAccountThrottle(database.db, secondFactorKey(deps.config, user.id)))?.failures).toBe(4);
+  });
+
   it("wrong codes have their own delays and lock, which a right password does not lift but time does", async () => {
     const { user, secret } = await enrolled("otp-lock@example.com");
     const codes: (string | null)[] = [];
