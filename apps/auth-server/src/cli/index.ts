@@ -4,6 +4,7 @@ import { clientCommands } from "./commands/clients.ts";
 import { dbMigrate } from "./commands/db.ts";
 import { keyCommands } from "./commands/keys.ts";
 import { throttleCommands } from "./commands/throttle.ts";
+import { usersDisable, usersEnable } from "./commands/users.ts";
 import { CliFailure } from "./database.ts";
 import { type CliIo, type Command, UsageError } from "./types.ts";
 
@@ -14,6 +15,8 @@ export const commands: Command[] = [
   ...clientCommands,
   ...keyCommands,
   ...throttleCommands,
+  usersDisable,
+  usersEnable,
 ];
 
 function help(): string {
