@@ -39,6 +39,7 @@ import {
   checkSignIn,
   clearAccountThrottle,
   recordSignInFailure as countFailedSignIn,
+  normalizeEmail,
   oneAtATime,
 } from "./throttle.ts";
 import { completeMfaChallenge, createMfaChallenge } from "./totp.ts";
@@ -61,10 +62,11 @@ export interface Continuation {
 // ---------------------------------------------------------------------------------------------------------------------
 // Input schemas shared by the pages and the JSON API, so both accept exactly the same input.
 
-/** Trimmed, Unicode NFC, lower-cased. The unique index is on lower(email) as well. */
-export function normalizeEmail(raw: string): string {
-  return raw.trim().normalize("NFC").toLowerCase();
-}
+/**
+ * Trimmed, Unicode NFC, lower-cased. The unique index is on lower(email) as well. Defined in throttle.ts (which keys
+ * accounts by this same form and cannot import this module without a cycle).
+ */
+export { normalizeEmail };
 
 const email = z
   .string({ error: "Enter your email address." })

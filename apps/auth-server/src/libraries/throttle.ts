@@ -50,7 +50,10 @@ export interface ThrottleDeps {
   config: Config;
 }
 
-/** The form every email takes before keying: as the users table stores it (trimmed, NFC, lower-cased). */
+/**
+ * The form every email takes, in the users table and before keying (trimmed, NFC, lower-cased). Re-exported by
+ * accounts.ts, whose schemas apply it to every email input.
+ */
 export const normalizeEmail = (email: string): string => email.trim().normalize("NFC").toLowerCase();
 
 /** HMAC-SHA256 of the normalized email under a key derived from the master key. */
