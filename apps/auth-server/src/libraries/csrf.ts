@@ -2,6 +2,7 @@ import csrfProtection from "@fastify/csrf-protection";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import type { Config } from "../config/index.ts";
+import { AppError } from "../errors/index.ts";
 
 /**
  * CSRF protection for Tessera's forms: @fastify/csrf-protection's double-submit cookie (a secret in an HttpOnly cookie,
@@ -32,4 +33,20 @@ export const csrfPlugin = fp(async (app: FastifyInstance) => {
 /** The token to put in a form's hidden `_csrf` field (sets the secret cookie when the browser has none). */
 export function csrfToken(reply: FastifyReply): string {
   return reply.generateCsrf();
+}
+
+/**
+ * CSRF rule of the JSON API (a `preHandler` hook): every state-changing request must be `application/json` (a
+ * cross-site form cannot send that, and a cross-origin fetch of it needs a CORS preflight Tessera never grants), and a
+ * browser's `Sec-Fetch-Site` must be same-origin or none (absent for non-browser clients). With SameSite=Lax cookies
+ * this also stops sibling subdomains.
+ */
+export async function jsonSameOriginOnly(request: FastifyRequest): Promise<void> {
+  if (request.method === "GET" || request.method === "HEAD") return;
+  const site = request.headers["sec-fetch-site"];
+  if (site !== undefined && site !== "same-origin" && site !== "none") throw new AppError("CSRF_INVALID");
+  const type = request.headers["content-type"];
+  if (typeof type !== "string" || !/^application\/json\s*(;|$)/i.test(type)) {
+    throw new AppError("UNSUPPORTED_MEDIA_TYPE", "Send a JSON body with Content-Type: application/json.");
+  }
 }

@@ -20,6 +20,7 @@ import {
   updateProfile,
   userSessions,
 } from "../../libraries/accounts.ts";
+import { jsonSameOriginOnly } from "../../libraries/csrf.ts";
 import type { SessionRow } from "../../libraries/sessions.ts";
 import { parse } from "../../validation.ts";
 import { setMfaCookie } from "../pages/mfa-cookie.ts";
@@ -28,23 +29,14 @@ import { setMfaCookie } from "../pages/mfa-cookie.ts";
  * The account JSON API under /api/v1 (same behaviour as the hosted pages, for scripts and tests). Authentication is
  * Tessera's session cookie, as set by POST /api/v1/login. Errors use the catalog shape.
  *
- * CSRF: every state-changing request must be `application/json` (a cross-site form cannot send that, and a
- * cross-origin fetch of it needs a CORS preflight Tessera never grants), and a browser's `Sec-Fetch-Site` must be
- * same-origin (or absent, for non-browser clients). Together with SameSite=Lax this also stops sibling subdomains.
+ * CSRF: `jsonSameOriginOnly` (libraries/csrf.ts): state changes must be `application/json` and, from a browser,
+ * same-origin.
  */
 export async function accountApiRoutes(app: FastifyInstance): Promise<void> {
   const { config } = app.ctx;
   const json = { errorFormat: "json" as const };
 
-  app.addHook("preHandler", async (request) => {
-    if (request.method === "GET" || request.method === "HEAD") return;
-    const site = request.headers["sec-fetch-site"];
-    if (site !== undefined && site !== "same-origin" && site !== "none") throw new AppError("CSRF_INVALID");
-    const type = request.headers["content-type"];
-    if (typeof type !== "string" || !/^application\/json\s*(;|$)/i.test(type)) {
-      throw new AppError("UNSUPPORTED_MEDIA_TYPE", "Send a JSON body with Content-Type: application/json.");
-    }
-  });
+  app.addHook("preHandler", jsonSameOriginOnly);
 
   async function requireSession(request: FastifyRequest): Promise<CurrentSession> {
     const current = await request.currentSession();

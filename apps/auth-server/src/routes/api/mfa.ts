@@ -3,6 +3,7 @@ import { AppError } from "../../errors/index.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { type CurrentSession, setSessionCookie } from "../../http/session.ts";
 import { signInWithSecondFactor } from "../../libraries/accounts.ts";
+import { jsonSameOriginOnly } from "../../libraries/csrf.ts";
 import { sendInBackground } from "../../libraries/mailer/index.ts";
 import {
   beginTotpEnrolment,
@@ -32,15 +33,7 @@ export async function mfaApiRoutes(app: FastifyInstance): Promise<void> {
   const { config } = app.ctx;
   const json = { errorFormat: "json" as const };
 
-  app.addHook("preHandler", async (request) => {
-    if (request.method === "GET" || request.method === "HEAD") return;
-    const site = request.headers["sec-fetch-site"];
-    if (site !== undefined && site !== "same-origin" && site !== "none") throw new AppError("CSRF_INVALID");
-    const type = request.headers["content-type"];
-    if (typeof type !== "string" || !/^application\/json\s*(;|$)/i.test(type)) {
-      throw new AppError("UNSUPPORTED_MEDIA_TYPE", "Send a JSON body with Content-Type: application/json.");
-    }
-  });
+  app.addHook("preHandler", jsonSameOriginOnly);
 
   async function requireSession(request: FastifyRequest): Promise<CurrentSession> {
     const current = await request.currentSession();
