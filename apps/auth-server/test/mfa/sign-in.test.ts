@@ -227,6 +227,33 @@ describe("JSON API", () => {
     expect(live.filter((s) => !s.revokedAt)).toEqual([]);
   });
 
+  it("refuses cross-site and non-JSON state changes on the two-step API (CSRF)", async () => {
+    const email = "mfa-csrf@example.com";
+    await createUser(t.app, { email, password: PASSWORD });
+    const b = new Browser(t.app);
+    await b.json("POST", "/api/v1/login", { email, password: PASSWORD });
+    for (const url of ["/api/v1/mfa/totp", "/api/v1/mfa/totp/disable", "/api/v1/login/otp"]) {
+      const cross = await b.json("POST", url, {}, { "sec-fetch-site": "cross-site" });
+      expect(cross.statusCode).toBe(403);
+      expect(cross.json().error.code).toBe("CSRF_INVALID");
+      const sibling = await b.json("POST", url, {}, { "sec-fetch-site": "same-site" });
+      expect(sibling.json().error.code).toBe("CSRF_INVALID");
+      const plain = await t.app.inject({
+        method: "POST",
+        url,
+        headers: { cookie: b.cookieHeader(), "content-type": "text/plain" },
+        payload: "{}",
+      });
+      expect(plain.statusCode).toBe(415);
+      expect(plain.json().error.code).toBe("UNSUPPORTED_MEDIA_TYPE");
+    }
+    expect((await b.json("GET", "/api/v1/mfa")).json()).toEqual({
+      enabled: false,
+      pending: false,
+      recoveryCodesLeft: 0,
+    });
+  });
+
   it("validates the code field and needs a session for the account endpoints", async () => {
     const b = new Browser(t.app);
     const bad = await b.json("POST", "/api/v1/login/otp", { code: 123456 });
