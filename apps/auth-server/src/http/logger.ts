@@ -3,7 +3,8 @@ import type { Config } from "../config/index.ts";
 
 /**
  * pino options. Query strings are dropped from logged URLs (they carry codes, reset tokens and state); headers that
- * carry credentials and any body field that looks secret are redacted.
+ * carry credentials and any body field that looks secret are redacted; logged errors leave out the values a failed
+ * query carried (`errorForLog`).
  */
 export function loggerOptions(config: Config, stream?: { write(line: string): void }): FastifyServerOptions["logger"] {
   return {
@@ -28,6 +29,8 @@ export function loggerOptions(config: Config, stream?: { write(line: string): vo
       censor: "[redacted]",
     },
     serializers: {
+      // pino's own err serializer logs every enumerable property (a failed query's `params` among them).
+      err: (error) => errorForLog(error) as { type: string; message: string; stack: string },
       req(request) {
         return {
           method: request.method,
@@ -37,4 +40,28 @@ export function loggerOptions(config: Config, stream?: { write(line: string): vo
       },
     },
   };
+}
+
+/** drizzle's "Failed query: <sql>\nparams: <values>" (in the message and in the stack's first line). */
+const QUERY_PARAMS = /\nparams: [\s\S]*?(?=\n\s+at |$)/;
+
+/**
+ * An error as logged: type, message, code, stack and cause, never its other properties. A failed query's error
+ * carries the values it was sent (password hashes, token hashes, email addresses) in `params` and in its message;
+ * those become `[redacted]`. A database error of SQLSTATE class 22 (bad data) quotes the value in its message, and
+ * `detail` quotes key values, so neither is kept.
+ */
+export function errorForLog(error: unknown, depth = 0): unknown {
+  if (!(error instanceof Error)) return error;
+  const code = (error as { code?: unknown }).code;
+  const dataError = typeof code === "string" && /^22[0-9A-Z]{3}$/.test(code);
+  const scrub = (text: string) => text.replace(QUERY_PARAMS, "\nparams: [redacted]");
+  const out: Record<string, unknown> = {
+    type: error.constructor?.name ?? error.name,
+    message: dataError ? "[redacted: data exception]" : scrub(error.message),
+  };
+  if (code !== undefined) out.code = code;
+  if (error.stack) out.stack = dataError ? undefined : scrub(error.stack);
+  if (error.cause !== undefined && depth < 3) out.cause = errorForLog(error.cause, depth + 1);
+  return out;
 }

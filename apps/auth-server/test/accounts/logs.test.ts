@@ -1,4 +1,6 @@
+import { users } from "@tessera/db";
 import { createTestDatabase } from "@tessera/db/testing";
+import { sql } from "drizzle-orm";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { build } from "../../src/app.ts";
@@ -15,6 +17,8 @@ import { Browser, formFor, linkFrom, PASSWORD, tokenFrom } from "./helpers.ts";
 let app: FastifyInstance;
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
 const lines: string[] = [];
+const FAILING_VALUE = "secret-value-in-a-failed-query";
+const FAILING_HASH = "$argon2id$v=19$m=19456,t=2,p=1$c2VjcmV0LXNhbHQ$c2VjcmV0LWhhc2gtaW4tYS1sb2c";
 
 beforeAll(async () => {
   database = await createTestDatabase();
@@ -22,6 +26,18 @@ beforeAll(async () => {
     database,
     clock: new TestClock(),
     logStream: { write: (line) => void lines.push(line) },
+  });
+  // Routes whose queries fail, as a bug would: their errors carry the values the queries were sent.
+  app.get("/test/failing-query", async () => {
+    await app.ctx.db.execute(sql`select ${FAILING_VALUE}::int`);
+    return {};
+  });
+  app.get("/test/failing-unique", async () => {
+    const now = new Date();
+    const row = { passwordHash: FAILING_HASH, createdAt: now, updatedAt: now };
+    await app.ctx.db.insert(users).values({ ...row, email: "dup@example.com" });
+    await app.ctx.db.insert(users).values({ ...row, email: "dup@example.com" });
+    return {};
   });
   await app.ready();
 });
@@ -31,6 +47,21 @@ afterAll(async () => {
 });
 
 describe("logs", () => {
+  it("log a failed query's error (500) without the values it carried", async () => {
+    for (const url of ["/test/failing-query", "/test/failing-unique"]) {
+      const res = await app.inject({ method: "GET", url });
+      expect(res.statusCode).toBe(500);
+      expect(res.json().error.code).toBe("INTERNAL_ERROR");
+    }
+    const errors = lines.filter((l) => l.includes('"unhandled error"'));
+    expect(errors).toHaveLength(2);
+    const log = errors.join("");
+    expect(log).toContain("Failed query: select $1::int");
+    expect(log).toContain("params: [redacted]");
+    expect(log).toContain('"code":"23505"');
+    for (const secret of [FAILING_VALUE, FAILING_HASH, "dup@example.com"]) expect(log).not.toContain(secret);
+  });
+
   it("hold no password, email-link token, session cookie or CSRF value at LOG_LEVEL=trace", async () => {
     const outbox = app.ctx.mailer;
     if (!(outbox instanceof OutboxMailer)) throw new Error("expected the development outbox");
