@@ -713,9 +713,10 @@ export async function resetPassword(
     await audit(tx, input.meta, { event: "user.password_reset", outcome: "success", userId: updated.id });
     return updated;
   });
-  // A reset link proves the mailbox: it also ends a lock from failed sign-ins (an attacker guessing cannot keep the
-  // owner out). Wrong second-factor codes are forgotten too.
-  await clearAccountThrottle(ctx, user.email, user.id);
+  // A reset link proves the mailbox: it also ends a lock from failed password sign-ins (an attacker guessing cannot
+  // keep the owner out). It proves nothing about the second factor, so wrong codes stay counted: otherwise whoever
+  // reads the mailbox could reset, guess codes until the lock, and reset again.
+  await clearAccountThrottle(ctx, user.email);
   sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "password_changed", to: user.email }), log);
   return user;
 }

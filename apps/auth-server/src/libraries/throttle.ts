@@ -36,6 +36,7 @@ import { verifyPassword } from "./passwords.ts";
  *   emailed. A successful sign-in or a password reset clears the counter.
  * - Per user at the second sign-in step: wrong codes count under their own key (`secondFactorKey`) with the same
  *   delays and lock, so a lock from password guesses never blocks the code step and codes cannot be guessed without end.
+ *   Only a right code, time or an operator clears it (a reset link proves the mailbox, not the second factor).
  *
  * Waits are enforced as "not before" deadlines answered with 429 + Retry-After rather than by holding requests open,
  * so an attacker cannot tie up server connections, and tests move the clock instead of sleeping.
@@ -322,8 +323,8 @@ async function checkPasswordAgainInLine(
 }
 
 /**
- * A successful sign-in (or a completed password reset) clears the account's failures and lock; with the user id, the
- * second-factor counter too.
+ * A successful sign-in (or a completed password reset) clears the account's failures and lock; with the user id (a
+ * right code at the second step), the second-factor counter too.
  */
 export async function clearAccountThrottle(deps: ThrottleDeps, email: string, userId?: string): Promise<void> {
   await deleteAccountThrottle(deps.db, accountKey(deps.config, email));

@@ -147,6 +147,37 @@ describe("account throttling", () => {
     expect(step2.json().session.amr).toEqual(["pwd", "otp"]);
   });
 
+  it("a password reset ends a password lock but not a lock from wrong codes (the mailbox is not the second factor)", async () => {
+    const email = "otp-lock-reset@example.com";
+    const user = await createUser(t.app, { email, password: PASSWORD });
+    const meta = { ip: "127.0.0.1", userAgent: "vitest" };
+    const { secret } = await beginTotpEnrolment(t.app.ctx, meta, user);
+    await confirmTotpEnrolment(t.app.ctx, meta, { userId: user.id, code: currentCode(secret, t.clock.now()) });
+    const codeStep = async (password: string, otp: string) => {
+      const b = new Browser(t.app);
+      expect(code(await b.json("POST", "/api/v1/login", { email, password }))).toBe("MFA_REQUIRED");
+      return b.json("POST", "/api/v1/login/otp", { code: otp });
+    };
+    const answers: (string | undefined)[] = [];
+    for (let i = 0; i < 5; i++) {
+      answers.push(code(await codeStep(PASSWORD, "000000")));
+      t.clock.advance(5);
+    }
+    expect(answers).toEqual(["INVALID_OTP", "INVALID_OTP", "INVALID_OTP", "INVALID_OTP", "ACCOUNT_LOCKED"]);
+    // Whoever reads the mailbox resets the password…
+    await new Browser(t.app).json("POST", "/api/v1/forgot-password", { email });
+    const token = new URL(linkFrom(t.outbox, email, "reset_password"), "http://x").searchParams.get("token") ?? "";
+    const newPassword = "mailbox holder passphrase";
+    expect(
+      (await new Browser(t.app).json("POST", "/api/v1/reset-password", { token, password: newPassword })).statusCode,
+    ).toBe(204);
+    // …and the code step is still locked, even for the right code, until the lock ends.
+    t.clock.advance(30);
+    expect(code(await codeStep(newPassword, currentCode(secret, t.clock.now())))).toBe("ACCOUNT_LOCKED");
+    t.clock.advance(300);
+    expect((await codeStep(newPassword, currentCode(secret, t.clock.now()))).statusCode).toBe(200);
+  });
+
   it("the hosted sign-in page answers a locked account with a readable page that points to a reset", async () => {
     const email = "locked-page@example.com";
     await createUser(t.app, { email, password: PASSWORD });
