@@ -15,7 +15,6 @@ import {
   replacePasswordHash,
   type UserRow,
   updateUser,
-  userHasConfirmedTotp,
 } from "../queries/users.ts";
 import { audit, type RequestMeta } from "./audit.ts";
 import { addSeconds } from "./clock.ts";
@@ -42,7 +41,7 @@ import {
   normalizeEmail,
   oneAtATime,
 } from "./throttle.ts";
-import { completeMfaChallenge, createMfaChallenge } from "./totp.ts";
+import { completeMfaChallenge, createMfaChallenge, hasConfirmedTotp } from "./totp.ts";
 
 export type { UserRow } from "../queries/users.ts";
 
@@ -243,7 +242,7 @@ async function checkPasswordInLine(
   const account = await findAccount(ctx, input.email);
   try {
     const user = await checkPassword(ctx, account, input.password);
-    const hasSecondFactor = await userHasConfirmedTotp(ctx.db, user.id);
+    const hasSecondFactor = await hasConfirmedTotp(ctx.db, user.id);
     const blocked = accountLockBlocks(gate, { passwordOk: true, hasSecondFactor });
     return { account, user: blocked ? null : user, hasSecondFactor, error: blocked };
   } catch (error) {

@@ -5,6 +5,7 @@ import QRCode from "qrcode";
 import type { Config } from "../config/index.ts";
 import { AppError } from "../errors/index.ts";
 import {
+  confirmedTotpExists,
   consumeMfaChallenge,
   countMfaChallengeAttempt,
   countUnusedRecoveryCodes,
@@ -126,7 +127,7 @@ export async function totpStatus(deps: TotpDeps, userId: string): Promise<TotpSt
 }
 
 export async function hasConfirmedTotp(db: Executor, userId: string): Promise<boolean> {
-  return Boolean((await findTotpFactor(db, userId))?.confirmedAt);
+  return confirmedTotpExists(db, userId);
 }
 
 export interface Enrolment {

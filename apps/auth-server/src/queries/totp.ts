@@ -9,6 +9,16 @@ export async function findTotpFactor(db: Executor, userId: string): Promise<Totp
   return row ?? null;
 }
 
+/** Whether the user has a confirmed TOTP factor (without reading the secret). */
+export async function confirmedTotpExists(db: Executor, userId: string): Promise<boolean> {
+  const [row] = await db
+    .select({ userId: totpFactors.userId })
+    .from(totpFactors)
+    .where(and(eq(totpFactors.userId, userId), isNotNull(totpFactors.confirmedAt)))
+    .limit(1);
+  return Boolean(row);
+}
+
 /**
  * Stores a new, unconfirmed secret for the user, replacing an earlier unconfirmed one. Returns null (and changes
  * nothing) when the user already has a confirmed factor.

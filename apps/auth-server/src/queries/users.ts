@@ -8,7 +8,7 @@ import {
   totpFactors,
   users,
 } from "@tessera/db";
-import { and, eq, isNotNull, isNull, sql } from "drizzle-orm";
+import { and, eq, isNull, sql } from "drizzle-orm";
 
 export type UserRow = typeof users.$inferSelect;
 
@@ -138,14 +138,4 @@ export async function anonymizeUser(db: Executor, id: string, now: Date): Promis
   await db.delete(apiKeys).where(eq(apiKeys.userId, id));
   await db.update(sessions).set({ ip: null, userAgent: null }).where(eq(sessions.userId, id));
   return true;
-}
-
-/** Whether the user has a confirmed TOTP factor. */
-export async function userHasConfirmedTotp(db: Executor, userId: string): Promise<boolean> {
-  const [row] = await db
-    .select({ userId: totpFactors.userId })
-    .from(totpFactors)
-    .where(and(eq(totpFactors.userId, userId), isNotNull(totpFactors.confirmedAt)))
-    .limit(1);
-  return Boolean(row);
 }
