@@ -222,12 +222,40 @@ export async function useSecondFactor(
   return (await useRecoveryCode(db, userId, sha256(recovery), now)) ? "recovery_code" : null;
 }
 
+/**
+ * Runs a change that needs a code from a signed-in user (turning the factor off, new recovery codes) under the same
+ * guard as the second sign-in step: in line per user, refused during the code step's delay or lock, and a wrong code
+ * (INVALID_OTP) counted under `secondFactorKey`. Without it, a stolen session could guess codes here at the request
+ * limit's pace with nothing counted, and a right guess turns the factor off or mints recovery codes.
+ */
+function withCodeGuard<T>(deps: TotpDeps, meta: RequestMeta, userId: string, change: () => Promise<T>): Promise<T> {
+  const key = secondFactorKey(deps.config, userId);
+  return oneAtATime(key, async () => {
+    const gate = await checkSignIn(deps, meta, { key, userId });
+    const locked = accountLockBlocks(gate, { passwordOk: false, hasSecondFactor: false });
+    if (locked) throw locked;
+    try {
+      return await change();
+    } catch (error) {
+      if (error instanceof AppError && error.code === "INVALID_OTP") {
+        const counted = await recordSignInFailure(deps, meta, { key, userId, reason: "otp" });
+        if (counted.accountLockedUntil) throw accountLockedError(counted.accountLockedUntil, deps.clock.now());
+      }
+      throw error;
+    }
+  });
+}
+
 /** Turns the factor off (the caller has checked the password); needs a valid code too. Recovery codes go with it. */
 export async function disableTotp(
   deps: TotpDeps,
   meta: RequestMeta,
   input: { userId: string; code: string },
 ): Promise<void> {
+  await withCodeGuard(deps, meta, input.userId, () => disableTotpChecked(deps, meta, input));
+}
+
+async function disableTotpChecked(deps: TotpDeps, meta: RequestMeta, input: { userId: string; code: string }) {
   await deps.db.transaction(async (tx) => {
     if (!(await hasConfirmedTotp(tx, input.userId))) throw new AppError("MFA_NOT_ENABLED");
     const used = await useSecondFactor(deps, tx, input.userId, input.code);
@@ -284,18 +312,20 @@ export async function regenerateRecoveryCodes(
   input: { userId: string; code: string },
 ): Promise<{ recoveryCodes: string[] }> {
   const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode);
-  await deps.db.transaction(async (tx) => {
-    if (!(await hasConfirmedTotp(tx, input.userId))) throw new AppError("MFA_NOT_ENABLED");
-    const used = await useSecondFactor(deps, tx, input.userId, input.code);
-    if (!used) throw new AppError("INVALID_OTP", undefined, [{ field: "code", message: "That code is not valid." }]);
-    await replaceRecoveryCodes(
-      tx,
-      input.userId,
-      codes.map((c) => sha256(normalizeRecoveryCode(c))),
-      deps.clock.now(),
-    );
-    await audit(tx, meta, { event: "mfa.recovery_codes_regenerated", outcome: "success", userId: input.userId });
-  });
+  const replace = () =>
+    deps.db.transaction(async (tx) => {
+      if (!(await hasConfirmedTotp(tx, input.userId))) throw new AppError("MFA_NOT_ENABLED");
+      const used = await useSecondFactor(deps, tx, input.userId, input.code);
+      if (!used) throw new AppError("INVALID_OTP", undefined, [{ field: "code", message: "That code is not valid." }]);
+      await replaceRecoveryCodes(
+        tx,
+        input.userId,
+        codes.map((c) => sha256(normalizeRecoveryCode(c))),
+        deps.clock.now(),
+      );
+      await audit(tx, meta, { event: "mfa.recovery_codes_regenerated", outcome: "success", userId: input.userId });
+    });
+  await withCodeGuard(deps, meta, input.userId, replace);
   return { recoveryCodes: codes };
 }
 

@@ -159,6 +159,30 @@ describe("codes", () => {
     ]);
   });
 
+  it("codes guessed on the account page (new recovery codes, turning off) count like the code step, and lock it", async () => {
+    const { user, secret } = await enrolled("page-guesses@example.com");
+    const pageMeta = { ip: "192.0.2.88", userAgent: "vitest" };
+    const answers: (string | null)[] = [];
+    for (let i = 0; i < 10; i++) {
+      const guess = { userId: user.id, code: "000000" };
+      answers.push(
+        await codeOf(i % 2 ? disableTotp(deps, pageMeta, guess) : regenerateRecoveryCodes(deps, pageMeta, guess)),
+      );
+      clock.advance(31); // past the (capped) delay
+    }
+    expect(answers.slice(0, 9).every((c) => c === "INVALID_OTP")).toBe(true);
+    expect(answers[9]).toBe("ACCOUNT_LOCKED");
+    // Locked: the right code is refused here and at the second sign-in step, until the lock ends.
+    const right = () => ({ userId: user.id, code: currentCode(secret, clock.now()) });
+    expect(await codeOf(regenerateRecoveryCodes(deps, pageMeta, right()))).toBe("ACCOUNT_LOCKED");
+    const { token } = await createMfaChallenge(deps, database.db, user.id);
+    expect(await codeOf(completeMfaChallenge(deps, pageMeta, { token, code: currentCode(secret, clock.now()) }))).toBe(
+      "ACCOUNT_LOCKED",
+    );
+    clock.advance(900);
+    expect((await regenerateRecoveryCodes(deps, pageMeta, right())).recoveryCodes).toHaveLength(10);
+  });
+
   it("disables only with a valid code, removing the factor and its recovery codes", async () => {
     const { user, secret } = await enrolled("disable@example.com");
     clock.advance(30);
