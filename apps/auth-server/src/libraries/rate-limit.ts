@@ -21,24 +21,34 @@ interface Window {
 
 /** A sweep of expired windows runs at most once per this many new windows (it is O(n)). */
 const SWEEP_EVERY = 10_000;
+/** Live counters kept at most (about 100 bytes each). */
+const MAX_WINDOWS = 200_000;
 
 /**
  * One instance's counters, in memory, on the injected clock (tests move the clock instead of sleeping). Expired
- * windows are dropped as it goes, so a flood of distinct IPs cannot grow it without bound.
+ * windows are dropped as it goes, and at most `maxWindows` are kept: within one window a flood of distinct client
+ * addresses (an IPv6 /48 holds 65,536 /64s) would otherwise grow it without bound. Past the cap the oldest windows
+ * are dropped first; those clients start a fresh count, which beats running out of memory.
  */
 export class ClockMemoryStore implements RateLimitStore {
   private readonly windows = new Map<string, Window>();
   private newSinceSweep = 0;
 
-  constructor(private readonly clock: Clock) {}
+  constructor(
+    private readonly clock: Clock,
+    private readonly maxWindows = MAX_WINDOWS,
+  ) {}
 
   incr(key: string, callback: StoreCallback, timeWindowMs: number): void {
     const now = this.clock.now().getTime();
     let window = this.windows.get(key);
     if (!window || window.startedAtMs + window.windowMs <= now) {
       window = { count: 0, startedAtMs: now, windowMs: timeWindowMs };
+      // Deleted first so the new window goes to the end of the Map's (oldest-first) order.
+      this.windows.delete(key);
       this.windows.set(key, window);
       if (++this.newSinceSweep >= SWEEP_EVERY) this.sweep(now);
+      if (this.windows.size > this.maxWindows) this.shrink();
     }
     window.count += 1;
     callback(null, { current: window.count, ttl: window.startedAtMs + window.windowMs - now });
@@ -58,6 +68,18 @@ export class ClockMemoryStore implements RateLimitStore {
   /** Number of live counters. */
   get size(): number {
     return this.windows.size;
+  }
+
+  /**
+   * Drops the oldest windows (the Map holds them in start order, so expired ones go first) down to 90 % of the cap:
+   * a batch at a time, so a flood costs O(1) per request on average.
+   */
+  private shrink(): void {
+    const target = Math.floor(this.maxWindows * 0.9);
+    for (const key of this.windows.keys()) {
+      if (this.windows.size <= target) break;
+      this.windows.delete(key);
+    }
   }
 
   private sweep(now: number): void {

@@ -7,6 +7,7 @@ import { build } from "../../src/app.ts";
 import { ConfigError, testConfig } from "../../src/config/index.ts";
 import { routeRateLimit } from "../../src/http/rate-limit.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
+import { ClockMemoryStore } from "../../src/libraries/rate-limit.ts";
 
 /**
  * The rate-limit plugin on small routes of its own (the credential routes have their own tests in test/abuse and
@@ -152,6 +153,23 @@ describe("client IP through trusted proxies", () => {
     const spoofed = (client: string) => ({ remoteAddress: "198.51.100.20", headers: { "x-forwarded-for": client } });
     expect((await post(t.app, "/t/json", spoofed("203.0.113.20"))).statusCode).toBe(200);
     expect((await post(t.app, "/t/json", spoofed("203.0.113.21"))).statusCode).toBe(429);
+  });
+});
+
+describe("memory store", () => {
+  it("keeps at most its cap of counters under a flood of distinct addresses, dropping the oldest first", () => {
+    const clock = new TestClock();
+    const store = new ClockMemoryStore(clock, 1000);
+    const counts: number[] = [];
+    const hit = (key: string) => store.incr(key, (_e, r) => counts.push(r?.current ?? -1), 600_000);
+    hit("login:victim-of-nothing");
+    for (let i = 0; i < 5000; i++) hit(`login:2001:db8:${i.toString(16)}::`);
+    expect(store.size).toBeLessThanOrEqual(1000);
+    // The newest counters are still counting; the oldest was dropped and starts over.
+    hit("login:2001:db8:1387::");
+    expect(counts.at(-1)).toBe(2);
+    hit("login:victim-of-nothing");
+    expect(counts.at(-1)).toBe(1);
   });
 });
 
