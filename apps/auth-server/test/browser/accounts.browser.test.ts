@@ -1,11 +1,9 @@
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
 import { createTestDatabase } from "@tessera/db/testing";
 import type { FastifyInstance } from "fastify";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchTestBrowser, type TestBrowser } from "../../../../test-support/chromium.ts";
 import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import { OutboxMailer } from "../../src/libraries/mailer/index.ts";
@@ -15,17 +13,14 @@ import { OutboxMailer } from "../../src/libraries/mailer/index.ts";
  * the verification link from the dev outbox → sign in → sign out → sign in → the account page → end the session. The server
  * listens on 127.0.0.1 (port 0). A screenshot of each page goes to test-output/browser/accounts (git-ignored).
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const shots = resolve(import.meta.dirname, "../../../../test-output/browser/accounts");
 
 let app: FastifyInstance;
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let context: BrowserContext;
-let userDataDir: string;
+let browser: TestBrowser;
 let base: string;
 
 beforeAll(async () => {
-  mkdirSync(shots, { recursive: true });
   database = await createTestDatabase();
   app = await build(testConfig({ RATE_LIMIT_ENABLED: "false", ACCOUNT_RESPONSE_FLOOR_MS: "0" }), {
     database,
@@ -33,35 +28,17 @@ beforeAll(async () => {
   });
   await app.listen({ host: "127.0.0.1", port: 0 });
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  userDataDir = mkdtempSync(join(tmpdir(), "tessera-chromium-"));
-  // A fresh user-data-dir per run (playwright passes it to Chromium as --user-data-dir).
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    viewport: { width: 390, height: 844 },
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchTestBrowser("accounts");
+  context = browser.context;
 });
 
 afterAll(async () => {
-  await context?.close();
+  await browser?.close();
   await app?.close();
   await database?.close();
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
 });
 
-async function shot(page: Page, name: string) {
-  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
-}
+const shot = (page: Page, name: string) => browser.shot(page, name);
 
 describe("accounts in a real browser", () => {
   it("register → verify from the outbox → sign in → sign out → sign in → account page → end the session", async () => {

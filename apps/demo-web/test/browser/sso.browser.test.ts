@@ -1,11 +1,12 @@
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { join } from "node:path";
+import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase } from "../../../../packages/db/src/testing.ts";
 import { type RunningDemo, startDemo } from "../../../../scripts/demo.ts";
+import { launchTestBrowser, type TestBrowser } from "../../../../test-support/chromium.ts";
 
 /**
  * One sign-in across two apps, in a real browser (Debian's Chromium, headless, via playwright-core): sign in on
@@ -15,8 +16,6 @@ import { type RunningDemo, startDemo } from "../../../../scripts/demo.ts";
  * Everything runs as `pnpm demo` runs it (scripts/demo.ts), on an in-memory database and free ports on 127.0.0.1.
  * Screenshots of each step go to test-output/browser/sso (git-ignored).
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const shots = resolve(import.meta.dirname, "../../../../test-output/browser/sso");
 
 function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
@@ -32,11 +31,10 @@ function freePort(): Promise<number> {
 let demo: RunningDemo;
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let context: BrowserContext;
-let userDataDir: string;
+let browser: TestBrowser;
 let dataDir: string;
 
 beforeAll(async () => {
-  mkdirSync(shots, { recursive: true });
   database = await createTestDatabase();
   dataDir = mkdtempSync(join(tmpdir(), "tessera-demo-"));
   const [authPort, webPort, gamePort] = [await freePort(), await freePort(), await freePort()];
@@ -55,34 +53,18 @@ beforeAll(async () => {
     gamePort,
     stateFile: false,
   });
-  userDataDir = mkdtempSync(join(tmpdir(), "tessera-chromium-"));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    viewport: { width: 1000, height: 760 },
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchTestBrowser("sso", { width: 1000, height: 760 });
+  context = browser.context;
 });
 
 afterAll(async () => {
-  await context?.close();
+  await browser?.close();
   await demo?.close();
   await database?.close();
-  for (const dir of [userDataDir, dataDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function shot(page: Page, name: string) {
-  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
-}
+const shot = (page: Page, name: string) => browser.shot(page, name);
 
 const text = (page: Page, testId: string) => page.getByTestId(testId).textContent();
 

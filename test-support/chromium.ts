@@ -1,0 +1,55 @@
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+
+/** Debian's Chromium (`apt-get install chromium`); browsers cannot be downloaded on these machines. */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+
+/**
+ * Flags for a headless Chromium on a closed network: without the background-networking ones it keeps trying (and
+ * failing) to reach Google's services, many connections at a time.
+ */
+const FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+export interface TestBrowser {
+  context: BrowserContext;
+  /** Saves a full-page screenshot as test-output/browser/<suite>/<name>.png (git-ignored). */
+  shot(page: Page, name: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A real headless Chromium with a fresh profile, for one browser suite. */
+export async function launchTestBrowser(
+  suite: string,
+  viewport: { width: number; height: number } = { width: 390, height: 844 },
+): Promise<TestBrowser> {
+  const shots = resolve(import.meta.dirname, "../test-output/browser", suite);
+  mkdirSync(shots, { recursive: true });
+  const userDataDir = mkdtempSync(join(tmpdir(), "tessera-chromium-"));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    viewport,
+    headless: true,
+    args: FLAGS,
+  });
+  return {
+    context,
+    async shot(page, name) {
+      await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+    },
+    async close() {
+      await context.close();
+      rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
