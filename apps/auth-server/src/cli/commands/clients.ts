@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { AppError } from "../../errors/index.ts";
 import {
   type Actor,
+  type ClientRow,
   type ClientUpdate,
   type ClientView,
   clientView,
@@ -239,67 +240,51 @@ export const clientsUpdate: Command = {
   },
 };
 
-export const clientsRotateSecret: Command = {
-  name: "clients rotate-secret",
-  summary: "Issue a new client secret (shown once); the previous one keeps working for CLIENT_SECRET_OVERLAP_SECONDS.",
-  usage: "tessera clients rotate-secret CLIENT_ID [--json]",
-  async run(argv, io) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      options: { json: { type: "boolean" } },
-      strict: true,
-      allowPositionals: true,
-    });
-    const clientId = oneClientId(positionals);
-    await withDatabase(io, async (database, config) => {
-      const { client, clientSecret } = await runAction(() =>
-        rotateClientSecret(deps(database, config), clientId, CLI_ACTOR),
-      );
-      print(io, values.json, clientView(client, clientSecret));
-    });
-    return 0;
-  },
-};
+/**
+ * A command that does one thing to one client (`tessera clients <verb> CLIENT_ID [--json]`) and prints it; a secret is
+ * printed when the action returns one (rotation), and only then.
+ */
+function clientAction(
+  verb: string,
+  summary: string,
+  action: (d: ReturnType<typeof deps>, clientId: string) => Promise<{ client: ClientRow; clientSecret?: string }>,
+): Command {
+  return {
+    name: `clients ${verb}`,
+    summary,
+    usage: `tessera clients ${verb} CLIENT_ID [--json]`,
+    async run(argv, io) {
+      const { values, positionals } = parseArgs({
+        args: argv,
+        options: { json: { type: "boolean" } },
+        strict: true,
+        allowPositionals: true,
+      });
+      const clientId = oneClientId(positionals);
+      await withDatabase(io, async (database, config) => {
+        const { client, clientSecret } = await runAction(() => action(deps(database, config), clientId));
+        print(io, values.json, clientView(client, clientSecret));
+      });
+      return 0;
+    },
+  };
+}
 
-export const clientsDisable: Command = {
-  name: "clients disable",
-  summary: "Disable a client app: it can no longer sign users in or refresh tokens.",
-  usage: "tessera clients disable CLIENT_ID [--json]",
-  async run(argv, io) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      options: { json: { type: "boolean" } },
-      strict: true,
-      allowPositionals: true,
-    });
-    const clientId = oneClientId(positionals);
-    await withDatabase(io, async (database, config) => {
-      const client = await runAction(() => disableClient(deps(database, config), clientId, CLI_ACTOR));
-      print(io, values.json, clientView(client));
-    });
-    return 0;
-  },
-};
+export const clientsRotateSecret = clientAction(
+  "rotate-secret",
+  "Issue a new client secret (shown once); the previous one keeps working for CLIENT_SECRET_OVERLAP_SECONDS.",
+  (d, id) => rotateClientSecret(d, id, CLI_ACTOR),
+);
 
-export const clientsEnable: Command = {
-  name: "clients enable",
-  summary: "Enable a disabled client app again.",
-  usage: "tessera clients enable CLIENT_ID [--json]",
-  async run(argv, io) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      options: { json: { type: "boolean" } },
-      strict: true,
-      allowPositionals: true,
-    });
-    const clientId = oneClientId(positionals);
-    await withDatabase(io, async (database, config) => {
-      const client = await runAction(() => enableClient(deps(database, config), clientId, CLI_ACTOR));
-      print(io, values.json, clientView(client));
-    });
-    return 0;
-  },
-};
+export const clientsDisable = clientAction(
+  "disable",
+  "Disable a client app: it can no longer sign users in or refresh tokens.",
+  async (d, id) => ({ client: await disableClient(d, id, CLI_ACTOR) }),
+);
+
+export const clientsEnable = clientAction("enable", "Enable a disabled client app again.", async (d, id) => ({
+  client: await enableClient(d, id, CLI_ACTOR),
+}));
 
 export const clientCommands: Command[] = [
   clientsCreate,
