@@ -310,6 +310,19 @@ describe("sessions, prompt and max_age", () => {
     expect(locationParams(again).get("code")).toBeTruthy();
   });
 
+  it("login_hint reaches the sign-in page and pre-fills the email field (escaped); a non-email hint does not", async () => {
+    const hinted = await authorize(authorizeQuery(client, { login_hint: 'ada"<b>@example.com' }), {});
+    const location = new URL(hinted.headers.location as string, ISSUER);
+    expect(location.searchParams.get("login_hint")).toBe('ada"<b>@example.com');
+    const page = await t.app.inject({ method: "GET", url: `${location.pathname}${location.search}` });
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('value="ada&quot;&lt;b&gt;@example.com"');
+    expect(page.body).not.toContain("<b>@example.com");
+
+    const odd = await authorize(authorizeQuery(client, { login_hint: "not an email" }), {});
+    expect(new URL(odd.headers.location as string, ISSUER).searchParams.has("login_hint")).toBe(false);
+  });
+
   it("POST /authorize without a session re-encodes the request as a GET return_to", async () => {
     const response = await t.app.inject({
       method: "POST",

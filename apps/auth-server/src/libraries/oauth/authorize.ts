@@ -283,6 +283,9 @@ function loginLocation(request: AuthorizationRequest, fresh: boolean): string {
   const returnTo = `/authorize?${new URLSearchParams(params).toString()}`;
   const login = new URLSearchParams({ return_to: returnTo, client_id: request.client.clientId });
   if (fresh) login.set("prompt", "login");
+  // login_hint pre-fills the email field (only when it looks like one; the page escapes it like any value).
+  const hint = request.params.login_hint;
+  if (hint && hint.length <= 254 && /^[^\s@]+@[^\s@]+$/.test(hint)) login.set("login_hint", hint);
   return `/login?${login.toString()}`;
 }
 

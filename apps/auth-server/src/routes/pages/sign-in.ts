@@ -41,6 +41,8 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
       continuation,
       notice: NOTICES[str(query.notice, 40) ?? ""],
       links: loginLinks(continuation),
+      // OIDC login_hint, passed on by /authorize: the email field starts filled in.
+      values: { email: str(query.login_hint, 254) },
     });
   });
 
