@@ -1,12 +1,6 @@
-import type { AddressInfo } from "node:net";
-import { createTestDatabase } from "@tessera/db/testing";
-import type { FastifyInstance } from "fastify";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { launchTestBrowser, type TestBrowser } from "../../../../test-support/chromium.ts";
-import { build } from "../../src/app.ts";
-import { testConfig } from "../../src/config/index.ts";
-import { OutboxMailer } from "../../src/libraries/mailer/index.ts";
+import { type BrowserSuite, startBrowserSuite } from "./harness.ts";
 
 /**
  * The account lifecycle in a real browser (Debian's Chromium, headless, driven by playwright-core): register → open
@@ -14,31 +8,18 @@ import { OutboxMailer } from "../../src/libraries/mailer/index.ts";
  * listens on 127.0.0.1 (port 0). A screenshot of each page goes to test-output/browser/accounts (git-ignored).
  */
 
-let app: FastifyInstance;
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let suite: BrowserSuite;
 let context: BrowserContext;
-let browser: TestBrowser;
 let base: string;
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await build(testConfig({ RATE_LIMIT_ENABLED: "false", ACCOUNT_RESPONSE_FLOOR_MS: "0" }), {
-    database,
-    mailer: new OutboxMailer(),
-  });
-  await app.listen({ host: "127.0.0.1", port: 0 });
-  base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  browser = await launchTestBrowser("accounts");
-  context = browser.context;
+  suite = await startBrowserSuite("accounts");
+  ({ context, base } = suite);
 });
 
-afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  await database?.close();
-});
+afterAll(() => suite?.close());
 
-const shot = (page: Page, name: string) => browser.shot(page, name);
+const shot = (page: Page, name: string) => suite.shot(page, name);
 
 describe("accounts in a real browser", () => {
   it("register → verify from the outbox → sign in → sign out → sign in → account page → end the session", async () => {

@@ -1,14 +1,8 @@
-import type { AddressInfo } from "node:net";
-import { createTestDatabase } from "@tessera/db/testing";
-import type { FastifyInstance } from "fastify";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { launchTestBrowser, type TestBrowser } from "../../../../test-support/chromium.ts";
-import { build } from "../../src/app.ts";
-import { testConfig } from "../../src/config/index.ts";
-import { OutboxMailer } from "../../src/libraries/mailer/index.ts";
 import { currentCode } from "../../src/libraries/totp.ts";
 import { createUser } from "../oauth/helpers.ts";
+import { type BrowserSuite, startBrowserSuite } from "./harness.ts";
 
 /**
  * Two-step verification in a real browser (Debian's Chromium, headless, playwright-core): sign in → set up the
@@ -19,31 +13,18 @@ import { createUser } from "../oauth/helpers.ts";
  */
 const PASSWORD = "a long browser passphrase";
 
-let app: FastifyInstance;
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let suite: BrowserSuite;
 let context: BrowserContext;
-let browser: TestBrowser;
 let base: string;
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await build(testConfig({ RATE_LIMIT_ENABLED: "false", ACCOUNT_RESPONSE_FLOOR_MS: "0" }), {
-    database,
-    mailer: new OutboxMailer(),
-  });
-  await app.listen({ host: "127.0.0.1", port: 0 });
-  base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  browser = await launchTestBrowser("mfa");
-  context = browser.context;
+  suite = await startBrowserSuite("mfa");
+  ({ context, base } = suite);
 });
 
-afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  await database?.close();
-});
+afterAll(() => suite?.close());
 
-const shot = (page: Page, name: string) => browser.shot(page, name);
+const shot = (page: Page, name: string) => suite.shot(page, name);
 
 async function signInWithPassword(page: Page, email: string) {
   await page.goto(`${base}/login`);
@@ -66,7 +47,7 @@ describe("two-step verification in a real browser", () => {
       if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
     });
     const email = "browser-mfa@example.com";
-    await createUser(app, { email, password: PASSWORD });
+    await createUser(suite.app, { email, password: PASSWORD });
 
     await signInWithPassword(page, email);
     await page.waitForURL(`${base}/account`);
