@@ -1,3 +1,5 @@
+import { parseArgs } from "node:util";
+
 /** One CLI command: `tessera <group> <name> [options]`. */
 export interface CliIo {
   out(text: string): void;
@@ -20,4 +22,15 @@ export interface Command {
 /** A usage mistake: printed with the command's usage, exit code 64 (EX_USAGE). */
 export class UsageError extends Error {
   override name = "UsageError";
+}
+
+/** Parses the arguments of a command whose only option is `--json`; callers check the positionals they expect. */
+export function jsonFlagArgs(argv: string[]): { json: boolean; positionals: string[] } {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { json: { type: "boolean" } },
+    strict: true,
+    allowPositionals: true,
+  });
+  return { json: values.json === true, positionals };
 }

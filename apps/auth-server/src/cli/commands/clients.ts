@@ -17,7 +17,7 @@ import {
 } from "../../libraries/clients.ts";
 import { systemClock } from "../../libraries/clock.ts";
 import { CliFailure, withDatabase } from "../database.ts";
-import { type CliIo, type Command, UsageError } from "../types.ts";
+import { type CliIo, type Command, jsonFlagArgs, UsageError } from "../types.ts";
 
 /** The audit actor for CLI actions: the operator at the shell, not an account. */
 export const CLI_ACTOR: Actor = { actorId: null, meta: { ip: undefined, userAgent: "tessera-cli" }, via: "cli" };
@@ -180,15 +180,10 @@ export const clientsShow: Command = {
   summary: "Show one client app.",
   usage: "tessera clients show CLIENT_ID [--json]",
   async run(argv, io) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      options: { json: { type: "boolean" } },
-      strict: true,
-      allowPositionals: true,
-    });
+    const { json, positionals } = jsonFlagArgs(argv);
     const clientId = oneClientId(positionals);
     await withDatabase(io, async (database) => {
-      print(io, values.json, clientView(await runAction(() => getClient(database.db, clientId))));
+      print(io, json, clientView(await runAction(() => getClient(database.db, clientId))));
     });
     return 0;
   },
@@ -254,16 +249,11 @@ function clientAction(
     summary,
     usage: `tessera clients ${verb} CLIENT_ID [--json]`,
     async run(argv, io) {
-      const { values, positionals } = parseArgs({
-        args: argv,
-        options: { json: { type: "boolean" } },
-        strict: true,
-        allowPositionals: true,
-      });
+      const { json, positionals } = jsonFlagArgs(argv);
       const clientId = oneClientId(positionals);
       await withDatabase(io, async (database, config) => {
         const { client, clientSecret } = await runAction(() => action(deps(database, config), clientId));
-        print(io, values.json, clientView(client, clientSecret));
+        print(io, json, clientView(client, clientSecret));
       });
       return 0;
     },

@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { systemClock } from "../../libraries/clock.ts";
 import { keyPublishWindowSeconds, listSigningKeys, rotateSigningKey, type SigningAlg } from "../../libraries/keys.ts";
 import { withDatabase } from "../database.ts";
-import { type Command, UsageError } from "../types.ts";
+import { type Command, jsonFlagArgs, UsageError } from "../types.ts";
 
 const ALGS = ["RS256", "ES256", "EdDSA"];
 
@@ -49,12 +49,7 @@ export const keysList: Command = {
   summary: "List signing keys and whether each is active, retired (still published) or expired.",
   usage: "tessera keys list [--json]",
   async run(argv, io) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      options: { json: { type: "boolean" } },
-      strict: true,
-      allowPositionals: true,
-    });
+    const { json, positionals } = jsonFlagArgs(argv);
     if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     await withDatabase(io, async (database, config) => {
       const keys = await listSigningKeys({ db: database.db, clock: systemClock, config });
@@ -65,7 +60,7 @@ export const keysList: Command = {
         created_at: row.createdAt.toISOString(),
         retired_at: row.retiredAt?.toISOString() ?? null,
       }));
-      if (values.json) io.out(JSON.stringify(rows, null, 2));
+      if (json) io.out(JSON.stringify(rows, null, 2));
       else if (rows.length === 0) io.out("No signing keys yet: one is created when the server first starts.");
       else for (const r of rows) io.out(`${r.kid}  ${r.alg.padEnd(5)}  ${r.status.padEnd(7)}  created ${r.created_at}`);
     });

@@ -1,24 +1,18 @@
 import { isIP } from "node:net";
-import { parseArgs } from "node:util";
 import { AppError } from "../../errors/index.ts";
 import { systemClock } from "../../libraries/clock.ts";
 import { liftIpSuspension, listIpSuspensions, unlockAccount } from "../../libraries/throttle.ts";
 import { CliFailure, withDatabase } from "../database.ts";
-import { type Command, UsageError } from "../types.ts";
+import { type Command, jsonFlagArgs, UsageError } from "../types.ts";
 
 /** The CLI as an audit "where": no IP, a recognizable user agent. */
 const CLI_META = { ip: undefined, userAgent: "tessera-cli" };
 
 function args(argv: string[], count: number) {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { json: { type: "boolean" } },
-    strict: true,
-    allowPositionals: true,
-  });
+  const { json, positionals } = jsonFlagArgs(argv);
   if (positionals.length > count) throw new UsageError(`unexpected argument "${positionals[count]}"`);
   if (positionals.length < count) throw new UsageError("missing argument");
-  return { json: values.json === true, positionals };
+  return { json, positionals };
 }
 
 export const throttleIps: Command = {

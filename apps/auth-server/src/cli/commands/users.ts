@@ -1,10 +1,9 @@
-import { parseArgs } from "node:util";
 import { normalizeEmail } from "../../libraries/accounts.ts";
 import { systemClock } from "../../libraries/clock.ts";
 import { disableUser, enableUser } from "../../libraries/user-status.ts";
 import { findUserByEmail, type UserRow } from "../../queries/users.ts";
 import { CliFailure, withDatabase } from "../database.ts";
-import { type Command, UsageError } from "../types.ts";
+import { type Command, jsonFlagArgs, UsageError } from "../types.ts";
 import { CLI_ACTOR, runAction } from "./clients.ts";
 
 const view = (user: UserRow) => ({
@@ -20,12 +19,7 @@ function userStatusCommand(action: "disable" | "enable", summary: string): Comma
     summary,
     usage: `tessera users ${action} EMAIL [--json]`,
     async run(argv, io) {
-      const { values, positionals } = parseArgs({
-        args: argv,
-        options: { json: { type: "boolean" } },
-        strict: true,
-        allowPositionals: true,
-      });
+      const { json, positionals } = jsonFlagArgs(argv);
       if (positionals.length !== 1) throw new UsageError("expected exactly one EMAIL");
       const email = normalizeEmail(positionals[0] as string);
       await withDatabase(io, async (database, config) => {
@@ -34,11 +28,11 @@ function userStatusCommand(action: "disable" | "enable", summary: string): Comma
         if (!user || user.deletedAt) throw new CliFailure(`No account with the email ${email}.`);
         if (action === "disable") {
           const { user: disabled, sessionsEnded } = await runAction(() => disableUser(deps, user.id, CLI_ACTOR));
-          if (values.json) io.out(JSON.stringify({ ...view(disabled), sessions_ended: sessionsEnded }, null, 2));
+          if (json) io.out(JSON.stringify({ ...view(disabled), sessions_ended: sessionsEnded }, null, 2));
           else io.out(`Disabled ${disabled.email}; ${sessionsEnded} session(s) ended, every app of them signed out.`);
         } else {
           const enabled = await runAction(() => enableUser(deps, user.id, CLI_ACTOR));
-          if (values.json) io.out(JSON.stringify(view(enabled), null, 2));
+          if (json) io.out(JSON.stringify(view(enabled), null, 2));
           else io.out(`Enabled ${enabled.email}; they can sign in again.`);
         }
       });
