@@ -3,7 +3,8 @@ import formbody from "@fastify/formbody";
 import { createDatabase, type DatabaseHandle } from "@tessera/db";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Config } from "./config/index.ts";
-import type { AppContext } from "./http/context.ts";
+import type { AppContext } from "./context.ts";
+import "./http/context.ts";
 import {
   frameworkErrorHandler,
   type HtmlErrorRenderer,
@@ -69,11 +70,11 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   const ctx: AppContext = {
     config,
     db: database.db,
-    database,
     clock: deps.clock ?? systemClock,
     mailer: deps.mailer ?? createMailer(config, app.log),
   };
   app.decorate("ctx", ctx);
+  app.decorate("database", database);
   app.decorateRequest("meta", {
     getter(this: FastifyRequest) {
       return { ip: this.ip, userAgent: this.headers["user-agent"] };

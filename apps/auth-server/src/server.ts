@@ -56,7 +56,7 @@ async function main(): Promise<void> {
   process.on("SIGINT", shutdown);
 
   await app.listen({ port: config.port, host: config.host });
-  app.log.info(`Tessera is listening at ${config.issuer} (database: ${app.ctx.database.describe})`);
+  app.log.info(`Tessera is listening at ${config.issuer} (database: ${app.database.describe})`);
 }
 
 main().catch((error) => {

@@ -1,8 +1,7 @@
 import type { Executor } from "@tessera/db";
-import type { FastifyBaseLogger } from "fastify";
 import { z } from "zod";
+import { type AppContext, type Logger, quietLogger } from "../context.ts";
 import { AppError } from "../errors/index.ts";
-import type { AppContext } from "../http/context.ts";
 import { emailTokenIssuedSince } from "../queries/email-tokens.ts";
 import { deleteMfaChallenges } from "../queries/totp.ts";
 import {
@@ -44,13 +43,6 @@ import {
 import { completeMfaChallenge, createMfaChallenge, hasConfirmedTotp } from "./totp.ts";
 
 export type { UserRow } from "../queries/users.ts";
-
-/**
- * The account lifecycle: register, verify, sign in, reset, change, delete. Each exported function is one user action;
- * it validates nothing HTTP-shaped (routes do that with `accountSchemas`) and writes its state change and audit row in
- * one transaction.
- */
-export type AccountsContext = Pick<AppContext, "db" | "clock" | "config" | "mailer">;
 
 /** Where a continuation after sign-in should go (validated by `safeReturnTo`). */
 export interface Continuation {
@@ -110,7 +102,7 @@ export const accountSchemas = {
 // around `verifyCredentials` and before `startSession`.
 
 /** The account an email names, if any (deleted accounts never match). */
-export async function findAccount(ctx: AccountsContext, rawEmail: string): Promise<UserRow | null> {
+export async function findAccount(ctx: AppContext, rawEmail: string): Promise<UserRow | null> {
   return findUserByEmail(ctx.db, normalizeEmail(rawEmail));
 }
 
@@ -120,7 +112,7 @@ export async function findAccount(ctx: AccountsContext, rawEmail: string): Promi
  * its timing tells whether an account exists. On success, a hash made with weaker parameters than configured is
  * upgraded.
  */
-export async function checkPassword(ctx: AccountsContext, user: UserRow | null, plain: string): Promise<UserRow> {
+export async function checkPassword(ctx: AppContext, user: UserRow | null, plain: string): Promise<UserRow> {
   if (!user?.passwordHash) {
     await verifyAgainstDummy(ctx.config.passwords, plain);
     throw new AppError("INVALID_CREDENTIALS");
@@ -137,12 +129,12 @@ export async function checkPassword(ctx: AccountsContext, user: UserRow | null, 
  * Checks an email and password and returns the user, or throws INVALID_CREDENTIALS (constant work for unknown
  * emails). For callers outside the hosted form, e.g. a server-to-server sign-in endpoint.
  */
-export async function verifyCredentials(ctx: AccountsContext, rawEmail: string, plain: string): Promise<UserRow> {
+export async function verifyCredentials(ctx: AppContext, rawEmail: string, plain: string): Promise<UserRow> {
   return checkPassword(ctx, await findAccount(ctx, rawEmail), plain);
 }
 
 /** A disabled account cannot sign in; an unverified one only when the setting allows it (the default). */
-export function checkCanSignIn(ctx: AccountsContext, user: UserRow): void {
+export function checkCanSignIn(ctx: AppContext, user: UserRow): void {
   if (user.disabledAt) throw new AppError("ACCOUNT_DISABLED");
   if (!user.emailVerifiedAt && !ctx.config.sessions.allowUnverifiedLogin) throw new AppError("EMAIL_NOT_VERIFIED");
 }
@@ -159,7 +151,7 @@ export interface SignedIn {
  * user on the same browser is ended first: its cookie is about to be replaced, so nothing could use it any more.
  */
 export async function startSession(
-  ctx: AccountsContext,
+  ctx: AppContext,
   input: { user: UserRow; amr: string[]; meta: RequestMeta; existing?: SessionRow | null; clientId?: string },
 ): Promise<SignedIn> {
   return ctx.db.transaction(async (tx) => {
@@ -194,7 +186,7 @@ export async function startSession(
 
 /** Records a failed sign-in. The email is not stored (audit rows outlive accounts); the reason code is. */
 export async function recordSignInFailure(
-  ctx: AccountsContext,
+  ctx: AppContext,
   meta: RequestMeta,
   error: AppError,
   userId: string | null,
@@ -210,7 +202,6 @@ export async function recordSignInFailure(
 }
 
 /** Discards log lines when a caller has no request logger (CLI, tests). */
-const quietLog = { info() {}, error() {} };
 
 /**
  * The password step with failed sign-in throttling around it (libraries/throttle.ts):
@@ -220,8 +211,8 @@ const quietLog = { info() {}, error() {} };
  * answers ACCOUNT_LOCKED, the same for known and unknown emails.
  */
 export async function checkPasswordThrottled(
-  ctx: AccountsContext,
-  input: { email: string; password: string; meta: RequestMeta; log?: FastifyBaseLogger | undefined },
+  ctx: AppContext,
+  input: { email: string; password: string; meta: RequestMeta; log?: Logger | undefined },
 ): Promise<PasswordChecked> {
   // One at a time per account (throttle.ts): parallel guesses each see the failures of the ones before.
   return oneAtATime(accountKey(ctx.config, input.email), () => checkPasswordInLine(ctx, input));
@@ -235,8 +226,8 @@ type PasswordChecked = {
 };
 
 async function checkPasswordInLine(
-  ctx: AccountsContext,
-  input: { email: string; password: string; meta: RequestMeta; log?: FastifyBaseLogger | undefined },
+  ctx: AppContext,
+  input: { email: string; password: string; meta: RequestMeta; log?: Logger | undefined },
 ): Promise<PasswordChecked> {
   const gate = await checkSignIn(ctx, input.meta, { email: input.email });
   const account = await findAccount(ctx, input.email);
@@ -253,7 +244,7 @@ async function checkPasswordInLine(
       reason: "password",
       onLocked: async (until) => {
         if (account)
-          sendInBackground(ctx.mailer, accountLockedEmail(ctx.config, account.email, until), input.log ?? quietLog);
+          sendInBackground(ctx.mailer, accountLockedEmail(ctx.config, account.email, until), input.log ?? quietLogger);
       },
     });
     return {
@@ -280,14 +271,14 @@ export interface SecondFactorPending {
  * checkPasswordThrottled → checkCanSignIn → (second factor enrolled? createMfaChallenge : clearThrottle → startSession).
  */
 export async function signInWithPassword(
-  ctx: AccountsContext,
+  ctx: AppContext,
   input: {
     email: string;
     password: string;
     meta: RequestMeta;
     existing?: SessionRow | null;
     clientId?: string;
-    log?: FastifyBaseLogger;
+    log?: Logger;
   },
 ): Promise<SignedIn | SecondFactorPending> {
   let account: UserRow | null = null;
@@ -331,8 +322,8 @@ export async function signInWithPassword(
  * code, each usable once) → checkCanSignIn → startSession with amr pwd+otp.
  */
 export async function signInWithSecondFactor(
-  ctx: AccountsContext,
-  log: FastifyBaseLogger,
+  ctx: AppContext,
+  log: Logger,
   input: {
     challengeToken: string | undefined;
     code: string;
@@ -359,7 +350,7 @@ export async function signInWithSecondFactor(
 }
 
 /** Ends the browser's session (every app in it). */
-export async function signOut(ctx: AccountsContext, session: SessionRow, meta: RequestMeta): Promise<void> {
+export async function signOut(ctx: AppContext, session: SessionRow, meta: RequestMeta): Promise<void> {
   await ctx.db.transaction(async (tx) => {
     const ended = await endSessions(ctx, tx, { ids: [session.id] }, "signed_out");
     if (ended.length === 0) return;
@@ -383,11 +374,7 @@ export type RegisterResult = { outcome: "signed_in"; signedIn: SignedIn } | { ou
  * someone tried to register with it. Both paths spend one argon2 computation and send one email (in the background),
  * so neither the answer nor its timing tells whether the email is registered.
  */
-export async function register(
-  ctx: AccountsContext,
-  log: FastifyBaseLogger,
-  input: RegisterInput,
-): Promise<RegisterResult> {
+export async function register(ctx: AppContext, log: Logger, input: RegisterInput): Promise<RegisterResult> {
   const problems = passwordProblems(ctx.config.passwords, input.password, "password", [
     input.email,
     input.email.split("@")[0],
@@ -415,11 +402,7 @@ export interface RegisterInput {
  * The work after the policy check. A new account costs more writes than a taken email, so `register` pads both to
  * `responseFloorMs` (wall time): the response time does not tell them apart.
  */
-async function registerChecked(
-  ctx: AccountsContext,
-  log: FastifyBaseLogger,
-  input: RegisterInput,
-): Promise<RegisterResult> {
+async function registerChecked(ctx: AppContext, log: Logger, input: RegisterInput): Promise<RegisterResult> {
   const found = await findUserByEmail(ctx.db, input.email);
   if (found) return registerExisting(ctx, log, found, input);
 
@@ -467,8 +450,8 @@ async function registerChecked(
 }
 
 async function registerExisting(
-  ctx: AccountsContext,
-  log: FastifyBaseLogger,
+  ctx: AppContext,
+  log: Logger,
   user: UserRow,
   input: { password: string; meta: RequestMeta; existing?: SessionRow | null; continuation?: Continuation },
 ): Promise<RegisterResult> {
@@ -504,7 +487,7 @@ async function registerExisting(
   return { outcome: "check_email" };
 }
 
-function notifyRegistrationAttempt(ctx: AccountsContext, log: FastifyBaseLogger, user: UserRow): void {
+function notifyRegistrationAttempt(ctx: AppContext, log: Logger, user: UserRow): void {
   sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "registration_attempt", to: user.email }), log);
 }
 
@@ -515,7 +498,7 @@ export type EmailLinkPurpose = "verify_email" | "change_email";
 
 /** What a link is for, without using it (the confirmation page shows this before the POST does the work). */
 export async function inspectEmailLink(
-  ctx: AccountsContext,
+  ctx: AppContext,
   token: string,
 ): Promise<{ purpose: EmailLinkPurpose; newEmail: string | null }> {
   const row = await peekEmailToken(ctx.db, token, ["verify_email", "change_email"], ctx.clock.now());
@@ -534,8 +517,8 @@ export type EmailLinkResult = { purpose: "verify_email"; user: UserRow } | { pur
  * old address.
  */
 export async function confirmEmailLink(
-  ctx: AccountsContext,
-  log: FastifyBaseLogger,
+  ctx: AppContext,
+  log: Logger,
   input: { token: string; meta: RequestMeta },
 ): Promise<EmailLinkResult> {
   const { purpose } = await inspectEmailLink(ctx, input.token);
@@ -576,8 +559,8 @@ export async function confirmEmailLink(
 
 /** Sends a fresh verification link to a signed-in user whose address is not verified yet (older links stop working). */
 export async function resendVerification(
-  ctx: AccountsContext,
-  log: FastifyBaseLogger,
+  ctx: AppContext,
+  log: Logger,
   user: UserRow,
   continuation?: Continuation,
 ): Promise<void> {
@@ -597,8 +580,8 @@ export async function resendVerification(
 
 /** Starts an email change: needs the current password; the link goes to the new address. */
 export async function requestEmailChange(
-  ctx: AccountsContext,
-  log: FastifyBaseLogger,
+  ctx: AppContext,
+  log: Logger,
   input: { user: UserRow; currentPassword: string; newEmail: string; meta: RequestMeta },
 ): Promise<void> {
   await checkCurrentPassword(ctx, { user: input.user, plain: input.currentPassword, meta: input.meta, log });
@@ -627,8 +610,8 @@ export async function requestEmailChange(
  * way; the email goes out in the background.
  */
 export async function requestPasswordReset(
-  ctx: AccountsContext,
-  log: FastifyBaseLogger,
+  ctx: AppContext,
+  log: Logger,
   input: { email: string; meta: RequestMeta; continuation?: Continuation },
 ): Promise<void> {
   const floor = responseFloor(ctx);
@@ -642,8 +625,8 @@ export async function requestPasswordReset(
 const RESET_EMAIL_INTERVAL_SECONDS = 60;
 
 async function issueResetLink(
-  ctx: AccountsContext,
-  log: FastifyBaseLogger,
+  ctx: AppContext,
+  log: Logger,
   input: { email: string; meta: RequestMeta; continuation?: Continuation },
 ): Promise<void> {
   const user = await findUserByEmail(ctx.db, input.email);
@@ -672,7 +655,7 @@ async function issueResetLink(
 }
 
 /** Checks a reset link is usable (for the form page). Throws INVALID_TOKEN. */
-export async function checkResetToken(ctx: AccountsContext, token: string): Promise<void> {
+export async function checkResetToken(ctx: AppContext, token: string): Promise<void> {
   await peekEmailToken(ctx.db, token, ["reset_password"], ctx.clock.now());
 }
 
@@ -681,8 +664,8 @@ export async function checkResetToken(ctx: AccountsContext, token: string): Prom
  * also proves the address, so it is marked verified. The link works once; every other open link of the user dies too.
  */
 export async function resetPassword(
-  ctx: AccountsContext,
-  log: FastifyBaseLogger,
+  ctx: AppContext,
+  log: Logger,
   input: { token: string; password: string; meta: RequestMeta },
 ): Promise<UserRow> {
   const now = ctx.clock.now();
@@ -725,8 +708,8 @@ export async function resetPassword(
  * reset and email links of the user stop working.
  */
 export async function changePassword(
-  ctx: AccountsContext,
-  log: FastifyBaseLogger,
+  ctx: AppContext,
+  log: Logger,
   input: { user: UserRow; session: SessionRow; currentPassword: string; newPassword: string; meta: RequestMeta },
 ): Promise<void> {
   await checkCurrentPassword(ctx, { user: input.user, plain: input.currentPassword, meta: input.meta, log });
@@ -767,15 +750,15 @@ export async function changePassword(
  * and throttled like a sign-in (`checkPasswordAgain`); a failure that locks the account emails the owner.
  */
 async function checkCurrentPassword(
-  ctx: AccountsContext,
-  input: { user: UserRow; plain: string; meta: RequestMeta; log?: FastifyBaseLogger | undefined },
+  ctx: AppContext,
+  input: { user: UserRow; plain: string; meta: RequestMeta; log?: Logger | undefined },
 ): Promise<void> {
   await checkPasswordAgain(ctx, input.meta, {
     user: input.user,
     password: input.plain,
     field: "currentPassword",
     onLocked: async (until) =>
-      sendInBackground(ctx.mailer, accountLockedEmail(ctx.config, input.user.email, until), input.log ?? quietLog),
+      sendInBackground(ctx.mailer, accountLockedEmail(ctx.config, input.user.email, until), input.log ?? quietLogger),
   });
 }
 
@@ -783,7 +766,7 @@ async function checkCurrentPassword(
 // Profile, sessions, deletion
 
 export async function updateProfile(
-  ctx: AccountsContext,
+  ctx: AppContext,
   input: { user: UserRow; displayName: string | null; meta: RequestMeta },
 ): Promise<UserRow> {
   const updated = await updateUser(ctx.db, input.user.id, {
@@ -794,13 +777,13 @@ export async function updateProfile(
   return updated;
 }
 
-export async function userSessions(ctx: AccountsContext, userId: string): Promise<SessionRow[]> {
+export async function userSessions(ctx: AppContext, userId: string): Promise<SessionRow[]> {
   return listSessions(ctx, userId);
 }
 
 /** Ends one of the user's own sessions. Another user's session id answers SESSION_NOT_FOUND, like an unknown one. */
 export async function endUserSession(
-  ctx: AccountsContext,
+  ctx: AppContext,
   input: { userId: string; sessionId: string; meta: RequestMeta; currentSessionId?: string },
 ): Promise<void> {
   await ctx.db.transaction(async (tx) => {
@@ -818,7 +801,7 @@ export async function endUserSession(
 
 /** "Sign out everywhere else": ends every session of the user except the current one. Returns how many ended. */
 export async function endOtherSessions(
-  ctx: AccountsContext,
+  ctx: AppContext,
   input: { userId: string; currentSessionId: string; meta: RequestMeta },
 ): Promise<number> {
   return ctx.db.transaction(async (tx) => {
@@ -842,7 +825,7 @@ export async function endOtherSessions(
 }
 
 async function endAllSessions(
-  ctx: AccountsContext,
+  ctx: AppContext,
   tx: Executor,
   meta: RequestMeta,
   userId: string,
@@ -860,7 +843,7 @@ async function endAllSessions(
  * agents cleared). Audit rows keep the events under the user id, without the email.
  */
 export async function deleteAccount(
-  ctx: AccountsContext,
+  ctx: AppContext,
   input: { user: UserRow; currentPassword: string; meta: RequestMeta },
 ): Promise<void> {
   await checkCurrentPassword(ctx, { user: input.user, plain: input.currentPassword, meta: input.meta });
@@ -878,7 +861,7 @@ export async function deleteAccount(
  * and forgot-password do different database work for known and unknown emails; waiting out the same floor on every
  * path keeps that difference out of the response time (SECURITY.md: no enumeration by timing).
  */
-function responseFloor(ctx: AccountsContext): () => Promise<void> {
+function responseFloor(ctx: AppContext): () => Promise<void> {
   const started = performance.now();
   return async () => {
     const remaining = ctx.config.passwords.responseFloorMs - (performance.now() - started);
@@ -912,5 +895,5 @@ export function safeReturnTo(raw: unknown, fallback = "/account"): string {
   return raw;
 }
 
-/** Mailer type re-exported for callers that build an AccountsContext by hand (CLI, tests). */
+/** Mailer type re-exported for callers that build an AppContext by hand (CLI, tests). */
 export type { Mailer };

@@ -1,6 +1,5 @@
-import type { Database } from "@tessera/db";
 import { z } from "zod";
-import type { Config } from "../config/index.ts";
+import type { CoreContext } from "../context.ts";
 import { AppError } from "../errors/index.ts";
 import {
   type AdminUserRow,
@@ -16,17 +15,10 @@ import {
   updateAdminUser,
 } from "../queries/admin.ts";
 import { audit, type RequestMeta } from "./audit.ts";
-import type { Clock } from "./clock.ts";
 import { randomToken, sha256 } from "./crypto.ts";
 import { hashPassword, passwordProblems } from "./passwords.ts";
 
 export type { AdminUserRow, ApiKeyRow } from "../queries/admin.ts";
-
-export interface AdminDeps {
-  db: Database;
-  clock: Clock;
-  config: Config;
-}
 
 const CLI_META: RequestMeta = { ip: undefined, userAgent: "tessera-cli" };
 
@@ -44,7 +36,7 @@ const TOUCH_INTERVAL_SECONDS = 60;
  * is the only way an admin comes to exist. Refuses when an admin already exists unless `force` is set.
  */
 export async function createAdmin(
-  deps: AdminDeps,
+  deps: CoreContext,
   input: { email: string; password: string; force?: boolean },
 ): Promise<{ user: AdminUserRow; created: boolean }> {
   const parsed = emailSchema.safeParse(input.email);
@@ -105,7 +97,7 @@ export async function createAdmin(
  * given, the only admin.
  */
 export async function createApiKey(
-  deps: AdminDeps,
+  deps: CoreContext,
   input: { name: string; email?: string | undefined },
 ): Promise<{ apiKey: ApiKeyRow; key: string; user: AdminUserRow }> {
   const name = input.name.trim();
@@ -149,7 +141,7 @@ export async function createApiKey(
 }
 
 /** The admin behind an API key, or null (unknown, revoked, or its user is no longer an active admin). */
-export async function authenticateApiKey(deps: AdminDeps, key: string): Promise<AdminUserRow | null> {
+export async function authenticateApiKey(deps: CoreContext, key: string): Promise<AdminUserRow | null> {
   if (key.length === 0 || key.length > 200) return null;
   const found = await findAdminByApiKeyHash(deps.db, sha256(key));
   if (!found) return null;

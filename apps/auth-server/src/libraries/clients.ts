@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
-import type { Database, Executor } from "@tessera/db";
+import type { Executor } from "@tessera/db";
 import { z } from "zod";
-import type { Config } from "../config/index.ts";
+import type { CoreContext } from "../context.ts";
 import { AppError, type FieldError } from "../errors/index.ts";
 import {
   type ClientRow,
@@ -14,18 +14,12 @@ import {
 } from "../queries/clients.ts";
 import { parse } from "../validation.ts";
 import { audit, type RequestMeta } from "./audit.ts";
-import { addSeconds, type Clock } from "./clock.ts";
+import { addSeconds } from "./clock.ts";
 import { randomToken, safeEqual, sha256 } from "./crypto.ts";
 
 export type { ClientRow } from "../queries/clients.ts";
 
 /** What the client registry needs: a subset of `app.ctx`. */
-export interface ClientDeps {
-  db: Database;
-  clock: Clock;
-  config: Config;
-}
-
 /** Who performed an admin action, for the audit row written in the same transaction as the change. */
 export interface Actor {
   actorId: string | null;
@@ -223,7 +217,7 @@ const NO_ACTOR: Actor = { actorId: null, meta: { ip: undefined, userAgent: undef
 
 /** Registers a client. The secret is returned once, here; afterwards only its hash exists. */
 export async function createClient(
-  deps: ClientDeps,
+  deps: CoreContext,
   input: ClientInput,
   actor: Actor = NO_ACTOR,
 ): Promise<{ client: ClientRow; clientSecret: string }> {
@@ -290,7 +284,7 @@ const DUMMY_HASH = sha256("tessera: no such client");
  * `invalid_client`.
  */
 export async function authenticateClient(
-  deps: Pick<ClientDeps, "clock"> & { db: Executor },
+  deps: Pick<CoreContext, "clock"> & { db: Executor },
   credentials: { clientId: string; clientSecret: string },
 ): Promise<ClientRow> {
   const { clientId, clientSecret } = credentials;
@@ -314,7 +308,7 @@ export async function authenticateClient(
  * out the new secret without downtime; a second rotation within the overlap replaces the older previous secret.
  */
 export async function rotateClientSecret(
-  deps: ClientDeps,
+  deps: CoreContext,
   clientId: string,
   actor: Actor = NO_ACTOR,
 ): Promise<{ client: ClientRow; clientSecret: string }> {
@@ -344,7 +338,7 @@ export async function rotateClientSecret(
 
 /** Changes the given fields, validated like on creation. */
 export async function updateClient(
-  deps: ClientDeps,
+  deps: CoreContext,
   clientId: string,
   patch: ClientUpdate,
   actor: Actor = NO_ACTOR,
@@ -372,7 +366,7 @@ export async function updateClient(
  * Disables a client: it can no longer authenticate, start sign-ins or refresh (checked on every use). Idempotent:
  * disabling a disabled client keeps the original time.
  */
-export async function disableClient(deps: ClientDeps, clientId: string, actor: Actor = NO_ACTOR): Promise<ClientRow> {
+export async function disableClient(deps: CoreContext, clientId: string, actor: Actor = NO_ACTOR): Promise<ClientRow> {
   const existing = await getClient(deps.db, clientId);
   if (existing.disabledAt) return existing;
   const now = deps.clock.now();
@@ -391,7 +385,7 @@ export async function disableClient(deps: ClientDeps, clientId: string, actor: A
 }
 
 /** Re-enables a disabled client. Idempotent. Its old refresh tokens stay bound to their sessions' expiry. */
-export async function enableClient(deps: ClientDeps, clientId: string, actor: Actor = NO_ACTOR): Promise<ClientRow> {
+export async function enableClient(deps: CoreContext, clientId: string, actor: Actor = NO_ACTOR): Promise<ClientRow> {
   const existing = await getClient(deps.db, clientId);
   if (!existing.disabledAt) return existing;
   const now = deps.clock.now();

@@ -13,6 +13,7 @@ import {
   SignJWT,
 } from "jose";
 import type { Config } from "../config/index.ts";
+import type { CoreContext } from "../context.ts";
 import { AppError } from "../errors/index.ts";
 import {
   findActiveSigningKey,
@@ -24,18 +25,12 @@ import {
   selectAllSigningKeys,
   selectLiveSigningKeys,
 } from "../queries/keys.ts";
-import { addSeconds, type Clock } from "./clock.ts";
+import { addSeconds } from "./clock.ts";
 import { decrypt, encrypt } from "./crypto.ts";
 
 export type { SigningAlg } from "../queries/keys.ts";
 
 /** What signing needs: a subset of `app.ctx`. */
-export interface KeyDeps {
-  db: Database;
-  clock: Clock;
-  config: Config;
-}
-
 /** The only algorithms Tessera signs or accepts. Pinned: `none`, HS* and anything else are refused outright. */
 export const SIGNING_ALGS: readonly SigningAlg[] = ["RS256", "ES256", "EdDSA"];
 
@@ -77,7 +72,7 @@ interface KeyCache {
 
 const caches = new WeakMap<Database, KeyCache>();
 
-function cacheOf(deps: KeyDeps): KeyCache {
+function cacheOf(deps: CoreContext): KeyCache {
   let cache = caches.get(deps.db);
   if (!cache) {
     cache = { loadedAtMs: Number.NEGATIVE_INFINITY, keys: new Map() };
@@ -86,7 +81,7 @@ function cacheOf(deps: KeyDeps): KeyCache {
   return cache;
 }
 
-async function reload(deps: KeyDeps, cache: KeyCache): Promise<void> {
+async function reload(deps: CoreContext, cache: KeyCache): Promise<void> {
   if (!cache.pending) {
     cache.pending = (async () => {
       const since = addSeconds(deps.clock.now(), -keyPublishWindowSeconds(deps.config));
@@ -106,7 +101,7 @@ async function reload(deps: KeyDeps, cache: KeyCache): Promise<void> {
   await cache.pending;
 }
 
-async function loadedKeys(deps: KeyDeps, force = false): Promise<KeyCache> {
+async function loadedKeys(deps: CoreContext, force = false): Promise<KeyCache> {
   const cache = cacheOf(deps);
   if (force || performance.now() - cache.loadedAtMs > CACHE_TTL_MS) await reload(deps, cache);
   return cache;
@@ -143,7 +138,7 @@ async function generateSigningKey(
  * lock and re-checks inside it, so instances starting together create exactly one active key.
  */
 export async function ensureSigningKey(
-  deps: KeyDeps,
+  deps: CoreContext,
   alg: SigningAlg = deps.config.tokens.signingAlg,
 ): Promise<SigningKeyRow> {
   const existing = await findActiveSigningKey(deps.db, alg);
@@ -172,7 +167,7 @@ export async function ensureSigningKey(
  * accepted) for `keyPublishWindowSeconds` so tokens it signed keep verifying until they expire.
  */
 export async function rotateSigningKey(
-  deps: KeyDeps,
+  deps: CoreContext,
   alg: SigningAlg = deps.config.tokens.signingAlg,
 ): Promise<{ active: SigningKeyRow; retired: string[] }> {
   const result = await deps.db.transaction(async (tx) => {
@@ -197,7 +192,7 @@ export async function rotateSigningKey(
 export type KeyStatus = "active" | "retired" | "expired";
 
 /** Every key with its status: active (signing), retired (still published), expired (no longer published). */
-export async function listSigningKeys(deps: KeyDeps): Promise<Array<{ row: SigningKeyRow; status: KeyStatus }>> {
+export async function listSigningKeys(deps: CoreContext): Promise<Array<{ row: SigningKeyRow; status: KeyStatus }>> {
   const now = deps.clock.now();
   const rows = await selectAllSigningKeys(deps.db);
   return rows.map((row) => ({
@@ -206,7 +201,7 @@ export async function listSigningKeys(deps: KeyDeps): Promise<Array<{ row: Signi
   }));
 }
 
-async function signingKeyFor(deps: KeyDeps, alg: SigningAlg): Promise<{ kid: string; key: CryptoKey }> {
+async function signingKeyFor(deps: CoreContext, alg: SigningAlg): Promise<{ kid: string; key: CryptoKey }> {
   const cache = await loadedKeys(deps);
   const pick = () =>
     [...cache.keys.values()]
@@ -237,7 +232,7 @@ export interface SignOptions {
  * Signs claims with Tessera's active key. Sets `iss` (the configured issuer), `iat`, `exp` and the `kid` and `typ`
  * headers; the caller sets `sub`, `aud` and the rest.
  */
-export async function signJwt(deps: KeyDeps, claims: JWTPayload, options: SignOptions): Promise<string> {
+export async function signJwt(deps: CoreContext, claims: JWTPayload, options: SignOptions): Promise<string> {
   const max = maxTokenLifetimeSeconds(deps.config);
   if (!Number.isInteger(options.expiresInSeconds) || options.expiresInSeconds <= 0 || options.expiresInSeconds > max) {
     // A programming error: a longer lifetime would outlive the key's publication window.
@@ -268,7 +263,7 @@ function invalid(reason: string): AppError {
   return new AppError("TOKEN_INVALID", `The token is invalid: ${reason}.`);
 }
 
-async function verificationKey(deps: KeyDeps, kid: string, alg: string): Promise<CryptoKey | null> {
+async function verificationKey(deps: CoreContext, kid: string, alg: string): Promise<CryptoKey | null> {
   let cache = await loadedKeys(deps);
   let entry = cache.keys.get(kid);
   if (!entry && performance.now() - cache.loadedAtMs > MISS_REFRESH_MIN_MS) {
@@ -286,7 +281,7 @@ async function verificationKey(deps: KeyDeps, kid: string, alg: string): Promise
  * `none`, never HS*, no RS/ES/EdDSA confusion), then `iss`, `aud`, `typ`, `nbf` and `exp`. Throws TOKEN_INVALID or
  * TOKEN_EXPIRED.
  */
-export async function verifyJwt(deps: KeyDeps, token: string, options: VerifyOptions = {}): Promise<JWTPayload> {
+export async function verifyJwt(deps: CoreContext, token: string, options: VerifyOptions = {}): Promise<JWTPayload> {
   if (typeof token !== "string" || token.length === 0 || token.length > MAX_JWT_LENGTH) throw invalid("malformed");
   let header: ReturnType<typeof decodeProtectedHeader>;
   try {
@@ -325,7 +320,7 @@ export async function verifyJwt(deps: KeyDeps, token: string, options: VerifyOpt
 }
 
 /** The public keys to publish: every active key and every retired one still inside its publication window. */
-export async function publicJwks(deps: KeyDeps): Promise<{ keys: JWK[] }> {
+export async function publicJwks(deps: CoreContext): Promise<{ keys: JWK[] }> {
   let cache = await loadedKeys(deps);
   const now = deps.clock.now();
   const defaultAlg = deps.config.tokens.signingAlg;

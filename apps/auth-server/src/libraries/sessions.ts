@@ -1,5 +1,5 @@
-import type { Database, Executor } from "@tessera/db";
-import type { Config } from "../config/index.ts";
+import type { Executor } from "@tessera/db";
+import type { CoreContext } from "../context.ts";
 import {
   findLiveSessionByHash,
   insertSession,
@@ -11,16 +11,10 @@ import {
   updateUnrevokedSession,
 } from "../queries/sessions.ts";
 import type { RequestMeta } from "./audit.ts";
-import { addSeconds, type Clock } from "./clock.ts";
+import { addSeconds } from "./clock.ts";
 import { randomToken, sha256 } from "./crypto.ts";
 
 export type { SessionRow, UserRow } from "../queries/sessions.ts";
-
-export interface SessionDeps {
-  db: Database;
-  clock: Clock;
-  config: Config;
-}
 
 /** Writes to last_seen_at are skipped within this many seconds of the previous one (keeps hot paths read-only). */
 const TOUCH_INTERVAL_SECONDS = 60;
@@ -32,7 +26,7 @@ const TOUCH_INTERVAL_SECONDS = 60;
  * SHA-256 is stored.
  */
 export async function signIn(
-  deps: SessionDeps,
+  deps: CoreContext,
   db: Executor,
   input: { userId: string; amr: string[]; meta: RequestMeta; existing?: SessionRow | null },
 ): Promise<{ session: SessionRow; token: string }> {
@@ -63,7 +57,7 @@ export async function signIn(
  * the idle deadline slides forward at most once a minute.
  */
 export async function resolveSession(
-  deps: SessionDeps,
+  deps: CoreContext,
   token: string | undefined,
 ): Promise<{ session: SessionRow; user: UserRow } | null> {
   if (!token || token.length > 200) return null;
@@ -81,13 +75,13 @@ export async function resolveSession(
   return found;
 }
 
-export async function listSessions(deps: SessionDeps, userId: string): Promise<SessionRow[]> {
+export async function listSessions(deps: CoreContext, userId: string): Promise<SessionRow[]> {
   return listLiveSessions(deps.db, userId, deps.clock.now());
 }
 
 /** Ends sessions (every app in them: refresh tokens revoked, back-channel logouts queued). Returns the ids ended. */
 export async function endSessions(
-  deps: SessionDeps,
+  deps: CoreContext,
   db: Executor,
   where: { ids?: string[]; userId?: string; exceptId?: string },
   reason: string,

@@ -1,7 +1,7 @@
 import { createHmac } from "node:crypto";
 import { normalizeIP } from "@fastify/rate-limit";
-import type { Database } from "@tessera/db";
 import type { Config } from "../config/index.ts";
+import type { CoreContext } from "../context.ts";
 import { AppError } from "../errors/index.ts";
 import {
   deleteAccountThrottle,
@@ -19,7 +19,7 @@ import {
 import { findUserByEmail } from "../queries/users.ts";
 import { renderView } from "../views/index.ts";
 import { audit, type RequestMeta } from "./audit.ts";
-import { addSeconds, type Clock } from "./clock.ts";
+import { addSeconds } from "./clock.ts";
 import type { MailMessage } from "./mailer/types.ts";
 import { verifyPassword } from "./passwords.ts";
 
@@ -45,12 +45,6 @@ import { verifyPassword } from "./passwords.ts";
  * confirmed second factor can still sign in during a lock (correct password and then a valid code; see
  * `accountLockBlocks`). Failures keep counting while locked.
  */
-export interface ThrottleDeps {
-  db: Database;
-  clock: Clock;
-  config: Config;
-}
-
 /**
  * The form every email takes, in the users table and before keying (trimmed, NFC, lower-cased). Re-exported by
  * accounts.ts, whose schemas apply it to every email input.
@@ -100,7 +94,7 @@ export interface SignInGate {
  * (same work for every email) and calls `accountLockBlocks()`.
  */
 export async function checkSignIn(
-  deps: ThrottleDeps,
+  deps: CoreContext,
   meta: RequestMeta,
   input: ({ email: string } | { key: string }) & { userId?: string | null | undefined },
 ): Promise<SignInGate> {
@@ -170,7 +164,7 @@ export function accountLockBlocks(
 
 /** Throws IP_SUSPENDED (429 with Retry-After) while the request's IP is suspended. */
 export async function assertIpAllowed(
-  deps: ThrottleDeps,
+  deps: CoreContext,
   meta: RequestMeta,
   userId?: string | null | undefined,
 ): Promise<void> {
@@ -201,7 +195,7 @@ export interface FailureResult {
  * exists); its failure is logged by the caller's logger, not fatal.
  */
 export async function recordSignInFailure(
-  deps: ThrottleDeps,
+  deps: CoreContext,
   meta: RequestMeta,
   input: ({ email: string } | { key: string }) & {
     userId?: string | null | undefined;
@@ -274,7 +268,7 @@ export async function recordSignInFailure(
  * or INVALID_CREDENTIALS on `field`.
  */
 export async function checkPasswordAgain(
-  deps: ThrottleDeps,
+  deps: CoreContext,
   meta: RequestMeta,
   input: {
     user: { id: string; email: string; passwordHash: string | null };
@@ -288,7 +282,7 @@ export async function checkPasswordAgain(
 }
 
 async function checkPasswordAgainInLine(
-  deps: ThrottleDeps,
+  deps: CoreContext,
   meta: RequestMeta,
   input: Parameters<typeof checkPasswordAgain>[2],
 ): Promise<void> {
@@ -326,7 +320,7 @@ async function checkPasswordAgainInLine(
  * A successful sign-in (or a completed password reset) clears the account's failures and lock; with the user id (a
  * right code at the second step), the second-factor counter too.
  */
-export async function clearAccountThrottle(deps: ThrottleDeps, email: string, userId?: string): Promise<void> {
+export async function clearAccountThrottle(deps: CoreContext, email: string, userId?: string): Promise<void> {
   await deleteAccountThrottle(deps.db, accountKey(deps.config, email));
   if (userId) await deleteAccountThrottle(deps.db, secondFactorKey(deps.config, userId));
 }
@@ -336,7 +330,7 @@ export async function clearAccountThrottle(deps: ThrottleDeps, email: string, us
  * factor), audited. Returns whether anything was there to clear.
  */
 export async function unlockAccount(
-  deps: ThrottleDeps,
+  deps: CoreContext,
   meta: RequestMeta,
   input: { email: string; actorId?: string | null | undefined },
 ): Promise<boolean> {
@@ -370,13 +364,13 @@ const view = (row: IpSuspensionRow): IpSuspensionView => ({
   suspensions: row.suspensions,
 });
 
-export async function listIpSuspensions(deps: ThrottleDeps, limit = 100): Promise<IpSuspensionView[]> {
+export async function listIpSuspensions(deps: CoreContext, limit = 100): Promise<IpSuspensionView[]> {
   return (await listActiveIpSuspensions(deps.db, deps.clock.now(), limit)).map(view);
 }
 
 /** Admin: lifts a live suspension (NOT_FOUND when the IP is not suspended), audited with the admin as actor. */
 export async function liftIpSuspension(
-  deps: ThrottleDeps,
+  deps: CoreContext,
   meta: RequestMeta,
   input: { ip: string; actorId?: string | null | undefined },
 ): Promise<IpSuspensionView> {

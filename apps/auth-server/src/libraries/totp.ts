@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
-import type { Database, Executor } from "@tessera/db";
+import type { Executor } from "@tessera/db";
 import { Secret, TOTP } from "otpauth";
 import QRCode from "qrcode";
 import type { Config } from "../config/index.ts";
+import type { CoreContext } from "../context.ts";
 import { AppError } from "../errors/index.ts";
 import {
   confirmedTotpExists,
@@ -21,7 +22,7 @@ import {
 } from "../queries/totp.ts";
 import { renderView } from "../views/index.ts";
 import { audit, type RequestMeta } from "./audit.ts";
-import { addSeconds, type Clock } from "./clock.ts";
+import { addSeconds } from "./clock.ts";
 import { decrypt, encrypt, randomToken, sha256 } from "./crypto.ts";
 import type { MailMessage } from "./mailer/types.ts";
 import {
@@ -48,12 +49,6 @@ import {
  * - Between the password step and the code step the browser holds only a random challenge value (SHA-256 stored,
  *   short-lived, a limited number of guesses); no session exists until the code is right.
  */
-export interface TotpDeps {
-  db: Database;
-  clock: Clock;
-  config: Config;
-}
-
 const PERIOD_SECONDS = 30;
 const DIGITS = 6;
 const WINDOW_STEPS = 1;
@@ -116,7 +111,7 @@ export interface TotpStatus {
   recoveryCodesLeft: number;
 }
 
-export async function totpStatus(deps: TotpDeps, userId: string): Promise<TotpStatus> {
+export async function totpStatus(deps: CoreContext, userId: string): Promise<TotpStatus> {
   const factor = await findTotpFactor(deps.db, userId);
   const enabled = Boolean(factor?.confirmedAt);
   return {
@@ -145,7 +140,7 @@ export interface Enrolment {
  * factor on it, or the address's owner, after taking the account back with a reset link, could never sign in.
  */
 export async function beginTotpEnrolment(
-  deps: TotpDeps,
+  deps: CoreContext,
   meta: RequestMeta,
   user: { id: string; email: string; emailVerifiedAt: Date | null },
 ): Promise<Enrolment> {
@@ -165,7 +160,7 @@ export async function beginTotpEnrolment(
  * wrong code, MFA_NOT_ENABLED when no enrolment is pending.
  */
 export async function confirmTotpEnrolment(
-  deps: TotpDeps,
+  deps: CoreContext,
   meta: RequestMeta,
   input: { userId: string; code: string },
 ): Promise<{ recoveryCodes: string[] }> {
@@ -203,7 +198,7 @@ export async function confirmTotpEnrolment(
  * make the use part of a larger change.
  */
 export async function useSecondFactor(
-  deps: TotpDeps,
+  deps: CoreContext,
   db: Executor,
   userId: string,
   rawCode: string,
@@ -228,7 +223,7 @@ export async function useSecondFactor(
  * (INVALID_OTP) counted under `secondFactorKey`. Without it, a stolen session could guess codes here at the request
  * limit's pace with nothing counted, and a right guess turns the factor off or mints recovery codes.
  */
-function withCodeGuard<T>(deps: TotpDeps, meta: RequestMeta, userId: string, change: () => Promise<T>): Promise<T> {
+function withCodeGuard<T>(deps: CoreContext, meta: RequestMeta, userId: string, change: () => Promise<T>): Promise<T> {
   const key = secondFactorKey(deps.config, userId);
   return oneAtATime(key, async () => {
     const gate = await checkSignIn(deps, meta, { key, userId });
@@ -248,14 +243,14 @@ function withCodeGuard<T>(deps: TotpDeps, meta: RequestMeta, userId: string, cha
 
 /** Turns the factor off (the caller has checked the password); needs a valid code too. Recovery codes go with it. */
 export async function disableTotp(
-  deps: TotpDeps,
+  deps: CoreContext,
   meta: RequestMeta,
   input: { userId: string; code: string },
 ): Promise<void> {
   await withCodeGuard(deps, meta, input.userId, () => disableTotpChecked(deps, meta, input));
 }
 
-async function disableTotpChecked(deps: TotpDeps, meta: RequestMeta, input: { userId: string; code: string }) {
+async function disableTotpChecked(deps: CoreContext, meta: RequestMeta, input: { userId: string; code: string }) {
   await deps.db.transaction(async (tx) => {
     if (!(await hasConfirmedTotp(tx, input.userId))) throw new AppError("MFA_NOT_ENABLED");
     const used = await useSecondFactor(deps, tx, input.userId, input.code);
@@ -271,7 +266,7 @@ async function disableTotpChecked(deps: TotpDeps, meta: RequestMeta, input: { us
  * `checkPasswordAgain`) and then a valid code or recovery code.
  */
 export async function disableTotpWithPassword(
-  deps: TotpDeps,
+  deps: CoreContext,
   meta: RequestMeta,
   input: { user: { id: string; email: string; passwordHash: string | null }; password: string; code: string },
 ): Promise<void> {
@@ -291,7 +286,7 @@ export async function disableTotpWithPassword(
 
 /** The enrolment still waiting for its confirmation code (to show the same QR code again), or null. */
 export async function pendingTotpEnrolment(
-  deps: TotpDeps,
+  deps: CoreContext,
   user: { id: string; email: string },
 ): Promise<Enrolment | null> {
   const factor = await findTotpFactor(deps.db, user.id);
@@ -299,7 +294,7 @@ export async function pendingTotpEnrolment(
   return enrolmentView(deps, user, decrypt(deps.config.masterKey, factor.secretEncrypted, aad(user.id)));
 }
 
-async function enrolmentView(deps: TotpDeps, user: { email: string }, secret: string): Promise<Enrolment> {
+async function enrolmentView(deps: CoreContext, user: { email: string }, secret: string): Promise<Enrolment> {
   const otpauthUri = totpFor(secret, user.email, deps.config.mail.fromName).toString();
   const svg = await QRCode.toString(otpauthUri, { type: "svg", errorCorrectionLevel: "M", margin: 2 });
   return { secret, otpauthUri, qrCodeDataUrl: `data:image/svg+xml;base64,${Buffer.from(svg).toString("base64")}` };
@@ -307,7 +302,7 @@ async function enrolmentView(deps: TotpDeps, user: { email: string }, secret: st
 
 /** New recovery codes (the old ones stop working); needs a valid code. */
 export async function regenerateRecoveryCodes(
-  deps: TotpDeps,
+  deps: CoreContext,
   meta: RequestMeta,
   input: { userId: string; code: string },
 ): Promise<{ recoveryCodes: string[] }> {
@@ -337,7 +332,7 @@ export async function regenerateRecoveryCodes(
  * random value for the browser's short-lived cookie. No session exists yet.
  */
 export async function createMfaChallenge(
-  deps: TotpDeps,
+  deps: CoreContext,
   db: Executor,
   userId: string,
 ): Promise<{ token: string; expiresAt: Date }> {
@@ -349,7 +344,7 @@ export async function createMfaChallenge(
 }
 
 /** Whether a challenge cookie value is live (for showing the code page); never consumes anything. */
-export async function peekMfaChallenge(deps: TotpDeps, token: string | undefined): Promise<boolean> {
+export async function peekMfaChallenge(deps: CoreContext, token: string | undefined): Promise<boolean> {
   if (!token || token.length > 200) return false;
   return Boolean(await findLiveMfaChallenge(deps.db, sha256(token), deps.clock.now()));
 }
@@ -363,7 +358,7 @@ export async function peekMfaChallenge(deps: TotpDeps, token: string | undefined
  * proving possession.
  */
 export async function completeMfaChallenge(
-  deps: TotpDeps,
+  deps: CoreContext,
   meta: RequestMeta,
   input: { token: string | undefined; code: string; onLocked?: (email: string, until: Date) => Promise<void> },
 ): Promise<{ userId: string; method: "otp" | "recovery_code" }> {
@@ -380,7 +375,7 @@ export async function completeMfaChallenge(
 }
 
 async function checkCodeInLine(
-  deps: TotpDeps,
+  deps: CoreContext,
   meta: RequestMeta,
   input: { code: string; onLocked?: (email: string, until: Date) => Promise<void> },
   found: { challenge: { id: string; userId: string }; email: string; key: string },

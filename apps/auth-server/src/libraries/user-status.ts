@@ -1,12 +1,13 @@
+import type { CoreContext } from "../context.ts";
 import { AppError } from "../errors/index.ts";
 import { findManageableUser, markUserDisabled, markUserEnabled, type UserRow } from "../queries/user-status.ts";
 import { audit } from "./audit.ts";
 import type { Actor } from "./clients.ts";
-import { endSessions, type SessionDeps } from "./sessions.ts";
+import { endSessions } from "./sessions.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-async function manageableUser(deps: SessionDeps, userId: string): Promise<UserRow> {
+async function manageableUser(deps: CoreContext, userId: string): Promise<UserRow> {
   const user = UUID.test(userId) ? await findManageableUser(deps.db, userId) : null;
   if (!user) throw new AppError("USER_NOT_FOUND");
   return user;
@@ -20,7 +21,7 @@ async function manageableUser(deps: SessionDeps, userId: string): Promise<UserRo
  * disabled account keeps the original time and ends nothing more. An admin cannot disable their own account.
  */
 export async function disableUser(
-  deps: SessionDeps,
+  deps: CoreContext,
   userId: string,
   actor: Actor,
 ): Promise<{ user: UserRow; sessionsEnded: number }> {
@@ -46,7 +47,7 @@ export async function disableUser(
 }
 
 /** Enables a disabled account again. Its ended sessions stay ended: the user signs in anew. Idempotent. */
-export async function enableUser(deps: SessionDeps, userId: string, actor: Actor): Promise<UserRow> {
+export async function enableUser(deps: CoreContext, userId: string, actor: Actor): Promise<UserRow> {
   const existing = await manageableUser(deps, userId);
   return deps.db.transaction(async (tx) => {
     const enabled = await markUserEnabled(tx, existing.id, deps.clock.now());

@@ -6,7 +6,7 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
   app.get("/healthz", async () => ({ status: "ok" }));
 
   app.get("/readyz", async () => {
-    const { database } = app.ctx;
+    const { database } = app;
     try {
       await database.ping();
     } catch {

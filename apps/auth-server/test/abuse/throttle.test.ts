@@ -3,6 +3,7 @@ import { createTestDatabase } from "@tessera/db/testing";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testConfig } from "../../src/config/index.ts";
+import type { CoreContext } from "../../src/context.ts";
 import { AppError } from "../../src/errors/index.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
 import {
@@ -13,13 +14,12 @@ import {
   liftIpSuspension,
   listIpSuspensions,
   recordSignInFailure,
-  type ThrottleDeps,
 } from "../../src/libraries/throttle.ts";
 import { findAccountThrottle } from "../../src/queries/throttle.ts";
 
 /** The throttling rules against a real migrated database (PGlite, or PostgreSQL with TEST_DATABASE_URL). */
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
-let deps: ThrottleDeps;
+let deps: CoreContext;
 let clock: TestClock;
 
 beforeAll(async () => {

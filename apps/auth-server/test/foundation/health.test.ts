@@ -22,7 +22,7 @@ describe("health and readiness", () => {
   it("GET /readyz answers 200 when the database is reachable and migrated", async () => {
     const res = await t.app.inject({ method: "GET", url: "/readyz" });
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toEqual({ status: "ready", database: t.app.ctx.database.kind });
+    expect(res.json()).toEqual({ status: "ready", database: t.app.database.kind });
   });
 
   it("sends a request id, echoing a well-formed incoming one and replacing a hostile one", async () => {

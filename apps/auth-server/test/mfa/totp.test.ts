@@ -3,6 +3,7 @@ import { createTestDatabase } from "@tessera/db/testing";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testConfig } from "../../src/config/index.ts";
+import type { CoreContext } from "../../src/context.ts";
 import { AppError } from "../../src/errors/index.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
 import { decrypt, sha256 } from "../../src/libraries/crypto.ts";
@@ -17,7 +18,6 @@ import {
   normalizeRecoveryCode,
   peekMfaChallenge,
   regenerateRecoveryCodes,
-  type TotpDeps,
   totpStatus,
   useSecondFactor,
 } from "../../src/libraries/totp.ts";
@@ -25,7 +25,7 @@ import { findAccountThrottle } from "../../src/queries/throttle.ts";
 
 /** The TOTP rules against a real migrated database; the HTTP flows are in the other files of this folder. */
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
-let deps: TotpDeps;
+let deps: CoreContext;
 let clock: TestClock;
 const meta = { ip: "192.0.2.1", userAgent: "vitest" };
 

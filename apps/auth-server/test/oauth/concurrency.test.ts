@@ -66,6 +66,7 @@ describe("parallel requests with one credential", () => {
       expect(r.json()).toEqual({
         error: "invalid_grant",
         error_description: "The refresh token was just rotated by a concurrent request; use the newest refresh token.",
+        tessera_code: "REFRESH_ROTATED_CONCURRENTLY",
       });
     }
     const [parent] = await t.app.ctx.db

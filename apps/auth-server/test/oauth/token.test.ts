@@ -51,10 +51,13 @@ function expectOAuthError(
   status: number,
   error: string,
   description: string,
+  tesseraCode?: string,
 ) {
   expect({ status: response.statusCode, body: response.json() }).toEqual({
     status,
-    body: { error, error_description: description },
+    body: tesseraCode
+      ? { error, error_description: description, tessera_code: tesseraCode }
+      : { error, error_description: description },
   });
   expect(response.headers["cache-control"]).toBe("no-store");
   expect(response.headers.pragma).toBe("no-cache");
@@ -450,6 +453,7 @@ describe("refresh_token grant", () => {
       400,
       "invalid_grant",
       "The refresh token was just rotated by a concurrent request; use the newest refresh token.",
+      "REFRESH_ROTATED_CONCURRENTLY",
     );
     // The live token still works: nothing was revoked.
     expect((await refresh(t.app, client, second.refresh_token)).statusCode).toBe(200);

@@ -216,7 +216,7 @@ describe("sweeper", () => {
     const { userId } = await seed();
     // A second app on the same database, as server.ts builds it (startJobs), with a 1 s sweeper interval.
     const config = testConfig({ SWEEPER_RETENTION_SECONDS: String(RETENTION), SWEEPER_INTERVAL_SECONDS: "1" });
-    const server = await build(config, { database: t.app.ctx.database, clock: t.clock, startJobs: true });
+    const server = await build(config, { database: t.app.database, clock: t.clock, startJobs: true });
     try {
       const deadline = Date.now() + 10_000;
       while (Date.now() < deadline && (await remaining(userId)).sessions.length > 3) {

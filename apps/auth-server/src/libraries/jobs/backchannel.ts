@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { FastifyBaseLogger } from "fastify";
-import type { AppContext } from "../../http/context.ts";
+import type { AppContext, Logger } from "../../context.ts";
 import { type ClaimedJob, claimDueJobs, markJobDelivered, markJobFailed } from "../../queries/backchannel.ts";
 import { addSeconds } from "../clock.ts";
 import { signJwt } from "../keys.ts";
@@ -62,7 +61,7 @@ export interface DeliveryReport {
 /** One delivery run: claims due jobs and delivers them in parallel. Safe to run on every instance at once. */
 export async function deliverBackchannelLogouts(
   ctx: AppContext,
-  log?: FastifyBaseLogger,
+  log?: Logger,
   options: { timeoutMs?: number } = {},
 ): Promise<DeliveryReport> {
   const now = ctx.clock.now();
@@ -108,7 +107,7 @@ export async function deliverBackchannelLogouts(
  */
 export async function drainBackchannelLogouts(
   ctx: AppContext,
-  log?: FastifyBaseLogger,
+  log?: Logger,
   options: { maxRuns?: number; timeoutMs?: number } = {},
 ): Promise<DeliveryReport> {
   const total: DeliveryReport = { delivered: 0, failed: 0, abandoned: 0 };
@@ -147,7 +146,7 @@ async function deliver(ctx: AppContext, claimed: ClaimedJob, timeoutMs: number):
  * Runs delivery every `jobs.backchannelIntervalSeconds` until stopped. Runs never overlap within one process; several
  * instances may run at once (SKIP LOCKED keeps them apart). Returns a stop function that waits for a run in progress.
  */
-export function startBackchannelWorker(ctx: AppContext, log: FastifyBaseLogger): () => Promise<void> {
+export function startBackchannelWorker(ctx: AppContext, log: Logger): () => Promise<void> {
   let running: Promise<unknown> | null = null;
   const tick = () => {
     if (running) return;

@@ -1,19 +1,11 @@
-import type { Database } from "@tessera/db";
-import type { FastifyBaseLogger } from "fastify";
-import type { Config } from "../../config/index.ts";
+import type { CoreContext, Logger } from "../../context.ts";
 import {
   deleteGarbageBatch,
   SWEEP_TARGETS,
   type SweepTarget,
   tryLockSweeper,
 } from "../../queries/admin-maintenance.ts";
-import { addSeconds, type Clock } from "../clock.ts";
-
-export interface SweeperDeps {
-  db: Database;
-  clock: Clock;
-  config: Config;
-}
+import { addSeconds } from "../clock.ts";
 
 /**
  * Rows per DELETE. Small enough that each statement is short (no long row locks, no replication lag spike), large
@@ -35,7 +27,7 @@ export interface SweepReport {
  * that first takes a cluster-wide advisory lock with pg_try_advisory_xact_lock: when another instance holds it, this
  * one stops at once, so at any moment only one instance sweeps and no row is deleted twice.
  */
-export async function sweep(deps: SweeperDeps, options: { batchSize?: number } = {}): Promise<SweepReport> {
+export async function sweep(deps: CoreContext, options: { batchSize?: number } = {}): Promise<SweepReport> {
   const batchSize = options.batchSize ?? SWEEP_BATCH_SIZE;
   const cutoff = addSeconds(deps.clock.now(), -deps.config.jobs.sweeperRetentionSeconds);
   const deleted = Object.fromEntries(Object.keys(SWEEP_TARGETS).map((k) => [k, 0])) as Record<SweepTarget, number>;
@@ -62,7 +54,7 @@ export interface Sweeper {
  * Runs `sweep` every `jobs.sweeperIntervalSeconds` (first run one interval after start) until stopped. A failed run
  * (database down) is logged and retried at the next interval; it never takes the server down.
  */
-export function startSweeper(deps: SweeperDeps, log: FastifyBaseLogger): Sweeper {
+export function startSweeper(deps: CoreContext, log: Logger): Sweeper {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let stopped = false;

@@ -1,4 +1,4 @@
-import type { AppContext } from "../../http/context.ts";
+import type { AppContext } from "../../context.ts";
 import { insertAuthorizationCode } from "../../queries/codes.ts";
 import { type ClientRow, findActiveClient } from "../clients.ts";
 import { addSeconds } from "../clock.ts";

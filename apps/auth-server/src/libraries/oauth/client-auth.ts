@@ -1,5 +1,5 @@
+import type { AppContext } from "../../context.ts";
 import { AppError } from "../../errors/index.ts";
-import type { AppContext } from "../../http/context.ts";
 import { audit, type RequestMeta } from "../audit.ts";
 import { authenticateClient, type ClientRow } from "../clients.ts";
 import { OAuthError } from "./errors.ts";

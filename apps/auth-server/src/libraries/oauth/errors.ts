@@ -20,9 +20,17 @@ export type OAuthErrorCode =
   | "server_error"
   | "temporarily_unavailable";
 
+/**
+ * Outcomes a client must act on that the RFC `error` value alone does not tell apart. Sent as `tessera_code` beside
+ * `error`, so a client switches on a code, never on the English of `error_description`.
+ */
+export type TesseraOAuthCode = "REFRESH_ROTATED_CONCURRENTLY";
+
 /** An error meant for the OAuth client: `error`, `error_description`, HTTP status and extra headers. */
 export class OAuthError extends Error {
   override name = "OAuthError";
+  /** Set on outcomes a client must tell apart from others with the same `error` (see TesseraOAuthCode). */
+  tesseraCode: TesseraOAuthCode | undefined;
   constructor(
     readonly error: OAuthErrorCode,
     readonly description: string,
@@ -33,7 +41,14 @@ export class OAuthError extends Error {
   }
 
   withHeaders(headers: Record<string, string>): OAuthError {
-    return new OAuthError(this.error, this.description, this.status, { ...this.headers, ...headers });
+    const copy = new OAuthError(this.error, this.description, this.status, { ...this.headers, ...headers });
+    copy.tesseraCode = this.tesseraCode;
+    return copy;
+  }
+
+  withCode(code: TesseraOAuthCode): OAuthError {
+    this.tesseraCode = code;
+    return this;
   }
 }
 

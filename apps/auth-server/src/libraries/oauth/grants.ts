@@ -1,4 +1,4 @@
-import type { AppContext } from "../../http/context.ts";
+import type { AppContext } from "../../context.ts";
 import {
   consumeAuthorizationCode,
   findAuthorizationCodeByHash,
@@ -181,7 +181,11 @@ export async function refreshTokenGrant(
       const child = await findChildToken(tx, owned.token.id);
       const withinGrace = now.getTime() - rotatedAt.getTime() <= ctx.config.tokens.refreshGraceSeconds * 1000;
       if (withinGrace && child && !child.rotatedAt && !child.revokedAt) {
-        return fail("The refresh token was just rotated by a concurrent request; use the newest refresh token.");
+        const error = new OAuthError(
+          "invalid_grant",
+          "The refresh token was just rotated by a concurrent request; use the newest refresh token.",
+        ).withCode("REFRESH_ROTATED_CONCURRENTLY");
+        return { ok: false, error };
       }
       const ended = await endSessions(ctx, tx, { ids: [owned.session.id] }, "refresh_token_reuse");
       await audit(tx, meta, {

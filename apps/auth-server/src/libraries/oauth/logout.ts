@@ -1,4 +1,4 @@
-import type { AppContext } from "../../http/context.ts";
+import type { AppContext } from "../../context.ts";
 import { audit, type RequestMeta } from "../audit.ts";
 import { type ClientRow, findActiveClient } from "../clients.ts";
 import { verifyJwt } from "../keys.ts";

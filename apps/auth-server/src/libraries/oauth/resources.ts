@@ -1,6 +1,6 @@
 import type { JWTPayload } from "jose";
+import type { AppContext } from "../../context.ts";
 import { AppError } from "../../errors/index.ts";
-import type { AppContext } from "../../http/context.ts";
 import { findSessionWithUser } from "../../queries/codes.ts";
 import { findRefreshTokenByHash, hasLiveChain, revokeClientChain } from "../../queries/refresh-tokens.ts";
 import { audit, type RequestMeta } from "../audit.ts";

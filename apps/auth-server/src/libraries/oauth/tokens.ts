@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Executor } from "@tessera/db";
-import type { AppContext } from "../../http/context.ts";
+import type { AppContext } from "../../context.ts";
 import { insertRefreshToken, type RefreshTokenRow } from "../../queries/refresh-tokens.ts";
 import type { ClientRow } from "../clients.ts";
 import { randomToken, sha256 } from "../crypto.ts";

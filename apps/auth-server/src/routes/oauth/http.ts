@@ -12,7 +12,11 @@ export function sendOAuthError(reply: FastifyReply, error: OAuthError): FastifyR
   return noStore(reply)
     .code(error.status)
     .headers(error.headers)
-    .send({ error: error.error, error_description: error.description });
+    .send(
+      error.tesseraCode
+        ? { error: error.error, error_description: error.description, tessera_code: error.tesseraCode }
+        : { error: error.error, error_description: error.description },
+    );
 }
 
 /** RFC 6749 3.2 / 4.1.3: parameters in an application/x-www-form-urlencoded body; JSON is refused explicitly. */
