@@ -1,0 +1,51 @@
+// Compiles the server and the CLI to JavaScript: dist/server.js and dist/cli.js, plus the templates and static files
+// they read at run time (dist/views, dist/public). Run by `pnpm build` and, through turbo, by every `pnpm install`.
+//
+// esbuild bundles the TypeScript of this app and of @tessera/db (whose package exports point at .ts source) together
+// with most npm dependencies into one file per entry point: node then reads two files at start instead of resolving
+// and compiling several hundred modules, which is where most of the start-up time went. Packages that find files of
+// their own at run time stay external and are loaded from node_modules like any dependency.
+import { cpSync, readFileSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+
+/** Left out of the bundle: they load files next to their own code (native addons, wasm, worker or package files). */
+const external = [
+  "@node-rs/argon2", // native .node addon from a platform package
+  "@electric-sql/pglite", // wasm and the Postgres data bundle, read next to its JS
+  "pino", // transports start worker threads from files in its package
+  "ioredis", // reads its own package.json for the client name it reports
+];
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = join(here, "dist");
+const { dependencies } = JSON.parse(readFileSync(join(here, "package.json"), "utf8"));
+// An external package is imported from dist/ at run time, so it must be a direct dependency of this package (pnpm
+// links only those into apps/auth-server/node_modules, and the production image installs only those).
+for (const name of external) {
+  if (!dependencies[name]) throw new Error(`build.mjs: external package ${name} is not in dependencies`);
+}
+
+const started = performance.now();
+rmSync(dist, { recursive: true, force: true });
+await build({
+  absWorkingDir: here,
+  entryPoints: { server: "src/server.ts", cli: "src/cli/main.ts" },
+  outdir: "dist",
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20.19",
+  external,
+  // Bundled CommonJS dependencies call require() for node built-ins; an ES module has no require of its own.
+  banner: {
+    js: 'import { createRequire as __createRequire } from "node:module";\nconst require = __createRequire(import.meta.url);',
+  },
+  sourcemap: "linked",
+  legalComments: "linked",
+  logLevel: "warning",
+});
+cpSync(join(here, "src/views"), join(dist, "views"), { recursive: true, filter: (path) => !path.endsWith(".ts") });
+cpSync(join(here, "src/public"), join(dist, "public"), { recursive: true });
+console.log(`auth-server: built dist/ in ${Math.round(performance.now() - started)} ms`);
