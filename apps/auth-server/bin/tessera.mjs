@@ -1,15 +1,10 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI from source through tsx (no build step).
-import { spawnSync } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+// The `tessera` CLI: runs the compiled dist/cli.js (built by `pnpm install`, or `pnpm build` after editing src/).
+import { existsSync } from "node:fs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const result = spawnSync(
-  process.execPath,
-  ["--import", "tsx", join(here, "../src/cli/main.ts"), ...process.argv.slice(2)],
-  {
-    stdio: "inherit",
-  },
-);
-process.exit(result.status ?? 1);
+const cli = new URL("../dist/cli.js", import.meta.url);
+if (!existsSync(cli)) {
+  process.stderr.write("tessera: dist/cli.js is missing; build it with `pnpm install` or `pnpm build`\n");
+  process.exit(1);
+}
+await import(cli.href);

@@ -1,12 +1,12 @@
 import { readdirSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
 import { AppError } from "../../errors/index.ts";
 import { sha256 } from "../../libraries/crypto.ts";
 import { csrfPlugin } from "../../libraries/csrf.ts";
 import { OutboxMailer } from "../../libraries/mailer/index.ts";
+import { publicDir } from "../../paths.ts";
 import { accountPages } from "./account.ts";
 import { emailLinkPages } from "./email-links.ts";
 import { mfaPages } from "./mfa.ts";
@@ -29,7 +29,6 @@ export const pageRoutes = fp(async (app: FastifyInstance) => {
   if (app.ctx.config.env !== "production") await app.register(devOutbox);
 });
 
-const publicDir = join(dirname(fileURLToPath(import.meta.url)), "../../public");
 const TYPES: Record<string, string> = {
   ".css": "text/css; charset=utf-8",
   ".svg": "image/svg+xml",
