@@ -122,6 +122,8 @@ const TRANSACTION_TTL_SECONDS = 600;
 /** Used only when Tessera's token response lacks `session_expires_at`. */
 const FALLBACK_SESSION_SECONDS = 7 * 86400;
 const NO_COOKIES: readonly string[] = Object.freeze([]);
+/** Tessera's `tessera_code` for a refresh token rotated moments ago by another request (its grace window). */
+const CONCURRENT_ROTATION = "REFRESH_ROTATED_CONCURRENTLY";
 const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/;
 
 interface Transaction {
@@ -818,14 +820,17 @@ export class TesseraClient {
         oauthError === "server_error" ||
         oauthError === "temporarily_unavailable";
       const description = error instanceof TesseraError ? (error.oauthErrorDescription ?? "") : "";
+      const tesseraCode = error instanceof TesseraError ? error.tesseraCode : undefined;
       return {
         ok: false,
         transient,
-        // Tessera's grace-window answer: "The refresh token was just rotated by a concurrent request; ...".
-        concurrent: oauthError === "invalid_grant" && /concurrent/i.test(description),
+        // Tessera's grace-window answer names itself in `tessera_code`; the English of error_description is never read.
+        concurrent: oauthError === "invalid_grant" && tesseraCode === CONCURRENT_ROTATION,
         error: new TesseraError(
           "REFRESH_FAILED",
-          oauthError === undefined ? { cause: error } : { oauthError, oauthErrorDescription: description },
+          oauthError === undefined
+            ? { cause: error }
+            : { oauthError, oauthErrorDescription: description, ...(tesseraCode ? { tesseraCode } : {}) },
         ),
       };
     }

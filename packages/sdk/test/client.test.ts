@@ -536,7 +536,55 @@ describe("authenticate", () => {
       const c = await createTessera(options()).authenticate({ cookieHeader: onlyRefresh });
       expect(c.user).toBeNull();
       expect(c.error?.code).toBe("REFRESH_FAILED");
+      expect(c.error?.tesseraCode).toBe("REFRESH_ROTATED_CONCURRENTLY");
       expect(c.setCookies).toEqual([]);
+    } finally {
+      clock -= 301_000;
+    }
+  });
+
+  /** A fetch that rewrites Tessera's /token error bodies, to try the SDK against other wordings of one answer. */
+  const rewriteTokenErrors =
+    (rewrite: (body: Record<string, unknown>) => Record<string, unknown>): typeof fetch =>
+    async (input, init) => {
+      const response = await fetch(input, init);
+      if (!String(input).endsWith("/token") || response.ok) return response;
+      return Response.json(rewrite((await response.json()) as Record<string, unknown>), { status: response.status });
+    };
+
+  it("recognises the grace window by tessera_code alone, whatever error_description says", async () => {
+    const { header } = await signIn();
+    clock += 301_000;
+    try {
+      const cookies = header();
+      expect((await createTessera(options()).authenticate({ cookieHeader: cookies })).setCookies).toHaveLength(3);
+      const reworded = rewriteTokenErrors((body) => ({ ...body, error_description: "Token already exchanged." }));
+      const loser = await createTessera(options({ fetch: reworded })).authenticate({ cookieHeader: cookies });
+      expect(loser.user?.id).toBe("user-1");
+      expect(loser.error).toBeNull();
+      expect(loser.setCookies).toEqual([]);
+    } finally {
+      clock -= 301_000;
+    }
+  });
+
+  it("never falls back to prose: invalid_grant without tessera_code is a refusal, even if it says 'concurrent'", async () => {
+    const { header } = await signIn();
+    clock += 301_000;
+    try {
+      const cookies = header();
+      expect((await createTessera(options()).authenticate({ cookieHeader: cookies })).setCookies).toHaveLength(3);
+      const proseOnly = rewriteTokenErrors(({ tessera_code: _dropped, ...body }) => body);
+      const result = await createTessera(options({ fetch: proseOnly })).authenticate({ cookieHeader: cookies });
+      expect(result.error?.oauthErrorDescription).toMatch(/concurrent request/);
+      expect(result.user).toBeNull();
+      expect(result.error?.code).toBe("REFRESH_FAILED");
+      expect(result.error?.tesseraCode).toBeUndefined();
+      expect(result.setCookies).toEqual([
+        "web-at=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+        "web-rt=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+        "web-idt=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+      ]);
     } finally {
       clock -= 301_000;
     }
