@@ -264,6 +264,12 @@ describe("Fastify plugin", () => {
     expect(location.origin + location.pathname).toBe(`${stub.issuer}/logout`);
     expect(location.searchParams.get("post_logout_redirect_uri")).toBe("https://shop.example/");
     const cleared = ([] as string[]).concat(response.headers["set-cookie"] ?? []);
+    expect(cleared.map((c) => /^([^=]+)=; Max-Age=0;/.exec(c)?.[1] ?? `not cleared: ${c}`)).toEqual([
+      "__Host-shop-at",
+      "__Host-shop-rt",
+      "__Host-shop-idt",
+      "__Host-shop-tx",
+    ]);
     expect(cleared.every((c) => c.includes("Max-Age=0"))).toBe(true);
     expect((await app.inject({ method: "GET", url: "/auth/logout" })).statusCode).toBe(404);
   });
