@@ -123,9 +123,11 @@ export function tesseraMiddleware(
     const route = handler.match(req.method, query === -1 ? url : url.slice(0, query));
     if (route) {
       const form = route === "backchannelLogout" ? readForm(req) : Promise.resolve(undefined);
+      // Anything but a TesseraError (answered by the handler) goes to the app's error handler, never unhandled.
       form
         .then((body) => handler.handle(route, { url, headers: req.headers, form: body }))
-        .then((response) => send(res, response), next);
+        .then((response) => send(res, response))
+        .catch(next);
       return;
     }
     const result = client.authenticate(authInputFrom(req.headers));

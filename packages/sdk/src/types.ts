@@ -20,7 +20,7 @@ export interface AuthInput {
    */
   allowRefresh?: boolean;
   /**
-   * The request's `Origin` header, passed for WebSocket upgrades (the adapters do): when it names another origin than
+   * The request's `Origin` header, passed for WebSocket upgrades (`authInputFrom` does): when it names another origin than
    * the app's `origins`, the cookies are not used and the answer is CROSS_ORIGIN_REQUEST (cross-site WebSocket
    * hijacking). A bearer token is not ambient, so it is accepted from any origin.
    */
