@@ -84,18 +84,30 @@ export class TesseraError extends Error {
   readonly status: number;
   /** For AUTHORIZATION_DENIED / TOKEN_EXCHANGE_FAILED / REFRESH_FAILED: the OAuth `error` value Tessera returned. */
   readonly oauthError: string | undefined;
-  /** Tessera's `error_description` with `oauthError`, for logs (never contains a token). */
+  /** Tessera's `error_description` with `oauthError`, for logs (never contains a token). Prose: never match on it. */
   readonly oauthErrorDescription: string | undefined;
+  /**
+   * Tessera's `tessera_code` beside `oauthError`, when it sent one: a stable name for an outcome the RFC `error` value
+   * alone does not tell apart (e.g. `REFRESH_ROTATED_CONCURRENTLY` with `invalid_grant`).
+   */
+  readonly tesseraCode: string | undefined;
 
   constructor(
     code: TesseraErrorCode,
-    options: { message?: string; oauthError?: string; oauthErrorDescription?: string; cause?: unknown } = {},
+    options: {
+      message?: string;
+      oauthError?: string;
+      oauthErrorDescription?: string;
+      tesseraCode?: string;
+      cause?: unknown;
+    } = {},
   ) {
     super(options.message ?? errorCodes[code].message, options.cause === undefined ? {} : { cause: options.cause });
     this.code = code;
     this.status = errorCodes[code].status;
     this.oauthError = options.oauthError;
     this.oauthErrorDescription = options.oauthErrorDescription;
+    this.tesseraCode = options.tesseraCode;
   }
 
   /** The same as `status`, under the name Fastify's and Express's default error handlers read. */

@@ -7,34 +7,31 @@ import type {
 } from "fastify";
 import fp from "fastify-plugin";
 import type { TesseraUser } from "./access-token.ts";
-import { type AuthResult, createTessera, TesseraClient } from "./client.ts";
-import { TesseraError } from "./errors.ts";
+import { createTessera, TesseraClient } from "./client.ts";
+import type { TesseraError } from "./errors.ts";
+import {
+  authHeaders,
+  authInputFrom,
+  checkAccess,
+  createHandler,
+  type HandlerResponse,
+  type RouteName,
+  type RoutePaths,
+} from "./handler.ts";
 import type { TesseraOptions } from "./options.ts";
+import type { AuthResult } from "./types.ts";
 
 export { TesseraError } from "./errors.ts";
 
 /**
- * Paths of the routes the plugin adds; `false` adds none (call the client yourself).
+ * Paths of the routes the plugin adds; `false` adds none (call the client yourself). See {@link RoutePaths}.
  *
  * @example
  * ```ts
  * await app.register(tesseraPlugin, { ...options, routes: { login: "/signin", logout: "/signout" } });
  * ```
  */
-export interface TesseraRoutes {
-  /**
-   * GET, `?returnTo=/path`: redirects to Tessera. Default `/auth/login`. With `&prompt=none` it is a silent check:
-   * a user signed in at Tessera comes back signed in, anyone else comes back to `returnTo` anonymous, with no page
-   * shown; `&prompt=login` forces the password prompt.
-   */
-  login?: string;
-  /** GET: the registered redirect URI's path. Default `/auth/callback`. */
-  callback?: string;
-  /** POST: signs out everywhere (RP-initiated logout). Default `/auth/logout`. */
-  logout?: string;
-  /** POST: the registered back-channel logout URI's path. Default `/auth/backchannel-logout`. */
-  backchannelLogout?: string;
-}
+export type TesseraRoutes = RoutePaths;
 
 /**
  * Options of the Fastify plugin: either a ready {@link TesseraClient} (`client`) or the options to create one.
@@ -62,7 +59,7 @@ declare module "fastify" {
     authError: TesseraError | null;
   }
   interface FastifyInstance {
-    /** The SDK client: login/callback/logout/back-channel, `onSessionRevoked`, `authenticateUpgrade`. */
+    /** The SDK client: login/callback/logout/back-channel, `authenticate`, `onSessionRevoked`. */
     tessera: TesseraClient;
   }
   interface FastifyContextConfig {
@@ -71,18 +68,20 @@ declare module "fastify" {
   }
 }
 
-function send(reply: FastifyReply, error: TesseraError): FastifyReply {
-  return reply.code(error.status).header("cache-control", "no-store").send(error.toJSON());
+/**
+ * Writes a neutral answer: `set-cookie` is appended to any the route set (a lone value as a string, the same header on
+ * the wire either way), and a JSON body is serialised by Fastify.
+ */
+function send(reply: FastifyReply, response: HandlerResponse): FastifyReply {
+  setHeaders(reply, response.headers);
+  return reply.code(response.status).send(response.body);
 }
 
-function apply(request: FastifyRequest, reply: FastifyReply, result: AuthResult): void {
-  request.user = result.user;
-  request.authError = result.error;
-  if (result.setCookies.length > 0) {
-    // The response carries a refresh token: no shared cache (CDN, proxy) may store it and hand it to someone else.
-    // A route that sets its own Cache-Control afterwards replaces this; keep such routes' caching `private`.
-    reply.header("set-cookie", result.setCookies as string[]).header("cache-control", "no-store");
+function setHeaders(reply: FastifyReply, headers: HandlerResponse["headers"]): FastifyReply {
+  for (const [name, value] of Object.entries(headers)) {
+    reply.header(name, Array.isArray(value) && value.length === 1 ? value[0] : value);
   }
+  return reply;
 }
 
 /**
@@ -115,8 +114,9 @@ function isGuard(hook: unknown): hook is GuardHook {
  * ```
  */
 export const requireUser: GuardHook = guard(function requireUser(request, reply, done) {
-  if (request.user) return done();
-  send(reply, request.authError ?? new TesseraError("UNAUTHENTICATED"));
+  const refusal = checkAccess(request.user, request.authError);
+  if (refusal) send(reply, refusal);
+  else done();
 });
 
 /**
@@ -130,13 +130,9 @@ export const requireUser: GuardHook = guard(function requireUser(request, reply,
  */
 export function requirePermission(permission: string): GuardHook {
   return guard(function requirePermissionHook(request, reply, done) {
-    const user = request.user;
-    if (!user) {
-      send(reply, request.authError ?? new TesseraError("UNAUTHENTICATED"));
-      return;
-    }
-    if (user.permissions.includes(permission) || user.roles.includes(permission)) return done();
-    send(reply, new TesseraError("FORBIDDEN"));
+    const refusal = checkAccess(request.user, request.authError, permission);
+    if (refusal) send(reply, refusal);
+    else done();
   });
 }
 
@@ -146,20 +142,17 @@ const plugin: FastifyPluginAsync<TesseraFastifyOptions> = async (app: FastifyIns
   app.decorateRequest("user", null);
   app.decorateRequest("authError", null);
 
+  const apply = (request: FastifyRequest, reply: FastifyReply, result: AuthResult): void => {
+    request.user = result.user;
+    request.authError = result.error;
+    const headers = authHeaders(result);
+    if (headers) reply.headers(headers);
+  };
   // Synchronous on the common path (a cached or HMAC-checked access JWT): a callback-style hook with no promise keeps
   // the per-request cost to a cookie lookup and a Map lookup. `then` is the route's guard, when fused (see below).
   const authenticateThen = (then: GuardHook | undefined): GuardHook =>
     function tesseraAuthenticate(request, reply, done) {
-      const headers = request.headers;
-      const input = {
-        cookieHeader: headers.cookie,
-        authorization: headers.authorization,
-        // A WebSocket upgrade cannot carry renewed cookies, so it never refreshes.
-        allowRefresh: headers.upgrade === undefined,
-        // Only upgrades are checked here: a WebSocket is not covered by SameSite between sites of one domain.
-        origin: headers.upgrade === undefined ? undefined : (headers.origin ?? undefined),
-      };
-      const result = client.authenticateRequest(input);
+      const result = client.authenticate(authInputFrom(request.headers));
       if (!(result instanceof Promise)) {
         apply(request, reply, result);
         return then ? then(request, reply, done) : done();
@@ -182,46 +175,21 @@ const plugin: FastifyPluginAsync<TesseraFastifyOptions> = async (app: FastifyIns
     route.onRequest = isGuard(first) ? [authenticateThen(first), ...hooks.slice(1)] : [authenticate, ...hooks];
   });
 
-  if (options.routes === false) return;
-  const routes = {
-    login: "/auth/login",
-    callback: "/auth/callback",
-    logout: "/auth/logout",
-    backchannelLogout: "/auth/backchannel-logout",
-    ...options.routes,
+  const handler = createHandler(client, { routes: options.routes });
+  if (!handler.routes) return;
+  const routes = handler.routes;
+  const answer = (route: RouteName) => async (request: FastifyRequest, reply: FastifyReply) => {
+    const form = route === "backchannelLogout" ? (request.body as Record<string, unknown> | undefined) : undefined;
+    const response = await handler.handle(route, { url: request.url, headers: request.headers, form });
+    if (route === "callback" && response.error && options.onCallbackError) {
+      const { "content-type": _json, ...headers } = response.headers;
+      return options.onCallbackError(response.error, request, setHeaders(reply, headers));
+    }
+    return send(reply, response);
   };
   const skip = { tessera: false };
-
-  app.get(routes.login, { config: skip }, async (request, reply) => {
-    const query = request.query as Record<string, unknown>;
-    try {
-      // `prompt=none`: a silent check for an existing Tessera session (an unknown value is ignored, not forwarded).
-      const prompt = query.prompt === "none" || query.prompt === "login" ? query.prompt : undefined;
-      const { url, setCookies } = await client.login({ returnTo: query.returnTo, ...(prompt ? { prompt } : {}) });
-      return reply.header("set-cookie", setCookies).header("cache-control", "no-store").redirect(url, 302);
-    } catch (error) {
-      // Tessera unreachable or misconfigured: 503 ISSUER_UNAVAILABLE, not a bare 500.
-      if (!(error instanceof TesseraError)) throw error;
-      return send(reply, error);
-    }
-  });
-
-  app.get(routes.callback, { config: skip }, async (request, reply) => {
-    reply.header("cache-control", "no-store");
-    try {
-      const { returnTo, setCookies } = await client.callback({
-        url: request.url,
-        cookieHeader: request.headers.cookie,
-      });
-      return reply.header("set-cookie", setCookies).redirect(returnTo, 303);
-    } catch (error) {
-      if (!(error instanceof TesseraError)) throw error;
-      reply.header("set-cookie", client.clearTransactionCookie());
-      if (options.onCallbackError) return options.onCallbackError(error, request, reply);
-      return send(reply, error);
-    }
-  });
-
+  app.get(routes.login, { config: skip }, answer("login"));
+  app.get(routes.callback, { config: skip }, answer("callback"));
   // Tessera POSTs the logout token form-encoded, and a sign-out button is an HTML form: both routes get a form parser
   // in an encapsulated context, so the app's own body parsers (or none) stay as they are.
   await app.register(async (child) => {
@@ -232,26 +200,8 @@ const plugin: FastifyPluginAsync<TesseraFastifyOptions> = async (app: FastifyIns
         (_request, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))),
       );
     }
-    child.post(routes.logout, { config: skip }, async (request, reply) => {
-      // CSRF: a page of another origin (e.g. another app on a sibling domain, which gets SameSite=Lax cookies) must
-      // not sign the user out. Browsers send Origin on every form POST.
-      if (!client.isAllowedOrigin(request.headers.origin)) return send(reply, new TesseraError("CROSS_ORIGIN_REQUEST"));
-      const { url, setCookies } = await client.logout({ cookieHeader: request.headers.cookie });
-      return reply.header("set-cookie", setCookies).header("cache-control", "no-store").redirect(url, 303);
-    });
-
-    child.post(routes.backchannelLogout, { config: skip }, async (request, reply) => {
-      reply.header("cache-control", "no-store");
-      const body = request.body as Record<string, unknown> | undefined;
-      try {
-        await client.handleBackchannelLogout({ logoutToken: body?.logout_token });
-        return reply.code(200).send();
-      } catch (error) {
-        if (!(error instanceof TesseraError)) throw error;
-        // Back-Channel Logout 1.0 §2.8: 400 with an OAuth-style error body.
-        return reply.code(400).send({ error: "invalid_request", error_description: error.message });
-      }
-    });
+    child.post(routes.logout, { config: skip }, answer("logout"));
+    child.post(routes.backchannelLogout, { config: skip }, answer("backchannelLogout"));
   });
 };
 

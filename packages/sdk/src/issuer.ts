@@ -45,7 +45,16 @@ const tokenResponseSchema = z.object({
  */
 export type TokenResponse = z.infer<typeof tokenResponseSchema>;
 
-const oauthErrorSchema = z.object({ error: z.string().max(200), error_description: z.string().max(1000).optional() });
+const oauthErrorSchema = z.object({
+  error: z.string().max(200),
+  error_description: z.string().max(1000).optional(),
+  // Tessera's machine-readable outcome beside `error` (e.g. REFRESH_ROTATED_CONCURRENTLY); anything odd is dropped.
+  tessera_code: z
+    .string()
+    .regex(/^[A-Z_]{1,64}$/)
+    .optional()
+    .catch(undefined),
+});
 
 /**
  *
@@ -192,7 +201,11 @@ export class IssuerClient {
       throw new TesseraError(
         failure,
         error.success
-          ? { oauthError: error.data.error, oauthErrorDescription: error.data.error_description ?? "" }
+          ? {
+              oauthError: error.data.error,
+              oauthErrorDescription: error.data.error_description ?? "",
+              ...(error.data.tessera_code ? { tesseraCode: error.data.tessera_code } : {}),
+            }
           : { oauthError: `http_${response.status}` },
       );
     }

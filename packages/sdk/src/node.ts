@@ -1,7 +1,18 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from "node:http";
+import type { Duplex } from "node:stream";
 import type { TesseraUser } from "./access-token.ts";
-import type { AuthResult, TesseraClient } from "./client.ts";
+import type { TesseraClient } from "./client.ts";
 import { TesseraError } from "./errors.ts";
+import {
+  authHeaders,
+  authInputFrom,
+  checkAccess,
+  createHandler,
+  errorResponse,
+  type HandlerResponse,
+  type RoutePaths,
+} from "./handler.ts";
+import type { AuthResult } from "./types.ts";
 
 export { TesseraError } from "./errors.ts";
 
@@ -32,41 +43,32 @@ export interface TesseraRequest extends IncomingMessage {
 export type NextFunction = (error?: unknown) => void;
 
 /**
- * Paths the middleware answers itself; `false` answers none.
+ * Paths the middleware answers itself; `false` answers none. See {@link RoutePaths}.
  *
  * @example
  * ```ts
  * tesseraMiddleware(tessera, { routes: { login: "/signin", callback: "/oauth/callback" } });
  * ```
  */
-export interface NodeRoutes {
-  login?: string;
-  callback?: string;
-  logout?: string;
-  backchannelLogout?: string;
-}
+export type NodeRoutes = RoutePaths;
 
 const MAX_BODY_BYTES = 64 * 1024;
+
+/** Writes a neutral answer; `set-cookie` values are appended to any the app already set. */
+function send(res: ServerResponse, response: HandlerResponse): void {
+  res.statusCode = response.status;
+  for (const [name, value] of Object.entries(response.headers)) {
+    if (name === "set-cookie") appendSetCookie(res, value as string[]);
+    else res.setHeader(name, value);
+  }
+  res.end(response.body === undefined ? undefined : JSON.stringify(response.body));
+}
 
 function appendSetCookie(res: ServerResponse, values: readonly string[]): void {
   if (values.length === 0) return;
   const existing = res.getHeader("set-cookie");
   const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
   res.setHeader("set-cookie", [...list, ...values]);
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.statusCode = status;
-  res.setHeader("content-type", "application/json; charset=utf-8");
-  res.setHeader("cache-control", "no-store");
-  res.end(JSON.stringify(body));
-}
-
-function redirect(res: ServerResponse, status: 302 | 303, location: string): void {
-  res.statusCode = status;
-  res.setHeader("location", location);
-  res.setHeader("cache-control", "no-store");
-  res.end();
 }
 
 async function readForm(req: TesseraRequest): Promise<Record<string, unknown>> {
@@ -105,108 +107,30 @@ export function tesseraMiddleware(
   client: TesseraClient,
   options: { routes?: NodeRoutes | false } = {},
 ): (req: TesseraRequest, res: ServerResponse, next: NextFunction) => void {
-  const routes =
-    options.routes === false
-      ? undefined
-      : {
-          login: "/auth/login",
-          callback: "/auth/callback",
-          logout: "/auth/logout",
-          backchannelLogout: "/auth/backchannel-logout",
-          ...options.routes,
-        };
-
-  const handleRoute = async (req: TesseraRequest, res: ServerResponse, path: string): Promise<boolean> => {
-    if (!routes) return false;
-    const method = req.method ?? "GET";
-    if (path === routes.login && method === "GET") {
-      const query = new URL(req.url ?? "/", "http://x").searchParams;
-      const prompt = query.get("prompt");
-      const { url, setCookies } = await client.login({
-        returnTo: query.get("returnTo") ?? undefined,
-        ...(prompt === "none" || prompt === "login" ? { prompt } : {}),
-      });
-      appendSetCookie(res, setCookies);
-      redirect(res, 302, url);
-      return true;
-    }
-    if (path === routes.callback && method === "GET") {
-      try {
-        const result = await client.callback({ url: req.url ?? "/", cookieHeader: req.headers.cookie });
-        appendSetCookie(res, result.setCookies);
-        redirect(res, 303, result.returnTo);
-      } catch (error) {
-        if (!(error instanceof TesseraError)) throw error;
-        appendSetCookie(res, [client.clearTransactionCookie()]);
-        sendJson(res, error.status, error.toJSON());
-      }
-      return true;
-    }
-    if (path === routes.logout && method === "POST") {
-      if (!client.isAllowedOrigin(req.headers.origin)) {
-        const error = new TesseraError("CROSS_ORIGIN_REQUEST");
-        sendJson(res, error.status, error.toJSON());
-        return true;
-      }
-      const { url, setCookies } = await client.logout({ cookieHeader: req.headers.cookie });
-      appendSetCookie(res, setCookies);
-      redirect(res, 303, url);
-      return true;
-    }
-    if (path === routes.backchannelLogout && method === "POST") {
-      const form = await readForm(req);
-      try {
-        await client.handleBackchannelLogout({ logoutToken: form.logout_token });
-        res.statusCode = 200;
-        res.setHeader("cache-control", "no-store");
-        res.end();
-      } catch (error) {
-        if (!(error instanceof TesseraError)) throw error;
-        sendJson(res, 400, { error: "invalid_request", error_description: error.message });
-      }
-      return true;
-    }
-    return false;
-  };
-
+  const handler = createHandler(client, { routes: options.routes });
   const apply = (req: TesseraRequest, res: ServerResponse, result: AuthResult) => {
     req.user = result.user;
     req.authError = result.error;
-    if (result.setCookies.length === 0) return;
-    appendSetCookie(res, result.setCookies);
-    // The response carries a refresh token: no shared cache may store it (a later Cache-Control replaces this).
-    res.setHeader("cache-control", "no-store");
+    const headers = authHeaders(result);
+    if (!headers) return;
+    appendSetCookie(res, headers["set-cookie"]);
+    res.setHeader("cache-control", headers["cache-control"]);
   };
 
   return (req, res, next) => {
     const url = req.url ?? "/";
     const query = url.indexOf("?");
-    const path = query === -1 ? url : url.slice(0, query);
-    const isRoute =
-      routes !== undefined &&
-      (path === routes.login ||
-        path === routes.callback ||
-        path === routes.logout ||
-        path === routes.backchannelLogout);
-    if (isRoute) {
-      handleRoute(req, res, path).then(
-        (handled) => (handled ? undefined : next()),
-        (error: unknown) => {
-          // Tessera unreachable at sign-in (ISSUER_UNAVAILABLE, 503) and the like: the documented code, as the
-          // Fastify plugin answers, instead of whatever the app's error handler makes of it (often a bare 500).
-          if (error instanceof TesseraError && !res.headersSent) sendJson(res, error.status, error.toJSON());
-          else next(error);
-        },
-      );
+    const route = handler.match(req.method, query === -1 ? url : url.slice(0, query));
+    if (route) {
+      const form = route === "backchannelLogout" ? readForm(req) : Promise.resolve(undefined);
+      // Anything but a TesseraError (answered by the handler) goes to the app's error handler, never unhandled.
+      form
+        .then((body) => handler.handle(route, { url, headers: req.headers, form: body }))
+        .then((response) => send(res, response))
+        .catch(next);
       return;
     }
-    const input = {
-      cookieHeader: req.headers.cookie,
-      authorization: req.headers.authorization,
-      allowRefresh: req.headers.upgrade === undefined,
-      origin: req.headers.upgrade === undefined ? undefined : req.headers.origin,
-    };
-    const result = client.authenticateRequest(input);
+    const result = client.authenticate(authInputFrom(req.headers));
     if (!(result instanceof Promise)) {
       apply(req, res, result);
       next();
@@ -229,12 +153,9 @@ export function tesseraMiddleware(
  * ```
  */
 export function requireUser(req: TesseraRequest, res: ServerResponse, next: NextFunction): void {
-  if (req.user) {
-    next();
-    return;
-  }
-  const error = req.authError ?? new TesseraError("UNAUTHENTICATED");
-  sendJson(res, error.status, error.toJSON());
+  const refusal = checkAccess(req.user, req.authError);
+  if (refusal) send(res, refusal);
+  else next();
 }
 
 /**
@@ -250,15 +171,50 @@ export function requirePermission(
   permission: string,
 ): (req: TesseraRequest, res: ServerResponse, next: NextFunction) => void {
   return (req, res, next) => {
-    if (!req.user) {
-      requireUser(req, res, next);
-      return;
-    }
-    if (req.user.permissions.includes(permission) || req.user.roles.includes(permission)) {
-      next();
-      return;
-    }
-    const error = new TesseraError("FORBIDDEN");
-    sendJson(res, error.status, error.toJSON());
+    const refusal = checkAccess(req.user, req.authError, permission);
+    if (refusal) send(res, refusal);
+    else next();
   };
+}
+
+/**
+ * The guard for a WebSocket upgrade on a Node server (`server.on("upgrade")`, e.g. with `ws`): resolves the signed-in
+ * user, or refuses the upgrade itself and resolves null. A refusal is written on the socket as a plain HTTP answer
+ * (401 anonymous / expired / revoked, 403 CROSS_ORIGIN_REQUEST, 503 SESSION_CHECK_FAILED, with the `{ code, message }`
+ * body) and the socket is closed, so an anonymous upgrade never reaches the app's WebSocket code even when the app
+ * forgets its `if (!user) return`. Cookies or `Authorization: Bearer`; it never refreshes (a 101 cannot carry renewed
+ * cookies: after ACCESS_TOKEN_EXPIRED the page makes one ordinary request, then reconnects). Never rejects.
+ *
+ * @example
+ * ```ts
+ * server.on("upgrade", async (req, socket, head) => {
+ *   const user = await authenticateUpgrade(tessera, req, socket);
+ *   if (!user) return; // already answered 401/403/503 and closed
+ *   wss.handleUpgrade(req, socket, head, (ws) => ws.send(`hello ${user.name}`));
+ * });
+ * ```
+ */
+export async function authenticateUpgrade(
+  client: TesseraClient,
+  req: IncomingMessage,
+  socket: Duplex,
+): Promise<TesseraUser | null> {
+  // The upgrade header is what makes authInputFrom refuse to refresh and check Origin; a request routed here is one.
+  const result = await client.authenticate(
+    authInputFrom({ ...req.headers, upgrade: req.headers.upgrade ?? "websocket" }),
+  );
+  if (result.user) return result.user;
+  refuseUpgrade(socket, result.error);
+  return null;
+}
+
+function refuseUpgrade(socket: Duplex, error: TesseraError | null): void {
+  const { status, headers, body } = errorResponse(error ?? new TesseraError("UNAUTHENTICATED"));
+  const json = JSON.stringify(body);
+  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}`];
+  for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+  lines.push(`content-length: ${Buffer.byteLength(json)}`, "connection: close");
+  // A client that hangs up first must not crash the process with an unhandled 'error'.
+  socket.on("error", () => undefined);
+  socket.end(`${lines.join("\r\n")}\r\n\r\n${json}`);
 }

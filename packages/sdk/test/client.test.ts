@@ -1,7 +1,14 @@
 import { createHash, randomBytes } from "node:crypto";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createTessera, TesseraConfigError, TesseraError, type TesseraOptions } from "../src/index.ts";
+import {
+  type AuthResult,
+  authInputFrom,
+  createTessera,
+  TesseraConfigError,
+  TesseraError,
+  type TesseraOptions,
+} from "../src/index.ts";
 import { cookieHeader, type StubIssuer, startStubIssuer } from "./stub-issuer.ts";
 
 let clock = Date.UTC(2026, 10, 21, 12, 0, 0);
@@ -32,6 +39,11 @@ function options(extra: Partial<TesseraOptions> = {}): TesseraOptions {
     now,
     ...extra,
   };
+}
+
+/** The answer when `authenticate` needed no I/O, undefined when it returned a promise (the asynchronous path). */
+function syncResult(result: AuthResult | Promise<AuthResult>): AuthResult | undefined {
+  return result instanceof Promise ? undefined : result;
 }
 
 /** Runs login + authorize + callback; returns the cookie jar a browser would hold. */
@@ -347,7 +359,7 @@ describe("authenticate", () => {
   it("accepts the access cookie and the same JWT as a bearer token, with no call to Tessera", async () => {
     const { tessera, jar, header } = await signIn();
     const calls = stub.tokenRequests.length;
-    const fromCookie = tessera.tryAuthenticateSync({ cookieHeader: header() });
+    const fromCookie = syncResult(tessera.authenticate({ cookieHeader: header() }));
     expect(fromCookie?.user?.id).toBe("user-1");
     expect(fromCookie?.setCookies).toEqual([]);
     const fromBearer = await tessera.authenticate({ authorization: `Bearer ${jar.get("web-at")}` });
@@ -359,8 +371,8 @@ describe("authenticate", () => {
     const { tessera, jar } = await signIn();
     const jwt = jar.get("web-at");
     const header = `xweb-at=garbage; theme=web-at=junk;web-at=${jwt}; other=1`;
-    expect(tessera.tryAuthenticateSync({ cookieHeader: header })?.user?.id).toBe("user-1");
-    expect(tessera.tryAuthenticateSync({ cookieHeader: `xweb-at=${jwt}` })?.error?.code).toBe("UNAUTHENTICATED");
+    expect(syncResult(tessera.authenticate({ cookieHeader: header }))?.user?.id).toBe("user-1");
+    expect(syncResult(tessera.authenticate({ cookieHeader: `xweb-at=${jwt}` }))?.error?.code).toBe("UNAUTHENTICATED");
   });
 
   it("works with an asynchronous revoked-session store (e.g. Redis): checked on every request", async () => {
@@ -370,7 +382,7 @@ describe("authenticate", () => {
       has: async (sid: string) => revoked.has(sid),
     };
     const { tessera, header } = await signIn(createTessera(options({ revokedSessions: store })));
-    expect(tessera.tryAuthenticateSync({ cookieHeader: header() })).toBeUndefined(); // needs the async path
+    expect(syncResult(tessera.authenticate({ cookieHeader: header() }))).toBeUndefined(); // needs the async path
     expect((await tessera.authenticate({ cookieHeader: header() })).user?.id).toBe("user-1");
     await store.add("sid-1", 600); // as another instance would after its back-channel call
     const after = await tessera.authenticate({ cookieHeader: header() });
@@ -389,7 +401,7 @@ describe("authenticate", () => {
     };
     const { tessera, header } = await signIn(createTessera(options({ revokedSessions: store })));
     // The synchronous probe must not leave a rejected promise behind (Node ends the process on unhandled rejections).
-    expect(tessera.tryAuthenticateSync({ cookieHeader: header() })).toBeUndefined();
+    expect(syncResult(tessera.authenticate({ cookieHeader: header() }))).toBeUndefined();
     calls = 0;
     const result = await tessera.authenticate({ cookieHeader: header() });
     expect(result.user).toBeNull();
@@ -407,7 +419,7 @@ describe("authenticate", () => {
         },
       }),
     );
-    expect(throwing.tryAuthenticateSync({ cookieHeader: header() })?.error?.code).toBe("SESSION_CHECK_FAILED");
+    expect(syncResult(throwing.authenticate({ cookieHeader: header() }))?.error?.code).toBe("SESSION_CHECK_FAILED");
   });
 
   it("a session ended while its refresh was in flight is refused, not renewed", async () => {
@@ -446,7 +458,7 @@ describe("authenticate", () => {
     const oldRefresh = jar.get("web-rt");
     clock += 301_000;
     try {
-      expect(tessera.tryAuthenticateSync({ cookieHeader: header() })).toBeUndefined();
+      expect(syncResult(tessera.authenticate({ cookieHeader: header() }))).toBeUndefined();
       const result = await tessera.authenticate({ cookieHeader: header() });
       expect(result.user?.id).toBe("user-1");
       expect(result.user?.expiresAt).toBe(Math.floor(clock / 1000) + 300);
@@ -454,7 +466,7 @@ describe("authenticate", () => {
       expect(refreshCalls).toEqual([{ grant_type: "refresh_token", refresh_token: oldRefresh }]);
       cookieHeader(result.setCookies, jar);
       expect(jar.get("web-rt")).not.toBe(oldRefresh);
-      expect(tessera.tryAuthenticateSync({ cookieHeader: header() })?.user?.id).toBe("user-1");
+      expect(syncResult(tessera.authenticate({ cookieHeader: header() }))?.user?.id).toBe("user-1");
     } finally {
       clock -= 301_000;
     }
@@ -463,7 +475,7 @@ describe("authenticate", () => {
   it("a role Tessera no longer lists is gone after the next refresh (the new ID token is the whole truth)", async () => {
     stub.idTokenClaims = { roles: ["admin"], permissions: ["refunds:create"], entitlements: ["season-pass"] };
     const { tessera, jar, header } = await signIn();
-    expect(tessera.tryAuthenticateSync({ cookieHeader: header() })?.user?.roles).toEqual(["admin"]);
+    expect(syncResult(tessera.authenticate({ cookieHeader: header() }))?.user?.roles).toEqual(["admin"]);
     stub.idTokenClaims = { name: undefined }; // demoted, and the display name removed
     clock += 301_000;
     try {
@@ -483,7 +495,7 @@ describe("authenticate", () => {
     const { tessera, header } = await signIn();
     clock += 280_000;
     try {
-      expect(tessera.tryAuthenticateSync({ cookieHeader: header() })).toBeUndefined();
+      expect(syncResult(tessera.authenticate({ cookieHeader: header() }))).toBeUndefined();
       const result = await tessera.authenticate({ cookieHeader: header() });
       expect(result.setCookies.length).toBeGreaterThan(0);
     } finally {
@@ -536,7 +548,55 @@ describe("authenticate", () => {
       const c = await createTessera(options()).authenticate({ cookieHeader: onlyRefresh });
       expect(c.user).toBeNull();
       expect(c.error?.code).toBe("REFRESH_FAILED");
+      expect(c.error?.tesseraCode).toBe("REFRESH_ROTATED_CONCURRENTLY");
       expect(c.setCookies).toEqual([]);
+    } finally {
+      clock -= 301_000;
+    }
+  });
+
+  /** A fetch that rewrites Tessera's /token error bodies, to try the SDK against other wordings of one answer. */
+  const rewriteTokenErrors =
+    (rewrite: (body: Record<string, unknown>) => Record<string, unknown>): typeof fetch =>
+    async (input, init) => {
+      const response = await fetch(input, init);
+      if (!String(input).endsWith("/token") || response.ok) return response;
+      return Response.json(rewrite((await response.json()) as Record<string, unknown>), { status: response.status });
+    };
+
+  it("recognises the grace window by tessera_code alone, whatever error_description says", async () => {
+    const { header } = await signIn();
+    clock += 301_000;
+    try {
+      const cookies = header();
+      expect((await createTessera(options()).authenticate({ cookieHeader: cookies })).setCookies).toHaveLength(3);
+      const reworded = rewriteTokenErrors((body) => ({ ...body, error_description: "Token already exchanged." }));
+      const loser = await createTessera(options({ fetch: reworded })).authenticate({ cookieHeader: cookies });
+      expect(loser.user?.id).toBe("user-1");
+      expect(loser.error).toBeNull();
+      expect(loser.setCookies).toEqual([]);
+    } finally {
+      clock -= 301_000;
+    }
+  });
+
+  it("never falls back to prose: invalid_grant without tessera_code is a refusal, even if it says 'concurrent'", async () => {
+    const { header } = await signIn();
+    clock += 301_000;
+    try {
+      const cookies = header();
+      expect((await createTessera(options()).authenticate({ cookieHeader: cookies })).setCookies).toHaveLength(3);
+      const proseOnly = rewriteTokenErrors(({ tessera_code: _dropped, ...body }) => body);
+      const result = await createTessera(options({ fetch: proseOnly })).authenticate({ cookieHeader: cookies });
+      expect(result.error?.oauthErrorDescription).toMatch(/concurrent request/);
+      expect(result.user).toBeNull();
+      expect(result.error?.code).toBe("REFRESH_FAILED");
+      expect(result.error?.tesseraCode).toBeUndefined();
+      expect(result.setCookies).toEqual([
+        "web-at=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+        "web-rt=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+        "web-idt=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+      ]);
     } finally {
       clock -= 301_000;
     }
@@ -660,7 +720,7 @@ describe("authenticate", () => {
     clock += 301_000;
     try {
       const calls = stub.tokenRequests.length;
-      const result = await tessera.authenticateUpgrade({ headers: { cookie: header(), upgrade: "websocket" } });
+      const result = await tessera.authenticate(authInputFrom({ cookie: header(), upgrade: "websocket" }));
       expect(result.user).toBeNull();
       expect(result.error?.code).toBe("ACCESS_TOKEN_EXPIRED");
       expect(stub.tokenRequests.length).toBe(calls);
@@ -689,11 +749,11 @@ describe("back-channel logout", () => {
     const { tessera, header } = await signIn();
     const events: unknown[] = [];
     tessera.onSessionRevoked((event) => events.push(event));
-    expect(tessera.tryAuthenticateSync({ cookieHeader: header() })?.user?.id).toBe("user-1");
+    expect(syncResult(tessera.authenticate({ cookieHeader: header() }))?.user?.id).toBe("user-1");
     const token = await stub.sign(logoutClaims(), { typ: "logout+jwt" });
     await tessera.handleBackchannelLogout({ logoutToken: token });
     expect(events).toEqual([{ sessionId: "sid-1", userId: "user-1", reason: "backchannel_logout" }]);
-    const after = tessera.tryAuthenticateSync({ cookieHeader: header() });
+    const after = syncResult(tessera.authenticate({ cookieHeader: header() }));
     expect(after?.user).toBeNull();
     expect(after?.error?.code).toBe("SESSION_REVOKED");
     expect(after?.setCookies).toHaveLength(3);
@@ -773,6 +833,6 @@ describe("logout", () => {
     expect(stub.revoked).toContain(jar.get("web-rt"));
     expect(events).toEqual([{ sessionId: "sid-1", userId: "user-1", reason: "logout" }]);
     // A copy of the old cookie replayed against this instance is refused at once.
-    expect(tessera.tryAuthenticateSync({ cookieHeader: cookies })?.error?.code).toBe("SESSION_REVOKED");
+    expect(syncResult(tessera.authenticate({ cookieHeader: cookies }))?.error?.code).toBe("SESSION_REVOKED");
   });
 });

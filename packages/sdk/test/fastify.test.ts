@@ -106,6 +106,38 @@ describe("Fastify plugin", () => {
     expect(response.headers["set-cookie"]).toBe("__Host-shop-tx=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Lax");
   });
 
+  it("onCallbackError renders a failed callback; the transaction cookie is still cleared and nothing is cached", async () => {
+    const custom = Fastify();
+    await custom.register(tesseraPlugin, {
+      issuer: stub.issuer,
+      clientId: stub.clientId,
+      clientSecret: stub.clientSecret,
+      appSecret: randomBytes(32),
+      redirectUri: "https://shop.example/auth/callback",
+      cookies: { secure: true, prefix: "shop" },
+      now: () => clock,
+      onCallbackError: (error, _request, reply) =>
+        reply.code(error.status).type("text/html").send(`<p>${error.code}</p>`),
+    });
+    try {
+      const login = await custom.inject({ method: "GET", url: "/auth/login" });
+      const query = stub.authorize(String(login.headers.location));
+      query.set("state", "forged");
+      const response = await custom.inject({
+        method: "GET",
+        url: `/auth/callback?${query}`,
+        headers: { cookie: cookieHeader(([] as string[]).concat(login.headers["set-cookie"] ?? [])) },
+      });
+      expect(response.statusCode).toBe(400);
+      expect(response.headers["content-type"]).toBe("text/html");
+      expect(response.body).toBe("<p>STATE_MISMATCH</p>");
+      expect(response.headers["cache-control"]).toBe("no-store");
+      expect(response.headers["set-cookie"]).toBe("__Host-shop-tx=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Lax");
+    } finally {
+      await custom.close();
+    }
+  });
+
   it("rejects an open redirect through returnTo", async () => {
     const { callback } = await signIn("//evil.example/phish");
     expect(callback.headers.location).toBe("/");
@@ -264,6 +296,12 @@ describe("Fastify plugin", () => {
     expect(location.origin + location.pathname).toBe(`${stub.issuer}/logout`);
     expect(location.searchParams.get("post_logout_redirect_uri")).toBe("https://shop.example/");
     const cleared = ([] as string[]).concat(response.headers["set-cookie"] ?? []);
+    expect(cleared.map((c) => /^([^=]+)=; Max-Age=0;/.exec(c)?.[1] ?? `not cleared: ${c}`)).toEqual([
+      "__Host-shop-at",
+      "__Host-shop-rt",
+      "__Host-shop-idt",
+      "__Host-shop-tx",
+    ]);
     expect(cleared.every((c) => c.includes("Max-Age=0"))).toBe(true);
     expect((await app.inject({ method: "GET", url: "/auth/logout" })).statusCode).toBe(404);
   });

@@ -154,6 +154,7 @@ export async function startStubIssuer(now: () => number): Promise<StubIssuer> {
           error: "invalid_grant",
           error_description:
             "The refresh token was just rotated by a concurrent request; use the newest refresh token.",
+          tessera_code: "REFRESH_ROTATED_CONCURRENTLY",
         });
       }
       if (stub.refreshMode === "invalid_grant" || refreshTokens.get(body.refresh_token ?? "") !== "live") {

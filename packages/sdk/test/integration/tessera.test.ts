@@ -45,6 +45,14 @@ let clientId: string;
 let clientSecret: string;
 let userId: string;
 
+/**
+ * The names of the cookies a Set-Cookie list clears (empty value, Max-Age=0), in order; a cookie set to a value makes
+ * the list differ, and so does an empty list (a wrong "concurrent refresh" branch returns one).
+ */
+function clearedNames(setCookies: readonly string[]): string[] {
+  return setCookies.map((c) => /^([^=]+)=; Max-Age=0;/.exec(c)?.[1] ?? `not cleared: ${c}`);
+}
+
 /** A minimal browser: follows redirects by hand, keeps cookies by name (every server here is 127.0.0.1). */
 class Browser {
   jar = new Map<string, string>();
@@ -232,6 +240,7 @@ describe("SDK against a running Tessera", () => {
     expect(replay.user).toBeNull();
     expect(replay.error?.code).toBe("REFRESH_FAILED");
     expect(replay.error?.oauthError).toBe("invalid_grant");
+    expect(clearedNames(replay.setCookies)).toEqual(["shop-at", "shop-rt", "shop-idt"]);
     expect(replay.setCookies.every((c) => c.includes("Max-Age=0"))).toBe(true);
     // The legitimate browser is signed out too at its next refresh (the whole session ended).
     clock.advance(301);
@@ -290,6 +299,7 @@ describe("SDK against a running Tessera", () => {
     const other = await createTessera(shopOptions).authenticate({ cookieHeader: cookies });
     expect(other.user).toBeNull();
     expect(other.error?.code).toBe("REFRESH_FAILED");
+    expect(clearedNames(other.setCookies)).toEqual(["shop-at", "shop-rt", "shop-idt"]);
     expect(other.setCookies.every((c) => c.includes("Max-Age=0"))).toBe(true);
   });
 });
