@@ -9,8 +9,15 @@ import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
+import { withDeadlines } from "./deadline.ts";
 import * as schema from "./schema/index.ts";
 
+export {
+  DEADLINE_EXCEEDED,
+  DeadlineExceededError,
+  deadlineRemainingMs,
+  runWithDeadline,
+} from "./deadline.ts";
 export * from "./schema/index.ts";
 export { schema };
 
@@ -33,7 +40,18 @@ export interface DatabaseOptions {
   maxConnections?: number | undefined;
   /** Connect timeout for PostgreSQL, in seconds. */
   connectTimeoutSeconds?: number | undefined;
+  /** Server-side `statement_timeout` of every PostgreSQL connection, in milliseconds (0 = none). */
+  statementTimeoutMs?: number | undefined;
+  /** Server-side `idle_in_transaction_session_timeout`, in milliseconds (0 = none). */
+  idleInTransactionTimeoutMs?: number | undefined;
 }
+
+/**
+ * Delay before postgres.js reconnects after a failed connection, in seconds. Its default grows to 20 s after a few
+ * failures, so after a ten-second outage the pool could sit out another 20 s before trying again; capped at 1 s the
+ * first request after the database returns finds it within about a second.
+ */
+const reconnectBackoff = (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 1);
 
 export interface DatabaseHandle {
   db: Database;
@@ -165,11 +183,19 @@ async function createPostgres(url: string, options: DatabaseOptions): Promise<Da
   const client = postgres(url, {
     max: options.maxConnections ?? 10,
     connect_timeout: options.connectTimeoutSeconds ?? 5,
+    backoff: reconnectBackoff,
+    // Startup parameters: a statement or an abandoned transaction cannot hold a connection (and its locks) forever.
+    connection: {
+      statement_timeout: options.statementTimeoutMs ?? 30_000,
+      idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? 30_000,
+    },
     onnotice: () => {},
     // Keep credentials and query parameters out of error messages that may reach logs.
     debug: false,
   });
-  const db = drizzlePostgres(client, { schema, casing: "snake_case" }) as unknown as Database;
+  // Statements issued inside a request are bound to its deadline (see deadline.ts); the handle's own ping and
+  // migrations are not.
+  const db = drizzlePostgres(withDeadlines(client), { schema, casing: "snake_case" }) as unknown as Database;
   return {
     db,
     kind: "postgres",
