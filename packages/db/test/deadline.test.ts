@@ -5,8 +5,8 @@ import { eq, sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDatabase, type DatabaseHandle, runWithDeadline, users } from "../src/index.ts";
+import { TcpProxy } from "../src/tcp-proxy.ts";
 import { createTestDatabase } from "../src/testing.ts";
-import { TcpProxy } from "./tcp-proxy.ts";
 
 // Drizzle queries are lazy (they run when awaited), so each test awaits inside the deadline scope, as a route does.
 
