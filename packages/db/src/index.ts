@@ -202,7 +202,6 @@ async function createPostgres(url: string, options: DatabaseOptions): Promise<Da
   // Statements issued inside a request are bound to its deadline (see deadline.ts); the handle's own ping and
   // migrations are not.
   const db = drizzlePostgres(withDeadlines(client), { schema, casing: "snake_case" }) as unknown as Database;
-  let migrated = false;
   return {
     db,
     kind: "postgres",
@@ -218,14 +217,12 @@ async function createPostgres(url: string, options: DatabaseOptions): Promise<Da
         await single`select pg_advisory_lock(${MIGRATION_LOCK_ID})`;
         await migratePostgres(drizzlePostgres(single, { casing: "snake_case" }), { migrationsFolder });
         await single`select pg_advisory_unlock(${MIGRATION_LOCK_ID})`;
-        migrated = true;
       } finally {
         await single.end({ timeout: 5 });
       }
     },
-    // Once this process has applied every migration it ships, none can be pending for it again: /readyz then only
-    // pings instead of re-reading the migrations table on every probe.
-    pendingMigrations: async () => (migrated ? 0 : countPending(db)),
+    // Asked of the server each time: other instances and operators share it (a restored backup can be behind).
+    pendingMigrations: () => countPending(db),
     async close() {
       await client.end({ timeout: 5 });
     },
@@ -270,6 +267,8 @@ async function createPglite(dataDir: string | undefined): Promise<DatabaseHandle
       await migratePglite(drizzlePglite(client, { casing: "snake_case" }), { migrationsFolder });
       migrated = true;
     },
+    // This process holds the data directory alone (lockDataDir): once it has applied every migration it ships, none
+    // can be pending again, so /readyz only pings instead of re-reading the migrations table on every probe.
     pendingMigrations: async () => (migrated ? 0 : countPending(db)),
     async close() {
       try {
