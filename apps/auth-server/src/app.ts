@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Config } from "./config/index.ts";
 import type { AppContext } from "./context.ts";
 import "./http/context.ts";
+import { registerDeadlines } from "./http/deadline.ts";
 import {
   frameworkErrorHandler,
   type HtmlErrorRenderer,
@@ -66,6 +67,9 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
       url: config.databaseUrl,
       dataDir: config.dataDir,
       maxConnections: config.db.maxConnections,
+      connectTimeoutSeconds: config.db.connectTimeoutSeconds,
+      statementTimeoutMs: config.db.statementTimeoutMs,
+      idleInTransactionTimeoutMs: config.db.idleInTransactionTimeoutMs,
     }));
   const ctx: AppContext = {
     config,
@@ -84,6 +88,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });
+  registerDeadlines(app);
   if (ownsDatabase) app.addHook("onClose", async () => database.close());
 
   let htmlErrors: HtmlErrorRenderer | undefined;

@@ -1,6 +1,7 @@
 import { DataDirLockedError } from "@tessera/db";
 import { build } from "./app.ts";
 import { ConfigError, loadConfig } from "./config/index.ts";
+import { installLastResortHandlers } from "./http/last-resort.ts";
 
 /**
  * Process entry: load config, build, listen, and shut down gracefully on SIGTERM/SIGINT: stop accepting connections,
@@ -28,6 +29,9 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+
+  // A database connection dropping must never end the process (see last-resort.ts for what is swallowed and why).
+  installLastResortHandlers(app.log);
 
   if (config.masterKeySource === "dev-file") {
     app.log.warn(`TESSERA_MASTER_KEY is not set: using a development key stored in ${config.dataDir}/dev-master-key`);

@@ -34,3 +34,5 @@ export async function createTestDatabase(): Promise<DatabaseHandle & { url?: str
 }
 
 export const usingPostgres = (): boolean => Boolean(process.env.TEST_DATABASE_URL);
+
+export { TcpProxy } from "./tcp-proxy.ts";

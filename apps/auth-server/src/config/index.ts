@@ -29,7 +29,18 @@ export interface Config {
   /** Proxies whose X-Forwarded-For is believed (IPs or CIDRs). Empty = use the socket address. */
   trustedProxies: string[];
   shutdownTimeoutMs: number;
-  db: { maxConnections: number };
+  /**
+   * Every request is answered within this many milliseconds: database work still pending then is withdrawn (never
+   * runs later) and the request gets 503 DATABASE_UNAVAILABLE (OAuth endpoints: temporarily_unavailable).
+   */
+  requestDeadlineMs: number;
+  db: {
+    maxConnections: number;
+    connectTimeoutSeconds: number;
+    /** Server-side statement_timeout of every connection (0 = none); within a request, the deadline bounds it too. */
+    statementTimeoutMs: number;
+    idleInTransactionTimeoutMs: number;
+  };
   passwords: {
     argon2MemoryKib: number;
     argon2TimeCost: number;
@@ -233,7 +244,25 @@ export function loadConfig(env: Env = process.env, overrides: { dataDirForDevKey
     cookieSecure,
     trustedProxies,
     shutdownTimeoutMs: field(env, "SHUTDOWN_TIMEOUT_MS", int(0, 600_000).default(10_000), problems),
-    db: { maxConnections: field(env, "DB_POOL_MAX", int(1, 1000).default(10), problems) },
+    // Under NODE_ENV=test the default is generous: suites share a loaded CI machine and test other things; the
+    // deadline's own tests set it explicitly.
+    requestDeadlineMs: field(
+      env,
+      "REQUEST_DEADLINE_MS",
+      int(500, 600_000).default(nodeEnv === "test" ? 30_000 : 5000),
+      problems,
+    ),
+    db: {
+      maxConnections: field(env, "DB_POOL_MAX", int(1, 1000).default(10), problems),
+      connectTimeoutSeconds: field(env, "DB_CONNECT_TIMEOUT_SECONDS", int(1, 600).default(3), problems),
+      statementTimeoutMs: field(env, "DB_STATEMENT_TIMEOUT_MS", int(0, 86_400_000).default(30_000), problems),
+      idleInTransactionTimeoutMs: field(
+        env,
+        "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+        int(0, 86_400_000).default(30_000),
+        problems,
+      ),
+    },
     passwords: {
       // OWASP's minimum for argon2id is m=19456 KiB, t=2, p=1; lower values are refused.
       argon2MemoryKib: field(env, "ARGON2_MEMORY_KIB", int(19456, 4_194_304).default(19456), problems),

@@ -21,6 +21,10 @@ const CONNECTION_ERROR_CODES = new Set([
   "CONNECTION_DESTROYED",
   "57P01",
   "57P03",
+  // The request's deadline passed while its statement waited for the database (packages/db/src/deadline.ts), or
+  // the deadline-bounded statement_timeout cancelled it.
+  "DB_DEADLINE_EXCEEDED",
+  "57014",
 ]);
 
 /** True for errors that mean "the database is not reachable right now" rather than a bug. */
