@@ -52,7 +52,10 @@ export interface AuthorizationRequest {
   params: Record<string, string>;
 }
 
-/** An error that goes back to the client's (validated) redirect URI, with `state` and `iss` (RFC 9207). */
+/**
+ * An error that goes back to the client's (validated) redirect URI, with `state` and `iss` (RFC 9207), and `tessera_code`
+ * beside `error` when the outcome needs telling apart (tesseraOAuthCodes).
+ */
 export class AuthorizeRedirectError extends Error {
   override name = "AuthorizeRedirectError";
   constructor(
@@ -83,6 +86,7 @@ function redirectError(ctx: AppContext, redirectUri: string, state: string | und
     withParams(redirectUri, {
       error: error.error,
       error_description: error.description,
+      tessera_code: error.tesseraCode,
       state,
       iss: ctx.config.issuer,
     }),
@@ -243,7 +247,7 @@ export async function decide(
         new OAuthError(
           "access_denied",
           "This application requires two-step verification, which is not turned on for this account.",
-        ),
+        ).withCode("SECOND_FACTOR_NOT_ENROLLED"),
       );
     }
     return { kind: "login", location: loginLocation(request, true) };
@@ -321,6 +325,6 @@ export function accessDenied(ctx: AppContext, request: AuthorizationRequest): st
     ctx,
     request.redirectUri,
     request.state,
-    new OAuthError("access_denied", "The user denied the request."),
+    new OAuthError("access_denied", "The user denied the request.").withCode("CONSENT_DENIED"),
   ).location;
 }
