@@ -180,7 +180,7 @@ describe("errors shown as a page, never redirected (client or redirect URI not v
 
   it("a disabled client", async () => {
     const disabled = await registerClient(t.app);
-    const { disableClient } = await import("../../src/libraries/clients.ts");
+    const { disableClient } = await import("../../src/libraries/clients/index.ts");
     await disableClient(t.app.ctx, disabled.clientId);
     const response = await authorize(authorizeQuery(disabled));
     expect(response.statusCode).toBe(400);

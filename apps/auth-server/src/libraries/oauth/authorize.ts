@@ -1,6 +1,6 @@
 import type { AppContext } from "../../context.ts";
 import { insertAuthorizationCode } from "../../queries/codes.ts";
-import { type ClientRow, findActiveClient } from "../clients.ts";
+import { type ClientRow, findActiveClient } from "../clients/index.ts";
 import { addSeconds } from "../clock.ts";
 import { randomToken, sha256 } from "../crypto.ts";
 import { verifyJwt } from "../keys.ts";

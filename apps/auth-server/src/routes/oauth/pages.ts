@@ -1,5 +1,5 @@
 import type { FastifyReply } from "fastify";
-import type { ClientRow } from "../../libraries/clients.ts";
+import type { ClientRow } from "../../libraries/clients/index.ts";
 import { csrfToken } from "../../libraries/csrf.ts";
 import type { AuthorizationRequest } from "../../libraries/oauth/authorize.ts";
 import type { UserRow } from "../../libraries/sessions.ts";
