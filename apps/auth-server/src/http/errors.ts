@@ -59,7 +59,7 @@ const FRAMEWORK_CODES: Record<string, ErrorCode> = {
 export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
   const fe = error as Partial<FastifyError>;
-  const known = fe.code ? FRAMEWORK_CODES[fe.code] : undefined;
+  const known = fe.code && Object.hasOwn(FRAMEWORK_CODES, fe.code) ? FRAMEWORK_CODES[fe.code] : undefined;
   if (known) return new AppError(known);
   if (fe.validation) return new AppError("VALIDATION_FAILED");
   if (fe.statusCode === 429) return new AppError("RATE_LIMITED");

@@ -7,6 +7,7 @@ import {
   OAuthPageError,
   toOAuthError,
 } from "../../src/errors/index.ts";
+import { toAppError } from "../../src/http/errors.ts";
 import { buildTestApp, type TestApp } from "../helpers.ts";
 
 /** One error model: OAuth errors are catalog entries, and one translation maps the rest onto them. */
@@ -47,6 +48,15 @@ describe("the catalog's OAuth entries", () => {
     }
     const own = new OAuthError("invalid_scope", "No.");
     expect(toOAuthError(own)).toBe(own);
+  });
+});
+
+describe("toAppError", () => {
+  it("maps framework codes by own keys only: an error whose code is an Object.prototype name is INTERNAL_ERROR", () => {
+    const odd = Object.assign(new Error("odd"), { code: "constructor" });
+    expect(toAppError(odd).code).toBe("INTERNAL_ERROR");
+    const tooLarge = Object.assign(new Error("big"), { code: "FST_ERR_CTP_BODY_TOO_LARGE" });
+    expect(toAppError(tooLarge).code).toBe("PAYLOAD_TOO_LARGE");
   });
 });
 
