@@ -1,7 +1,54 @@
 /**
- * Every error code Tessera's JSON API can answer with, its HTTP status and a human message.
+ * The RFC 6749 / 6750 / OIDC Core `error` values, with their default HTTP status and a human message. OAuth endpoints
+ * answer with these (`error`, `error_description`): an OIDC client library switches on `error`. Statuses: 401 for
+ * invalid_client and invalid_token (RFC 6749 5.2, RFC 6750 3.1), 403 insufficient_scope, 429 slow_down, 500/503 for
+ * the server's own trouble, 400 for everything else.
+ */
+const oauthErrors = {
+  invalid_request: { status: 400, message: "The request is missing a parameter or is malformed." },
+  invalid_client: { status: 401, message: "Client authentication failed." },
+  invalid_grant: { status: 400, message: "The grant is invalid, expired or revoked." },
+  unauthorized_client: { status: 400, message: "This client may not use this grant." },
+  unsupported_grant_type: { status: 400, message: "This grant type is not supported." },
+  unsupported_response_type: { status: 400, message: "This response type is not supported." },
+  invalid_scope: { status: 400, message: "The requested scope is invalid." },
+  access_denied: { status: 400, message: "The request was denied." },
+  login_required: { status: 400, message: "The user is not signed in." },
+  consent_required: { status: 400, message: "The user must approve this application." },
+  interaction_required: { status: 400, message: "The user must interact with Tessera first." },
+  invalid_token: { status: 401, message: "The access token is invalid." },
+  insufficient_scope: { status: 403, message: "The access token lacks a required scope." },
+  slow_down: { status: 429, message: "Too many requests. Try again later." },
+  server_error: { status: 500, message: "Something went wrong on our side." },
+  temporarily_unavailable: { status: 503, message: "The service is temporarily unavailable." },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+/** An RFC 6749 / 6750 / OIDC `error` value (one of the catalog's OAuth entries). */
+export type OAuthErrorCode = keyof typeof oauthErrors;
+
+/**
+ * Outcomes a client must act on that the RFC `error` value alone does not tell apart. Sent as `tessera_code` beside
+ * `error` (in OAuth JSON and in error redirects), so a client switches on a code, never on the English of
+ * `error_description`. Stable like the catalog codes.
+ */
+export const tesseraOAuthCodes = {
+  /** invalid_grant on a refresh inside the grace window: use the newest refresh token, the session is fine. */
+  REFRESH_ROTATED_CONCURRENTLY: "invalid_grant",
+  /** access_denied at /authorize: the user refused on the consent page. */
+  CONSENT_DENIED: "access_denied",
+  /** access_denied at /authorize: acr_values asked for a second factor and the account has none turned on. */
+  SECOND_FACTOR_NOT_ENROLLED: "access_denied",
+} as const satisfies Record<string, OAuthErrorCode>;
+
+export type TesseraOAuthCode = keyof typeof tesseraOAuthCodes;
+
+/**
+ * The one catalog of errors: every error code Tessera can answer with, its HTTP status and a human message.
  * Codes are stable: clients switch on them. A retired code is never reused for another meaning.
- * OAuth/OIDC endpoints do not use this catalog: they answer with RFC 6749/6750 `error` values.
+ *
+ * The JSON API answers the UPPER_CASE codes in its `{ error: { code, message, status } }` shape. OAuth endpoints
+ * answer the lower-case RFC entries as `error`; an UPPER_CASE error raised on an OAuth endpoint is answered as the
+ * RFC entry named by its `oauth` field, or invalid_request (400) when it has none.
  */
 export const errorCatalog = {
   // Generic
@@ -11,11 +58,11 @@ export const errorCatalog = {
   PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large." },
   NOT_FOUND: { status: 404, message: "Nothing is here." },
   METHOD_NOT_ALLOWED: { status: 405, message: "This method is not allowed here." },
-  RATE_LIMITED: { status: 429, message: "Too many requests. Try again later." },
-  INTERNAL_ERROR: { status: 500, message: "Something went wrong on our side." },
-  DATABASE_UNAVAILABLE: { status: 503, message: "The database is not reachable." },
+  RATE_LIMITED: { status: 429, message: "Too many requests. Try again later.", oauth: "slow_down" },
+  INTERNAL_ERROR: { status: 500, message: "Something went wrong on our side.", oauth: "server_error" },
+  DATABASE_UNAVAILABLE: { status: 503, message: "The database is not reachable.", oauth: "temporarily_unavailable" },
   MIGRATIONS_PENDING: { status: 503, message: "Database migrations have not been applied." },
-  SHUTTING_DOWN: { status: 503, message: "The server is shutting down." },
+  SHUTTING_DOWN: { status: 503, message: "The server is shutting down.", oauth: "temporarily_unavailable" },
   CSRF_INVALID: {
     status: 403,
     message: "The form expired or was not sent from this site. Reload the page and try again.",
@@ -54,6 +101,9 @@ export const errorCatalog = {
   TOKEN_INVALID: { status: 401, message: "The token is invalid." },
   TOKEN_EXPIRED: { status: 401, message: "The token has expired." },
   CONFLICT: { status: 409, message: "That conflicts with the current state." },
-} as const satisfies Record<string, { status: number; message: string }>;
+
+  // OAuth 2.0 / OpenID Connect (RFC 6749, RFC 6750, OIDC Core): the RFC `error` values
+  ...oauthErrors,
+} as const satisfies Record<string, { status: number; message: string; oauth?: OAuthErrorCode }>;
 
 export type ErrorCode = keyof typeof errorCatalog;

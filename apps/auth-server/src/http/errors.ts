@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { AppError, type ErrorCode, errorBody } from "../errors/index.ts";
+import { AppError, type ErrorCode, errorBody, type OAuthError, OAuthPageError, toOAuthError } from "../errors/index.ts";
 import type { ErrorFormat } from "./context.ts";
 
 /** Renders an error as an HTML page; replaced by the hosted-pages module with the real layout. */
@@ -40,25 +40,31 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return false;
 }
 
-/** Maps anything thrown to an AppError: framework errors by their code, unknown errors to INTERNAL_ERROR. */
+/** Framework error codes and the catalog code each one is answered with. */
+const FRAMEWORK_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
+  FST_ERR_CTP_BODY_TOO_LARGE: "PAYLOAD_TOO_LARGE",
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: "MALFORMED_BODY",
+  FST_ERR_CTP_EMPTY_JSON_BODY: "MALFORMED_BODY",
+  FST_ERR_CTP_INVALID_JSON_BODY: "MALFORMED_BODY",
+  FST_ERR_VALIDATION: "VALIDATION_FAILED",
+  FST_ERR_BAD_URL: "NOT_FOUND",
+  FST_ERR_ASYNC_CONSTRAINT: "NOT_FOUND",
+  FST_ERR_MAX_PARAM_LENGTH: "NOT_FOUND",
+  // @fastify/csrf-protection (double-submit cookie on the hosted forms).
+  FST_CSRF_MISSING_SECRET: "CSRF_INVALID",
+  FST_CSRF_INVALID_TOKEN: "CSRF_INVALID",
+};
+
+/**
+ * Maps anything thrown to a catalog error (OAuth errors are catalog errors too): framework errors by their code,
+ * unknown errors to INTERNAL_ERROR.
+ */
 export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
   const fe = error as Partial<FastifyError>;
-  const byCode: Record<string, ErrorCode> = {
-    FST_ERR_CTP_INVALID_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
-    FST_ERR_CTP_BODY_TOO_LARGE: "PAYLOAD_TOO_LARGE",
-    FST_ERR_CTP_INVALID_CONTENT_LENGTH: "MALFORMED_BODY",
-    FST_ERR_CTP_EMPTY_JSON_BODY: "MALFORMED_BODY",
-    FST_ERR_CTP_INVALID_JSON_BODY: "MALFORMED_BODY",
-    FST_ERR_VALIDATION: "VALIDATION_FAILED",
-    FST_ERR_BAD_URL: "NOT_FOUND",
-    FST_ERR_ASYNC_CONSTRAINT: "NOT_FOUND",
-    FST_ERR_MAX_PARAM_LENGTH: "NOT_FOUND",
-    // @fastify/csrf-protection (double-submit cookie on the hosted forms).
-    FST_CSRF_MISSING_SECRET: "CSRF_INVALID",
-    FST_CSRF_INVALID_TOKEN: "CSRF_INVALID",
-  };
-  if (fe.code && byCode[fe.code]) return new AppError(byCode[fe.code] as ErrorCode);
+  const known = fe.code && Object.hasOwn(FRAMEWORK_CODES, fe.code) ? FRAMEWORK_CODES[fe.code] : undefined;
+  if (known) return new AppError(known);
   if (fe.validation) return new AppError("VALIDATION_FAILED");
   if (fe.statusCode === 429) return new AppError("RATE_LIMITED");
   if (isDatabaseUnavailable(error)) return new AppError("DATABASE_UNAVAILABLE");
@@ -75,17 +81,41 @@ export function toAppError(error: unknown): AppError {
  * they are answered in Fastify's own shape; with it, in the catalog shape like everything else.
  */
 export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  const appError = toAppError(error);
-  reply.code(appError.status).send(errorBody(appError, request.id));
+  sendJsonError(request, reply, toAppError(error));
 }
 
-const OAUTH_ERROR: Partial<Record<ErrorCode, string>> = {
-  RATE_LIMITED: "slow_down",
-  INTERNAL_ERROR: "server_error",
-  DATABASE_UNAVAILABLE: "temporarily_unavailable",
-  SHUTTING_DOWN: "temporarily_unavailable",
-};
+/** OAuth responses carrying tokens or errors must never be cached (RFC 6749 5.1). */
+export function noStore(reply: FastifyReply): FastifyReply {
+  return reply.header("cache-control", "no-store").header("pragma", "no-cache");
+}
 
+/** The catalog JSON sender: `{ error: { code, message, status, fields?, requestId } }`. */
+export function sendJsonError(request: FastifyRequest, reply: FastifyReply, error: AppError): FastifyReply {
+  reply.code(error.status);
+  if (error.headers) reply.headers(error.headers);
+  return reply.send(errorBody(error, request.id));
+}
+
+/**
+ * The OAuth JSON sender (RFC 6749 5.2): `{ error, error_description }`, plus `tessera_code` for outcomes a client
+ * must tell apart, never cached.
+ */
+export function sendOAuthError(reply: FastifyReply, error: OAuthError): FastifyReply {
+  return noStore(reply)
+    .code(error.status)
+    .headers(error.headers)
+    .send(
+      error.tesseraCode
+        ? { error: error.error, error_description: error.description, tessera_code: error.tesseraCode }
+        : { error: error.error, error_description: error.description },
+    );
+}
+
+/**
+ * Installs the app's error and not-found handlers. Each error is answered by the sender of the route's `errorFormat`
+ * (catalog JSON by default, OAuth JSON, or the one HTML error page that the hosted-pages module installs); an
+ * OAuthPageError is always a page.
+ */
 export function registerErrorHandlers(app: FastifyInstance, renderHtml: () => HtmlErrorRenderer | undefined): void {
   app.setErrorHandler(async (error, request, reply) => {
     const appError = toAppError(error);
@@ -98,20 +128,17 @@ export function registerErrorHandlers(app: FastifyInstance, renderHtml: () => Ht
   app.setNotFoundHandler(async (request, reply) => sendError(request, reply, new AppError("NOT_FOUND")));
 
   function sendError(request: FastifyRequest, reply: FastifyReply, error: AppError) {
-    const format: ErrorFormat = request.routeOptions.config?.errorFormat ?? "json";
-    reply.code(error.status);
-    if (error.headers) reply.headers(error.headers);
+    const format: ErrorFormat =
+      error instanceof OAuthPageError ? "html" : (request.routeOptions.config?.errorFormat ?? "json");
     if (format === "html") {
       const render = renderHtml();
-      if (render) return render(request, reply, error);
+      if (render) {
+        reply.code(error.status);
+        if (error.headers) reply.headers(error.headers);
+        return render(request, reply, error);
+      }
     }
-    if (format === "oauth") {
-      reply.header("cache-control", "no-store");
-      const oauthError = OAUTH_ERROR[error.code] ?? "invalid_request";
-      // RFC 6749 5.2: malformed requests are 400 invalid_request, whatever the framework called them.
-      if (oauthError === "invalid_request") reply.code(400);
-      return reply.send({ error: oauthError, error_description: error.message });
-    }
-    return reply.send(errorBody(error, request.id));
+    if (format === "oauth") return sendOAuthError(reply, toOAuthError(error));
+    return sendJsonError(request, reply, error);
   }
 }

@@ -1,10 +1,14 @@
 import type { Executor } from "@tessera/db";
+import type { Config } from "../config/index.ts";
 import type { CoreContext } from "../context.ts";
 import {
+  findBackchannelParticipants,
   findLiveSessionByHash,
+  insertBackchannelLogoutJobs,
   insertSession,
   listLiveSessions,
-  revokeSessions,
+  revokeRefreshTokensOfSessions,
+  revokeSessionRows,
   type SessionRow,
   type UserRow,
   updateSession,
@@ -18,6 +22,32 @@ export type { SessionRow, UserRow } from "../queries/sessions.ts";
 
 /** Writes to last_seen_at are skipped within this many seconds of the previous one (keeps hot paths read-only). */
 const TOUCH_INTERVAL_SECONDS = 60;
+
+/**
+ * Whether a session can still be used at `now`: `ended` once revoked, `expired` once its absolute or idle deadline
+ * has passed (a deadline equal to `now` has passed), else `live`. The JS form of the queries' `sessionIsLive`.
+ */
+export function sessionValidity(
+  session: Pick<SessionRow, "revokedAt" | "expiresAt" | "idleExpiresAt">,
+  now: Date,
+): "live" | "ended" | "expired" {
+  if (session.revokedAt) return "ended";
+  if (session.expiresAt <= now || session.idleExpiresAt <= now) return "expired";
+  return "live";
+}
+
+/**
+ * Activity at `now` slides the idle deadline forward by SESSION_IDLE_TTL_SECONDS, never past the absolute expiry.
+ * Returns the columns to write.
+ */
+export function slideIdle(
+  session: Pick<SessionRow, "expiresAt">,
+  now: Date,
+  config: { sessions: Pick<Config["sessions"], "idleTtlSeconds"> },
+): { lastSeenAt: Date; idleExpiresAt: Date } {
+  const idle = addSeconds(now, config.sessions.idleTtlSeconds);
+  return { lastSeenAt: now, idleExpiresAt: idle < session.expiresAt ? idle : session.expiresAt };
+}
 
 /**
  * Starts a sign-in session, or — when the browser already has a live session of the same user — re-authenticates it:
@@ -65,11 +95,7 @@ export async function resolveSession(
   const found = await findLiveSessionByHash(deps.db, sha256(token), now);
   if (!found) return null;
   if (now.getTime() - found.session.lastSeenAt.getTime() >= TOUCH_INTERVAL_SECONDS * 1000) {
-    const idleExpiresAt = addSeconds(now, deps.config.sessions.idleTtlSeconds);
-    const updated = await updateSession(deps.db, found.session.id, {
-      lastSeenAt: now,
-      idleExpiresAt: idleExpiresAt < found.session.expiresAt ? idleExpiresAt : found.session.expiresAt,
-    });
+    const updated = await updateSession(deps.db, found.session.id, slideIdle(found.session, now, deps.config));
     if (updated) found.session = updated;
   }
   return found;
@@ -79,12 +105,22 @@ export async function listSessions(deps: CoreContext, userId: string): Promise<S
   return listLiveSessions(deps.db, userId, deps.clock.now());
 }
 
-/** Ends sessions (every app in them: refresh tokens revoked, back-channel logouts queued). Returns the ids ended. */
+/**
+ * Single sign-out: ends sessions and with them every app in them. The sessions are revoked, every refresh token in
+ * them is revoked, and a back-channel logout is queued for every client that took part (holds a refresh token or was
+ * issued a code in the session) and has a back-channel URI. Run it inside the caller's transaction (`db`), so the
+ * three happen together or not at all. Returns the ids this call ended (sessions already ended are left alone).
+ */
 export async function endSessions(
   deps: CoreContext,
   db: Executor,
   where: { ids?: string[]; userId?: string; exceptId?: string },
   reason: string,
 ): Promise<string[]> {
-  return revokeSessions(db, where, reason, deps.clock.now());
+  const now = deps.clock.now();
+  const ended = await revokeSessionRows(db, where, reason, now);
+  if (ended.length === 0) return [];
+  await revokeRefreshTokensOfSessions(db, ended, now);
+  await insertBackchannelLogoutJobs(db, await findBackchannelParticipants(db, ended));
+  return ended;
 }

@@ -7,10 +7,18 @@ import {
   sessions,
   users,
 } from "@tessera/db";
-import { and, desc, eq, gt, inArray, isNotNull, isNull, ne } from "drizzle-orm";
+import { and, desc, eq, gt, inArray, isNotNull, isNull, ne, type SQL } from "drizzle-orm";
 
 export type SessionRow = typeof sessions.$inferSelect;
 export type UserRow = typeof users.$inferSelect;
+
+/**
+ * The one SQL form of "this session is live": not revoked and neither absolute nor idle expiry reached at `now`.
+ * Every query that looks for live sessions uses it (the JS form is `sessionValidity` in libraries/sessions.ts).
+ */
+export function sessionIsLive(now: Date): SQL {
+  return and(isNull(sessions.revokedAt), gt(sessions.expiresAt, now), gt(sessions.idleExpiresAt, now)) as SQL;
+}
 
 export async function insertSession(db: Executor, row: typeof sessions.$inferInsert): Promise<SessionRow> {
   const [created] = await db.insert(sessions).values(row).returning();
@@ -29,14 +37,7 @@ export async function findLiveSessionByHash(
     .from(sessions)
     .innerJoin(users, eq(users.id, sessions.userId))
     .where(
-      and(
-        eq(sessions.tokenHash, tokenHash),
-        isNull(sessions.revokedAt),
-        gt(sessions.expiresAt, now),
-        gt(sessions.idleExpiresAt, now),
-        isNull(users.disabledAt),
-        isNull(users.deletedAt),
-      ),
+      and(eq(sessions.tokenHash, tokenHash), sessionIsLive(now), isNull(users.disabledAt), isNull(users.deletedAt)),
     )
     .limit(1);
   return row ?? null;
@@ -46,14 +47,7 @@ export async function findLiveSessionById(db: Executor, id: string, now: Date): 
   const [row] = await db
     .select()
     .from(sessions)
-    .where(
-      and(
-        eq(sessions.id, id),
-        isNull(sessions.revokedAt),
-        gt(sessions.expiresAt, now),
-        gt(sessions.idleExpiresAt, now),
-      ),
-    )
+    .where(and(eq(sessions.id, id), sessionIsLive(now)))
     .limit(1);
   return row ?? null;
 }
@@ -85,22 +79,12 @@ export async function listLiveSessions(db: Executor, userId: string, now: Date):
   return db
     .select()
     .from(sessions)
-    .where(
-      and(
-        eq(sessions.userId, userId),
-        isNull(sessions.revokedAt),
-        gt(sessions.expiresAt, now),
-        gt(sessions.idleExpiresAt, now),
-      ),
-    )
+    .where(and(eq(sessions.userId, userId), sessionIsLive(now)))
     .orderBy(desc(sessions.lastSeenAt));
 }
 
-/**
- * Revokes sessions and every refresh token in them, and queues a back-channel logout for every client that took part
- * (holds a refresh token or was issued a code in the session). Returns the ids actually revoked by this call.
- */
-export async function revokeSessions(
+/** Marks the matching unrevoked sessions revoked. Returns the ids this call revoked (none already revoked). */
+export async function revokeSessionRows(
   db: Executor,
   where: { ids?: string[]; userId?: string; exceptId?: string },
   reason: string,
@@ -115,20 +99,32 @@ export async function revokeSessions(
     .update(sessions)
     .set({ revokedAt: now, revokedReason: reason })
     .where(and(...conditions))
-    .returning({ id: sessions.id, userId: sessions.userId });
-  if (revoked.length === 0) return [];
-  const ids = revoked.map((r) => r.id);
+    .returning({ id: sessions.id });
+  return revoked.map((r) => r.id);
+}
+
+/** Marks every unrevoked refresh token of the given sessions revoked. */
+export async function revokeRefreshTokensOfSessions(db: Executor, sessionIds: string[], now: Date): Promise<void> {
+  if (sessionIds.length === 0) return;
   await db
     .update(refreshTokens)
     .set({ revokedAt: now })
-    .where(and(inArray(refreshTokens.sessionId, ids), isNull(refreshTokens.revokedAt)));
-  await enqueueBackchannelLogouts(db, ids);
-  return ids;
+    .where(and(inArray(refreshTokens.sessionId, sessionIds), isNull(refreshTokens.revokedAt)));
 }
 
-/** One job per (session, participating client with a back-channel URI); delivered by the back-channel worker. */
-export async function enqueueBackchannelLogouts(db: Executor, sessionIds: string[]): Promise<void> {
-  if (sessionIds.length === 0) return;
+export interface SessionParticipant {
+  sessionId: string;
+  clientId: string;
+  userId: string;
+  logoutUri: string;
+}
+
+/**
+ * The (session, client) pairs of the given sessions where the client holds a refresh token or was issued a code in
+ * the session, and has a back-channel logout URI.
+ */
+export async function findBackchannelParticipants(db: Executor, sessionIds: string[]): Promise<SessionParticipant[]> {
+  if (sessionIds.length === 0) return [];
   const participants = db
     .selectDistinct({
       sessionId: refreshTokens.sessionId,
@@ -158,8 +154,11 @@ export async function enqueueBackchannelLogouts(db: Executor, sessionIds: string
     .from(participants)
     .innerJoin(clients, eq(clients.id, participants.clientId))
     .where(isNotNull(clients.backchannelLogoutUri));
-  const jobs = rows
+  return rows
     .filter((r): r is typeof r & { logoutUri: string } => r.logoutUri !== null)
     .map((r) => ({ sessionId: r.sessionId, clientId: r.clientId, userId: r.userId, logoutUri: r.logoutUri }));
+}
+
+export async function insertBackchannelLogoutJobs(db: Executor, jobs: SessionParticipant[]): Promise<void> {
   if (jobs.length) await db.insert(backchannelLogoutJobs).values(jobs);
 }

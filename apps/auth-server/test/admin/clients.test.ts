@@ -287,6 +287,33 @@ describe("POST /admin/api/v1/clients", () => {
     expect(error.fields.map((f: { field: string }) => f.field)).toContain(field);
   });
 
+  it("validates once, with one set of limits: 20 URIs of at most 2000 characters, named by their wire fields", async () => {
+    const uris = (n: number) => Array.from({ length: n }, (_, i) => `https://a.example/${i}`);
+    const long = (length: number) => `https://a.example/${"x".repeat(length - "https://a.example/".length)}`;
+    expect((await create({ ...shop, redirect_uris: uris(20) })).statusCode).toBe(201);
+    expect((await create({ ...shop, redirect_uris: [long(2000)] })).statusCode).toBe(201);
+    const tooMany = await create({ ...shop, post_logout_redirect_uris: uris(21) });
+    expect(tooMany.statusCode).toBe(400);
+    expect(tooMany.json().error).toMatchObject({
+      code: "VALIDATION_FAILED",
+      fields: [{ field: "post_logout_redirect_uris", message: "must have at most 20 URIs" }],
+    });
+    const tooLong = await t.app.inject({
+      method: "PATCH",
+      url: `${BASE}/${(await create()).json().client_id}`,
+      headers: { authorization: auth, "content-type": "application/json" },
+      payload: JSON.stringify({ redirect_uris: ["https://a.example/ok", long(2001)], allowed_scopes: ["profile"] }),
+    });
+    expect(tooLong.statusCode).toBe(400);
+    expect(tooLong.json().error.code).toBe("VALIDATION_FAILED");
+    expect(
+      tooLong
+        .json()
+        .error.fields.map((f: { field: string }) => f.field)
+        .sort(),
+    ).toEqual(["allowed_scopes", "redirect_uris.1"]);
+  });
+
   it("answers malformed JSON, a wrong content type, an empty JSON body and an oversized body with 4xx, never 500", async () => {
     const cases = [
       { headers: { "content-type": "application/json" }, payload: "{not json", status: 400, code: "MALFORMED_BODY" },

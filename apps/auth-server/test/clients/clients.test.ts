@@ -10,7 +10,7 @@ import {
   registeredUriProblem,
   rotateClientSecret,
   updateClient,
-} from "../../src/libraries/clients.ts";
+} from "../../src/libraries/clients/index.ts";
 import { sha256 } from "../../src/libraries/crypto.ts";
 import { buildTestApp, type TestApp } from "../helpers.ts";
 

@@ -133,6 +133,26 @@ describe("errors shown as a page, never redirected (client or redirect URI not v
     expect(response.body).toContain("The application (client_id) is unknown or disabled.");
   });
 
+  it("is the one HTML error page: the configured product name, the RFC error code, the request id, not cached", async () => {
+    const branded = await buildOAuthApp({ MAIL_FROM_NAME: "Acme Sign-In" });
+    try {
+      const response = await branded.app.inject({
+        method: "GET",
+        url: `/authorize?${authorizeQuery(client, { client_id: "nope" })}`,
+        headers: { "x-request-id": "req-page-1" },
+      });
+      expect(response.statusCode).toBe(400);
+      expect(response.headers["content-type"]).toBe("text/html; charset=utf-8");
+      expect(response.headers["cache-control"]).toBe("no-store");
+      expect(response.body).toContain("· Acme Sign-In</title>");
+      expect(response.body).toContain('<div class="name">Acme Sign-In</div>');
+      expect(response.body).toContain("Error code: invalid_client · Request req-page-1");
+      expect(response.body).toContain("The application (client_id) is unknown or disabled.");
+    } finally {
+      await branded.close();
+    }
+  }, 0);
+
   it("missing client_id and missing redirect_uri", async () => {
     const noClient = await authorize("response_type=code&redirect_uri=https%3A%2F%2Fshop.example%2Fcb");
     expect(noClient.statusCode).toBe(400);
@@ -160,7 +180,7 @@ describe("errors shown as a page, never redirected (client or redirect URI not v
 
   it("a disabled client", async () => {
     const disabled = await registerClient(t.app);
-    const { disableClient } = await import("../../src/libraries/clients.ts");
+    const { disableClient } = await import("../../src/libraries/clients/index.ts");
     await disableClient(t.app.ctx, disabled.clientId);
     const response = await authorize(authorizeQuery(disabled));
     expect(response.statusCode).toBe(400);
@@ -463,6 +483,20 @@ describe("consent for third-party clients", () => {
     expect(Object.fromEntries(locationParams(denied))).toEqual({
       error: "access_denied",
       error_description: "The user denied the request.",
+      tessera_code: "CONSENT_DENIED",
+      state: "st-123",
+      iss: ISSUER,
+    });
+  });
+
+  it("tells a refused consent and a missing second factor apart by tessera_code (both are access_denied)", async () => {
+    // The shared session is password-only and its user has no second factor.
+    const response = await authorize(authorizeQuery(client, { acr_values: "urn:tessera:acr:mfa" }));
+    expect(response.statusCode).toBe(302);
+    expect(Object.fromEntries(locationParams(response))).toEqual({
+      error: "access_denied",
+      error_description: "This application requires two-step verification, which is not turned on for this account.",
+      tessera_code: "SECOND_FACTOR_NOT_ENROLLED",
       state: "st-123",
       iss: ISSUER,
     });

@@ -1,27 +1,43 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { TestApp } from "../helpers.ts";
-import {
-  basic,
-  buildOAuthApp,
-  createUser,
-  registerClient,
-  sessionCookie,
-  type TestClient,
-  tokensFor,
-} from "./helpers.ts";
+import { basic, buildOAuthApp, createUser, registerClient, sessionCookie, tokensFor } from "./helpers.ts";
+
+/**
+ * Shared state of a describe block, built once. The setup runs without a timeout (how fast a loaded machine builds
+ * an app proves nothing), and its failure is never silent: every test awaits the fixture and fails with the setup's
+ * own error instead of being counted as skipped. Teardown closes only what was built.
+ */
+function sharedFixture<T>(setup: () => Promise<T>, teardown: (value: T) => Promise<void>): () => Promise<T> {
+  let built: Promise<T> | undefined;
+  const fixture = () => {
+    built ??= setup();
+    return built;
+  };
+  beforeAll(async () => {
+    // Errors surface in every test through fixture(); swallowing here keeps vitest from marking the tests skipped.
+    await fixture().catch(() => undefined);
+  }, 0);
+  afterAll(async () => {
+    const value = await built?.catch(() => undefined);
+    if (value !== undefined) await teardown(value);
+  }, 0);
+  return fixture;
+}
 
 /** Every OAuth endpoint against junk: each answer is a 4xx with a protocol error, never a 500 or a stack trace. */
-let t: TestApp;
-let client: TestClient;
-let tokens: Awaited<ReturnType<typeof tokensFor>>;
-
-beforeAll(async () => {
-  t = await buildOAuthApp();
-  client = await registerClient(t.app);
-  const { cookie } = await sessionCookie(t.app, await createUser(t.app));
-  tokens = await tokensFor(t.app, client, cookie);
-});
-afterAll(async () => t.close());
+const hostile = sharedFixture(
+  async () => {
+    const t = await buildOAuthApp();
+    try {
+      const client = await registerClient(t.app);
+      const { cookie } = await sessionCookie(t.app, await createUser(t.app));
+      return { t, client, tokens: await tokensFor(t.app, client, cookie) };
+    } catch (error) {
+      await t.close();
+      throw error;
+    }
+  },
+  async ({ t }) => t.close(),
+);
 
 const ENDPOINTS = [
   "/authorize",
@@ -60,6 +76,7 @@ describe("hostile input on every endpoint", () => {
   for (const url of ENDPOINTS) {
     for (const payload of PAYLOADS) {
       it(`POST ${url} with ${payload.name}`, async () => {
+        const { t, client } = await hostile();
         const response = await t.app.inject({
           method: "POST",
           url,
@@ -77,6 +94,7 @@ describe("hostile input on every endpoint", () => {
     }
     for (const method of ["PUT", "PATCH", "DELETE"] as const) {
       it(`${method} ${url} → 405 with Allow`, async () => {
+        const { t } = await hostile();
         const response = await t.app.inject({ method, url });
         expect(response.statusCode).toBe(405);
         expect(response.headers.allow).toBeTruthy();
@@ -85,12 +103,14 @@ describe("hostile input on every endpoint", () => {
   }
 
   it("control characters in a GET parameter are refused before any lookup", async () => {
+    const { t } = await hostile();
     const response = await t.app.inject({ method: "GET", url: "/authorize?client_id=%00abc&redirect_uri=x" });
     expect(response.statusCode).toBe(400);
     expect(response.body).toContain("The client_id parameter contains invalid characters.");
   });
 
   it("GET with junk query strings", async () => {
+    const { t } = await hostile();
     for (const url of ["/authorize", "/userinfo", "/logout"]) {
       for (const query of ["?%", "?a=%E0%A4%A", "?client_id[]=1&redirect_uri[x]=2", `?state=${"s".repeat(9000)}`]) {
         const response = await t.app.inject({ method: "GET", url: `${url}${query}` });
@@ -102,6 +122,7 @@ describe("hostile input on every endpoint", () => {
   });
 
   it("odd Authorization headers", async () => {
+    const { t, tokens } = await hostile();
     const nul = `Basic ${Buffer.from("%00id:secret").toString("base64")}`;
     for (const authorization of [
       nul,
@@ -133,25 +154,26 @@ describe("hostile input on every endpoint", () => {
 });
 
 describe("rate limits", () => {
+  const limited = sharedFixture(
+    () => buildOAuthApp({ RATE_LIMIT_TOKEN: "3/60" }),
+    (app) => app.close(),
+  );
+
   it("/token answers 429 slow_down with Retry-After over its limit", async () => {
-    const limited = await buildOAuthApp({ RATE_LIMIT_TOKEN: "3/60" });
-    try {
-      const send = () =>
-        limited.app.inject({
-          method: "POST",
-          url: "/token",
-          headers: { "content-type": "application/x-www-form-urlencoded" },
-          payload: "grant_type=refresh_token&refresh_token=tsr_x",
-        });
-      for (let i = 0; i < 3; i++) expect((await send()).statusCode).toBe(401);
-      const over = await send();
-      expect(over.statusCode).toBe(429);
-      expect(over.json().error).toBe("slow_down");
-      expect(Number(over.headers["retry-after"])).toBeGreaterThan(0);
-      limited.clock.advance(61);
-      expect((await send()).statusCode).toBe(401);
-    } finally {
-      await limited.close();
-    }
+    const { app, clock } = await limited();
+    const send = () =>
+      app.inject({
+        method: "POST",
+        url: "/token",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        payload: "grant_type=refresh_token&refresh_token=tsr_x",
+      });
+    for (let i = 0; i < 3; i++) expect((await send()).statusCode).toBe(401);
+    const over = await send();
+    expect(over.statusCode).toBe(429);
+    expect(over.json().error).toBe("slow_down");
+    expect(Number(over.headers["retry-after"])).toBeGreaterThan(0);
+    clock.advance(61);
+    expect((await send()).statusCode).toBe(401);
   });
 });

@@ -7,7 +7,7 @@ import { createLocalJWKSet, generateKeyPair, jwtVerify, SignJWT } from "jose";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
-import { disableClient } from "../../src/libraries/clients.ts";
+import { disableClient } from "../../src/libraries/clients/index.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
 import {
   BACKCHANNEL_EVENT,

@@ -11,7 +11,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
-import { createClient } from "../../src/libraries/clients.ts";
+import { createClient } from "../../src/libraries/clients/index.ts";
 import { addSeconds } from "../../src/libraries/clock.ts";
 import { randomToken, sha256 } from "../../src/libraries/crypto.ts";
 import { sweep } from "../../src/libraries/jobs/sweeper.ts";

@@ -4,8 +4,6 @@ import {
   type Actor,
   type ClientRow,
   type ClientUpdate,
-  type ClientView,
-  clientView,
   createClient,
   disableClient,
   enableClient,
@@ -14,8 +12,9 @@ import {
   rotateClientSecret,
   type SigningAlg,
   updateClient,
-} from "../../libraries/clients.ts";
+} from "../../libraries/clients/index.ts";
 import { systemClock } from "../../libraries/clock.ts";
+import { type ClientView, clientView, wireFieldErrors } from "../../routes/admin/client-wire.ts";
 import { CliFailure, withDatabase } from "../database.ts";
 import { type CliIo, type Command, jsonFlagArgs, UsageError } from "../types.ts";
 
@@ -31,7 +30,9 @@ export async function runAction<T>(fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (error) {
     if (!(error instanceof AppError)) throw error;
-    const details = error.fields?.map((f) => `\n  ${f.field}: ${f.message}`).join("") ?? "";
+    const details = wireFieldErrors(error.fields ?? [])
+      .map((f) => `\n  ${f.field}: ${f.message}`)
+      .join("");
     const dataError = ["VALIDATION_FAILED", "INVALID_REDIRECT_URI", "WEAK_PASSWORD"].includes(error.code);
     throw new CliFailure(`${error.message} (${error.code})${details}`, dataError ? 65 : 1);
   }

@@ -1,6 +1,6 @@
 import type { AppContext } from "../../context.ts";
 import { audit, type RequestMeta } from "../audit.ts";
-import { type ClientRow, findActiveClient } from "../clients.ts";
+import { type ClientRow, findActiveClient } from "../clients/index.ts";
 import { verifyJwt } from "../keys.ts";
 import { endSessions, type SessionRow } from "../sessions.ts";
 import { withParams } from "./authorize.ts";

@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { AppError } from "../../errors/index.ts";
 import { authenticateApiKey } from "../../libraries/admin.ts";
 import { audit } from "../../libraries/audit.ts";
-import type { Actor } from "../../libraries/clients.ts";
+import type { Actor } from "../../libraries/clients/index.ts";
 
 /** Who is calling the admin API: an admin through an API key or a browser session. */
 export interface AdminPrincipal {

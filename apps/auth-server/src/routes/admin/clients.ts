@@ -3,8 +3,6 @@ import { z } from "zod";
 import { AppError } from "../../errors/index.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import {
-  type ClientUpdate,
-  clientView,
   createClient,
   disableClient,
   enableClient,
@@ -12,40 +10,14 @@ import {
   listClients,
   rotateClientSecret,
   updateClient,
-} from "../../libraries/clients.ts";
+} from "../../libraries/clients/index.ts";
 import { parse } from "../../validation.ts";
 import { actorOf, requireAdmin } from "./auth.ts";
+import { clientView, fromWire, wireBody, withWireNames } from "./client-wire.ts";
 
 const BASE = "/admin/api/v1/clients";
 const CLIENT_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
-/** The wire shape (RFC 7591 metadata names). Unknown fields are refused so a typo is not silently ignored. */
-const fields = {
-  name: z.string().max(1000),
-  logo_uri: z.string().max(4000).nullable(),
-  redirect_uris: z.array(z.string().max(4000)).max(100),
-  post_logout_redirect_uris: z.array(z.string().max(4000)).max(100),
-  backchannel_logout_uri: z.string().max(4000).nullable(),
-  first_party: z.boolean(),
-  direct_sign_in: z.boolean(),
-  allowed_scopes: z.array(z.string().max(200)).max(100),
-  id_token_signed_response_alg: z.enum(["RS256", "ES256", "EdDSA"]),
-  access_token_ttl_seconds: z.number().nullable(),
-};
-
-const createBody = z.strictObject({
-  ...fields,
-  logo_uri: fields.logo_uri.optional(),
-  post_logout_redirect_uris: fields.post_logout_redirect_uris.optional(),
-  backchannel_logout_uri: fields.backchannel_logout_uri.optional(),
-  first_party: fields.first_party.optional(),
-  direct_sign_in: fields.direct_sign_in.optional(),
-  allowed_scopes: fields.allowed_scopes.optional(),
-  id_token_signed_response_alg: fields.id_token_signed_response_alg.optional(),
-  access_token_ttl_seconds: fields.access_token_ttl_seconds.optional(),
-});
-
-const updateBody = z.strictObject(fields).partial();
 const emptyBody = z.strictObject({}).optional();
 
 const listQuery = z.strictObject({
@@ -53,21 +25,6 @@ const listQuery = z.strictObject({
   after: z.string().regex(CLIENT_ID, "must be a client_id").optional(),
   include_disabled: z.enum(["true", "false"]).optional(),
 });
-
-function toInput(body: z.infer<typeof updateBody>): ClientUpdate {
-  return {
-    name: body.name,
-    logoUri: body.logo_uri,
-    redirectUris: body.redirect_uris,
-    postLogoutRedirectUris: body.post_logout_redirect_uris,
-    backchannelLogoutUri: body.backchannel_logout_uri,
-    firstParty: body.first_party,
-    directSignIn: body.direct_sign_in,
-    allowedScopes: body.allowed_scopes,
-    idTokenSignedResponseAlg: body.id_token_signed_response_alg,
-    accessTokenTtlSeconds: body.access_token_ttl_seconds,
-  };
-}
 
 function clientIdParam(request: FastifyRequest): string {
   const { id } = request.params as { id?: string };
@@ -108,12 +65,9 @@ export async function adminClientRoutes(app: FastifyInstance): Promise<void> {
   }
 
   app.post(BASE, routeConfig, async (request, reply) => {
-    const body = parse(createBody, request.body);
-    const { client, clientSecret } = await createClient(
-      app.ctx,
-      { ...toInput(body), name: body.name, redirectUris: body.redirect_uris },
-      actorOf(request),
-    );
+    // The body's shape (an object of known wire fields) is checked here; its values once, by the library.
+    const input = fromWire(parse(wireBody, request.body));
+    const { client, clientSecret } = await withWireNames(() => createClient(app.ctx, input, actorOf(request)));
     reply.code(201).header("location", `${BASE}/${client.clientId}`);
     return clientView(client, clientSecret);
   });
@@ -139,8 +93,8 @@ export async function adminClientRoutes(app: FastifyInstance): Promise<void> {
 
   app.patch(`${BASE}/:id`, routeConfig, async (request) => {
     const id = clientIdParam(request);
-    const body = parse(updateBody, request.body);
-    return clientView(await updateClient(app.ctx, id, toInput(body), actorOf(request)));
+    const input = fromWire(parse(wireBody, request.body));
+    return clientView(await withWireNames(() => updateClient(app.ctx, id, input, actorOf(request))));
   });
 
   app.post(`${BASE}/:id/rotate-secret`, routeConfig, async (request) => {

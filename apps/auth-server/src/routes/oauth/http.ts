@@ -1,23 +1,11 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from "fastify";
+import type { FastifyInstance, FastifyRequest, HTTPMethods } from "fastify";
+import { OAuthError } from "../../errors/index.ts";
+import { sendOAuthError } from "../../http/errors.ts";
 import type { ClientCredentials } from "../../libraries/oauth/client-auth.ts";
-import { OAuthError } from "../../libraries/oauth/errors.ts";
 import { readParams } from "../../libraries/oauth/params.ts";
 
-/** OAuth responses carrying tokens or errors must never be cached (RFC 6749 5.1). */
-export function noStore(reply: FastifyReply): FastifyReply {
-  return reply.header("cache-control", "no-store").header("pragma", "no-cache");
-}
-
-export function sendOAuthError(reply: FastifyReply, error: OAuthError): FastifyReply {
-  return noStore(reply)
-    .code(error.status)
-    .headers(error.headers)
-    .send(
-      error.tesseraCode
-        ? { error: error.error, error_description: error.description, tessera_code: error.tesseraCode }
-        : { error: error.error, error_description: error.description },
-    );
-}
+// The OAuth JSON error sender lives with the other wire formats' senders (http/errors.ts); re-exported for the routes.
+export { noStore, sendOAuthError } from "../../http/errors.ts";
 
 /** RFC 6749 3.2 / 4.1.3: parameters in an application/x-www-form-urlencoded body; JSON is refused explicitly. */
 export function requireForm(request: FastifyRequest): void {
@@ -40,13 +28,12 @@ export function methodNotAllowed(app: FastifyInstance, url: string, allowed: HTT
     url,
     config: { errorFormat: "oauth" },
     handler: async (request, reply) =>
-      noStore(reply)
-        .code(405)
-        .header("allow", allowed.join(", "))
-        .send({
-          error: "invalid_request",
-          error_description: `${request.method} is not allowed here; use ${allowed.join(" or ")}.`,
+      sendOAuthError(
+        reply,
+        new OAuthError("invalid_request", `${request.method} is not allowed here; use ${allowed.join(" or ")}.`, 405, {
+          allow: allowed.join(", "),
         }),
+      ),
   });
 }
 

@@ -1,12 +1,12 @@
-import type { FastifyReply, FastifyRequest } from "fastify";
-import type { ClientRow } from "../../libraries/clients.ts";
+import type { FastifyReply } from "fastify";
+import type { ClientRow } from "../../libraries/clients/index.ts";
 import { csrfToken } from "../../libraries/csrf.ts";
 import type { AuthorizationRequest } from "../../libraries/oauth/authorize.ts";
-import type { OAuthPageError } from "../../libraries/oauth/errors.ts";
 import type { UserRow } from "../../libraries/sessions.ts";
 import { renderView } from "../../views/index.ts";
 
-const PRODUCT = "Tessera";
+/** The product name shown in the layout: the configured sender name (MAIL_FROM_NAME), as on the hosted pages. */
+const productOf = (reply: FastifyReply): string => reply.server.ctx.config.mail.fromName;
 
 const SCOPE_LABELS: Record<string, string> = {
   openid: "Know who you are (your account id)",
@@ -23,24 +23,6 @@ function html(reply: FastifyReply, status: number, body: string): FastifyReply {
   return reply.code(status).type("text/html; charset=utf-8").header("cache-control", "no-store").send(body);
 }
 
-/** The error page for requests that must not redirect (unknown client, unregistered redirect URI, bad hint). */
-export function sendOAuthErrorPage(request: FastifyRequest, reply: FastifyReply, error: OAuthPageError) {
-  return html(
-    reply,
-    400,
-    renderView("pages/error", {
-      title: "Cannot continue",
-      product: PRODUCT,
-      heading: "This sign-in request cannot continue",
-      message: error.description,
-      code: error.error,
-      requestId: request.id,
-      href: "/",
-      hrefLabel: `Go to ${PRODUCT}`,
-    }),
-  );
-}
-
 /** The consent page for a third-party application; approving or denying posts to /authorize/consent. */
 export function sendConsentPage(reply: FastifyReply, request: AuthorizationRequest, user: UserRow) {
   return html(
@@ -48,7 +30,7 @@ export function sendConsentPage(reply: FastifyReply, request: AuthorizationReque
     200,
     renderView("pages/consent", {
       title: `Allow ${request.client.name}?`,
-      product: PRODUCT,
+      product: productOf(reply),
       branding: branding(request.client),
       clientName: request.client.name,
       email: user.email,
@@ -66,7 +48,7 @@ export function sendLogoutConfirmation(reply: FastifyReply, client: ClientRow | 
     200,
     renderView("pages/logout", {
       title: "Sign out",
-      product: PRODUCT,
+      product: productOf(reply),
       branding: branding(client),
       params,
       csrf: csrfToken(reply),
@@ -80,9 +62,11 @@ export function sendSignedOutPage(reply: FastifyReply) {
     200,
     renderView("pages/message", {
       title: "Signed out",
-      product: PRODUCT,
+      product: productOf(reply),
       heading: "You are signed out",
-      paragraphs: [`You have been signed out of ${PRODUCT} and of the applications you used with it on this device.`],
+      paragraphs: [
+        `You have been signed out of ${productOf(reply)} and of the applications you used with it on this device.`,
+      ],
       action: { href: "/login", label: "Sign in again" },
     }),
   );

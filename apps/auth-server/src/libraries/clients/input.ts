@@ -1,0 +1,160 @@
+import { z } from "zod";
+import { AppError, type FieldError } from "../../errors/index.ts";
+import { parse } from "../../validation.ts";
+
+/**
+ * A client registration as the library takes it, from the admin API (after renaming its wire fields) or the CLI.
+ * Validated here, once, with one set of limits; per-field errors name these keys (`redirectUris.1`), and the admin
+ * API renames them back to the wire names its caller sent.
+ */
+export interface ClientInput {
+  name: string;
+  logoUri?: string | null | undefined;
+  redirectUris: string[];
+  postLogoutRedirectUris?: string[] | undefined;
+  backchannelLogoutUri?: string | null | undefined;
+  firstParty?: boolean | undefined;
+  /** Server-to-server sign-in with user credentials (trusted first-party games). Off by default. */
+  directSignIn?: boolean | undefined;
+  allowedScopes?: string[] | undefined;
+  idTokenSignedResponseAlg?: SigningAlg | undefined;
+  /** Override of ACCESS_TOKEN_TTL_SECONDS for this client (null: use the default). */
+  accessTokenTtlSeconds?: number | null | undefined;
+}
+
+export type ClientUpdate = Partial<ClientInput>;
+
+/** Input not yet validated: the same keys with any values (a typed ClientInput is one). */
+export type UntrustedClientInput = { [K in keyof ClientInput]?: unknown };
+
+export type SigningAlg = "RS256" | "ES256" | "EdDSA";
+
+export const DEFAULT_SCOPES = ["openid", "profile", "email", "offline_access"] as const;
+
+const LOOPBACK_HOSTS = new Set(["127.0.0.1", "[::1]", "localhost"]);
+/** The limits of a registration (the admin API and the CLI share them). */
+export const MAX_URI_LENGTH = 2000;
+export const MAX_URIS = 20;
+/** RFC 6749 3.3 scope-token: printable ASCII except space, `"` and `\`. */
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,64}$/;
+
+/**
+ * Why a URI may not be registered, or null when it may. Redirect URIs are compared as exact strings at /authorize,
+ * so only absolute, canonical https URIs (http only on loopback) without fragments, wildcards, user info or
+ * traversal tricks are accepted; a non-canonical spelling is refused with the canonical one in the message, so what
+ * is stored is exactly what a browser will send back.
+ */
+export function registeredUriProblem(value: string): string | null {
+  if (value.length === 0) return "must not be empty";
+  if (value.length > MAX_URI_LENGTH) return `must be at most ${MAX_URI_LENGTH} characters`;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused here.
+  if (/[\s\x00-\x1f\x7f]/.test(value)) return "must not contain spaces or control characters";
+  if (value.includes("*")) return "must not contain wildcards";
+  if (value.includes("#")) return "must not contain a fragment (#)";
+  if (!/^https?:\/\//i.test(value)) return "must be an absolute https:// URI";
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return "must be an absolute https:// URI";
+  }
+  if (url.username || url.password || url.host.includes("@")) return "must not contain user info (@)";
+  if (url.protocol === "http:") {
+    if (!LOOPBACK_HOSTS.has(url.hostname))
+      return "must use https (http is allowed only for 127.0.0.1, [::1] and localhost)";
+  } else if (url.protocol !== "https:") {
+    return "must use https";
+  }
+  const rawPath = value.replace(/^https?:\/\/[^/?#]*/i, "").split("?")[0] ?? "";
+  if (/\.\.;|%2e|%2f|%5c/i.test(rawPath)) return "must not contain encoded or disguised path traversal";
+  if (url.href !== value) return `must be written in canonical form: ${url.href}`;
+  return null;
+}
+
+const nameSchema = z
+  .string()
+  .trim()
+  .min(1, "must not be empty")
+  .max(100, "must be at most 100 characters")
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: a display name must not carry control characters.
+  .refine((v) => !/[\x00-\x1f\x7f]/.test(v), "must not contain control characters");
+
+const scopesSchema = z
+  .array(z.string().regex(SCOPE_TOKEN, "must be a scope token (printable ASCII, no spaces)"))
+  .min(1, "must not be empty")
+  .max(50, "must have at most 50 scopes")
+  .refine((v) => v.includes("openid"), "must include openid");
+
+const uriList = z.array(z.string().max(MAX_URI_LENGTH)).max(MAX_URIS, `must have at most ${MAX_URIS} URIs`);
+const algSchema = z.enum(["RS256", "ES256", "EdDSA"]);
+
+const createSchema = z.strictObject({
+  name: nameSchema,
+  logoUri: z.string().max(MAX_URI_LENGTH).nullish(),
+  redirectUris: uriList.min(1, "must have at least one redirect URI"),
+  postLogoutRedirectUris: uriList.optional(),
+  backchannelLogoutUri: z.string().max(MAX_URI_LENGTH).nullish(),
+  firstParty: z.boolean().optional(),
+  directSignIn: z.boolean().optional(),
+  allowedScopes: scopesSchema.optional(),
+  idTokenSignedResponseAlg: algSchema.optional(),
+  accessTokenTtlSeconds: z
+    .number()
+    .int("must be a whole number of seconds")
+    .min(30, "must be at least 30")
+    .max(3600, "must be at most 3600")
+    .nullish(),
+});
+
+const updateSchema = createSchema.partial().refine((v) => Object.values(v).some((x) => x !== undefined), {
+  message: "nothing to update",
+});
+
+function checkUris(input: ClientUpdate): void {
+  const problems: FieldError[] = [];
+  const check = (key: keyof ClientInput, value: string, index?: number) => {
+    const problem = registeredUriProblem(value);
+    if (problem) problems.push({ field: index === undefined ? key : `${key}.${index}`, message: problem });
+  };
+  for (const [i, u] of (input.redirectUris ?? []).entries()) check("redirectUris", u, i);
+  for (const [i, u] of (input.postLogoutRedirectUris ?? []).entries()) check("postLogoutRedirectUris", u, i);
+  if (input.backchannelLogoutUri) check("backchannelLogoutUri", input.backchannelLogoutUri);
+  if (input.logoUri) check("logoUri", input.logoUri);
+  if (problems.length) throw new AppError("INVALID_REDIRECT_URI", undefined, problems);
+}
+
+/** A new registration, validated (VALIDATION_FAILED / INVALID_REDIRECT_URI with per-field errors). */
+export function validClientInput(input: UntrustedClientInput): ClientInput {
+  const valid = parse(createSchema, input);
+  checkUris(valid);
+  return valid;
+}
+
+/** A change to a registration, validated like a new one; at least one field must be present. */
+export function validClientUpdate(input: UntrustedClientInput): ClientUpdate {
+  const valid = parse(updateSchema, input);
+  checkUris(valid);
+  return valid;
+}
+
+const dedupe = (values: string[] | undefined) => (values ? [...new Set(values)] : undefined);
+
+/** Row values for the validated fields that are present (undefined fields are left alone on update). */
+export function rowValues(input: ClientUpdate) {
+  return {
+    ...(input.name !== undefined ? { name: input.name } : {}),
+    ...(input.logoUri !== undefined ? { logoUrl: input.logoUri || null } : {}),
+    ...(input.redirectUris !== undefined ? { redirectUris: dedupe(input.redirectUris) } : {}),
+    ...(input.postLogoutRedirectUris !== undefined
+      ? { postLogoutRedirectUris: dedupe(input.postLogoutRedirectUris) }
+      : {}),
+    ...(input.backchannelLogoutUri !== undefined ? { backchannelLogoutUri: input.backchannelLogoutUri || null } : {}),
+    ...(input.firstParty !== undefined ? { firstParty: input.firstParty } : {}),
+    ...(input.directSignIn !== undefined ? { directSignInEnabled: input.directSignIn } : {}),
+    ...(input.allowedScopes !== undefined ? { allowedScopes: dedupe(input.allowedScopes) } : {}),
+    ...(input.idTokenSignedResponseAlg !== undefined
+      ? { idTokenSignedResponseAlg: input.idTokenSignedResponseAlg }
+      : {}),
+    ...(input.accessTokenTtlSeconds !== undefined ? { accessTokenTtlSeconds: input.accessTokenTtlSeconds } : {}),
+  };
+}
