@@ -1,5 +1,4 @@
 import { createHmac } from "node:crypto";
-import { normalizeIP } from "@fastify/rate-limit";
 import type { Config } from "../config/index.ts";
 import type { CoreContext } from "../context.ts";
 import { AppError } from "../errors/index.ts";
@@ -19,6 +18,7 @@ import {
 import { findUserByEmail } from "../queries/users.ts";
 import { renderView } from "../views/index.ts";
 import { audit, type RequestMeta } from "./audit.ts";
+import { ipBlock } from "./client-ip.ts";
 import { addSeconds } from "./clock.ts";
 import type { MailMessage } from "./mailer/types.ts";
 import { verifyPassword } from "./passwords.ts";
@@ -67,7 +67,7 @@ export function secondFactorKey(config: Config, userId: string): string {
 }
 
 /** The IP as counted: IPv6 addresses by their /64, the smallest block one customer usually gets. */
-export const throttleIp = (ip: string | undefined): string => normalizeIP(ip ?? "unknown");
+export const throttleIp = (ip: string | undefined): string => ipBlock(ip ?? "unknown");
 
 const secondsUntil = (until: Date, now: Date) => Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000));
 const retryAfter = (seconds: number) => ({ "retry-after": String(seconds) });

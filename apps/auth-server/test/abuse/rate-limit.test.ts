@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { build } from "../../src/app.ts";
 import { ConfigError, testConfig } from "../../src/config/index.ts";
 import { routeRateLimit } from "../../src/http/rate-limit.ts";
+import { ClockMemoryStore } from "../../src/http/rate-limit-store.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
-import { ClockMemoryStore } from "../../src/libraries/rate-limit.ts";
 
 /**
  * The rate-limit plugin on small routes of its own (the credential routes have their own tests in test/abuse and

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AppError, errorBody } from "../../errors/index.ts";
+import { jsonSameOriginOnly } from "../../http/csrf.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { type CurrentSession, clearSessionCookie, setSessionCookie } from "../../http/session.ts";
 import {
@@ -20,7 +21,6 @@ import {
   updateProfile,
   userSessions,
 } from "../../libraries/accounts.ts";
-import { jsonSameOriginOnly } from "../../libraries/csrf.ts";
 import type { SessionRow } from "../../libraries/sessions.ts";
 import { parse } from "../../validation.ts";
 import { setMfaCookie } from "../pages/mfa-cookie.ts";
@@ -29,7 +29,7 @@ import { setMfaCookie } from "../pages/mfa-cookie.ts";
  * The account JSON API under /api/v1 (same behaviour as the hosted pages, for scripts and tests). Authentication is
  * Tessera's session cookie, as set by POST /api/v1/login. Errors use the catalog shape.
  *
- * CSRF: `jsonSameOriginOnly` (libraries/csrf.ts): state changes must be `application/json` and, from a browser,
+ * CSRF: `jsonSameOriginOnly` (http/csrf.ts): state changes must be `application/json` and, from a browser,
  * same-origin.
  */
 export async function accountApiRoutes(app: FastifyInstance): Promise<void> {

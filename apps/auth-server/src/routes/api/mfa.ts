@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { AppError } from "../../errors/index.ts";
+import { jsonSameOriginOnly } from "../../http/csrf.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { type CurrentSession, setSessionCookie } from "../../http/session.ts";
 import { signInWithSecondFactor } from "../../libraries/accounts.ts";
-import { jsonSameOriginOnly } from "../../libraries/csrf.ts";
 import { sendInBackground } from "../../libraries/mailer/index.ts";
 import {
   beginTotpEnrolment,

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { csrfPlugin } from "../../libraries/csrf.ts";
+import { csrfPlugin } from "../../http/csrf.ts";
 import { AuthorizeRedirectError } from "../../libraries/oauth/authorize.ts";
 import { OAuthError, OAuthPageError } from "../../libraries/oauth/errors.ts";
 import { consentRoutes } from "../pages/consent.ts";
