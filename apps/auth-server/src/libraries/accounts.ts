@@ -11,7 +11,6 @@ import {
   findUserById,
   insertUser,
   isEmailTaken,
-  replacePasswordHash,
   type UserRow,
   updateUser,
 } from "../queries/users.ts";
@@ -20,27 +19,12 @@ import { addSeconds } from "./clock.ts";
 import { issueEmailToken, peekEmailToken, retireEmailTokens, useEmailToken } from "./email-tokens.ts";
 import { type Mailer, sendInBackground } from "./mailer/index.ts";
 import { accountEmail } from "./mailer/messages.ts";
-import {
-  hashPassword,
-  PASSWORD_MAX_LENGTH,
-  passwordProblems,
-  verifyAgainstDummy,
-  verifyPassword,
-} from "./passwords.ts";
+import { checkPasswordAgain, emailOwnerOnLock, type PasswordStep, passwordStep } from "./password-step.ts";
+import { hashPassword, PASSWORD_MAX_LENGTH, passwordProblems, verifyAgainstDummy } from "./passwords.ts";
 import { endSessions, listSessions, type SessionRow, signIn } from "./sessions.ts";
-import {
-  accountKey,
-  accountLockBlocks,
-  accountLockedEmail,
-  accountLockedError,
-  checkPasswordAgain,
-  checkSignIn,
-  clearAccountThrottle,
-  recordSignInFailure as countFailedSignIn,
-  normalizeEmail,
-  oneAtATime,
-} from "./throttle.ts";
-import { completeMfaChallenge, createMfaChallenge, hasConfirmedTotp } from "./totp.ts";
+import { clearAccountThrottle } from "./throttle/failures.ts";
+import { normalizeEmail } from "./throttle/keys.ts";
+import { completeMfaChallenge, createMfaChallenge } from "./totp.ts";
 
 export type { UserRow } from "../queries/users.ts";
 
@@ -54,8 +38,8 @@ export interface Continuation {
 // Input schemas shared by the pages and the JSON API, so both accept exactly the same input.
 
 /**
- * Trimmed, Unicode NFC, lower-cased. The unique index is on lower(email) as well. Defined in throttle.ts (which keys
- * accounts by this same form and cannot import this module without a cycle).
+ * Trimmed, Unicode NFC, lower-cased. The unique index is on lower(email) as well. Defined in throttle/keys.ts, which
+ * keys accounts by this same form.
  */
 export { normalizeEmail };
 
@@ -101,42 +85,33 @@ export const accountSchemas = {
 // Sign-in: a clear sequence of small named steps. Rate limiting, account throttling and a second factor slot in
 // around `verifyCredentials` and before `startSession`.
 
-/** The account an email names, if any (deleted accounts never match). */
-export async function findAccount(ctx: AppContext, rawEmail: string): Promise<UserRow | null> {
-  return findUserByEmail(ctx.db, normalizeEmail(rawEmail));
-}
-
 /**
- * Checks a password against an account (or against nothing) and returns the user, or throws INVALID_CREDENTIALS.
- * No account (or one without a password) costs the same argon2 work as a wrong password, so neither the answer nor
- * its timing tells whether an account exists. On success, a hash made with weaker parameters than configured is
- * upgraded.
+ * Checks an email and password (`passwordStep`: throttled and counted like the sign-in form, constant work for unknown
+ * emails, a weaker stored hash upgraded) and returns the user, or throws the step's error (INVALID_CREDENTIALS, or
+ * 429 while throttled). It does not look at a second factor: for callers that only need to know the password.
  */
-export async function checkPassword(ctx: AppContext, user: UserRow | null, plain: string): Promise<UserRow> {
-  if (!user?.passwordHash) {
-    await verifyAgainstDummy(ctx.config.passwords, plain);
-    throw new AppError("INVALID_CREDENTIALS");
-  }
-  const result = await verifyPassword(ctx.config.passwords, user.passwordHash, plain);
-  if (!result.ok) throw new AppError("INVALID_CREDENTIALS");
-  if (result.needsRehash) {
-    await replacePasswordHash(ctx.db, user.id, user.passwordHash, await hashPassword(ctx.config.passwords, plain));
-  }
-  return user;
-}
-
-/**
- * Checks an email and password and returns the user, or throws INVALID_CREDENTIALS (constant work for unknown
- * emails). For callers outside the hosted form, e.g. a server-to-server sign-in endpoint.
- */
-export async function verifyCredentials(ctx: AppContext, rawEmail: string, plain: string): Promise<UserRow> {
-  return checkPassword(ctx, await findAccount(ctx, rawEmail), plain);
+export async function verifyCredentials(
+  ctx: AppContext,
+  rawEmail: string,
+  plain: string,
+  meta: RequestMeta = { ip: undefined, userAgent: undefined },
+): Promise<UserRow> {
+  const step = await passwordStep(ctx, { email: rawEmail, password: plain, meta });
+  if (!step.ok) throw step.error;
+  return step.user;
 }
 
 /** A disabled account cannot sign in; an unverified one only when the setting allows it (the default). */
+export function signInRefusal(ctx: AppContext, user: UserRow): AppError | null {
+  if (user.disabledAt) return new AppError("ACCOUNT_DISABLED");
+  if (!user.emailVerifiedAt && !ctx.config.sessions.allowUnverifiedLogin) return new AppError("EMAIL_NOT_VERIFIED");
+  return null;
+}
+
+/** Throws `signInRefusal`'s answer. */
 export function checkCanSignIn(ctx: AppContext, user: UserRow): void {
-  if (user.disabledAt) throw new AppError("ACCOUNT_DISABLED");
-  if (!user.emailVerifiedAt && !ctx.config.sessions.allowUnverifiedLogin) throw new AppError("EMAIL_NOT_VERIFIED");
+  const refusal = signInRefusal(ctx, user);
+  if (refusal) throw refusal;
 }
 
 export interface SignedIn {
@@ -184,8 +159,8 @@ export async function startSession(
   });
 }
 
-/** Records a failed sign-in. The email is not stored (audit rows outlive accounts); the reason code is. */
-export async function recordSignInFailure(
+/** Audits a failed sign-in. The email is not stored (audit rows outlive accounts); the reason code is. */
+export async function auditSignInFailure(
   ctx: AppContext,
   meta: RequestMeta,
   error: AppError,
@@ -201,62 +176,44 @@ export async function recordSignInFailure(
   });
 }
 
-/** Discards log lines when a caller has no request logger (CLI, tests). */
-
 /**
- * The password step with failed sign-in throttling around it (libraries/throttle.ts):
- * checkThrottle (IP suspended? account still waiting after its last failure?) → findAccount → checkPassword →
- * count a failure (IP and account, atomically; a lock emails the owner) → checkLock. A locked account lets a right
- * password through only when the user has a second factor, which the code step then demands; every other attempt
- * answers ACCOUNT_LOCKED, the same for known and unknown emails.
+ * The password half of every sign-in (the form, the JSON API, direct sign-in): `passwordStep` (gate → verify → count
+ * → lock), then `signInRefusal`, then, when asked, MFA_REQUIRED for an account with a second factor. A failure is
+ * audited (user.sign_in_failed with its reason code, under the account when one was found) and thrown.
  */
-export async function checkPasswordThrottled(
+export async function passwordSignIn(
   ctx: AppContext,
-  input: { email: string; password: string; meta: RequestMeta; log?: Logger | undefined },
-): Promise<PasswordChecked> {
-  // One at a time per account (throttle.ts): parallel guesses each see the failures of the ones before.
-  return oneAtATime(accountKey(ctx.config, input.email), () => checkPasswordInLine(ctx, input));
-}
-
-type PasswordChecked = {
-  account: UserRow | null;
-  user: UserRow | null;
-  hasSecondFactor: boolean;
-  error: AppError | null;
-};
-
-async function checkPasswordInLine(
-  ctx: AppContext,
-  input: { email: string; password: string; meta: RequestMeta; log?: Logger | undefined },
-): Promise<PasswordChecked> {
-  const gate = await checkSignIn(ctx, input.meta, { email: input.email });
-  const account = await findAccount(ctx, input.email);
+  input: {
+    email: string;
+    password: string;
+    meta: RequestMeta;
+    clientId?: string | undefined;
+    log?: Logger | undefined;
+    refuseSecondFactor?: boolean;
+  },
+): Promise<{ user: UserRow; hasSecondFactor: boolean }> {
+  let account: UserRow | null = null;
   try {
-    const user = await checkPassword(ctx, account, input.password);
-    const hasSecondFactor = await hasConfirmedTotp(ctx.db, user.id);
-    const blocked = accountLockBlocks(gate, { passwordOk: true, hasSecondFactor });
-    return { account, user: blocked ? null : user, hasSecondFactor, error: blocked };
-  } catch (error) {
-    if (!(error instanceof AppError) || error.code !== "INVALID_CREDENTIALS") throw error;
-    const counted = await countFailedSignIn(ctx, input.meta, {
+    const step = await passwordStep(ctx, {
       email: input.email,
-      userId: account?.id ?? null,
-      reason: "password",
-      onLocked: async (until) => {
-        if (account)
-          sendInBackground(ctx.mailer, accountLockedEmail(ctx.config, account.email, until), input.log ?? quietLogger);
-      },
+      password: input.password,
+      meta: input.meta,
+      onLocked: emailOwnerOnLock(ctx, input.log ?? quietLogger),
     });
-    return {
-      account,
-      user: null,
-      hasSecondFactor: false,
-      // The failure that locks the account already answers ACCOUNT_LOCKED.
-      error:
-        (counted.accountLockedUntil && accountLockedError(counted.accountLockedUntil, ctx.clock.now())) ??
-        accountLockBlocks(gate, { passwordOk: false, hasSecondFactor: false }) ??
-        error,
-    };
+    if (!step.ok) {
+      account = step.account;
+      throw step.error;
+    }
+    account = step.user;
+    const refusal =
+      signInRefusal(ctx, step.user) ??
+      (input.refuseSecondFactor && step.hasSecondFactor ? new AppError("MFA_REQUIRED") : null);
+    if (refusal) throw refusal;
+    return step;
+  } catch (error) {
+    if (error instanceof AppError)
+      await auditSignInFailure(ctx, input.meta, error, account?.id ?? null, input.clientId);
+    throw error;
   }
 }
 
@@ -267,8 +224,9 @@ export interface SecondFactorPending {
 }
 
 /**
- * The hosted form's and the JSON API's password sign-in:
- * checkPasswordThrottled → checkCanSignIn → (second factor enrolled? createMfaChallenge : clearThrottle → startSession).
+ * The hosted form's and the JSON API's password sign-in, one way through:
+ * passwordStep (gate → verify → count → lock) → checkCanSignIn → second factor enrolled? a challenge for the code
+ * step : clear the account's failures → startSession. A failure is audited with its reason code and thrown.
  */
 export async function signInWithPassword(
   ctx: AppContext,
@@ -281,21 +239,7 @@ export async function signInWithPassword(
     log?: Logger;
   },
 ): Promise<SignedIn | SecondFactorPending> {
-  let account: UserRow | null = null;
-  let user: UserRow;
-  let hasSecondFactor = false;
-  try {
-    const checked = await checkPasswordThrottled(ctx, input);
-    account = checked.account;
-    if (checked.error || !checked.user) throw checked.error ?? new AppError("INVALID_CREDENTIALS");
-    user = checked.user;
-    hasSecondFactor = checked.hasSecondFactor;
-    checkCanSignIn(ctx, user);
-  } catch (error) {
-    if (error instanceof AppError)
-      await recordSignInFailure(ctx, input.meta, error, account?.id ?? null, input.clientId);
-    throw error;
-  }
+  const { user, hasSecondFactor } = await passwordSignIn(ctx, input);
   if (hasSecondFactor) {
     // No session before the second step: only a short-lived challenge the code step can finish.
     const secondFactor = await createMfaChallenge(ctx, ctx.db, user.id);
@@ -335,7 +279,7 @@ export async function signInWithSecondFactor(
   const { userId } = await completeMfaChallenge(ctx, input.meta, {
     token: input.challengeToken,
     code: input.code,
-    onLocked: async (email, until) => sendInBackground(ctx.mailer, accountLockedEmail(ctx.config, email, until), log),
+    onLocked: async (email, until) => emailOwnerOnLock(ctx, log)(email, until),
   });
   const user = await findUserById(ctx.db, userId);
   if (!user) throw new AppError("MFA_CHALLENGE_EXPIRED");
@@ -458,14 +402,19 @@ async function registerExisting(
   // The right password signs in here, so this is a password check like sign-in: throttled and counted, and it never
   // skips a second factor or a lock. Those cases answer like any taken email ("check your email"), after the same
   // argon2 work.
-  let checked: Awaited<ReturnType<typeof checkPasswordThrottled>> | null = null;
+  let step: PasswordStep | null = null;
   try {
-    checked = await checkPasswordThrottled(ctx, { email: user.email, password: input.password, meta: input.meta, log });
+    step = await passwordStep(ctx, {
+      email: user.email,
+      password: input.password,
+      meta: input.meta,
+      onLocked: emailOwnerOnLock(ctx, log),
+    });
   } catch (error) {
     if (!(error instanceof AppError)) throw error;
     await verifyAgainstDummy(ctx.config.passwords, input.password);
   }
-  if (checked?.user && !checked.hasSecondFactor && !user.disabledAt) {
+  if (step?.ok && !step.hasSecondFactor && !user.disabledAt) {
     checkCanSignIn(ctx, user);
     await clearAccountThrottle(ctx, user.email);
     const signedIn = await startSession(ctx, {
@@ -753,12 +702,12 @@ async function checkCurrentPassword(
   ctx: AppContext,
   input: { user: UserRow; plain: string; meta: RequestMeta; log?: Logger | undefined },
 ): Promise<void> {
-  await checkPasswordAgain(ctx, input.meta, {
+  await checkPasswordAgain(ctx, {
     user: input.user,
     password: input.plain,
+    meta: input.meta,
     field: "currentPassword",
-    onLocked: async (until) =>
-      sendInBackground(ctx.mailer, accountLockedEmail(ctx.config, input.user.email, until), input.log ?? quietLogger),
+    onLocked: emailOwnerOnLock(ctx, input.log ?? quietLogger),
   });
 }
 

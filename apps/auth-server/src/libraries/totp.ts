@@ -20,21 +20,16 @@ import {
   useRecoveryCode,
   useTotpStep,
 } from "../queries/totp.ts";
+import type { UserRow } from "../queries/users.ts";
 import { renderView } from "../views/index.ts";
 import { audit, type RequestMeta } from "./audit.ts";
 import { addSeconds } from "./clock.ts";
 import { decrypt, encrypt, randomToken, sha256 } from "./crypto.ts";
 import type { MailMessage } from "./mailer/types.ts";
-import {
-  accountLockBlocks,
-  accountLockedError,
-  checkPasswordAgain,
-  checkSignIn,
-  clearAccountThrottle,
-  oneAtATime,
-  recordSignInFailure,
-  secondFactorKey,
-} from "./throttle.ts";
+import { checkPasswordAgain } from "./password-step.ts";
+import { clearAccountThrottle, recordSignInFailure } from "./throttle/failures.ts";
+import { accountLockBlocks, accountLockedError, checkSignIn, oneAtATime } from "./throttle/gate.ts";
+import { secondFactorKey } from "./throttle/keys.ts";
 
 /**
  * TOTP second factor (RFC 6238 through the otpauth library: SHA-1, 6 digits, 30 s, what every authenticator app
@@ -268,10 +263,10 @@ async function disableTotpChecked(deps: CoreContext, meta: RequestMeta, input: {
 export async function disableTotpWithPassword(
   deps: CoreContext,
   meta: RequestMeta,
-  input: { user: { id: string; email: string; passwordHash: string | null }; password: string; code: string },
+  input: { user: UserRow; password: string; code: string },
 ): Promise<void> {
   try {
-    await checkPasswordAgain(deps, meta, { user: input.user, password: input.password, field: "password" });
+    await checkPasswordAgain(deps, { user: input.user, password: input.password, meta, field: "password" });
   } catch (error) {
     await audit(deps.db, meta, {
       event: "mfa.disabled",
@@ -368,7 +363,7 @@ export async function completeMfaChallenge(
   if (!found) throw expired();
   const { challenge, email } = found;
   // Wrong codes have their own counter (delays, then a lock): the password's lock does not apply here. Guesses of one
-  // user run one at a time (throttle.ts `oneAtATime`), so codes sent in parallel over many challenges each see the
+  // user run one at a time (throttle/gate.ts `oneAtATime`), so codes sent in parallel over many challenges each see the
   // failures before them.
   const key = secondFactorKey(deps.config, challenge.userId);
   return oneAtATime(key, () => checkCodeInLine(deps, meta, input, { challenge, email, key }));

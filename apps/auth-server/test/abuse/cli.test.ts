@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/index.ts";
 import { testConfig } from "../../src/config/index.ts";
 import { systemClock } from "../../src/libraries/clock.ts";
-import { checkSignIn, recordSignInFailure } from "../../src/libraries/throttle.ts";
+import { recordSignInFailure } from "../../src/libraries/throttle/failures.ts";
+import { checkSignIn } from "../../src/libraries/throttle/gate.ts";
 
 /** `tessera throttle ...` on the embedded database: list and lift IP suspensions, unlock an account. */
 let root: string;

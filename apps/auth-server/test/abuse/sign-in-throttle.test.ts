@@ -3,7 +3,7 @@ import { usingPostgres } from "@tessera/db/testing";
 import { and, eq } from "drizzle-orm";
 import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { accountKey } from "../../src/libraries/throttle.ts";
+import { accountKey } from "../../src/libraries/throttle/keys.ts";
 import { beginTotpEnrolment, confirmTotpEnrolment, currentCode } from "../../src/libraries/totp.ts";
 import { type AccountsTestApp, Browser, buildAccountsApp, formFor, linkFrom, PASSWORD } from "../accounts/helpers.ts";
 import { seedAdmin } from "../admin/helpers.ts";

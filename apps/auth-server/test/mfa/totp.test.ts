@@ -7,7 +7,8 @@ import type { CoreContext } from "../../src/context.ts";
 import { AppError } from "../../src/errors/index.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
 import { decrypt, sha256 } from "../../src/libraries/crypto.ts";
-import { checkSignIn, secondFactorKey } from "../../src/libraries/throttle.ts";
+import { checkSignIn } from "../../src/libraries/throttle/gate.ts";
+import { secondFactorKey } from "../../src/libraries/throttle/keys.ts";
 import {
   beginTotpEnrolment,
   completeMfaChallenge,

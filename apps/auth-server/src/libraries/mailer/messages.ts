@@ -18,7 +18,8 @@ export type AccountEmail =
     }
   | { kind: "registration_attempt"; to: string }
   | { kind: "email_changed"; to: string }
-  | { kind: "password_changed"; to: string };
+  | { kind: "password_changed"; to: string }
+  | { kind: "account_locked"; to: string; until: Date };
 
 interface Content {
   subject: string;
@@ -54,6 +55,9 @@ function link(config: Config, path: string, params: Record<string, string | unde
 function minutes(seconds: number): string {
   return seconds >= 7200 && seconds % 3600 === 0 ? `${seconds / 3600} hours` : `${Math.round(seconds / 60)} minutes`;
 }
+
+/** `2026-11-30 21:45 UTC` */
+const utcMinute = (at: Date) => `${at.toISOString().slice(0, 16).replace("T", " ")} UTC`;
 
 function contentFor(config: Config, email: AccountEmail): Content {
   const product = config.mail.fromName;
@@ -117,6 +121,16 @@ function contentFor(config: Config, email: AccountEmail): Content {
         intro: `The password of the ${product} account for ${email.to} was just changed.`,
         action: { label: "Reset your password", url: link(config, "/forgot-password", {}) },
         outro: "If you did not do this, reset your password right away.",
+      };
+    case "account_locked":
+      // To the owner when failed sign-ins lock the account (never for unknown emails, though they lock the same):
+      // when it unlocks, and that a reset link works during the lock.
+      return {
+        subject: `Sign-ins to your ${product} account are paused`,
+        intro: `There were several failed attempts to sign in to your ${product} account, so we paused sign-ins with your password until ${utcMinute(email.until)}.`,
+        action: { label: "Reset your password", url: link(config, "/forgot-password", {}) },
+        outro:
+          "If this was you, wait until then or reset your password now: a reset link works during the pause. If it was not you, your password was not accepted; choosing a new, unique one keeps it that way.",
       };
   }
 }
