@@ -1,7 +1,7 @@
 import { auditEvents, emailTokens, recoveryCodes, sessions, totpFactors, users } from "@tessera/db";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { signInWithPassword, verifyCredentials } from "../../src/libraries/accounts.ts";
+import { signInWithPassword, verifyCredentials } from "../../src/libraries/accounts/sign-in.ts";
 import { sha256 } from "../../src/libraries/crypto.ts";
 import {
   type AccountsTestApp,

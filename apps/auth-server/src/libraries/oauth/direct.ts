@@ -1,6 +1,6 @@
 import type { AppContext } from "../../context.ts";
 import { AppError } from "../../errors/index.ts";
-import { passwordSignIn } from "../accounts.ts";
+import { passwordSignIn } from "../accounts/sign-in.ts";
 import { audit, type RequestMeta } from "../audit.ts";
 import type { ClientRow } from "../clients.ts";
 import { signIn } from "../sessions.ts";

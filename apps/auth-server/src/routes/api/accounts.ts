@@ -3,25 +3,20 @@ import { AppError, errorBody } from "../../errors/index.ts";
 import { jsonSameOriginOnly } from "../../http/csrf.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { type CurrentSession, clearSessionCookie, setSessionCookie } from "../../http/session.ts";
+import { confirmEmailLink, requestEmailChange, resendVerification } from "../../libraries/accounts/email-links.ts";
+import { changePassword, requestPasswordReset, resetPassword } from "../../libraries/accounts/passwords.ts";
 import {
-  accountSchemas,
-  changePassword,
-  confirmEmailLink,
   deleteAccount,
   endOtherSessions,
   endUserSession,
-  register,
-  requestEmailChange,
-  requestPasswordReset,
-  resendVerification,
-  resetPassword,
-  signInWithPassword,
-  signOut,
-  type UserRow,
   updateProfile,
   userSessions,
-} from "../../libraries/accounts.ts";
+} from "../../libraries/accounts/profile.ts";
+import { register } from "../../libraries/accounts/registration.ts";
+import { accountSchemas } from "../../libraries/accounts/schemas.ts";
+import { signInWithPassword, signOut } from "../../libraries/accounts/sign-in.ts";
 import type { SessionRow } from "../../libraries/sessions.ts";
+import type { UserRow } from "../../queries/users.ts";
 import { parse } from "../../validation.ts";
 import { setMfaCookie } from "../pages/mfa-cookie.ts";
 

@@ -3,7 +3,7 @@ import { AppError } from "../../errors/index.ts";
 import { jsonSameOriginOnly } from "../../http/csrf.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { type CurrentSession, setSessionCookie } from "../../http/session.ts";
-import { signInWithSecondFactor } from "../../libraries/accounts.ts";
+import { signInWithSecondFactor } from "../../libraries/accounts/sign-in.ts";
 import { sendInBackground } from "../../libraries/mailer/index.ts";
 import {
   beginTotpEnrolment,

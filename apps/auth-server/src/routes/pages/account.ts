@@ -2,17 +2,16 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AppError } from "../../errors/index.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { type CurrentSession, clearSessionCookie } from "../../http/session.ts";
+import { requestEmailChange, resendVerification } from "../../libraries/accounts/email-links.ts";
+import { changePassword } from "../../libraries/accounts/passwords.ts";
 import {
-  accountSchemas,
-  changePassword,
   deleteAccount,
   endOtherSessions,
   endUserSession,
-  requestEmailChange,
-  resendVerification,
   updateProfile,
   userSessions,
-} from "../../libraries/accounts.ts";
+} from "../../libraries/accounts/profile.ts";
+import { accountSchemas } from "../../libraries/accounts/schemas.ts";
 import type { SessionRow } from "../../libraries/sessions.ts";
 import { parse } from "../../validation.ts";
 import { errorMap, isFormError, type Notice, renderPage, seeOther, str } from "./render.ts";

@@ -2,14 +2,9 @@ import type { FastifyInstance } from "fastify";
 import { AppError } from "../../errors/index.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { clearSessionCookie } from "../../http/session.ts";
-import {
-  accountSchemas,
-  checkResetToken,
-  confirmEmailLink,
-  inspectEmailLink,
-  requestPasswordReset,
-  resetPassword,
-} from "../../libraries/accounts.ts";
+import { confirmEmailLink, inspectEmailLink } from "../../libraries/accounts/email-links.ts";
+import { checkResetToken, requestPasswordReset, resetPassword } from "../../libraries/accounts/passwords.ts";
+import { accountSchemas } from "../../libraries/accounts/schemas.ts";
 import { parse } from "../../validation.ts";
 import {
   continuationFrom,

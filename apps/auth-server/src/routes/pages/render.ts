@@ -1,8 +1,8 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { AppError, type FieldError } from "../../errors/index.ts";
 import { csrfToken } from "../../http/csrf.ts";
-import type { Continuation } from "../../libraries/accounts.ts";
-import { safeReturnTo } from "../../libraries/accounts.ts";
+import type { Continuation } from "../../libraries/accounts/return-to.ts";
+import { safeReturnTo } from "../../libraries/accounts/return-to.ts";
 import { type ClientBranding, findClientBranding } from "../../queries/branding.ts";
 import { renderView } from "../../views/index.ts";
 

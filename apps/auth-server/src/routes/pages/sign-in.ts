@@ -1,7 +1,9 @@
 import type { FastifyInstance } from "fastify";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { setSessionCookie } from "../../http/session.ts";
-import { accountSchemas, register, signInWithPassword } from "../../libraries/accounts.ts";
+import { register } from "../../libraries/accounts/registration.ts";
+import { accountSchemas } from "../../libraries/accounts/schemas.ts";
+import { signInWithPassword } from "../../libraries/accounts/sign-in.ts";
 import { parse } from "../../validation.ts";
 import { setMfaCookie } from "./mfa-cookie.ts";
 import {
