@@ -2,10 +2,10 @@ import { type AppContext, type Logger, quietLogger } from "../../context.ts";
 import { AppError } from "../../errors/index.ts";
 import { findUserById, type UserRow } from "../../queries/users.ts";
 import { audit, type RequestMeta } from "../audit.ts";
+import { completeMfaChallenge, createMfaChallenge } from "../mfa/challenge.ts";
 import { emailOwnerOnLock, passwordStep } from "../password-step.ts";
 import { endSessions, type SessionRow, signIn } from "../sessions.ts";
 import { clearAccountThrottle } from "../throttle/failures.ts";
-import { completeMfaChallenge, createMfaChallenge } from "../totp.ts";
 
 // Sign-in: a clear sequence of small named steps. Rate limiting, account throttling and a second factor slot in
 // around `verifyCredentials` and before `startSession`.

@@ -19,7 +19,26 @@ export type AccountEmail =
   | { kind: "registration_attempt"; to: string }
   | { kind: "email_changed"; to: string }
   | { kind: "password_changed"; to: string }
-  | { kind: "account_locked"; to: string; until: Date };
+  | { kind: "account_locked"; to: string; until: Date }
+  | { kind: MfaChange; to: string };
+
+/** The owner's second factor changed (so an unexpected change is noticed). */
+export type MfaChange = keyof typeof MFA_CHANGES;
+
+const MFA_CHANGES = {
+  mfa_enabled: {
+    subject: "Two-step verification is on",
+    intro: "Two-step verification was turned on for your account: signing in now also asks for a code from your app.",
+  },
+  mfa_disabled: {
+    subject: "Two-step verification is off",
+    intro: "Two-step verification was turned off for your account: signing in now needs only your password.",
+  },
+  mfa_recovery_codes: {
+    subject: "New recovery codes",
+    intro: "New recovery codes were made for your account; the old ones no longer work.",
+  },
+} as const;
 
 interface Content {
   subject: string;
@@ -29,7 +48,8 @@ interface Content {
 }
 
 /**
- * Builds an account email with a text and an HTML part. Every link comes from the configured ISSUER, never from a
+ * Builds every email Tessera sends (account links and notices, the lock notice, second-factor changes): the text and
+ * the HTML part are assembled here and nowhere else. Every link comes from the configured ISSUER, never from a
  * request's Host header (a forged Host would otherwise put an attacker's domain in a reset link).
  */
 export function accountEmail(config: Config, email: AccountEmail): MailMessage {
@@ -131,6 +151,15 @@ function contentFor(config: Config, email: AccountEmail): Content {
         action: { label: "Reset your password", url: link(config, "/forgot-password", {}) },
         outro:
           "If this was you, wait until then or reset your password now: a reset link works during the pause. If it was not you, your password was not accepted; choosing a new, unique one keeps it that way.",
+      };
+    case "mfa_enabled":
+    case "mfa_disabled":
+    case "mfa_recovery_codes":
+      return {
+        subject: `${MFA_CHANGES[email.kind].subject} · ${product}`,
+        intro: MFA_CHANGES[email.kind].intro,
+        action: { label: "Review your account", url: link(config, "/account/mfa", {}) },
+        outro: "If this was not you, reset your password now and review where you are signed in.",
       };
   }
 }

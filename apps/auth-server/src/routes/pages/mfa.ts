@@ -5,15 +5,15 @@ import { routeRateLimit } from "../../http/rate-limit.ts";
 import { type CurrentSession, setSessionCookie } from "../../http/session.ts";
 import { signInWithSecondFactor } from "../../libraries/accounts/sign-in.ts";
 import { sendInBackground } from "../../libraries/mailer/index.ts";
+import { accountEmail, type MfaChange } from "../../libraries/mailer/messages.ts";
 import {
   beginTotpEnrolment,
   confirmTotpEnrolment,
   disableTotpWithPassword,
-  mfaChangedEmail,
   pendingTotpEnrolment,
   regenerateRecoveryCodes,
-  totpStatus,
-} from "../../libraries/totp.ts";
+} from "../../libraries/mfa/enrolment.ts";
+import { totpStatus } from "../../libraries/mfa/factor.ts";
 import { parse } from "../../validation.ts";
 import { clearMfaCookie, mfaCookie } from "./mfa-cookie.ts";
 import {
@@ -78,8 +78,8 @@ function withHeaders(reply: FastifyReply, error: AppError): number {
  */
 export async function mfaPages(app: FastifyInstance): Promise<void> {
   const { config } = app.ctx;
-  const notify = (to: string, kind: Parameters<typeof mfaChangedEmail>[2], request: FastifyRequest) =>
-    sendInBackground(app.ctx.mailer, mfaChangedEmail(config, to, kind), request.log);
+  const notify = (to: string, kind: MfaChange, request: FastifyRequest) =>
+    sendInBackground(app.ctx.mailer, accountEmail(config, { kind, to }), request.log);
   const otpPost = { config: { ...html, rateLimit: routeRateLimit(config, "otp") }, preHandler: app.csrfProtection };
   const mfaPost = { config: { ...html, rateLimit: routeRateLimit(config, "mfa") }, preHandler: app.csrfProtection };
 
