@@ -1,8 +1,8 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import { AppError, errorBody } from "../../errors/index.ts";
 import { jsonSameOriginOnly } from "../../http/csrf.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
-import { type CurrentSession, clearSessionCookie, setSessionCookie } from "../../http/session.ts";
+import { clearSessionCookie, requireSession, setSessionCookie } from "../../http/session.ts";
 import { confirmEmailLink, requestEmailChange, resendVerification } from "../../libraries/accounts/email-links.ts";
 import { changePassword, requestPasswordReset, resetPassword } from "../../libraries/accounts/passwords.ts";
 import {
@@ -32,12 +32,6 @@ export async function accountApiRoutes(app: FastifyInstance): Promise<void> {
   const json = { errorFormat: "json" as const };
 
   app.addHook("preHandler", jsonSameOriginOnly);
-
-  async function requireSession(request: FastifyRequest): Promise<CurrentSession> {
-    const current = await request.currentSession();
-    if (!current) throw new AppError("UNAUTHENTICATED");
-    return current;
-  }
 
   function sendSignedIn(reply: FastifyReply, user: UserRow, session: SessionRow, token: string, status = 200) {
     setSessionCookie(reply, config, token, session.expiresAt);

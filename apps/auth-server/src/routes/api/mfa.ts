@@ -1,8 +1,8 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { AppError } from "../../errors/index.ts";
 import { jsonSameOriginOnly } from "../../http/csrf.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
-import { type CurrentSession, setSessionCookie } from "../../http/session.ts";
+import { requireSession, setSessionCookie } from "../../http/session.ts";
 import { signInWithSecondFactor } from "../../libraries/accounts/sign-in.ts";
 import { sendInBackground } from "../../libraries/mailer/index.ts";
 import { accountEmail } from "../../libraries/mailer/messages.ts";
@@ -34,12 +34,6 @@ export async function mfaApiRoutes(app: FastifyInstance): Promise<void> {
   const json = { errorFormat: "json" as const };
 
   app.addHook("preHandler", jsonSameOriginOnly);
-
-  async function requireSession(request: FastifyRequest): Promise<CurrentSession> {
-    const current = await request.currentSession();
-    if (!current) throw new AppError("UNAUTHENTICATED");
-    return current;
-  }
 
   app.post(
     "/api/v1/login/otp",
