@@ -7,8 +7,8 @@ import { emailOwnerOnLock, passwordStep } from "../password-step.ts";
 import { endSessions, type SessionRow, signIn } from "../sessions.ts";
 import { clearAccountThrottle } from "../throttle/failures.ts";
 
-// Sign-in: a clear sequence of small named steps. Rate limiting, account throttling and a second factor slot in
-// around `verifyCredentials` and before `startSession`.
+// Sign-in, one way through: passwordSignIn (password-step.ts: gate → verify → count → lock, then the account's own
+// refusals) → a challenge for the code step when a second factor is set up, else startSession.
 
 /**
  * Checks an email and password (`passwordStep`: throttled and counted like the sign-in form, constant work for unknown
