@@ -1,11 +1,12 @@
-import rateLimit, { normalizeIP, type RateLimitOptions } from "@fastify/rate-limit";
+import rateLimit, { type RateLimitOptions } from "@fastify/rate-limit";
 import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
 import { Redis } from "ioredis";
 import type { Config, RateLimitRoute } from "../config/index.ts";
 import { AppError } from "../errors/index.ts";
 import { audit } from "../libraries/audit.ts";
-import { ClockMemoryStore, type RateLimitStore, RedisRateLimitStore } from "../libraries/rate-limit.ts";
+import { ipBlock } from "../libraries/client-ip.ts";
+import { ClockMemoryStore, type RateLimitStore, RedisRateLimitStore } from "./rate-limit-store.ts";
 
 /**
  * Per-route request limits per client IP (@fastify/rate-limit, registered with `global: false`: only routes that ask
@@ -97,7 +98,7 @@ export function routeRateLimit(config: Config, name: RateLimitRoute): RateLimitO
   return {
     max: limit.max,
     timeWindow: limit.windowSeconds * 1000,
-    keyGenerator: (request) => `${name}:${normalizeIP(request.ip)}`,
+    keyGenerator: (request) => `${name}:${ipBlock(request.ip)}`,
   };
 }
 

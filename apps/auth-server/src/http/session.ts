@@ -2,7 +2,9 @@ import cookie from "@fastify/cookie";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import type { Config } from "../config/index.ts";
-import { resolveSession, type SessionRow, type UserRow } from "../libraries/sessions.ts";
+import { AppError } from "../errors/index.ts";
+import { resolveSession, type SessionRow } from "../libraries/sessions.ts";
+import type { UserRow } from "../queries/users.ts";
 
 /**
  * Tessera's session cookie. `__Host-` when Secure (host-only, path /, no Domain: a sibling subdomain cannot set or
@@ -58,3 +60,30 @@ export const sessionPlugin = fp(async (app: FastifyInstance) => {
     return pending;
   });
 });
+
+/**
+ * The signed-in browser's session and user, for routes that need one. Without a live session: the JSON API answers
+ * UNAUTHENTICATED (401); a hosted page (with `reply` and the page's own path) sends a 303 to the sign-in page that
+ * comes back to it, and gets null (return `reply` then).
+ */
+export async function requireSession(request: FastifyRequest): Promise<CurrentSession>;
+export async function requireSession(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  returnTo: string,
+): Promise<CurrentSession | null>;
+export async function requireSession(
+  request: FastifyRequest,
+  reply?: FastifyReply,
+  returnTo?: string,
+): Promise<CurrentSession | null> {
+  const current = await request.currentSession();
+  if (current) return current;
+  if (!reply || !returnTo) throw new AppError("UNAUTHENTICATED");
+  reply
+    .code(303)
+    .header("location", `/login?return_to=${encodeURIComponent(returnTo)}`)
+    .header("cache-control", "no-store")
+    .send();
+  return null;
+}

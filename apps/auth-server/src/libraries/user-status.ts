@@ -1,6 +1,7 @@
 import type { CoreContext } from "../context.ts";
 import { AppError } from "../errors/index.ts";
-import { findManageableUser, markUserDisabled, markUserEnabled, type UserRow } from "../queries/user-status.ts";
+import { findManageableUser, markUserDisabled, markUserEnabled } from "../queries/user-status.ts";
+import type { UserRow } from "../queries/users.ts";
 import { audit } from "./audit.ts";
 import type { Actor } from "./clients.ts";
 import { endSessions } from "./sessions.ts";

@@ -1,7 +1,9 @@
 import { type Executor, users } from "@tessera/db";
 import { and, eq, isNotNull, isNull } from "drizzle-orm";
+import type { UserRow } from "./users.ts";
 
-export type UserRow = typeof users.$inferSelect;
+/** Re-exported for routes/admin/users.ts; declared once, in queries/users.ts. */
+export type { UserRow };
 
 /** A user by id, unless deleted (a deleted account is anonymized and cannot be managed any more). */
 export async function findManageableUser(db: Executor, id: string): Promise<UserRow | null> {

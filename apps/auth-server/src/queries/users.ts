@@ -10,9 +10,10 @@ import {
 } from "@tessera/db";
 import { and, eq, isNull, sql } from "drizzle-orm";
 
+/** A users row: the one declaration (queries/sessions.ts still has its own copy, outside this refactor). */
 export type UserRow = typeof users.$inferSelect;
 
-/** Emails are stored normalized (see `normalizeEmail` in libraries/accounts.ts); the lookup lower-cases as well. */
+/** Emails are stored normalized (see `normalizeEmail` in libraries/throttle/keys.ts); the lookup lower-cases as well. */
 export async function findUserByEmail(db: Executor, email: string): Promise<UserRow | null> {
   const [row] = await db
     .select()

@@ -1,7 +1,7 @@
 import { auditEvents } from "@tessera/db";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { recordSignInFailure } from "../../src/libraries/throttle.ts";
+import { recordSignInFailure } from "../../src/libraries/throttle/failures.ts";
 import { seedAdmin } from "../admin/helpers.ts";
 import { buildTestApp, type TestApp } from "../helpers.ts";
 

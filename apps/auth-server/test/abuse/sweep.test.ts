@@ -1,7 +1,8 @@
 import { accountThrottles, ipSuspensions } from "@tessera/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sweep } from "../../src/libraries/jobs/sweeper.ts";
-import { accountKey, recordSignInFailure } from "../../src/libraries/throttle.ts";
+import { recordSignInFailure } from "../../src/libraries/throttle/failures.ts";
+import { accountKey } from "../../src/libraries/throttle/keys.ts";
 import { buildTestApp, type TestApp } from "../helpers.ts";
 
 /** The sweeper forgets failed sign-in counters and IP windows long after they stopped mattering, and only those. */

@@ -6,15 +6,10 @@ import { testConfig } from "../../src/config/index.ts";
 import type { CoreContext } from "../../src/context.ts";
 import { AppError } from "../../src/errors/index.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
-import {
-  accountKey,
-  accountLockBlocks,
-  checkSignIn,
-  clearAccountThrottle,
-  liftIpSuspension,
-  listIpSuspensions,
-  recordSignInFailure,
-} from "../../src/libraries/throttle.ts";
+import { clearAccountThrottle, recordSignInFailure } from "../../src/libraries/throttle/failures.ts";
+import { accountLockBlocks, checkSignIn } from "../../src/libraries/throttle/gate.ts";
+import { accountKey } from "../../src/libraries/throttle/keys.ts";
+import { liftIpSuspension, listIpSuspensions } from "../../src/libraries/throttle/operator.ts";
 import { findAccountThrottle } from "../../src/queries/throttle.ts";
 
 /** The throttling rules against a real migrated database (PGlite, or PostgreSQL with TEST_DATABASE_URL). */

@@ -1,7 +1,7 @@
 import { auditEvents, emailTokens, recoveryCodes, sessions, totpFactors, users } from "@tessera/db";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { signInWithPassword, verifyCredentials } from "../../src/libraries/accounts.ts";
+import { signInWithPassword, verifyCredentials } from "../../src/libraries/accounts/sign-in.ts";
 import { sha256 } from "../../src/libraries/crypto.ts";
 import {
   type AccountsTestApp,
@@ -740,6 +740,11 @@ describe("/api/v1/me", () => {
     await t.app.ctx.db.insert(recoveryCodes).values({ userId: id, codeHash: sha256("recovery") });
     const res = await browser.json("POST", "/api/v1/me/delete", { currentPassword: PASSWORD });
     expect(res.statusCode).toBe(204);
+    // The deleting browser's session cookie is cleared: exactly one Set-Cookie, for tessera_session, empty and expired.
+    expect(res.cookies.map((c) => c.name)).toEqual(["tessera_session"]);
+    expect(res.cookies[0]).toMatchObject({ name: "tessera_session", value: "", path: "/", httpOnly: true });
+    expect(res.cookies[0]?.expires?.getTime()).toBe(0);
+    expect(browser.cookies.has("tessera_session")).toBe(false);
     expect(await t.app.ctx.db.select().from(totpFactors).where(eq(totpFactors.userId, id))).toEqual([]);
     expect(await t.app.ctx.db.select().from(recoveryCodes).where(eq(recoveryCodes.userId, id))).toEqual([]);
     expect(await t.app.ctx.db.select().from(emailTokens).where(eq(emailTokens.userId, id))).toEqual([]);
@@ -751,7 +756,13 @@ describe("/api/v1/me", () => {
       .select()
       .from(sessions)
       .where(and(eq(sessions.userId, id)));
-    expect(leftover.every((s) => s.ip === null && s.userAgent === null && s.revokedAt !== null)).toBe(true);
+    // Both sessions (this browser's and the other one's) are still there, ended and without IP or user agent. The
+    // length comes first: an empty list would pass every() and prove nothing.
+    expect(leftover).toHaveLength(2);
+    for (const session of leftover) {
+      expect(session).toMatchObject({ ip: null, userAgent: null, revokedReason: "account_deleted" });
+      expect(session.revokedAt).not.toBeNull();
+    }
     const audit = await auditFor(id);
     expect(audit.map((a) => a.event)).toContain("user.deleted");
     expect(JSON.stringify(audit)).not.toContain(email);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { testConfig } from "../../src/config/index.ts";
-import { normalizeEmail, safeReturnTo } from "../../src/libraries/accounts.ts";
+import { safeReturnTo } from "../../src/libraries/accounts/return-to.ts";
+import { normalizeEmail } from "../../src/libraries/accounts/schemas.ts";
 import { accountEmail } from "../../src/libraries/mailer/messages.ts";
 import {
   hashIsWeaker,

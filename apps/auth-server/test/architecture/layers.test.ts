@@ -36,14 +36,7 @@ const FRAMEWORK_FREE = new Set(["libraries", "queries"]);
  * Known violations, as "file → import". Each entry must still exist (a fixed one fails the check until it is removed
  * here), and nothing else may be added without a reason next to it.
  */
-const ALLOWED = new Set([
-  // moved out by the accounts branch (the CSRF plugin leaves libraries/ for http/): the lead deletes these at merge
-  "libraries/csrf.ts → @fastify/csrf-protection",
-  "libraries/csrf.ts → fastify",
-  "libraries/csrf.ts → fastify-plugin",
-  // moved out by the accounts branch (the rate-limit plugin's IP normalisation): the lead deletes this at merge
-  "libraries/throttle.ts → @fastify/rate-limit",
-]);
+const ALLOWED = new Set<string>([]);
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {

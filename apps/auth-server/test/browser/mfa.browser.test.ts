@@ -1,6 +1,6 @@
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { currentCode } from "../../src/libraries/totp.ts";
+import { currentCode } from "../../src/libraries/mfa/factor.ts";
 import { createUser } from "../oauth/helpers.ts";
 import { type BrowserSuite, startBrowserSuite } from "./harness.ts";
 

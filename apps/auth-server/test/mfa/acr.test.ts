@@ -1,8 +1,9 @@
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sessionCookieName } from "../../src/http/session.ts";
+import { beginTotpEnrolment, confirmTotpEnrolment } from "../../src/libraries/mfa/enrolment.ts";
+import { currentCode } from "../../src/libraries/mfa/factor.ts";
 import { signIn } from "../../src/libraries/sessions.ts";
-import { beginTotpEnrolment, confirmTotpEnrolment, currentCode } from "../../src/libraries/totp.ts";
 import { Browser, PASSWORD } from "../accounts/helpers.ts";
 import type { TestApp } from "../helpers.ts";
 import {

@@ -1,7 +1,7 @@
 import { mfaChallenges, sessions, users } from "@tessera/db";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { currentCode } from "../../src/libraries/totp.ts";
+import { currentCode } from "../../src/libraries/mfa/factor.ts";
 import {
   type AccountsTestApp,
   Browser,

@@ -7,20 +7,16 @@ import type { CoreContext } from "../../src/context.ts";
 import { AppError } from "../../src/errors/index.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
 import { decrypt, sha256 } from "../../src/libraries/crypto.ts";
-import { checkSignIn, secondFactorKey } from "../../src/libraries/throttle.ts";
+import { completeMfaChallenge, createMfaChallenge, peekMfaChallenge } from "../../src/libraries/mfa/challenge.ts";
 import {
   beginTotpEnrolment,
-  completeMfaChallenge,
   confirmTotpEnrolment,
-  createMfaChallenge,
-  currentCode,
   disableTotp,
-  normalizeRecoveryCode,
-  peekMfaChallenge,
   regenerateRecoveryCodes,
-  totpStatus,
-  useSecondFactor,
-} from "../../src/libraries/totp.ts";
+} from "../../src/libraries/mfa/enrolment.ts";
+import { currentCode, normalizeRecoveryCode, totpStatus, useSecondFactor } from "../../src/libraries/mfa/factor.ts";
+import { checkSignIn } from "../../src/libraries/throttle/gate.ts";
+import { secondFactorKey } from "../../src/libraries/throttle/keys.ts";
 import { findAccountThrottle } from "../../src/queries/throttle.ts";
 
 /** The TOTP rules against a real migrated database; the HTTP flows are in the other files of this folder. */

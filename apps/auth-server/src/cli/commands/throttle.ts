@@ -1,7 +1,7 @@
 import { isIP } from "node:net";
 import { AppError } from "../../errors/index.ts";
 import { systemClock } from "../../libraries/clock.ts";
-import { liftIpSuspension, listIpSuspensions, unlockAccount } from "../../libraries/throttle.ts";
+import { liftIpSuspension, listIpSuspensions, unlockAccount } from "../../libraries/throttle/operator.ts";
 import { CliFailure, withDatabase } from "../database.ts";
 import { type Command, jsonFlagArgs, UsageError } from "../types.ts";
 

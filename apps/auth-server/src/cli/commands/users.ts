@@ -1,5 +1,5 @@
-import { normalizeEmail } from "../../libraries/accounts.ts";
 import { systemClock } from "../../libraries/clock.ts";
+import { normalizeEmail } from "../../libraries/throttle/keys.ts";
 import { disableUser, enableUser } from "../../libraries/user-status.ts";
 import { findUserByEmail, type UserRow } from "../../queries/users.ts";
 import { CliFailure, withDatabase } from "../database.ts";

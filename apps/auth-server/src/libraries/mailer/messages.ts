@@ -18,7 +18,27 @@ export type AccountEmail =
     }
   | { kind: "registration_attempt"; to: string }
   | { kind: "email_changed"; to: string }
-  | { kind: "password_changed"; to: string };
+  | { kind: "password_changed"; to: string }
+  | { kind: "account_locked"; to: string; until: Date }
+  | { kind: MfaChange; to: string };
+
+/** The owner's second factor changed (so an unexpected change is noticed). */
+export type MfaChange = keyof typeof MFA_CHANGES;
+
+const MFA_CHANGES = {
+  mfa_enabled: {
+    subject: "Two-step verification is on",
+    intro: "Two-step verification was turned on for your account: signing in now also asks for a code from your app.",
+  },
+  mfa_disabled: {
+    subject: "Two-step verification is off",
+    intro: "Two-step verification was turned off for your account: signing in now needs only your password.",
+  },
+  mfa_recovery_codes: {
+    subject: "New recovery codes",
+    intro: "New recovery codes were made for your account; the old ones no longer work.",
+  },
+} as const;
 
 interface Content {
   subject: string;
@@ -28,7 +48,8 @@ interface Content {
 }
 
 /**
- * Builds an account email with a text and an HTML part. Every link comes from the configured ISSUER, never from a
+ * Builds every email Tessera sends (account links and notices, the lock notice, second-factor changes): the text and
+ * the HTML part are assembled here and nowhere else. Every link comes from the configured ISSUER, never from a
  * request's Host header (a forged Host would otherwise put an attacker's domain in a reset link).
  */
 export function accountEmail(config: Config, email: AccountEmail): MailMessage {
@@ -54,6 +75,9 @@ function link(config: Config, path: string, params: Record<string, string | unde
 function minutes(seconds: number): string {
   return seconds >= 7200 && seconds % 3600 === 0 ? `${seconds / 3600} hours` : `${Math.round(seconds / 60)} minutes`;
 }
+
+/** `2026-11-30 21:45 UTC` */
+const utcMinute = (at: Date) => `${at.toISOString().slice(0, 16).replace("T", " ")} UTC`;
 
 function contentFor(config: Config, email: AccountEmail): Content {
   const product = config.mail.fromName;
@@ -117,6 +141,25 @@ function contentFor(config: Config, email: AccountEmail): Content {
         intro: `The password of the ${product} account for ${email.to} was just changed.`,
         action: { label: "Reset your password", url: link(config, "/forgot-password", {}) },
         outro: "If you did not do this, reset your password right away.",
+      };
+    case "account_locked":
+      // To the owner when failed sign-ins lock the account (never for unknown emails, though they lock the same):
+      // when it unlocks, and that a reset link works during the lock.
+      return {
+        subject: `Sign-ins to your ${product} account are paused`,
+        intro: `There were several failed attempts to sign in to your ${product} account, so we paused sign-ins with your password until ${utcMinute(email.until)}.`,
+        action: { label: "Reset your password", url: link(config, "/forgot-password", {}) },
+        outro:
+          "If this was you, wait until then or reset your password now: a reset link works during the pause. If it was not you, your password was not accepted; choosing a new, unique one keeps it that way.",
+      };
+    case "mfa_enabled":
+    case "mfa_disabled":
+    case "mfa_recovery_codes":
+      return {
+        subject: `${MFA_CHANGES[email.kind].subject} · ${product}`,
+        intro: MFA_CHANGES[email.kind].intro,
+        action: { label: "Review your account", url: link(config, "/account/mfa", {}) },
+        outro: "If this was not you, reset your password now and review where you are signed in.",
       };
   }
 }

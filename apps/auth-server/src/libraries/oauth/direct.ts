@@ -1,10 +1,10 @@
 import type { AppContext } from "../../context.ts";
 import { AppError } from "../../errors/index.ts";
-import { checkCanSignIn, checkPasswordThrottled, recordSignInFailure, type UserRow } from "../accounts.ts";
+import { passwordSignIn } from "../accounts/sign-in.ts";
 import { audit, type RequestMeta } from "../audit.ts";
 import type { ClientRow } from "../clients.ts";
 import { signIn } from "../sessions.ts";
-import { clearAccountThrottle } from "../throttle.ts";
+import { clearAccountThrottle } from "../throttle/failures.ts";
 import { OAuthError } from "./errors.ts";
 import { checkScope } from "./scopes.ts";
 import { createRefreshToken, type Grant, type TokenResponse, tokenResponse } from "./tokens.ts";
@@ -22,7 +22,7 @@ export async function directSignIn(
   input: { username: string | undefined; password: string | undefined; scope: string | undefined },
   meta: RequestMeta,
 ): Promise<TokenResponse> {
-  // checkClientAllowed → checkParams → checkScope → checkCredentials → checkAccount → startSession
+  // checkClientAllowed → checkParams → checkScope → passwordSignIn → startSession
   if (!client.directSignInEnabled) {
     throw new OAuthError("unauthorized_client", "Direct sign-in is not enabled for this client.");
   }
@@ -30,21 +30,17 @@ export async function directSignIn(
   if (!input.password) throw new OAuthError("invalid_request", "The password parameter is required.");
   const scopes = checkScope(client, input.scope ?? "openid");
 
-  // The hosted form's password step, throttling included (per IP and per account, counted before the answer).
-  let account: UserRow | null = null;
-  let user: UserRow;
-  try {
-    const checked = await checkPasswordThrottled(ctx, { email: input.username, password: input.password, meta });
-    account = checked.account;
-    if (checked.error || !checked.user) throw checked.error ?? new AppError("INVALID_CREDENTIALS");
-    user = checked.user;
-    checkCanSignIn(ctx, user);
-    if (checked.hasSecondFactor) throw new AppError("MFA_REQUIRED");
-  } catch (error) {
-    if (!(error instanceof AppError)) throw error;
-    await recordSignInFailure(ctx, meta, error, account?.id ?? null, client.clientId);
-    throw signInFailure(error);
-  }
+  // The hosted form's password step, throttling included (per IP and per account, counted before the answer); a
+  // password alone is not enough for an account with a second factor.
+  const { user } = await passwordSignIn(ctx, {
+    email: input.username,
+    password: input.password,
+    meta,
+    clientId: client.clientId,
+    refuseSecondFactor: true,
+  }).catch((error: unknown) => {
+    throw error instanceof AppError ? signInFailure(error) : error;
+  });
   await clearAccountThrottle(ctx, user.email);
   const signedIn = user;
 

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { AppError } from "../../errors/index.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
-import { liftIpSuspension, listIpSuspensions } from "../../libraries/throttle.ts";
+import { liftIpSuspension, listIpSuspensions } from "../../libraries/throttle/operator.ts";
 import { parse } from "../../validation.ts";
 import { requireAdmin } from "./auth.ts";
 

@@ -1,27 +1,22 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import { AppError, errorBody } from "../../errors/index.ts";
+import { jsonSameOriginOnly } from "../../http/csrf.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
-import { type CurrentSession, clearSessionCookie, setSessionCookie } from "../../http/session.ts";
+import { clearSessionCookie, requireSession, setSessionCookie } from "../../http/session.ts";
+import { confirmEmailLink, requestEmailChange, resendVerification } from "../../libraries/accounts/email-links.ts";
+import { changePassword, requestPasswordReset, resetPassword } from "../../libraries/accounts/passwords.ts";
 import {
-  accountSchemas,
-  changePassword,
-  confirmEmailLink,
   deleteAccount,
   endOtherSessions,
   endUserSession,
-  register,
-  requestEmailChange,
-  requestPasswordReset,
-  resendVerification,
-  resetPassword,
-  signInWithPassword,
-  signOut,
-  type UserRow,
   updateProfile,
   userSessions,
-} from "../../libraries/accounts.ts";
-import { jsonSameOriginOnly } from "../../libraries/csrf.ts";
+} from "../../libraries/accounts/profile.ts";
+import { register } from "../../libraries/accounts/registration.ts";
+import { accountSchemas } from "../../libraries/accounts/schemas.ts";
+import { signInWithPassword, signOut } from "../../libraries/accounts/sign-in.ts";
 import type { SessionRow } from "../../libraries/sessions.ts";
+import type { UserRow } from "../../queries/users.ts";
 import { parse } from "../../validation.ts";
 import { setMfaCookie } from "../pages/mfa-cookie.ts";
 
@@ -29,7 +24,7 @@ import { setMfaCookie } from "../pages/mfa-cookie.ts";
  * The account JSON API under /api/v1 (same behaviour as the hosted pages, for scripts and tests). Authentication is
  * Tessera's session cookie, as set by POST /api/v1/login. Errors use the catalog shape.
  *
- * CSRF: `jsonSameOriginOnly` (libraries/csrf.ts): state changes must be `application/json` and, from a browser,
+ * CSRF: `jsonSameOriginOnly` (http/csrf.ts): state changes must be `application/json` and, from a browser,
  * same-origin.
  */
 export async function accountApiRoutes(app: FastifyInstance): Promise<void> {
@@ -37,12 +32,6 @@ export async function accountApiRoutes(app: FastifyInstance): Promise<void> {
   const json = { errorFormat: "json" as const };
 
   app.addHook("preHandler", jsonSameOriginOnly);
-
-  async function requireSession(request: FastifyRequest): Promise<CurrentSession> {
-    const current = await request.currentSession();
-    if (!current) throw new AppError("UNAUTHENTICATED");
-    return current;
-  }
 
   function sendSignedIn(reply: FastifyReply, user: UserRow, session: SessionRow, token: string, status = 200) {
     setSessionCookie(reply, config, token, session.expiresAt);

@@ -1,18 +1,18 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { AppError } from "../../errors/index.ts";
+import { jsonSameOriginOnly } from "../../http/csrf.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
-import { type CurrentSession, setSessionCookie } from "../../http/session.ts";
-import { signInWithSecondFactor } from "../../libraries/accounts.ts";
-import { jsonSameOriginOnly } from "../../libraries/csrf.ts";
+import { requireSession, setSessionCookie } from "../../http/session.ts";
+import { signInWithSecondFactor } from "../../libraries/accounts/sign-in.ts";
 import { sendInBackground } from "../../libraries/mailer/index.ts";
+import { accountEmail } from "../../libraries/mailer/messages.ts";
 import {
   beginTotpEnrolment,
   confirmTotpEnrolment,
   disableTotpWithPassword,
-  mfaChangedEmail,
   regenerateRecoveryCodes,
-  totpStatus,
-} from "../../libraries/totp.ts";
+} from "../../libraries/mfa/enrolment.ts";
+import { totpStatus } from "../../libraries/mfa/factor.ts";
 import { parse } from "../../validation.ts";
 import { mfaSchemas } from "../pages/mfa.ts";
 import { clearMfaCookie, mfaCookie } from "../pages/mfa-cookie.ts";
@@ -34,12 +34,6 @@ export async function mfaApiRoutes(app: FastifyInstance): Promise<void> {
   const json = { errorFormat: "json" as const };
 
   app.addHook("preHandler", jsonSameOriginOnly);
-
-  async function requireSession(request: FastifyRequest): Promise<CurrentSession> {
-    const current = await request.currentSession();
-    if (!current) throw new AppError("UNAUTHENTICATED");
-    return current;
-  }
 
   app.post(
     "/api/v1/login/otp",
@@ -80,7 +74,11 @@ export async function mfaApiRoutes(app: FastifyInstance): Promise<void> {
     const current = await requireSession(request);
     const { code } = parse(mfaSchemas.code, request.body);
     const result = await confirmTotpEnrolment(app.ctx, request.meta, { userId: current.user.id, code });
-    sendInBackground(app.ctx.mailer, mfaChangedEmail(config, current.user.email, "mfa_enabled"), request.log);
+    sendInBackground(
+      app.ctx.mailer,
+      accountEmail(config, { kind: "mfa_enabled", to: current.user.email }),
+      request.log,
+    );
     return result;
   });
 
@@ -88,7 +86,11 @@ export async function mfaApiRoutes(app: FastifyInstance): Promise<void> {
     const current = await requireSession(request);
     const { code } = parse(mfaSchemas.code, request.body);
     const result = await regenerateRecoveryCodes(app.ctx, request.meta, { userId: current.user.id, code });
-    sendInBackground(app.ctx.mailer, mfaChangedEmail(config, current.user.email, "mfa_recovery_codes"), request.log);
+    sendInBackground(
+      app.ctx.mailer,
+      accountEmail(config, { kind: "mfa_recovery_codes", to: current.user.email }),
+      request.log,
+    );
     return result;
   });
 
@@ -96,7 +98,11 @@ export async function mfaApiRoutes(app: FastifyInstance): Promise<void> {
     const current = await requireSession(request);
     const input = parse(mfaSchemas.disable, request.body);
     await disableTotpWithPassword(app.ctx, request.meta, { user: current.user, ...input });
-    sendInBackground(app.ctx.mailer, mfaChangedEmail(config, current.user.email, "mfa_disabled"), request.log);
+    sendInBackground(
+      app.ctx.mailer,
+      accountEmail(config, { kind: "mfa_disabled", to: current.user.email }),
+      request.log,
+    );
     return reply.code(204).send();
   });
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { OAuthError, OAuthPageError } from "../../errors/index.ts";
+import { csrfPlugin } from "../../http/csrf.ts";
 import { sendOAuthError } from "../../http/errors.ts";
-import { csrfPlugin } from "../../libraries/csrf.ts";
 import { AuthorizeRedirectError } from "../../libraries/oauth/authorize.ts";
 import { consentRoutes } from "../pages/consent.ts";
 import { authorizeRoutes } from "./authorize.ts";

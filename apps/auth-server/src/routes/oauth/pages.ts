@@ -1,6 +1,6 @@
-import type { FastifyReply } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { csrfToken } from "../../http/csrf.ts";
 import type { ClientRow } from "../../libraries/clients/index.ts";
-import { csrfToken } from "../../libraries/csrf.ts";
 import type { AuthorizationRequest } from "../../libraries/oauth/authorize.ts";
 import type { UserRow } from "../../libraries/sessions.ts";
 import { renderView } from "../../views/index.ts";

@@ -1,20 +1,20 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AppError } from "../../errors/index.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
-import { type CurrentSession, clearSessionCookie } from "../../http/session.ts";
+import { type CurrentSession, clearSessionCookie, requireSession } from "../../http/session.ts";
+import { requestEmailChange, resendVerification } from "../../libraries/accounts/email-links.ts";
+import { changePassword } from "../../libraries/accounts/passwords.ts";
 import {
-  accountSchemas,
-  changePassword,
   deleteAccount,
   endOtherSessions,
   endUserSession,
-  requestEmailChange,
-  resendVerification,
   updateProfile,
   userSessions,
-} from "../../libraries/accounts.ts";
+} from "../../libraries/accounts/profile.ts";
+import { accountSchemas } from "../../libraries/accounts/schemas.ts";
 import type { SessionRow } from "../../libraries/sessions.ts";
 import { parse } from "../../validation.ts";
+import { signedInFormRoute } from "./form-route.ts";
 import { errorMap, isFormError, type Notice, renderPage, seeOther, str } from "./render.ts";
 
 const html = { errorFormat: "html" as const };
@@ -35,16 +35,6 @@ type AccountForm = "profile" | "password" | "email" | "delete" | "sessions";
 /** /account and its forms: profile, password, email, sessions, deletion. Every form posts with a CSRF token. */
 export async function accountPages(app: FastifyInstance): Promise<void> {
   const { config } = app.ctx;
-
-  /** The signed-in user, or a 303 to the sign-in page that comes back here. */
-  async function requireSession(request: FastifyRequest, reply: FastifyReply): Promise<CurrentSession | null> {
-    const current = await request.currentSession();
-    if (!current) {
-      seeOther(reply, "/login?return_to=%2Faccount");
-      return null;
-    }
-    return current;
-  }
 
   async function renderAccount(
     request: FastifyRequest,
@@ -77,7 +67,7 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
     );
   }
 
-  /** Runs a form action; field errors re-render the page next to the form, anything else goes to the error page. */
+  /** An account form whose action answers with where to go; field errors re-render the page next to the form. */
   function formAction(
     form: AccountForm,
     action: (
@@ -87,21 +77,17 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
       reply: FastifyReply,
     ) => Promise<string>,
   ) {
-    return async (request: FastifyRequest, reply: FastifyReply) => {
-      const current = await requireSession(request, reply);
-      if (!current) return reply;
-      const body = (request.body ?? {}) as Record<string, unknown>;
-      try {
-        return seeOther(reply, await action(current, body, request, reply));
-      } catch (error) {
-        if (!isFormError(error) && !(error instanceof AppError && error.code === "SESSION_NOT_FOUND")) throw error;
-        return renderAccount(request, reply, current, {
+    return signedInFormRoute("/account", {
+      handle: async (request, reply, { body, current }) => seeOther(reply, await action(current, body, request, reply)),
+      shows: (error): error is AppError =>
+        isFormError(error) || (error instanceof AppError && error.code === "SESSION_NOT_FOUND"),
+      view: (request, reply, { body, current }, error) =>
+        renderAccount(request, reply, current, {
           form,
           error,
           values: { displayName: str(body.displayName, 100), newEmail: str(body.newEmail, 254) },
-        });
-      }
-    };
+        }),
+    });
   }
 
   const post = { config: html, preHandler: app.csrfProtection };
@@ -112,7 +98,7 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
   };
 
   app.get("/account", { config: html }, async (request, reply) => {
-    const current = await requireSession(request, reply);
+    const current = await requireSession(request, reply, "/account");
     if (!current) return reply;
     const notice = NOTICES[str((request.query as Record<string, unknown>).notice, 40) ?? ""];
     return renderAccount(request, reply, current, { notice });
@@ -192,20 +178,19 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
     }),
   );
 
-  app.post("/account/delete", passwordPost, async (request, reply) => {
-    const current = await requireSession(request, reply);
-    if (!current) return reply;
-    const body = (request.body ?? {}) as Record<string, unknown>;
-    try {
-      const { currentPassword } = parse(accountSchemas.deleteAccount, body);
-      await deleteAccount(app.ctx, { user: current.user, currentPassword, meta: request.meta });
-    } catch (error) {
-      if (!isFormError(error)) throw error;
-      return renderAccount(request, reply, current, { form: "delete", error });
-    }
-    clearSessionCookie(reply, config);
-    return seeOther(reply, "/login?notice=deleted");
-  });
+  app.post(
+    "/account/delete",
+    passwordPost,
+    signedInFormRoute("/account", {
+      handle: async (request, reply, { body, current }) => {
+        const { currentPassword } = parse(accountSchemas.deleteAccount, body);
+        await deleteAccount(app.ctx, { user: current.user, currentPassword, meta: request.meta });
+        clearSessionCookie(reply, config);
+        return seeOther(reply, "/login?notice=deleted");
+      },
+      view: (request, reply, { current }, error) => renderAccount(request, reply, current, { form: "delete", error }),
+    }),
+  );
 }
 
 /** A session as the account page lists it: a readable device name, IP and times (UTC). */

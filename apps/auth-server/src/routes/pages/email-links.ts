@@ -2,25 +2,12 @@ import type { FastifyInstance } from "fastify";
 import { AppError } from "../../errors/index.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { clearSessionCookie } from "../../http/session.ts";
-import {
-  accountSchemas,
-  checkResetToken,
-  confirmEmailLink,
-  inspectEmailLink,
-  requestPasswordReset,
-  resetPassword,
-} from "../../libraries/accounts.ts";
+import { confirmEmailLink, inspectEmailLink } from "../../libraries/accounts/email-links.ts";
+import { checkResetToken, requestPasswordReset, resetPassword } from "../../libraries/accounts/passwords.ts";
+import { accountSchemas } from "../../libraries/accounts/schemas.ts";
 import { parse } from "../../validation.ts";
-import {
-  continuationFrom,
-  destination,
-  errorMap,
-  isFormError,
-  renderPage,
-  seeOther,
-  str,
-  withContinuation,
-} from "./render.ts";
+import { formRoute } from "./form-route.ts";
+import { continuationFrom, destination, errorMap, renderPage, seeOther, str, withContinuation } from "./render.ts";
 
 const html = { errorFormat: "html" as const };
 
@@ -96,15 +83,14 @@ export async function emailLinkPages(app: FastifyInstance): Promise<void> {
   app.post(
     "/forgot-password",
     { config: { ...html, rateLimit: routeRateLimit(config, "forgot_password") }, preHandler: app.csrfProtection },
-    async (request, reply) => {
-      const body = (request.body ?? {}) as Record<string, unknown>;
-      const continuation = continuationFrom(body);
-      try {
+    formRoute({
+      handle: async (request, reply, { body, continuation }) => {
         const { email } = parse(accountSchemas.forgotPassword, body);
         await requestPasswordReset(app.ctx, request.log, { email, meta: request.meta, continuation });
-      } catch (error) {
-        if (!isFormError(error)) throw error;
-        return renderPage(
+        return seeOther(reply, withContinuation("/forgot-password/sent", continuation));
+      },
+      view: (request, reply, { body, continuation }, error) =>
+        renderPage(
           request,
           reply,
           "forgot-password",
@@ -116,10 +102,8 @@ export async function emailLinkPages(app: FastifyInstance): Promise<void> {
             links: { login: withContinuation("/login", continuation) },
           },
           error.status,
-        );
-      }
-      return seeOther(reply, withContinuation("/forgot-password/sent", continuation));
-    },
+        ),
+    }),
   );
 
   app.get("/forgot-password/sent", { config: html }, async (request, reply) => {
@@ -150,26 +134,22 @@ export async function emailLinkPages(app: FastifyInstance): Promise<void> {
   app.post(
     "/reset-password",
     { config: { ...html, rateLimit: routeRateLimit(config, "reset_password") }, preHandler: app.csrfProtection },
-    async (request, reply) => {
-      const body = (request.body ?? {}) as Record<string, unknown>;
-      const token = str(body.token, 200) ?? "";
-      const continuation = continuationFrom(body);
-      try {
+    formRoute({
+      handle: async (request, reply, { body, continuation }) => {
         const input = parse(accountSchemas.resetPassword, body);
         await resetPassword(app.ctx, request.log, { ...input, meta: request.meta });
         // Every session of the user has ended, this browser's included.
         clearSessionCookie(reply, config);
-      } catch (error) {
-        if (!isFormError(error)) throw error;
-        return renderPage(
+        return seeOther(reply, withContinuation("/login", continuation, { notice: "password_reset" }));
+      },
+      view: (request, reply, { body, continuation }, error) =>
+        renderPage(
           request,
           reply,
           "reset-password",
-          { title: "Choose a new password", continuation, token, errors: errorMap(error) },
+          { title: "Choose a new password", continuation, token: str(body.token, 200) ?? "", errors: errorMap(error) },
           error.status,
-        );
-      }
-      return seeOther(reply, withContinuation("/login", continuation, { notice: "password_reset" }));
-    },
+        ),
+    }),
   );
 }

@@ -2,19 +2,20 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { AppError } from "../../errors/index.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
-import { type CurrentSession, setSessionCookie } from "../../http/session.ts";
-import { signInWithSecondFactor } from "../../libraries/accounts.ts";
+import { type CurrentSession, requireSession, setSessionCookie } from "../../http/session.ts";
+import { signInWithSecondFactor } from "../../libraries/accounts/sign-in.ts";
 import { sendInBackground } from "../../libraries/mailer/index.ts";
+import { accountEmail, type MfaChange } from "../../libraries/mailer/messages.ts";
 import {
   beginTotpEnrolment,
   confirmTotpEnrolment,
   disableTotpWithPassword,
-  mfaChangedEmail,
   pendingTotpEnrolment,
   regenerateRecoveryCodes,
-  totpStatus,
-} from "../../libraries/totp.ts";
+} from "../../libraries/mfa/enrolment.ts";
+import { totpStatus } from "../../libraries/mfa/factor.ts";
 import { parse } from "../../validation.ts";
+import { formRoute, signedInFormRoute } from "./form-route.ts";
 import { clearMfaCookie, mfaCookie } from "./mfa-cookie.ts";
 import {
   continuationFrom,
@@ -78,8 +79,8 @@ function withHeaders(reply: FastifyReply, error: AppError): number {
  */
 export async function mfaPages(app: FastifyInstance): Promise<void> {
   const { config } = app.ctx;
-  const notify = (to: string, kind: Parameters<typeof mfaChangedEmail>[2], request: FastifyRequest) =>
-    sendInBackground(app.ctx.mailer, mfaChangedEmail(config, to, kind), request.log);
+  const notify = (to: string, kind: MfaChange, request: FastifyRequest) =>
+    sendInBackground(app.ctx.mailer, accountEmail(config, { kind, to }), request.log);
   const otpPost = { config: { ...html, rateLimit: routeRateLimit(config, "otp") }, preHandler: app.csrfProtection };
   const mfaPost = { config: { ...html, rateLimit: routeRateLimit(config, "mfa") }, preHandler: app.csrfProtection };
 
@@ -90,26 +91,29 @@ export async function mfaPages(app: FastifyInstance): Promise<void> {
     return renderMfa(request, reply, "otp", { title: "Two-step verification", continuation, links });
   });
 
-  app.post("/login/otp", otpPost, async (request, reply) => {
-    const body = (request.body ?? {}) as Record<string, unknown>;
-    const continuation = continuationFrom(body);
-    const links = { login: withContinuation("/login", continuation) };
-    try {
-      const { code } = parse(mfaSchemas.code, body);
-      const current = await request.currentSession();
-      const { session, token } = await signInWithSecondFactor(app.ctx, request.log, {
-        challengeToken: mfaCookie(request, config),
-        code,
-        meta: request.meta,
-        existing: current?.session ?? null,
-        clientId: continuation.clientId,
-      });
-      clearMfaCookie(reply, config);
-      setSessionCookie(reply, config, token, session.expiresAt);
-      return seeOther(reply, destination(continuation));
-    } catch (error) {
-      if (error instanceof AppError && error.code === "MFA_CHALLENGE_EXPIRED") {
+  app.post(
+    "/login/otp",
+    otpPost,
+    formRoute({
+      shows: isFormError,
+      handle: async (request, reply, { body, continuation }) => {
+        const { code } = parse(mfaSchemas.code, body);
+        const current = await request.currentSession();
+        const { session, token } = await signInWithSecondFactor(app.ctx, request.log, {
+          challengeToken: mfaCookie(request, config),
+          code,
+          meta: request.meta,
+          existing: current?.session ?? null,
+          clientId: continuation.clientId,
+        });
         clearMfaCookie(reply, config);
+        setSessionCookie(reply, config, token, session.expiresAt);
+        return seeOther(reply, destination(continuation));
+      },
+      recover: (request, reply, { continuation }, error) => {
+        if (!(error instanceof AppError && error.code === "MFA_CHALLENGE_EXPIRED")) return undefined;
+        clearMfaCookie(reply, config);
+        const links = { login: withContinuation("/login", continuation) };
         return renderMfa(
           request,
           reply,
@@ -117,31 +121,25 @@ export async function mfaPages(app: FastifyInstance): Promise<void> {
           { title: "Two-step verification", continuation, links, expired: true, formError: error.message },
           error.status,
         );
-      }
-      if (!isFormError(error)) throw error;
-      const errors = errorMap(error);
-      return renderMfa(
-        request,
-        reply,
-        "otp",
-        {
-          title: "Two-step verification",
-          continuation,
-          links,
-          errors,
-          formError: errors.code ? undefined : error.message,
-        },
-        withHeaders(reply, error),
-      );
-    }
-  });
-
-  /** The signed-in user, or a 303 to the sign-in page that comes back to /account/mfa. */
-  async function requireSession(request: FastifyRequest, reply: FastifyReply): Promise<CurrentSession | null> {
-    const current = await request.currentSession();
-    if (!current) seeOther(reply, "/login?return_to=%2Faccount%2Fmfa");
-    return current;
-  }
+      },
+      view: (request, reply, { continuation }, error) => {
+        const errors = errorMap(error);
+        return renderMfa(
+          request,
+          reply,
+          "otp",
+          {
+            title: "Two-step verification",
+            continuation,
+            links: { login: withContinuation("/login", continuation) },
+            errors,
+            formError: errors.code ? undefined : error.message,
+          },
+          withHeaders(reply, error),
+        );
+      },
+    }),
+  );
 
   async function renderManage(
     request: FastifyRequest,
@@ -167,7 +165,7 @@ export async function mfaPages(app: FastifyInstance): Promise<void> {
   }
 
   app.get("/account/mfa", { config: html }, async (request, reply) => {
-    const current = await requireSession(request, reply);
+    const current = await requireSession(request, reply, "/account/mfa");
     if (!current) return reply;
     return renderManage(request, reply, current, {
       notice: NOTICES[str((request.query as Record<string, unknown>).notice, 40) ?? ""],
@@ -175,7 +173,7 @@ export async function mfaPages(app: FastifyInstance): Promise<void> {
   });
 
   app.post("/account/mfa/setup", mfaPost, async (request, reply) => {
-    const current = await requireSession(request, reply);
+    const current = await requireSession(request, reply, "/account/mfa");
     if (!current) return reply;
     try {
       const enrolment = await beginTotpEnrolment(app.ctx, request.meta, current.user);
@@ -189,69 +187,77 @@ export async function mfaPages(app: FastifyInstance): Promise<void> {
     }
   });
 
-  app.post("/account/mfa/confirm", mfaPost, async (request, reply) => {
-    const current = await requireSession(request, reply);
-    if (!current) return reply;
-    const body = (request.body ?? {}) as Record<string, unknown>;
-    try {
-      const { code } = parse(mfaSchemas.code, body);
-      const { recoveryCodes } = await confirmTotpEnrolment(app.ctx, request.meta, { userId: current.user.id, code });
-      notify(current.user.email, "mfa_enabled", request);
-      return renderMfa(request, reply, "recovery-codes", { title: "Your recovery codes", codes: recoveryCodes });
-    } catch (error) {
-      if (error instanceof AppError && (error.code === "MFA_NOT_ENABLED" || error.code === "MFA_ALREADY_ENABLED")) {
-        return seeOther(reply, "/account/mfa");
-      }
-      if (!isFormError(error)) throw error;
-      // Show the same secret again: it is still the pending one.
-      const enrolment = await pendingTotpEnrolment(app.ctx, current.user);
-      if (!enrolment) return seeOther(reply, "/account/mfa");
-      const errors = errorMap(error);
-      return renderMfa(
-        request,
-        reply,
-        "setup",
-        {
-          title: "Set up your authenticator app",
-          enrolment,
-          errors,
-          formError: errors.code ? undefined : error.message,
-        },
-        withHeaders(reply, error),
-      );
-    }
-  });
+  /** MFA_NOT_ENABLED (and, when confirming, MFA_ALREADY_ENABLED) send the browser back to /account/mfa. */
+  const backToManage =
+    (...codes: string[]) =>
+    (_request: FastifyRequest, reply: FastifyReply, _form: unknown, error: unknown) =>
+      error instanceof AppError && codes.includes(error.code) ? seeOther(reply, "/account/mfa") : undefined;
 
-  app.post("/account/mfa/recovery-codes", mfaPost, async (request, reply) => {
-    const current = await requireSession(request, reply);
-    if (!current) return reply;
-    try {
-      const { code } = parse(mfaSchemas.code, request.body);
-      const { recoveryCodes } = await regenerateRecoveryCodes(app.ctx, request.meta, {
-        userId: current.user.id,
-        code,
-      });
-      notify(current.user.email, "mfa_recovery_codes", request);
-      return renderMfa(request, reply, "recovery-codes", { title: "Your recovery codes", codes: recoveryCodes });
-    } catch (error) {
-      if (error instanceof AppError && error.code === "MFA_NOT_ENABLED") return seeOther(reply, "/account/mfa");
-      if (!isFormError(error)) throw error;
-      return renderManage(request, reply, current, { form: "regen", error });
-    }
-  });
+  app.post(
+    "/account/mfa/confirm",
+    mfaPost,
+    signedInFormRoute("/account/mfa", {
+      shows: isFormError,
+      handle: async (request, reply, { body, current }) => {
+        const { code } = parse(mfaSchemas.code, body);
+        const { recoveryCodes } = await confirmTotpEnrolment(app.ctx, request.meta, { userId: current.user.id, code });
+        notify(current.user.email, "mfa_enabled", request);
+        return renderMfa(request, reply, "recovery-codes", { title: "Your recovery codes", codes: recoveryCodes });
+      },
+      recover: backToManage("MFA_NOT_ENABLED", "MFA_ALREADY_ENABLED"),
+      view: async (request, reply, { current }, error) => {
+        // Show the same secret again: it is still the pending one.
+        const enrolment = await pendingTotpEnrolment(app.ctx, current.user);
+        if (!enrolment) return seeOther(reply, "/account/mfa");
+        const errors = errorMap(error);
+        return renderMfa(
+          request,
+          reply,
+          "setup",
+          {
+            title: "Set up your authenticator app",
+            enrolment,
+            errors,
+            formError: errors.code ? undefined : error.message,
+          },
+          withHeaders(reply, error),
+        );
+      },
+    }),
+  );
 
-  app.post("/account/mfa/disable", mfaPost, async (request, reply) => {
-    const current = await requireSession(request, reply);
-    if (!current) return reply;
-    try {
-      const input = parse(mfaSchemas.disable, request.body);
-      await disableTotpWithPassword(app.ctx, request.meta, { user: current.user, ...input });
-      notify(current.user.email, "mfa_disabled", request);
-      return seeOther(reply, "/account/mfa?notice=disabled");
-    } catch (error) {
-      if (error instanceof AppError && error.code === "MFA_NOT_ENABLED") return seeOther(reply, "/account/mfa");
-      if (!isFormError(error)) throw error;
-      return renderManage(request, reply, current, { form: "disable", error });
-    }
-  });
+  app.post(
+    "/account/mfa/recovery-codes",
+    mfaPost,
+    signedInFormRoute("/account/mfa", {
+      shows: isFormError,
+      handle: async (request, reply, { current }) => {
+        const { code } = parse(mfaSchemas.code, request.body);
+        const { recoveryCodes } = await regenerateRecoveryCodes(app.ctx, request.meta, {
+          userId: current.user.id,
+          code,
+        });
+        notify(current.user.email, "mfa_recovery_codes", request);
+        return renderMfa(request, reply, "recovery-codes", { title: "Your recovery codes", codes: recoveryCodes });
+      },
+      recover: backToManage("MFA_NOT_ENABLED"),
+      view: (request, reply, { current }, error) => renderManage(request, reply, current, { form: "regen", error }),
+    }),
+  );
+
+  app.post(
+    "/account/mfa/disable",
+    mfaPost,
+    signedInFormRoute("/account/mfa", {
+      shows: isFormError,
+      handle: async (request, reply, { current }) => {
+        const input = parse(mfaSchemas.disable, request.body);
+        await disableTotpWithPassword(app.ctx, request.meta, { user: current.user, ...input });
+        notify(current.user.email, "mfa_disabled", request);
+        return seeOther(reply, "/account/mfa?notice=disabled");
+      },
+      recover: backToManage("MFA_NOT_ENABLED"),
+      view: (request, reply, { current }, error) => renderManage(request, reply, current, { form: "disable", error }),
+    }),
+  );
 }

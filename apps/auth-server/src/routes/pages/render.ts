@@ -1,9 +1,9 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { AppError, type FieldError } from "../../errors/index.ts";
-import type { Continuation } from "../../libraries/accounts.ts";
-import { safeReturnTo } from "../../libraries/accounts.ts";
-import { csrfToken } from "../../libraries/csrf.ts";
-import { type ClientBranding, findClientBranding } from "../../queries/branding.ts";
+import { csrfToken } from "../../http/csrf.ts";
+import type { Continuation } from "../../libraries/accounts/return-to.ts";
+import { safeReturnTo } from "../../libraries/accounts/return-to.ts";
+import { type ClientBranding, clientBranding } from "../../libraries/branding.ts";
 import { renderView } from "../../views/index.ts";
 
 /** Shared plumbing of the hosted pages: continuation parameters, client branding, rendering with the layout. */
@@ -49,18 +49,12 @@ export function destination(c: Continuation): string {
 
 export async function brandingFor(request: FastifyRequest, c: Continuation): Promise<ClientBranding | null> {
   if (!c.clientId) return null;
-  let branding: ClientBranding | null;
   try {
-    branding = await findClientBranding(request.server.ctx.db, c.clientId);
+    return await clientBranding(request.server.ctx, c.clientId);
   } catch {
     // Branding is decoration: a page (the error page above all) still renders when the lookup fails.
     return null;
   }
-  if (!branding) return null;
-  // Only https logos (or http on a loopback host in development) are shown: the CSP allows https images only.
-  const logo = branding.logoUrl;
-  const safeLogo = logo && /^https:\/\/[^\s"'<>]+$/i.test(logo) ? logo : null;
-  return { ...branding, logoUrl: safeLogo };
 }
 
 export interface PageData {

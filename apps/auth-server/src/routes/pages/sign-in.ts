@@ -1,14 +1,16 @@
 import type { FastifyInstance } from "fastify";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { setSessionCookie } from "../../http/session.ts";
-import { accountSchemas, register, signInWithPassword } from "../../libraries/accounts.ts";
+import { register } from "../../libraries/accounts/registration.ts";
+import { accountSchemas } from "../../libraries/accounts/schemas.ts";
+import { signInWithPassword } from "../../libraries/accounts/sign-in.ts";
 import { parse } from "../../validation.ts";
+import { formRoute } from "./form-route.ts";
 import { setMfaCookie } from "./mfa-cookie.ts";
 import {
   continuationFrom,
   destination,
   errorMap,
-  isFormError,
   type Notice,
   renderPage,
   seeOther,
@@ -49,11 +51,8 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
   app.post(
     "/login",
     { config: { ...html, rateLimit: routeRateLimit(config, "login") }, preHandler: app.csrfProtection },
-    async (request, reply) => {
-      const body = (request.body ?? {}) as Record<string, unknown>;
-      const continuation = continuationFrom(body);
-      const email = str(body.email, 254);
-      try {
+    formRoute({
+      handle: async (request, reply, { body, continuation }) => {
         const input = parse(accountSchemas.login, body);
         const current = await request.currentSession();
         const result = await signInWithPassword(app.ctx, {
@@ -72,25 +71,23 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
         const { session, token } = result;
         setSessionCookie(reply, config, token, session.expiresAt);
         return seeOther(reply, destination(continuation));
-      } catch (error) {
-        if (!isFormError(error)) throw error;
-        const errors = error.code === "VALIDATION_FAILED" ? errorMap(error) : {};
-        return renderPage(
+      },
+      view: (request, reply, { body, continuation }, error) =>
+        renderPage(
           request,
           reply,
           "login",
           {
             title: "Sign in",
             continuation,
-            values: { email },
-            errors,
+            values: { email: str(body.email, 254) },
+            errors: error.code === "VALIDATION_FAILED" ? errorMap(error) : {},
             formError: error.code === "VALIDATION_FAILED" ? undefined : error.message,
             links: loginLinks(continuation),
           },
           error.status,
-        );
-      }
-    },
+        ),
+    }),
   );
 
   app.get("/register", { config: html }, async (request, reply) => {
@@ -105,10 +102,8 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
   app.post(
     "/register",
     { config: { ...html, rateLimit: routeRateLimit(config, "register") }, preHandler: app.csrfProtection },
-    async (request, reply) => {
-      const body = (request.body ?? {}) as Record<string, unknown>;
-      const continuation = continuationFrom(body);
-      try {
+    formRoute({
+      handle: async (request, reply, { body, continuation }) => {
         const input = parse(accountSchemas.register, body);
         const current = await request.currentSession();
         const result = await register(app.ctx, request.log, {
@@ -122,8 +117,8 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
           return seeOther(reply, destination(continuation));
         }
         return seeOther(reply, withContinuation("/register/check-email", continuation));
-      } catch (error) {
-        if (!isFormError(error)) throw error;
+      },
+      view: (request, reply, { body, continuation }, error) => {
         const errors = errorMap(error);
         return renderPage(
           request,
@@ -139,8 +134,8 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
           },
           error.status,
         );
-      }
-    },
+      },
+    }),
   );
 
   app.get("/register/check-email", { config: html }, async (request, reply) => {

@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../libraries/clock.ts";
 
 /**
  * Request counters behind @fastify/rate-limit: a fixed window per key. Keys are `<route name>:<client IP>`, so routes
