@@ -38,6 +38,18 @@ export const tesseraOAuthCodes = {
   CONSENT_DENIED: "access_denied",
   /** access_denied at /authorize: acr_values asked for a second factor and the account has none turned on. */
   SECOND_FACTOR_NOT_ENROLLED: "access_denied",
+  /** Direct sign-in (first-party clients): the account has a second factor; send the user to the hosted sign-in. */
+  MFA_REQUIRED: "invalid_grant",
+  /** Direct sign-in: the account is disabled by an admin. */
+  ACCOUNT_DISABLED: "invalid_grant",
+  /** Direct sign-in: the email must be verified first (ALLOW_UNVERIFIED_LOGIN=false). */
+  EMAIL_NOT_VERIFIED: "invalid_grant",
+  /** Direct sign-in, 429 with Retry-After: wait before trying again (failed sign-ins of this account). */
+  LOGIN_THROTTLED: "slow_down",
+  /** Direct sign-in, 429 with Retry-After: the account is locked after many failures (an email went to its owner). */
+  ACCOUNT_LOCKED: "slow_down",
+  /** Direct sign-in, 429 with Retry-After: this IP address is suspended after many failures. */
+  IP_SUSPENDED: "slow_down",
 } as const satisfies Record<string, OAuthErrorCode>;
 
 export type TesseraOAuthCode = keyof typeof tesseraOAuthCodes;

@@ -221,6 +221,7 @@ describe("JSON API", () => {
     expect(res.json()).toEqual({
       error: "invalid_grant",
       error_description: "This account uses a second factor; sign in through Tessera's sign-in page.",
+      tessera_code: "MFA_REQUIRED",
     });
     const [user] = await t.app.ctx.db.select().from(users).where(eq(users.email, email));
     const live = await t.app.ctx.db.select().from(sessions).where(eq(sessions.userId, user!.id));

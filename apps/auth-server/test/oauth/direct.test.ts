@@ -92,7 +92,11 @@ describe("POST /api/v1/clients/sessions", () => {
     await t.app.ctx.db.update(users).set({ disabledAt: t.clock.now() }).where(eq(users.id, disabled.id));
     const response = await signIn(game, { username: disabled.email, password: PASSWORD }, "198.51.100.3");
     expect(response.statusCode).toBe(400);
-    expect(response.json()).toEqual({ error: "invalid_grant", error_description: "This account is disabled." });
+    expect(response.json()).toEqual({
+      error: "invalid_grant",
+      error_description: "This account is disabled.",
+      tessera_code: "ACCOUNT_DISABLED",
+    });
   });
 
   it("client authentication, parameters and content type are checked", async () => {
@@ -139,7 +143,7 @@ describe("POST /api/v1/clients/sessions", () => {
       if (response.statusCode === 429) throttled = response;
       else expect(response.statusCode).toBe(400);
     }
-    expect(throttled?.json().error).toBe("slow_down");
+    expect(throttled?.json()).toMatchObject({ error: "slow_down", tessera_code: "LOGIN_THROTTLED" });
     expect(Number(throttled?.headers["retry-after"])).toBeGreaterThan(0);
     // Even the right password waits now.
     expect((await signIn(game, { username: victim.email, password: PASSWORD }, "192.0.2.9")).statusCode).toBe(429);

@@ -62,21 +62,25 @@ export async function directSignIn(
   return tokenResponse(ctx, grant, refreshToken);
 }
 
-/** The OAuth answer for a failed sign-in: throttling is 429 with Retry-After, everything else invalid_grant. */
+/**
+ * The OAuth answer for a failed sign-in: throttling is 429 slow_down with Retry-After, everything else invalid_grant.
+ * A game's own login screen must tell these apart (wait, go to the hosted page, contact support), so each carries its
+ * catalog code as `tessera_code`; a wrong password and an unknown email stay one answer with no code (no enumeration).
+ */
 function signInFailure(error: AppError): OAuthError {
   switch (error.code) {
     case "IP_SUSPENDED":
     case "LOGIN_THROTTLED":
     case "ACCOUNT_LOCKED":
-      return new OAuthError("slow_down", error.message, 429, error.headers ?? {});
+      return new OAuthError("slow_down", error.message, 429, error.headers ?? {}).withCode(error.code);
     case "ACCOUNT_DISABLED":
     case "EMAIL_NOT_VERIFIED":
-      return new OAuthError("invalid_grant", error.message);
+      return new OAuthError("invalid_grant", error.message).withCode(error.code);
     case "MFA_REQUIRED":
       return new OAuthError(
         "invalid_grant",
         "This account uses a second factor; sign in through Tessera's sign-in page.",
-      );
+      ).withCode("MFA_REQUIRED");
     default:
       return new OAuthError("invalid_grant", "The email or password is incorrect.");
   }
