@@ -1,132 +1,13 @@
-import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { z } from "zod";
 import { bool, ConfigError, type Env, field, int, readSecret, url } from "./env.ts";
 
+import { devMasterKey, parseMasterKey } from "./master-key.ts";
+import { type Config, RATE_LIMIT_DEFAULTS, type RateLimitRoute } from "./types.ts";
+
 export { ConfigError } from "./env.ts";
-
-/**
- * The whole configuration, parsed once from the environment and frozen. Units are in the names.
- * Development defaults let `pnpm start` run with no variables; production mode refuses each of them by name.
- */
-export interface Config {
-  env: "development" | "production" | "test";
-  port: number;
-  host: string;
-  /** Public base URL; every link Tessera builds (emails, discovery) comes from here, never from the Host header. */
-  issuer: string;
-  databaseUrl: string | undefined;
-  dataDir: string;
-  redisUrl: string | undefined;
-  /** 32 bytes; encrypts signing keys and TOTP secrets at rest. */
-  masterKey: Buffer;
-  masterKeySource: "env" | "dev-file";
-  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
-  /** Explicit; defaults to whether the issuer is https, never to NODE_ENV. */
-  cookieSecure: boolean;
-  /** Proxies whose X-Forwarded-For is believed (IPs or CIDRs). Empty = use the socket address. */
-  trustedProxies: string[];
-  shutdownTimeoutMs: number;
-  /**
-   * Every request is answered within this many milliseconds: database work still pending then is withdrawn (never
-   * runs later) and the request gets 503 DATABASE_UNAVAILABLE (OAuth endpoints: temporarily_unavailable).
-   */
-  requestDeadlineMs: number;
-  db: {
-    maxConnections: number;
-    connectTimeoutSeconds: number;
-    /** Server-side statement_timeout of every connection (0 = none); within a request, the deadline bounds it too. */
-    statementTimeoutMs: number;
-    idleInTransactionTimeoutMs: number;
-  };
-  passwords: {
-    argon2MemoryKib: number;
-    argon2TimeCost: number;
-    argon2Parallelism: number;
-    minLength: number;
-    /**
-     * Register and forgot-password answer no sooner than this many milliseconds after they start, so the extra writes
-     * of a new account (or a reset link) do not show in the response time. 0 turns it off (for tests of other things).
-     */
-    responseFloorMs: number;
-  };
-  sessions: {
-    absoluteTtlSeconds: number;
-    idleTtlSeconds: number;
-    allowUnverifiedLogin: boolean;
-  };
-  tokens: {
-    emailVerificationTtlSeconds: number;
-    passwordResetTtlSeconds: number;
-    authorizationCodeTtlSeconds: number;
-    accessTokenTtlSeconds: number;
-    idTokenTtlSeconds: number;
-    refreshGraceSeconds: number;
-    clientSecretOverlapSeconds: number;
-    signingAlg: "RS256" | "ES256" | "EdDSA";
-  };
-  jobs: {
-    sweeperIntervalSeconds: number;
-    sweeperRetentionSeconds: number;
-    backchannelIntervalSeconds: number;
-  };
-  mail: {
-    driver: "outbox" | "mailjet";
-    from: string;
-    fromName: string;
-    mailjetApiKey: string | undefined;
-    mailjetApiSecret: string | undefined;
-    /** Override of Mailjet's API URL, for tests pointing node-mailjet at a local stub. */
-    mailjetApiUrl: string | undefined;
-  };
-  /** Per-route request limits per client IP (`RATE_LIMIT_<ROUTE>=max/windowSeconds`); Redis-shared when REDIS_URL is set. */
-  rateLimits: {
-    enabled: boolean;
-    /** Prefix of every Redis key, so several deployments (or test runs) can share one Redis. */
-    redisPrefix: string;
-    routes: Record<RateLimitRoute, { max: number; windowSeconds: number }>;
-  };
-  /** Failed sign-in throttling: IP suspension with exponential backoff, per-account delays then a time-based lock. */
-  throttle: {
-    ipMaxFailures: number;
-    ipWindowSeconds: number;
-    ipSuspendBaseSeconds: number;
-    ipSuspendMaxSeconds: number;
-    /** Failures per account before any delay. */
-    accountFreeFailures: number;
-    accountDelayBaseSeconds: number;
-    accountDelayMaxSeconds: number;
-    /** Failures (within the window) that lock the account for a while. */
-    accountLockThreshold: number;
-    accountLockSeconds: number;
-    accountLockMaxSeconds: number;
-    /** Failures older than this are forgotten. */
-    accountWindowSeconds: number;
-  };
-  mfa: {
-    /** Lifetime of the half-finished sign-in between the password and the code step. */
-    challengeTtlSeconds: number;
-    challengeMaxAttempts: number;
-  };
-}
-
-/** Routes with their own request limit; each reads `RATE_LIMIT_<NAME>` (e.g. `RATE_LIMIT_LOGIN=20/60`). */
-export const RATE_LIMIT_DEFAULTS = {
-  login: "20/60",
-  register: "10/600",
-  forgot_password: "5/600",
-  reset_password: "10/600",
-  verify_email: "20/600",
-  otp: "10/60",
-  mfa: "20/600",
-  token: "600/60",
-  introspect: "600/60",
-  revoke: "300/60",
-  admin: "300/60",
-} as const;
-export type RateLimitRoute = keyof typeof RATE_LIMIT_DEFAULTS;
+export { type Config, RATE_LIMIT_DEFAULTS, type RateLimitRoute } from "./types.ts";
 
 function rateLimitRoutes(env: Env, problems: string[]): Config["rateLimits"]["routes"] {
   const spec = z
@@ -144,26 +25,6 @@ function rateLimitRoutes(env: Env, problems: string[]): Config["rateLimits"]["ro
 
 /** Without ISSUER, the development issuer follows PORT, so `PORT=4000 pnpm start` still builds working links. */
 const devIssuer = (port: number | undefined) => `http://localhost:${port && port > 0 ? port : 3000}`;
-
-function parseMasterKey(raw: string, problems: string[]): Buffer | undefined {
-  const trimmed = raw.trim();
-  const buf = /^[0-9a-fA-F]{64}$/.test(trimmed) ? Buffer.from(trimmed, "hex") : Buffer.from(trimmed, "base64url");
-  if (buf.length !== 32) {
-    problems.push("TESSERA_MASTER_KEY: expected 32 bytes as 64 hex characters or base64 (try: openssl rand -hex 32)");
-    return undefined;
-  }
-  return buf;
-}
-
-/** In development a master key is generated once into DATA_DIR so data stays readable across restarts. */
-function devMasterKey(dataDir: string): Buffer {
-  const path = join(dataDir, "dev-master-key");
-  if (existsSync(path)) return Buffer.from(readFileSync(path, "utf8").trim(), "hex");
-  mkdirSync(dataDir, { recursive: true });
-  const key = randomBytes(32);
-  writeFileSync(path, key.toString("hex"), { mode: 0o600 });
-  return key;
-}
 
 export function loadConfig(env: Env = process.env, overrides: { dataDirForDevKey?: string } = {}): Config {
   const problems: string[] = [];

@@ -1,0 +1,120 @@
+/**
+ * The whole configuration, parsed once from the environment and frozen. Units are in the names.
+ * Development defaults let `pnpm start` run with no variables; production mode refuses each of them by name.
+ */
+export interface Config {
+  env: "development" | "production" | "test";
+  port: number;
+  host: string;
+  /** Public base URL; every link Tessera builds (emails, discovery) comes from here, never from the Host header. */
+  issuer: string;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  redisUrl: string | undefined;
+  /** 32 bytes; encrypts signing keys and TOTP secrets at rest. */
+  masterKey: Buffer;
+  masterKeySource: "env" | "dev-file";
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** Explicit; defaults to whether the issuer is https, never to NODE_ENV. */
+  cookieSecure: boolean;
+  /** Proxies whose X-Forwarded-For is believed (IPs or CIDRs). Empty = use the socket address. */
+  trustedProxies: string[];
+  shutdownTimeoutMs: number;
+  /**
+   * Every request is answered within this many milliseconds: database work still pending then is withdrawn (never
+   * runs later) and the request gets 503 DATABASE_UNAVAILABLE (OAuth endpoints: temporarily_unavailable).
+   */
+  requestDeadlineMs: number;
+  db: {
+    maxConnections: number;
+    connectTimeoutSeconds: number;
+    /** Server-side statement_timeout of every connection (0 = none); within a request, the deadline bounds it too. */
+    statementTimeoutMs: number;
+    idleInTransactionTimeoutMs: number;
+  };
+  passwords: {
+    argon2MemoryKib: number;
+    argon2TimeCost: number;
+    argon2Parallelism: number;
+    minLength: number;
+    /**
+     * Register and forgot-password answer no sooner than this many milliseconds after they start, so the extra writes
+     * of a new account (or a reset link) do not show in the response time. 0 turns it off (for tests of other things).
+     */
+    responseFloorMs: number;
+  };
+  sessions: {
+    absoluteTtlSeconds: number;
+    idleTtlSeconds: number;
+    allowUnverifiedLogin: boolean;
+  };
+  tokens: {
+    emailVerificationTtlSeconds: number;
+    passwordResetTtlSeconds: number;
+    authorizationCodeTtlSeconds: number;
+    accessTokenTtlSeconds: number;
+    idTokenTtlSeconds: number;
+    refreshGraceSeconds: number;
+    clientSecretOverlapSeconds: number;
+    signingAlg: "RS256" | "ES256" | "EdDSA";
+  };
+  jobs: {
+    sweeperIntervalSeconds: number;
+    sweeperRetentionSeconds: number;
+    backchannelIntervalSeconds: number;
+  };
+  mail: {
+    driver: "outbox" | "mailjet";
+    from: string;
+    fromName: string;
+    mailjetApiKey: string | undefined;
+    mailjetApiSecret: string | undefined;
+    /** Override of Mailjet's API URL, for tests pointing node-mailjet at a local stub. */
+    mailjetApiUrl: string | undefined;
+  };
+  /** Per-route request limits per client IP (`RATE_LIMIT_<ROUTE>=max/windowSeconds`); Redis-shared when REDIS_URL is set. */
+  rateLimits: {
+    enabled: boolean;
+    /** Prefix of every Redis key, so several deployments (or test runs) can share one Redis. */
+    redisPrefix: string;
+    routes: Record<RateLimitRoute, { max: number; windowSeconds: number }>;
+  };
+  /** Failed sign-in throttling: IP suspension with exponential backoff, per-account delays then a time-based lock. */
+  throttle: {
+    ipMaxFailures: number;
+    ipWindowSeconds: number;
+    ipSuspendBaseSeconds: number;
+    ipSuspendMaxSeconds: number;
+    /** Failures per account before any delay. */
+    accountFreeFailures: number;
+    accountDelayBaseSeconds: number;
+    accountDelayMaxSeconds: number;
+    /** Failures (within the window) that lock the account for a while. */
+    accountLockThreshold: number;
+    accountLockSeconds: number;
+    accountLockMaxSeconds: number;
+    /** Failures older than this are forgotten. */
+    accountWindowSeconds: number;
+  };
+  mfa: {
+    /** Lifetime of the half-finished sign-in between the password and the code step. */
+    challengeTtlSeconds: number;
+    challengeMaxAttempts: number;
+  };
+}
+
+/** Routes with their own request limit; each reads `RATE_LIMIT_<NAME>` (e.g. `RATE_LIMIT_LOGIN=20/60`). */
+export const RATE_LIMIT_DEFAULTS = {
+  login: "20/60",
+  register: "10/600",
+  forgot_password: "5/600",
+  reset_password: "10/600",
+  verify_email: "20/600",
+  otp: "10/60",
+  mfa: "20/600",
+  token: "600/60",
+  introspect: "600/60",
+  revoke: "300/60",
+  admin: "300/60",
+} as const;
+export type RateLimitRoute = keyof typeof RATE_LIMIT_DEFAULTS;
