@@ -118,8 +118,37 @@ function boundTransaction<T>(fn: (sql: TransactionSql) => T | Promise<T>) {
   };
 }
 
+/**
+ * `sql.reserve()` bound to the deadline: a pool with no connection to give (the database unreachable) makes reserve()
+ * wait, and a connection handed out after the deadline would run the caller's statements late. So the wait ends at
+ * the deadline (a connection that arrives afterwards goes straight back to the pool, unused), and the reserved
+ * connection's own statements are bound like every other (the pipelined refresh in the auth-server runs on one).
+ */
+async function reserveBounded(target: Sql): Promise<postgres.ReservedSql<Record<string, never>>> {
+  const remaining = assertTime();
+  const pending = target.reserve();
+  if (remaining === undefined) return pending;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DeadlineExceededError()), remaining);
+    timer.unref();
+  });
+  try {
+    const connection = await Promise.race([pending, expired]);
+    return withDeadlines(connection);
+  } catch (error) {
+    pending.then(
+      (late) => late.release(),
+      () => {},
+    );
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The postgres.js client (or a transaction's) with every statement bound to the current request deadline. */
-export function withDeadlines<S extends Sql | TransactionSql>(sql: S): S {
+export function withDeadlines<S extends Sql | TransactionSql | postgres.ReservedSql<Record<string, never>>>(sql: S): S {
   return new Proxy(sql, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver);
@@ -136,6 +165,9 @@ export function withDeadlines<S extends Sql | TransactionSql>(sql: S): S {
           }
           return (target as Sql).begin(...(args as [string]), boundTransaction(fn));
         };
+      }
+      if (property === "reserve") {
+        return () => reserveBounded(target as Sql);
       }
       if (property === "savepoint") {
         return (...args: unknown[]) => {

@@ -90,6 +90,31 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("request deadlines on PostgreSQL
     expect(await rowsFor(address)).toBe(0);
   });
 
+  it("gives up a reserved connection at the deadline; statements meant for it never run when the database returns", async () => {
+    const { proxy, handle } = await throughProxy();
+    proxy.blackhole();
+    const address = email();
+    // What the auth-server's pipelined refresh does on PostgreSQL: reserve a connection, then send its statements.
+    const client = (handle.db as unknown as { session: { client: postgres.Sql } }).session.client;
+    const attempt = runWithDeadline(performance.now() + 300, async () => {
+      const connection = await client.reserve();
+      try {
+        await connection.unsafe("insert into users (email) values ($1)", [address]);
+      } finally {
+        connection.release();
+      }
+    }).then(
+      () => "inserted",
+      (error: unknown) => codeOf(error),
+    );
+    await sleep(800);
+    proxy.heal();
+    expect(await attempt).toBe("DB_DEADLINE_EXCEEDED");
+    await handle.db.execute(sql`select 1`);
+    await sleep(200);
+    expect(await rowsFor(address)).toBe(0);
+  });
+
   it("rolls back, never commits, a transaction whose deadline passed while it ran", async () => {
     const address = email();
     const outcome = await runWithDeadline(performance.now() + 300, () =>
