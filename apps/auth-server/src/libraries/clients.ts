@@ -5,8 +5,10 @@ import type { CoreContext } from "../context.ts";
 import { AppError, type FieldError } from "../errors/index.ts";
 import {
   type ClientRow,
+  cachedActiveClient,
   findActiveClientByClientId,
   findClientByClientId,
+  forgetClient,
   insertClient,
   replaceClientSecret,
   selectClients,
@@ -288,7 +290,11 @@ export async function authenticateClient(
   credentials: { clientId: string; clientSecret: string },
 ): Promise<ClientRow> {
   const { clientId, clientSecret } = credentials;
-  const client = await findActiveClient(deps.db, clientId);
+  // Through the per-instance client cache (queries/clients.ts: changes made elsewhere apply within 5 s).
+  const client =
+    typeof clientId === "string" && clientId.length > 0 && clientId.length <= 128
+      ? await cachedActiveClient(deps.db, clientId, deps.clock.now().getTime())
+      : null;
   const presented = sha256(typeof clientSecret === "string" ? clientSecret : "");
   const matchesCurrent = safeEqual(presented, client?.clientSecretHash ?? DUMMY_HASH);
   const previousValid = Boolean(
@@ -333,6 +339,7 @@ export async function rotateClientSecret(
     });
     return updated;
   });
+  forgetClient(deps.db, clientId);
   return { client, clientSecret };
 }
 
@@ -346,7 +353,7 @@ export async function updateClient(
   const valid = parseInput(updateSchema, patch);
   checkUris(valid);
   await getClient(deps.db, clientId);
-  return deps.db.transaction(async (tx) => {
+  const result = await deps.db.transaction(async (tx) => {
     const updated = await updateClientByClientId(tx, clientId, { ...rowValues(valid), updatedAt: deps.clock.now() });
     if (!updated) throw new AppError("CLIENT_NOT_FOUND");
     await audit(tx, actor.meta, {
@@ -360,6 +367,8 @@ export async function updateClient(
     });
     return updated;
   });
+  forgetClient(deps.db, clientId);
+  return result;
 }
 
 /**
@@ -370,7 +379,7 @@ export async function disableClient(deps: CoreContext, clientId: string, actor: 
   const existing = await getClient(deps.db, clientId);
   if (existing.disabledAt) return existing;
   const now = deps.clock.now();
-  return deps.db.transaction(async (tx) => {
+  const result = await deps.db.transaction(async (tx) => {
     const updated = await updateClientByClientId(tx, clientId, { disabledAt: now, updatedAt: now });
     if (!updated) throw new AppError("CLIENT_NOT_FOUND");
     await audit(tx, actor.meta, {
@@ -382,6 +391,8 @@ export async function disableClient(deps: CoreContext, clientId: string, actor: 
     });
     return updated;
   });
+  forgetClient(deps.db, clientId);
+  return result;
 }
 
 /** Re-enables a disabled client. Idempotent. Its old refresh tokens stay bound to their sessions' expiry. */
@@ -389,7 +400,7 @@ export async function enableClient(deps: CoreContext, clientId: string, actor: A
   const existing = await getClient(deps.db, clientId);
   if (!existing.disabledAt) return existing;
   const now = deps.clock.now();
-  return deps.db.transaction(async (tx) => {
+  const result = await deps.db.transaction(async (tx) => {
     const updated = await updateClientByClientId(tx, clientId, { disabledAt: null, updatedAt: now });
     if (!updated) throw new AppError("CLIENT_NOT_FOUND");
     await audit(tx, actor.meta, {
@@ -401,6 +412,8 @@ export async function enableClient(deps: CoreContext, clientId: string, actor: A
     });
     return updated;
   });
+  forgetClient(deps.db, clientId);
+  return result;
 }
 
 /** The public shape of a client (RFC 7591 metadata names), for the admin API and the CLI's --json. */
