@@ -10,8 +10,9 @@ import { acrFor } from "../totp.ts";
 
 /**
  * Refresh tokens are opaque to clients: `tsr_` (so secret scanners can spot one) + 32 bytes, base64url. The first 16
- * bytes are the chain's id (a random UUID, the same for every token of one chain), the last 16 fresh random bytes:
- * 250 unguessable bits for an outsider, and 128 fresh ones per rotation for whoever holds an earlier token of the chain.
+ * bytes are the chain's id (16 CSPRNG bytes drawn when the chain starts, stored in a uuid column), the last 16 fresh
+ * CSPRNG bytes: 256 unguessable bits for an outsider, and 128 fresh ones per rotation for whoever holds an earlier
+ * token of the chain.
  * Only SHA-256 is stored. The chain id lets Tessera recognize any retired token of a chain after its row is gone
  * (reuse detection), so a chain keeps two rows, not one per refresh.
  */
@@ -23,13 +24,18 @@ function newRefreshToken(chainId: string): string {
   return REFRESH_TOKEN_PREFIX + Buffer.concat([chain, randomBytes(16)]).toString("base64url");
 }
 
+/** 16 bytes in the uuid text form (any 16 bytes are a valid PostgreSQL uuid). */
+function uuidText(bytes: Buffer): string {
+  const hex = bytes.toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
 /** The chain id a refresh token names, or null for anything not shaped like one (older tokens name a random one). */
 export function chainIdOf(token: string): string | null {
   if (token.length !== REFRESH_TOKEN_LENGTH || !token.startsWith(REFRESH_TOKEN_PREFIX)) return null;
   const bytes = Buffer.from(token.slice(REFRESH_TOKEN_PREFIX.length), "base64url");
   if (bytes.length !== 32) return null;
-  const hex = bytes.subarray(0, 16).toString("hex");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  return uuidText(bytes.subarray(0, 16));
 }
 
 /** The /token response (RFC 6749 5.1 + OIDC 3.1.3.3), plus the session's absolute expiry. */
@@ -72,7 +78,7 @@ export async function createRefreshToken(
     now: Date;
   },
 ): Promise<{ id: string; token: string }> {
-  const chainId = values.chainId ?? randomUUID();
+  const chainId = values.chainId ?? uuidText(randomBytes(16));
   const token = newRefreshToken(chainId);
   const id = await insertRefreshTokenRow(db, {
     tokenHash: sha256(token),
