@@ -1,13 +1,13 @@
 // pnpm bench [NAME ...]: every benchmark, or the named ones.
 //   sdk         the SDK's protected route against the same route unprotected (bench/run.mjs)
 //   oauth       all of the OAuth benchmarks below (bench/oauth.mjs)
-//   refresh | introspect | userinfo | password | authorize   one of them
+//   refresh | introspect | userinfo | password | authorize | discovery   one of them
 //   explain     query plans of the hot and sweeper queries on ~1M refresh tokens (bench/explain.ts)
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const OAUTH = ["refresh", "introspect", "userinfo", "password", "authorize"];
+const OAUTH = ["refresh", "introspect", "userinfo", "password", "authorize", "discovery"];
 const args = process.argv.slice(2);
 const names = args.length ? args : ["sdk", "oauth"];
 const unknown = names.filter((n) => !["sdk", "oauth", "explain", ...OAUTH].includes(n));

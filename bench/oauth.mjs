@@ -28,7 +28,7 @@ if (hasTaskset && !process.env.BENCH_PINNED) {
 }
 
 async function main() {
-  const ALL = ["refresh", "introspect", "userinfo", "password", "authorize"];
+  const ALL = ["refresh", "introspect", "userinfo", "password", "authorize", "discovery"];
   const wanted = process.argv.slice(2).filter((a) => ALL.includes(a));
   const benches = wanted.length ? wanted : ALL;
   const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
@@ -44,6 +44,7 @@ async function main() {
   dbUrl.pathname = `/${dbName}`;
 
   const children = [];
+  let tesseraTarget;
   /** Highest RSS seen per server (sampled after every measured round). */
   const maxSeen = { tessera: 0, peer: 0 };
   const cleanup = async () => {
@@ -57,6 +58,7 @@ async function main() {
     const tessera = await start("tessera", ["--import", "tsx", "bench/targets/tessera.ts"], {
       DATABASE_URL: dbUrl.href,
     });
+    tesseraTarget = tessera;
     const peer = await start("peer", ["bench/targets/peer.mjs"]);
     const raw = await start("raw", ["bench/targets/raw.mjs"], { DATABASE_URL: dbUrl.href });
     await sleep(2000);
@@ -73,12 +75,6 @@ async function main() {
           return { rps: count / s, cpuPerRequest: cpu / count };
         },
       };
-      // BENCH_CPU_PROF=file: a V8 CPU profile of the Tessera server during one extra refresh round.
-      if (process.env.BENCH_CPU_PROF) {
-        await ask(tessera, "profile-start");
-        await sides.tessera(ROUND_SECONDS);
-        await ask(tessera, `profile-stop ${process.env.BENCH_CPU_PROF}`);
-      }
       const r = await alternate("refresh_token grant (16 chains)", sides);
       results.push(
         ratioRow(r, "refresh_token grant, 16 chains", "peer", "node-oidc-provider"),
@@ -90,10 +86,17 @@ async function main() {
         ),
       );
     }
+    // A fresh access token for each of these (the refresh bench can outlast Tessera's 300 s access-token lifetime, and
+    // node-oidc-provider's in-memory adapter is an LRU that drops old entries under the refresh load).
+    const freshAccessTokens = async () => {
+      tessera.info.accessToken = (await ask(tessera, "access")).accessToken;
+      peer.info.accessToken = (await ask(peer, "access")).accessToken;
+    };
     if (benches.includes("introspect")) {
+      await freshAccessTokens();
       const body = (t) => `token=${encodeURIComponent(t.info.accessToken)}`;
       const check = async (t) => {
-        const response = await fetch(`http://127.0.0.1:${t.info.port}/introspect`, {
+        const response = await fetch(`http://127.0.0.1:${t.info.port}${t.info.paths.introspect}`, {
           method: "POST",
           headers: { authorization: t.info.basic, "content-type": "application/x-www-form-urlencoded" },
           body: body(t),
@@ -106,7 +109,7 @@ async function main() {
       const cannon = (t) => (s) =>
         cannonRound(t, s, {
           method: "POST",
-          path: "/introspect",
+          path: t.info.paths.introspect,
           headers: { authorization: t.info.basic, "content-type": "application/x-www-form-urlencoded" },
           body: body(t),
         });
@@ -114,17 +117,24 @@ async function main() {
       results.push(ratioRow(r, "/introspect", "peer", "node-oidc-provider"));
     }
     if (benches.includes("userinfo")) {
+      await freshAccessTokens();
       const cannon = (t) => (s) =>
-        cannonRound(t, s, { method: "GET", path: "/me", headers: { authorization: `Bearer ${t.info.accessToken}` } });
-      // node-oidc-provider serves userinfo at /me, Tessera at /userinfo.
-      const tesseraSide = (s) =>
-        cannonRound(tessera, s, {
+        cannonRound(t, s, {
           method: "GET",
-          path: "/userinfo",
-          headers: { authorization: `Bearer ${tessera.info.accessToken}` },
+          path: t.info.paths.userinfo,
+          headers: { authorization: `Bearer ${t.info.accessToken}` },
         });
-      const r = await alternate("/userinfo", { tessera: tesseraSide, peer: cannon(peer) });
+      const r = await alternate("/userinfo", { tessera: cannon(tessera), peer: cannon(peer) });
       results.push(ratioRow(r, "/userinfo", "peer", "node-oidc-provider"));
+    }
+    if (benches.includes("discovery")) {
+      // No database, no crypto: what each server costs per request before any OAuth work (the HTTP layer).
+      const cannon = (t) => (s) => cannonRound(t, s, { method: "GET", path: "/.well-known/openid-configuration" });
+      const r = await alternate("GET /.well-known/openid-configuration", {
+        tessera: cannon(tessera),
+        peer: cannon(peer),
+      });
+      results.push(ratioRow(r, "discovery document (HTTP layer only)", "peer", "node-oidc-provider"));
     }
     if (benches.includes("password")) {
       const login = (s) => passwordRound(tessera, s);
@@ -316,10 +326,17 @@ async function main() {
   }
 
   /** ROUNDS rounds; in each, every side runs once, in an order that rotates from round to round. */
-  async function alternate(title, sides) {
+  async function alternate(title, sides, tessera = tesseraTarget) {
     console.log(`\n${title}: ${ROUNDS} rounds of ${ROUND_SECONDS}s per side`);
     const names = Object.keys(sides);
     for (const name of names) await sides[name](1); // warm-up
+    // BENCH_CPU_PROF=prefix: a V8 CPU profile of the Tessera server during one extra round, in prefix.<bench>.cpuprofile.
+    if (process.env.BENCH_CPU_PROF && sides.tessera) {
+      await ask(tessera, "profile-start");
+      await sides.tessera(ROUND_SECONDS);
+      const file = `${process.env.BENCH_CPU_PROF}.${title.replace(/[^a-z]+/gi, "-")}.cpuprofile`;
+      await ask(tessera, `profile-stop ${file}`);
+    }
     const runs = Object.fromEntries(names.map((n) => [n, []]));
     for (let round = 0; round < ROUNDS; round++) {
       const order = names.map((_, i) => names[(i + round) % names.length]);

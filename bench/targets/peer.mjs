@@ -11,8 +11,13 @@ const CLIENT_SECRET = randomBytes(32).toString("base64url");
 const ACCOUNT = "0b7a7c38-5f0e-4a55-9c55-6f5f3c1f0d11";
 const SCOPE = "openid profile email offline_access";
 
-const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-const jwk = { ...privateKey.export({ format: "jwk" }), kid: "bench", alg: "RS256", use: "sig" };
+// BENCH_SIGNING_ALG=ES256 signs ID tokens with P-256 instead (as the Tessera target then does).
+const ALG = process.env.BENCH_SIGNING_ALG === "ES256" ? "ES256" : "RS256";
+const { privateKey } =
+  ALG === "ES256"
+    ? generateKeyPairSync("ec", { namedCurve: "P-256" })
+    : generateKeyPairSync("rsa", { modulusLength: 2048 });
+const jwk = { ...privateKey.export({ format: "jwk" }), kid: "bench", alg: ALG, use: "sig" };
 
 const provider = new Provider("http://127.0.0.1", {
   clients: [
@@ -22,12 +27,14 @@ const provider = new Provider("http://127.0.0.1", {
       redirect_uris: ["https://bench.example/cb"],
       grant_types: ["authorization_code", "refresh_token"],
       token_endpoint_auth_method: "client_secret_basic",
+      id_token_signed_response_alg: ALG,
     },
   ],
   jwks: { keys: [jwk] },
   scopes: ["openid", "offline_access", "profile", "email"],
   claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name"] },
   features: { introspection: { enabled: true }, devInteractions: { enabled: false } },
+  enabledJWA: { idTokenSigningAlgValues: ["RS256", "ES256"] },
   rotateRefreshToken: true,
   findAccount: (_ctx, id) => ({
     accountId: id,
@@ -71,12 +78,14 @@ process.stdout.write(
     port: server.address().port,
     basic: `Basic ${Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString("base64")}`,
     accessToken: await newAccessToken(),
+    paths: { introspect: "/token/introspection", userinfo: "/me" },
   })}\n`,
 );
 
 process.on("message", async (message) => {
   if (message === "cpu") process.send({ cpu: process.cpuUsage() });
   else if (message === "rss") process.send({ rss: process.memoryUsage().rss });
+  else if (message === "access") process.send({ accessToken: await newAccessToken() });
   else if (message.startsWith("chains ")) {
     const chains = [];
     for (let i = 0; i < Number(message.slice(7)); i++) chains.push(await newChain());

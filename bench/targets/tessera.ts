@@ -25,6 +25,8 @@ const config = loadConfig({
   ISSUER: "https://tessera.bench.example",
   TESSERA_MASTER_KEY: "22".repeat(32),
   LOG_LEVEL: "warn",
+  // BENCH_SIGNING_ALG=ES256|EdDSA to measure another signing algorithm (default: Tessera's default, RS256).
+  SIGNING_ALG: process.env.BENCH_SIGNING_ALG ?? "RS256",
   RATE_LIMIT_ENABLED: "false",
   COOKIE_SECURE: "true",
   MAIL_DRIVER: "mailjet",
@@ -120,6 +122,7 @@ process.stdout.write(
     emails,
     password: PASSWORD,
     origin: config.issuer,
+    paths: { introspect: "/introspect", userinfo: "/userinfo" },
   })}\n`,
 );
 
@@ -141,6 +144,7 @@ process.on("message", async (message: string) => {
     process.send?.({ ok: true });
   } else if (message === "cpu") process.send?.({ cpu: process.cpuUsage() });
   else if (message === "rss") process.send?.({ rss: process.memoryUsage().rss });
+  else if (message === "access") process.send?.({ accessToken: (await newChain(cookie)).access_token });
   else if (message.startsWith("chains ")) {
     const n = Number(message.slice(7));
     const chains = [];
