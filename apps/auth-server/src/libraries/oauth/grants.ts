@@ -12,6 +12,7 @@ import {
   lockRefreshTokenByHash,
   type RefreshTokenWithOwners,
   retireRefreshToken,
+  rotateInTwoRoundTrips,
   slideSessionIdle,
 } from "../../queries/refresh-tokens.ts";
 import { audit, type RequestMeta } from "../audit.ts";
@@ -23,7 +24,14 @@ import { OAuthError } from "./errors.ts";
 import { splitScope } from "./params.ts";
 import { CODE_VERIFIER, verifyPkce } from "./pkce.ts";
 import { narrowScope } from "./scopes.ts";
-import { chainIdOf, createRefreshToken, type Grant, type TokenResponse, tokenResponse } from "./tokens.ts";
+import {
+  chainIdOf,
+  createRefreshToken,
+  type Grant,
+  newRefreshTokenValue,
+  type TokenResponse,
+  tokenResponse,
+} from "./tokens.ts";
 
 /** Longest code or refresh token looked up; real ones are 43 (+4 prefix) characters. */
 const MAX_TOKEN_LENGTH = 512;
@@ -163,6 +171,43 @@ export async function refreshTokenGrant(
   const now = ctx.clock.now();
   const receivedAt = params.receivedAt ?? now;
 
+  /** The rules every presented token meets before rotation or reuse is considered, in order; null when it does. */
+  function check(owned: RefreshTokenWithOwners): Outcome | null {
+    if (owned.token.clientId !== client.id) return fail("The refresh token was not issued to this client.");
+    if (owned.token.revokedAt) return fail("The refresh token has been revoked.");
+    const problem = owned.client.disabledAt
+      ? "The client is disabled."
+      : sessionProblem(owned.session, owned.user, now);
+    if (problem) return fail(problem);
+    // invalid_scope before anything else happens to the chain.
+    narrowScope(splitScope(owned.token.scope), params.scope);
+    return null;
+  }
+
+  // PostgreSQL: a plain rotation (a live token that passes every check) in two round trips. Anything else, and a
+  // rotation that lost a race, takes the general path below, which reads everything again.
+  let rotation: { grant: Grant; token: string } | undefined;
+  const fast = await rotateInTwoRoundTrips(ctx.db, tokenHash, (found) => {
+    if (!found || check(found) || found.token.rotatedAt) return null;
+    const session = slideIdle(found.session, now, ctx.config.sessions.idleTtlSeconds);
+    const scopes = narrowScope(splitScope(found.token.scope), params.scope);
+    const { token, chainId: successorChain } = newRefreshTokenValue(found.token.chainId);
+    rotation = { grant: { client, user: found.user, session, scopes }, token };
+    return {
+      tokenHash: sha256(token),
+      sessionId: session.id,
+      clientId: client.id,
+      userId: found.user.id,
+      parentId: found.token.id,
+      chainId: successorChain,
+      authorizationCodeId: found.token.authorizationCodeId,
+      scope: found.token.scope,
+      createdAt: now,
+      idleExpiresAt: session.idleExpiresAt,
+    };
+  });
+  if (fast && "successorId" in fast && rotation) return tokenResponse(ctx, rotation.grant, rotation.token);
+
   const attempt = () =>
     ctx.db.transaction(async (tx): Promise<Outcome> => {
       // checkToken, checkClientBinding, lockSession, checkRevoked, checkSession: in this order. The token is read and
@@ -208,19 +253,6 @@ export async function refreshTokenGrant(
       // request again, which then reads the token as it is now).
       if (!retired) throw new LostRotationRace();
       return { ok: true, grant, refreshToken: successor.token };
-
-      /** The rules every presented token meets before rotation or reuse is considered, in order; null when it does. */
-      function check(owned: RefreshTokenWithOwners): Outcome | null {
-        if (owned.token.clientId !== client.id) return fail("The refresh token was not issued to this client.");
-        if (owned.token.revokedAt) return fail("The refresh token has been revoked.");
-        const problem = owned.client.disabledAt
-          ? "The client is disabled."
-          : sessionProblem(owned.session, owned.user, now);
-        if (problem) return fail(problem);
-        // invalid_scope before anything else happens to the chain.
-        narrowScope(splitScope(owned.token.scope), params.scope);
-        return null;
-      }
 
       async function retiredTokenPresented(owned: RefreshTokenWithOwners): Promise<Outcome> {
         const rotatedAt = owned.token.rotatedAt as Date;

@@ -19,6 +19,12 @@ import { acrFor } from "../totp.ts";
 export const REFRESH_TOKEN_PREFIX = "tsr_";
 const REFRESH_TOKEN_LENGTH = REFRESH_TOKEN_PREFIX.length + 43;
 
+/** A new refresh token value: in the given chain, or in a new one. Only its SHA-256 may be stored. */
+export function newRefreshTokenValue(chainId: string | null): { token: string; chainId: string } {
+  const chain = chainId ?? uuidText(randomBytes(16));
+  return { token: newRefreshToken(chain), chainId: chain };
+}
+
 function newRefreshToken(chainId: string): string {
   const chain = Buffer.from(chainId.replaceAll("-", ""), "hex");
   return REFRESH_TOKEN_PREFIX + Buffer.concat([chain, randomBytes(16)]).toString("base64url");
