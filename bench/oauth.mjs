@@ -44,6 +44,10 @@ async function main() {
   dbUrl.pathname = `/${dbName}`;
 
   const children = [];
+  // Whatever happens (even an uncaught error), the servers do not outlive this process.
+  process.on("exit", () => {
+    for (const child of children) child.kill("SIGTERM");
+  });
   let tesseraTarget;
   /** Highest RSS seen per server (sampled after every measured round). */
   const maxSeen = { tessera: 0, peer: 0 };
