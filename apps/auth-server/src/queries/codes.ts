@@ -1,5 +1,6 @@
 import { authorizationCodes, type Executor, refreshTokens, sessions, users } from "@tessera/db";
-import { and, eq, gt, isNull } from "drizzle-orm";
+import { and, eq, gt, isNull, sql } from "drizzle-orm";
+import { prepared } from "./prepared.ts";
 import { revokeClientChain } from "./refresh-tokens.ts";
 
 export type AuthorizationCodeRow = typeof authorizationCodes.$inferSelect;
@@ -23,17 +24,21 @@ export async function consumeAuthorizationCode(
   codeHash: string,
   now: Date,
 ): Promise<AuthorizationCodeRow | null> {
-  const [row] = await db
-    .update(authorizationCodes)
-    .set({ consumedAt: now })
-    .where(
-      and(
-        eq(authorizationCodes.codeHash, codeHash),
-        isNull(authorizationCodes.consumedAt),
-        gt(authorizationCodes.expiresAt, now),
-      ),
-    )
-    .returning();
+  const [row] = await prepared(db, "authorization_code_consume", (d) =>
+    d
+      .update(authorizationCodes)
+      .set({ consumedAt: sql.placeholder("now") as unknown as Date })
+      .where(
+        and(
+          eq(authorizationCodes.codeHash, sql.placeholder("codeHash")),
+          isNull(authorizationCodes.consumedAt),
+          // A placeholder compared with a column is sent as is (no column encoding): the timestamp as text.
+          gt(authorizationCodes.expiresAt, sql.placeholder("nowText")),
+        ),
+      )
+      .returning()
+      .prepare("authorization_code_consume"),
+  ).execute({ codeHash, now, nowText: now.toISOString() });
   return row ?? null;
 }
 
@@ -59,16 +64,36 @@ export async function revokeTokensIssuedFromCode(db: Executor, code: Authorizati
   return revokeClientChain(db, code.sessionId, code.clientId, now);
 }
 
+type SessionWithUser = { session: typeof sessions.$inferSelect; user: typeof users.$inferSelect };
+
 /** A session and its user, whatever their state (callers check revocation, expiry and disabled accounts). */
-export async function findSessionWithUser(
-  db: Executor,
-  sessionId: string,
-): Promise<{ session: typeof sessions.$inferSelect; user: typeof users.$inferSelect } | null> {
-  const [row] = await db
-    .select({ session: sessions, user: users })
-    .from(sessions)
-    .innerJoin(users, eq(users.id, sessions.userId))
-    .where(eq(sessions.id, sessionId))
-    .limit(1);
+export async function findSessionWithUser(db: Executor, sessionId: string): Promise<SessionWithUser | null> {
+  const [row] = await prepared(db, "session_with_user", (d) =>
+    d
+      .select({ session: sessions, user: users })
+      .from(sessions)
+      .innerJoin(users, eq(users.id, sessions.userId))
+      .where(eq(sessions.id, sql.placeholder("sessionId")))
+      .limit(1)
+      .prepare("session_with_user"),
+  ).execute({ sessionId });
+  return row ?? null;
+}
+
+/**
+ * findSessionWithUser that also locks the session (FOR NO KEY UPDATE, as lockSession in refresh-tokens.ts) in the
+ * same statement; the session row comes back as it is once the lock is held.
+ */
+export async function lockSessionWithUser(db: Executor, sessionId: string): Promise<SessionWithUser | null> {
+  const [row] = await prepared(db, "session_with_user_locked", (d) =>
+    d
+      .select({ session: sessions, user: users })
+      .from(sessions)
+      .innerJoin(users, eq(users.id, sessions.userId))
+      .where(eq(sessions.id, sql.placeholder("sessionId")))
+      .limit(1)
+      .for("no key update", { of: sessions })
+      .prepare("session_with_user_locked"),
+  ).execute({ sessionId });
   return row ?? null;
 }

@@ -1,5 +1,6 @@
 import { clients, type Executor, refreshTokens, sessions, users } from "@tessera/db";
-import { and, eq, isNull } from "drizzle-orm";
+import { and, desc, eq, isNotNull, isNull, sql } from "drizzle-orm";
+import { prepared } from "./prepared.ts";
 
 export type RefreshTokenRow = typeof refreshTokens.$inferSelect;
 type SessionRow = typeof sessions.$inferSelect;
@@ -22,16 +23,116 @@ export async function insertRefreshToken(
   return created;
 }
 
+/** The values a new refresh token row needs (the hot path inserts exactly these, through one prepared statement). */
+export interface NewRefreshToken {
+  tokenHash: string;
+  sessionId: string;
+  clientId: string;
+  userId: string;
+  parentId: string | null;
+  chainId: string;
+  authorizationCodeId: string | null;
+  scope: string;
+  createdAt: Date;
+}
+
+/** Inserts a refresh token; returns its id. */
+export async function insertRefreshTokenRow(db: Executor, row: NewRefreshToken): Promise<string> {
+  const [created] = await prepared(db, "refresh_token_insert", (d) =>
+    d
+      .insert(refreshTokens)
+      .values({
+        tokenHash: sql.placeholder("tokenHash"),
+        sessionId: sql.placeholder("sessionId"),
+        clientId: sql.placeholder("clientId"),
+        userId: sql.placeholder("userId"),
+        parentId: sql.placeholder("parentId"),
+        chainId: sql.placeholder("chainId"),
+        authorizationCodeId: sql.placeholder("authorizationCodeId"),
+        scope: sql.placeholder("scope"),
+        createdAt: sql.placeholder("createdAt"),
+      })
+      .returning({ id: refreshTokens.id })
+      .prepare("refresh_token_insert"),
+  ).execute({ ...row });
+  if (!created) throw new Error("insert returned no row");
+  return created.id;
+}
+
+const OWNERS = { token: refreshTokens, session: sessions, user: users, client: clients };
+
 /** A refresh token by hash with its session, user and client, whatever their state (callers check each rule). */
 export async function findRefreshTokenByHash(db: Executor, tokenHash: string): Promise<RefreshTokenWithOwners | null> {
-  const [row] = await db
-    .select({ token: refreshTokens, session: sessions, user: users, client: clients })
-    .from(refreshTokens)
-    .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
-    .innerJoin(users, eq(users.id, refreshTokens.userId))
-    .innerJoin(clients, eq(clients.id, refreshTokens.clientId))
-    .where(eq(refreshTokens.tokenHash, tokenHash))
-    .limit(1);
+  const [row] = await prepared(db, "refresh_token_by_hash", (d) =>
+    d
+      .select(OWNERS)
+      .from(refreshTokens)
+      .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
+      .innerJoin(users, eq(users.id, refreshTokens.userId))
+      .innerJoin(clients, eq(clients.id, refreshTokens.clientId))
+      .where(eq(refreshTokens.tokenHash, sql.placeholder("tokenHash")))
+      .limit(1)
+      .prepare("refresh_token_by_hash"),
+  ).execute({ tokenHash });
+  return row ?? null;
+}
+
+/**
+ * findRefreshTokenByHash that also locks the token's session (FOR NO KEY UPDATE OF sessions, see lockSession), in one
+ * statement. The session row comes back as it is once the lock is held; the token row may be older (a concurrent
+ * rotation that committed while this one waited is not seen), which is why retiring it stays a conditional UPDATE.
+ */
+export async function lockRefreshTokenByHash(db: Executor, tokenHash: string): Promise<RefreshTokenWithOwners | null> {
+  const [row] = await prepared(db, "refresh_token_by_hash_locked", (d) =>
+    d
+      .select(OWNERS)
+      .from(refreshTokens)
+      .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
+      .innerJoin(users, eq(users.id, refreshTokens.userId))
+      .innerJoin(clients, eq(clients.id, refreshTokens.clientId))
+      .where(eq(refreshTokens.tokenHash, sql.placeholder("tokenHash")))
+      .limit(1)
+      .for("no key update", { of: sessions })
+      .prepare("refresh_token_by_hash_locked"),
+  ).execute({ tokenHash });
+  return row ?? null;
+}
+
+/**
+ * The newest stored token of a chain with its owners, locking the session like lockRefreshTokenByHash: how a retired
+ * token whose row is gone is recognized (reuse) and its session found.
+ */
+export async function lockChainByChainId(db: Executor, chainId: string): Promise<RefreshTokenWithOwners | null> {
+  const [row] = await prepared(db, "refresh_token_chain_locked", (d) =>
+    d
+      .select(OWNERS)
+      .from(refreshTokens)
+      .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
+      .innerJoin(users, eq(users.id, refreshTokens.userId))
+      .innerJoin(clients, eq(clients.id, refreshTokens.clientId))
+      .where(eq(refreshTokens.chainId, sql.placeholder("chainId")))
+      .orderBy(desc(refreshTokens.createdAt))
+      .limit(1)
+      .for("no key update", { of: sessions })
+      .prepare("refresh_token_chain_locked"),
+  ).execute({ chainId });
+  return row ?? null;
+}
+
+/** The newest stored token of a chain with its owners (no lock), for /revoke with a retired token. */
+export async function findChainByChainId(db: Executor, chainId: string): Promise<RefreshTokenWithOwners | null> {
+  const [row] = await prepared(db, "refresh_token_chain", (d) =>
+    d
+      .select(OWNERS)
+      .from(refreshTokens)
+      .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
+      .innerJoin(users, eq(users.id, refreshTokens.userId))
+      .innerJoin(clients, eq(clients.id, refreshTokens.clientId))
+      .where(eq(refreshTokens.chainId, sql.placeholder("chainId")))
+      .orderBy(desc(refreshTokens.createdAt))
+      .limit(1)
+      .prepare("refresh_token_chain"),
+  ).execute({ chainId });
   return row ?? null;
 }
 
@@ -45,13 +146,63 @@ export async function findRefreshTokenById(db: Executor, id: string): Promise<Re
  * gets the row back (the others wait for its row lock, then match nothing). Run it in the transaction that inserts the
  * successor so the loser, once unblocked, sees the successor.
  */
-export async function retireRefreshToken(db: Executor, id: string, now: Date): Promise<RefreshTokenRow | null> {
-  const [row] = await db
-    .update(refreshTokens)
-    .set({ rotatedAt: now })
-    .where(and(eq(refreshTokens.id, id), isNull(refreshTokens.rotatedAt), isNull(refreshTokens.revokedAt)))
-    .returning();
+export async function retireRefreshToken(db: Executor, id: string, now: Date): Promise<{ id: string } | null> {
+  const [row] = await prepared(db, "refresh_token_retire", (d) =>
+    d
+      .update(refreshTokens)
+      .set({ rotatedAt: sql.placeholder("now") as unknown as Date })
+      .where(
+        and(
+          eq(refreshTokens.id, sql.placeholder("id")),
+          isNull(refreshTokens.rotatedAt),
+          isNull(refreshTokens.revokedAt),
+        ),
+      )
+      .returning({ id: refreshTokens.id })
+      .prepare("refresh_token_retire"),
+  ).execute({ id, now });
   return row ?? null;
+}
+
+/**
+ * Deletes a retired token that reuse detection no longer needs as a row: the parent of the token just retired (the
+ * chain keeps its new live token and the one it replaced). Only tokens with a chain id go (those without one are
+ * recognized only by their row), and only retired ones.
+ */
+export async function deleteSupersededToken(db: Executor, id: string): Promise<void> {
+  await prepared(db, "refresh_token_delete_superseded", (d) =>
+    d
+      .delete(refreshTokens)
+      .where(
+        and(
+          eq(refreshTokens.id, sql.placeholder("id")),
+          isNotNull(refreshTokens.chainId),
+          isNotNull(refreshTokens.rotatedAt),
+        ),
+      )
+      .prepare("refresh_token_delete_superseded"),
+  ).execute({ id });
+}
+
+/**
+ * The session part of a successful refresh (idle slide): sets last_seen_at and idle_expires_at. Here rather than in
+ * queries/sessions.ts so the refresh path can run it as a prepared statement.
+ */
+export async function slideSessionIdle(
+  db: Executor,
+  sessionId: string,
+  values: { lastSeenAt: Date; idleExpiresAt: Date },
+): Promise<void> {
+  await prepared(db, "session_slide_idle", (d) =>
+    d
+      .update(sessions)
+      .set({
+        lastSeenAt: sql.placeholder("lastSeenAt") as unknown as Date,
+        idleExpiresAt: sql.placeholder("idleExpiresAt") as unknown as Date,
+      })
+      .where(eq(sessions.id, sql.placeholder("sessionId")))
+      .prepare("session_slide_idle"),
+  ).execute({ sessionId, ...values });
 }
 
 /**
@@ -85,7 +236,14 @@ export async function hasLiveChain(db: Executor, sessionId: string, clientId: st
 
 /** The successor of a rotated token (a chain has at most one, because only one retirement can succeed). */
 export async function findChildToken(db: Executor, parentId: string): Promise<RefreshTokenRow | null> {
-  const [row] = await db.select().from(refreshTokens).where(eq(refreshTokens.parentId, parentId)).limit(1);
+  const [row] = await prepared(db, "refresh_token_child", (d) =>
+    d
+      .select()
+      .from(refreshTokens)
+      .where(eq(refreshTokens.parentId, sql.placeholder("parentId")))
+      .limit(1)
+      .prepare("refresh_token_child"),
+  ).execute({ parentId });
   return row ?? null;
 }
 
@@ -107,4 +265,122 @@ export async function revokeClientChain(db: Executor, sessionId: string, clientI
     )
     .returning({ id: refreshTokens.id });
   return revoked.length;
+}
+
+/**
+ * What checking an access token needs, in one statement: its session and user, its audience client (by public
+ * client_id), and whether that client still holds a refresh-token chain in the session that was not revoked.
+ */
+export async function findAccessTokenOwners(
+  db: Executor,
+  sessionId: string,
+  clientId: string,
+): Promise<{ session: SessionRow; user: UserRow; client: ClientRow; liveChain: boolean } | null> {
+  const [row] = await prepared(db, "access_token_owners", (d) =>
+    d
+      .select({
+        session: sessions,
+        user: users,
+        client: clients,
+        liveChain:
+          sql<boolean>`exists (select 1 from ${refreshTokens} where ${refreshTokens.sessionId} = ${sessions.id} and ${refreshTokens.clientId} = ${clients.id} and ${refreshTokens.revokedAt} is null)`.mapWith(
+            Boolean,
+          ),
+      })
+      .from(sessions)
+      .innerJoin(users, eq(users.id, sessions.userId))
+      .innerJoin(clients, eq(clients.clientId, sql.placeholder("clientId")))
+      .where(eq(sessions.id, sql.placeholder("sessionId")))
+      .limit(1)
+      .prepare("access_token_owners"),
+  ).execute({ sessionId, clientId });
+  return row ?? null;
+}
+
+/** A postgres.js connection reserved from the pool (only the calls used here). */
+interface ReservedConnection {
+  unsafe(query: string, params?: unknown[], options?: { prepare?: boolean }): PendingQuery;
+  release(): void;
+}
+/** postgres.js queries are lazy: sent when awaited, or at once with execute() (which keeps the order on the wire). */
+type PendingQuery = Promise<Record<string, unknown>[]> & { execute(): PendingQuery };
+
+/**
+ * On PostgreSQL (postgres.js), a refresh in two round trips instead of four: BEGIN is sent with the locking read, and
+ * the writes go as one statement sent with COMMIT. `decide` gets the locked read (as lockRefreshTokenByHash returns
+ * it) and answers the rotation's values, or null when the request is anything but a plain rotation (unknown, retired,
+ * revoked, refused...): then the transaction is rolled back and the caller takes the general path. Every write is
+ * conditional on the retirement (the conditional UPDATE), so COMMIT can be sent without waiting: when the retirement
+ * matches nothing (a concurrent rotation committed while this one waited for the session lock), nothing was written
+ * and `rotated` is false. Answers null when the driver is not postgres.js (PGlite): use the general path.
+ */
+export async function rotateInTwoRoundTrips(
+  db: Executor,
+  tokenHash: string,
+  decide: (found: RefreshTokenWithOwners | null) => (NewRefreshToken & { idleExpiresAt: Date }) | null,
+): Promise<{ found: RefreshTokenWithOwners; successorId: string } | { rotated: false } | null> {
+  const session = (db as unknown as { session: { client: { reserve?: () => Promise<ReservedConnection> } } }).session;
+  if (typeof session.client.reserve !== "function") return null;
+  const connection = await session.client.reserve();
+  // The prepared queries of this module, run on the reserved connection (see prepared.ts).
+  const onConnection = Object.create(db, {
+    session: { value: Object.create(session, { client: { value: connection } }) },
+  }) as Executor;
+  let open = false;
+  try {
+    const begin = connection.unsafe("begin").execute();
+    open = true;
+    const [, found] = await Promise.all([begin, lockRefreshTokenByHash(onConnection, tokenHash)]);
+    const rotation = decide(found);
+    if (!found || !rotation) {
+      open = false;
+      await connection.unsafe("rollback");
+      return { rotated: false };
+    }
+    const now = rotation.createdAt.toISOString();
+    const write = connection
+      .unsafe(
+        `with retired as (
+         update refresh_tokens set rotated_at = $1
+         where id = $2 and rotated_at is null and revoked_at is null
+         returning id),
+       pruned as (
+         delete from refresh_tokens
+         where id = $3 and chain_id is not null and rotated_at is not null and exists (select 1 from retired)),
+       slid as (
+         update sessions set last_seen_at = $1, idle_expires_at = $4
+         where id = $5 and exists (select 1 from retired)),
+       inserted as (
+         insert into refresh_tokens
+           (token_hash, session_id, client_id, user_id, parent_id, chain_id, authorization_code_id, scope, created_at)
+         select $6, $5, $7, $8, $2, $9, $10, $11, $1 from retired
+         returning id)
+       select (select id from inserted) as successor_id`,
+        [
+          now,
+          found.token.id,
+          found.token.parentId,
+          rotation.idleExpiresAt.toISOString(),
+          rotation.sessionId,
+          rotation.tokenHash,
+          rotation.clientId,
+          rotation.userId,
+          rotation.chainId,
+          rotation.authorizationCodeId,
+          rotation.scope,
+        ],
+        { prepare: true },
+      )
+      .execute();
+    const commit = connection.unsafe("commit").execute();
+    const [[row]] = await Promise.all([write, commit]);
+    open = false;
+    const successorId = row?.successor_id;
+    return typeof successorId === "string" ? { found, successorId } : { rotated: false };
+  } catch (error) {
+    if (open) await connection.unsafe("rollback").catch(() => {});
+    throw error;
+  } finally {
+    connection.release();
+  }
 }

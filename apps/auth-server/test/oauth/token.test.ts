@@ -1,8 +1,10 @@
 import { auditEvents, authorizationCodes, clients, refreshTokens, sessions, users } from "@tessera/db";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { disableClient } from "../../src/libraries/clients.ts";
+import { disableClient, findActiveClient } from "../../src/libraries/clients.ts";
 import { sha256 } from "../../src/libraries/crypto.ts";
+import { OAuthError } from "../../src/libraries/oauth/errors.ts";
+import { refreshTokenGrant } from "../../src/libraries/oauth/grants.ts";
 import { signIn, type UserRow } from "../../src/libraries/sessions.ts";
 import type { TestApp } from "../helpers.ts";
 import {
@@ -645,6 +647,89 @@ describe("refresh_token grant", () => {
     expectOAuthError(widened, 400, "invalid_scope", "The requested scope exceeds the scope originally granted.");
     const unchanged = await refresh(t.app, client, back.json().refresh_token);
     expect(unchanged.json().scope).toBe("openid profile email");
+  });
+
+  it("a chain keeps two rows however often it rotates; a token several generations back is still reuse", async () => {
+    const first = await tokensFor(t.app, client, cookie);
+    let latest = first;
+    for (let i = 0; i < 4; i++) latest = (await refresh(t.app, client, latest.refresh_token)).json();
+    const rows = await t.app.ctx.db
+      .select()
+      .from(refreshTokens)
+      .where(and(eq(refreshTokens.userId, user.id), eq(refreshTokens.clientId, client.client.id)));
+    // The live token and the one it replaced; the first three generations are gone.
+    expect(rows.map((r) => r.tokenHash).sort()).toEqual(
+      [sha256(latest.refresh_token), rows.find((r) => r.rotatedAt)?.tokenHash].sort(),
+    );
+    expect(rows.filter((r) => r.rotatedAt)).toHaveLength(1);
+    expect(rows.find((r) => r.tokenHash === sha256(first.refresh_token))).toBeUndefined();
+    // The first token (four rotations back, its row deleted) is recognized by its chain: reuse ends the session.
+    t.clock.advance(11);
+    expectOAuthError(
+      await refresh(t.app, client, first.refresh_token),
+      400,
+      "invalid_grant",
+      "The refresh token was already used; the session has been ended.",
+    );
+    expectOAuthError(
+      await refresh(t.app, client, latest.refresh_token),
+      400,
+      "invalid_grant",
+      "The refresh token has been revoked.",
+    );
+    const [session] = await t.app.ctx.db.select().from(sessions).where(eq(sessions.userId, user.id));
+    expect(session?.revokedReason).toBe("refresh_token_reuse");
+  });
+
+  it("an old generation sent by another client ends nothing; a token shaped like one but of no chain is invalid", async () => {
+    const first = await tokensFor(t.app, client, cookie);
+    const second = (await refresh(t.app, client, first.refresh_token)).json();
+    const third = (await refresh(t.app, client, second.refresh_token)).json();
+    t.clock.advance(11);
+    expectOAuthError(
+      await refresh(t.app, other, first.refresh_token),
+      400,
+      "invalid_grant",
+      "The refresh token was not issued to this client.",
+    );
+    const random = `tsr_${Buffer.alloc(32, 7).toString("base64url")}`;
+    expectOAuthError(await refresh(t.app, client, random), 400, "invalid_grant", "The refresh token is invalid.");
+    expect((await refresh(t.app, client, third.refresh_token)).statusCode).toBe(200);
+  });
+
+  it("the grace window is judged by when the request arrived, not when it was processed", async () => {
+    const first = await tokensFor(t.app, client, cookie);
+    const rotated = await refresh(t.app, client, first.refresh_token);
+    expect(rotated.statusCode).toBe(200);
+    const client0 = await findActiveClient(t.app.ctx.db, client.clientId);
+    if (!client0) throw new Error("no client");
+    const meta = { ip: "127.0.0.1", userAgent: "vitest" };
+    // A concurrent request arrived 5 s after the rotation, then waited 55 s (say, on a database outage).
+    const arrived = new Date(t.clock.now().getTime() + 5_000);
+    t.clock.advance(60);
+    const late = await refreshTokenGrant(
+      t.app.ctx,
+      client0,
+      { refreshToken: first.refresh_token, scope: undefined, receivedAt: arrived },
+      meta,
+    ).catch((error: unknown) => error);
+    expect(late).toBeInstanceOf(OAuthError);
+    expect((late as OAuthError).tesseraCode).toBe("REFRESH_ROTATED_CONCURRENTLY");
+    // Nothing was revoked: the live token still works.
+    const live = await refresh(t.app, client, rotated.json().refresh_token);
+    expect(live.statusCode).toBe(200);
+    // Arriving 11 s after the rotation is outside the window: reuse, the session ends.
+    const reuse = await refreshTokenGrant(
+      t.app.ctx,
+      client0,
+      {
+        refreshToken: rotated.json().refresh_token,
+        scope: undefined,
+        receivedAt: new Date(t.clock.now().getTime() + 11_000),
+      },
+      meta,
+    ).catch((error: unknown) => error);
+    expect((reuse as OAuthError).description).toBe("The refresh token was already used; the session has been ended.");
   });
 
   it("unknown and missing refresh tokens", async () => {

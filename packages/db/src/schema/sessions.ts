@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { index, integer, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 import { clients } from "./clients.ts";
 import { users } from "./users.ts";
@@ -29,10 +30,19 @@ export const sessions = pgTable(
     uniqueIndex("sessions_token_hash_key").on(t.tokenHash),
     index("sessions_user_id_idx").on(t.userId),
     index("sessions_expires_at_idx").on(t.expiresAt),
+    // The sweeper's garbage test is expires_at OR idle_expires_at OR revoked_at before a cutoff: one index each, so
+    // PostgreSQL answers it with a BitmapOr instead of a sequential scan.
+    index("sessions_idle_expires_at_idx").on(t.idleExpiresAt),
+    index("sessions_revoked_at_idx").on(t.revokedAt).where(sql`${t.revokedAt} is not null`),
   ],
 );
 
-/** Per-client refresh tokens, rotated on every use; `parentId` links the chain for reuse detection. */
+/**
+ * Per-client refresh tokens, rotated on every use; `parentId` links a token to the one it replaced. A chain keeps its
+ * live token and the latest retired one (what the concurrent-refresh grace window needs); older generations are
+ * deleted as the chain rotates. Reuse of any of them is still recognized: every token carries its chain's `chainId`
+ * (see libraries/oauth/tokens.ts), so a retired token that is no longer stored still names its chain and session.
+ */
 export const refreshTokens = pgTable(
   "refresh_tokens",
   {
@@ -48,8 +58,13 @@ export const refreshTokens = pgTable(
       .notNull()
       .references(() => users.id, { onDelete: "cascade" }),
     parentId: uuid(),
+    /**
+     * Shared by every token of one chain (and part of each token's value). Null on tokens issued before chains had
+     * one: those chains keep every retired token, as before.
+     */
+    chainId: uuid(),
     scope: text().notNull(),
-    /** Set when this token was issued from an authorization code, so a replayed code can revoke it. */
+    /** The authorization code the chain started from (kept on its successors), so a replayed code can revoke it. */
     authorizationCodeId: uuid(),
     createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
     rotatedAt: timestamp({ withTimezone: true }),
@@ -60,6 +75,9 @@ export const refreshTokens = pgTable(
     index("refresh_tokens_session_id_idx").on(t.sessionId),
     index("refresh_tokens_parent_id_idx").on(t.parentId),
     index("refresh_tokens_code_id_idx").on(t.authorizationCodeId),
+    index("refresh_tokens_chain_id_idx").on(t.chainId),
+    // The sweeper deletes tokens revoked before a cutoff; only revoked rows are indexed.
+    index("refresh_tokens_revoked_at_idx").on(t.revokedAt).where(sql`${t.revokedAt} is not null`),
   ],
 );
 

@@ -4,6 +4,7 @@ import { AppError } from "../../errors/index.ts";
 import {
   type ClientRow,
   findClientByClientId,
+  forgetClient,
   insertClient,
   replaceClientSecret,
   selectClients,
@@ -112,6 +113,7 @@ export async function rotateClientSecret(
     });
     return updated;
   });
+  forgetClient(deps.db, clientId);
   return { client, clientSecret };
 }
 
@@ -124,7 +126,7 @@ export async function updateClient(
 ): Promise<ClientRow> {
   const valid = validClientUpdate(patch);
   await getClient(deps.db, clientId);
-  return deps.db.transaction(async (tx) => {
+  const result = await deps.db.transaction(async (tx) => {
     const updated = await updateClientByClientId(tx, clientId, { ...rowValues(valid), updatedAt: deps.clock.now() });
     if (!updated) throw new AppError("CLIENT_NOT_FOUND");
     await audit(tx, actor.meta, {
@@ -138,6 +140,8 @@ export async function updateClient(
     });
     return updated;
   });
+  forgetClient(deps.db, clientId);
+  return result;
 }
 
 /**
@@ -148,7 +152,7 @@ export async function disableClient(deps: CoreContext, clientId: string, actor: 
   const existing = await getClient(deps.db, clientId);
   if (existing.disabledAt) return existing;
   const now = deps.clock.now();
-  return deps.db.transaction(async (tx) => {
+  const result = await deps.db.transaction(async (tx) => {
     const updated = await updateClientByClientId(tx, clientId, { disabledAt: now, updatedAt: now });
     if (!updated) throw new AppError("CLIENT_NOT_FOUND");
     await audit(tx, actor.meta, {
@@ -160,6 +164,8 @@ export async function disableClient(deps: CoreContext, clientId: string, actor: 
     });
     return updated;
   });
+  forgetClient(deps.db, clientId);
+  return result;
 }
 
 /** Re-enables a disabled client. Idempotent. Its old refresh tokens stay bound to their sessions' expiry. */
@@ -167,7 +173,7 @@ export async function enableClient(deps: CoreContext, clientId: string, actor: A
   const existing = await getClient(deps.db, clientId);
   if (!existing.disabledAt) return existing;
   const now = deps.clock.now();
-  return deps.db.transaction(async (tx) => {
+  const result = await deps.db.transaction(async (tx) => {
     const updated = await updateClientByClientId(tx, clientId, { disabledAt: null, updatedAt: now });
     if (!updated) throw new AppError("CLIENT_NOT_FOUND");
     await audit(tx, actor.meta, {
@@ -179,4 +185,6 @@ export async function enableClient(deps: CoreContext, clientId: string, actor: A
     });
     return updated;
   });
+  forgetClient(deps.db, clientId);
+  return result;
 }

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Executor } from "@tessera/db";
 import type { CoreContext } from "../../context.ts";
 import { AppError } from "../../errors/index.ts";
-import { type ClientRow, findActiveClientByClientId } from "../../queries/clients.ts";
+import { type ClientRow, cachedActiveClient, findActiveClientByClientId } from "../../queries/clients.ts";
 import { randomToken, safeEqual, sha256 } from "../crypto.ts";
 
 /**
@@ -41,7 +41,11 @@ export async function authenticateClient(
   credentials: { clientId: string; clientSecret: string },
 ): Promise<ClientRow> {
   const { clientId, clientSecret } = credentials;
-  const client = await findActiveClient(deps.db, clientId);
+  // Through the per-instance client cache (queries/clients.ts: changes made elsewhere apply within 5 s).
+  const client =
+    typeof clientId === "string" && clientId.length > 0 && clientId.length <= 128
+      ? await cachedActiveClient(deps.db, clientId, deps.clock.now().getTime())
+      : null;
   const presented = sha256(typeof clientSecret === "string" ? clientSecret : "");
   const matchesCurrent = safeEqual(presented, client?.clientSecretHash ?? DUMMY_HASH);
   const previousValid = Boolean(

@@ -2,17 +2,19 @@ import type { AppContext } from "../../context.ts";
 import {
   consumeAuthorizationCode,
   findAuthorizationCodeByHash,
-  findSessionWithUser,
+  lockSessionWithUser,
   revokeTokensIssuedFromCode,
 } from "../../queries/codes.ts";
 import {
+  deleteSupersededToken,
   findChildToken,
-  findRefreshTokenByHash,
-  lockSession,
+  lockChainByChainId,
+  lockRefreshTokenByHash,
   type RefreshTokenWithOwners,
   retireRefreshToken,
+  rotateInTwoRoundTrips,
+  slideSessionIdle,
 } from "../../queries/refresh-tokens.ts";
-import { updateSession } from "../../queries/sessions.ts";
 import { audit, type RequestMeta } from "../audit.ts";
 import type { ClientRow } from "../clients.ts";
 import { addSeconds } from "../clock.ts";
@@ -22,7 +24,14 @@ import { OAuthError } from "./errors.ts";
 import { splitScope } from "./params.ts";
 import { CODE_VERIFIER, verifyPkce } from "./pkce.ts";
 import { narrowScope } from "./scopes.ts";
-import { createRefreshToken, type Grant, type TokenResponse, tokenResponse } from "./tokens.ts";
+import {
+  chainIdOf,
+  createRefreshToken,
+  type Grant,
+  newRefreshTokenValue,
+  type TokenResponse,
+  tokenResponse,
+} from "./tokens.ts";
 
 /** Longest code or refresh token looked up; real ones are 43 (+4 prefix) characters. */
 const MAX_TOKEN_LENGTH = 512;
@@ -31,12 +40,24 @@ const MAX_TOKEN_LENGTH = 512;
 type Outcome = { ok: true; grant: Grant; refreshToken: string } | { ok: false; error: OAuthError };
 const fail = (description: string): Outcome => ({ ok: false, error: new OAuthError("invalid_grant", description) });
 
-/** Why a session or its user can no longer get tokens, or null. Expiry is enforced here, on every use. */
+/**
+ * Why a session or its user can no longer get tokens, or null. Expiry is enforced here, on every use.
+ * (Session liveness: to be replaced by the shared sessionValidity() of libraries/sessions.ts.)
+ */
 export function sessionProblem(session: SessionRow, user: UserRow, now: Date): string | null {
   if (session.revokedAt) return "The session has ended.";
   if (session.expiresAt <= now || session.idleExpiresAt <= now) return "The session has expired.";
   if (user.disabledAt || user.deletedAt) return "The user account is disabled.";
   return null;
+}
+
+/**
+ * The session after a use that counts as activity: the idle deadline moves to now + idle TTL, never past the absolute
+ * expiry. (Idle slide: to be replaced by the shared slideIdle() of libraries/sessions.ts.)
+ */
+function slideIdle(session: SessionRow, now: Date, idleTtlSeconds: number): SessionRow {
+  const idle = addSeconds(now, idleTtlSeconds);
+  return { ...session, lastSeenAt: now, idleExpiresAt: idle < session.expiresAt ? idle : session.expiresAt };
 }
 
 /**
@@ -84,8 +105,7 @@ export async function authorizationCodeGrant(
     }
     // checkSession under the session lock: a logout either committed before (seen here) or waits for this
     // transaction and then revokes the token issued here too. Never a live token in an ended session.
-    await lockSession(tx, redeemed.sessionId);
-    const owners = await findSessionWithUser(tx, redeemed.sessionId);
+    const owners = await lockSessionWithUser(tx, redeemed.sessionId);
     const problem = owners ? sessionProblem(owners.session, owners.user, now) : "The session has ended.";
     if (!owners || problem) return fail(problem ?? "The session has ended.");
     const grant: Grant = {
@@ -122,83 +142,157 @@ function checkCodeParams(params: {
 /**
  * RFC 6749 6 with rotation and reuse detection (DESIGN.md "Sessions across apps"). Each use locks the token's session,
  * retires the token with a conditional UPDATE and issues its one successor in the same transaction, so N parallel
- * refreshes with one token produce exactly one successor (the others wait for the lock, then see it rotated).
+ * refreshes with one token produce exactly one successor (the others wait for the lock, then match nothing).
+ *
+ * A chain keeps only its live token and the one it replaced: the retired token before that is deleted at this
+ * rotation. Any earlier token is still recognized, by the chain id it carries (tokens.ts), as a token of the chain.
  *
  * A retired token presented again:
  * - within `tokens.refreshGraceSeconds` of its rotation, by its own client, while its successor is still the live
  *   token of the chain (a concurrent refresh, e.g. two requests racing from one app): invalid_grant WITHOUT revoking
  *   anything. Only hashes are stored, so the successor cannot be handed out again, and issuing a second one would
- *   fork the chain; the app keeps the successor the winning request received.
- * - otherwise: reuse, i.e. a copy of the token is in someone else's hands. The whole session ends (every client),
- *   the event is audited as token.reuse_detected, and the answer is invalid_grant.
+ *   fork the chain; the app keeps the successor the winning request received. The window is judged by the time the
+ *   request arrived (`receivedAt`), so a request held up on the way (a slow database, an outage) is not taken for
+ *   reuse because it was processed late.
+ * - otherwise (any older token of the chain too): reuse, i.e. a copy of the token is in someone else's hands. The
+ *   whole session ends (every client), the event is audited as token.reuse_detected, and the answer is invalid_grant.
  */
 export async function refreshTokenGrant(
   ctx: AppContext,
   client: ClientRow,
-  params: { refreshToken: string | undefined; scope: string | undefined },
+  params: { refreshToken: string | undefined; scope: string | undefined; receivedAt?: Date | undefined },
   meta: RequestMeta,
 ): Promise<TokenResponse> {
   if (!params.refreshToken) throw new OAuthError("invalid_request", "The refresh_token parameter is required.");
   if (params.refreshToken.length > MAX_TOKEN_LENGTH)
     throw new OAuthError("invalid_grant", "The refresh token is invalid.");
   const tokenHash = sha256(params.refreshToken);
+  const chainId = chainIdOf(params.refreshToken);
   const now = ctx.clock.now();
+  const receivedAt = params.receivedAt ?? now;
 
-  const outcome = await ctx.db.transaction(async (tx): Promise<Outcome> => {
-    const unlocked = await findRefreshTokenByHash(tx, tokenHash);
-    // checkToken, checkClientBinding, lockSession, checkRevoked, checkSession: in this order.
-    if (!unlocked) return fail("The refresh token is invalid.");
-    if (unlocked.token.clientId !== client.id) return fail("The refresh token was not issued to this client.");
-    // Session first, then its tokens, like ending a session does; read again under the lock, so a logout or a
-    // concurrent refresh that committed meanwhile is seen.
-    await lockSession(tx, unlocked.token.sessionId);
-    const found = await findRefreshTokenByHash(tx, tokenHash);
-    if (!found) return fail("The refresh token is invalid.");
-    if (found.token.revokedAt) return fail("The refresh token has been revoked.");
-    const problem = found.client.disabledAt
+  /** The rules every presented token meets before rotation or reuse is considered, in order; null when it does. */
+  function check(owned: RefreshTokenWithOwners): Outcome | null {
+    if (owned.token.clientId !== client.id) return fail("The refresh token was not issued to this client.");
+    if (owned.token.revokedAt) return fail("The refresh token has been revoked.");
+    const problem = owned.client.disabledAt
       ? "The client is disabled."
-      : sessionProblem(found.session, found.user, now);
+      : sessionProblem(owned.session, owned.user, now);
     if (problem) return fail(problem);
+    // invalid_scope before anything else happens to the chain.
+    narrowScope(splitScope(owned.token.scope), params.scope);
+    return null;
+  }
+
+  // PostgreSQL: a plain rotation (a live token that passes every check) in two round trips. Anything else, and a
+  // rotation that lost a race, takes the general path below, which reads everything again.
+  let rotation: { grant: Grant; token: string } | undefined;
+  const fast = await rotateInTwoRoundTrips(ctx.db, tokenHash, (found) => {
+    if (!found || check(found) || found.token.rotatedAt) return null;
+    const session = slideIdle(found.session, now, ctx.config.sessions.idleTtlSeconds);
     const scopes = narrowScope(splitScope(found.token.scope), params.scope);
-
-    if (found.token.rotatedAt) return retiredTokenPresented(found);
-    const retired = await retireRefreshToken(tx, found.token.id, now);
-    // Every writer of a session's tokens holds the session lock, so the token cannot have changed since `found`.
-    if (!retired) return fail("The refresh token has been revoked.");
-    // checkSession passed: the refresh counts as activity and moves the idle deadline (never past the absolute one).
-    const idle = addSeconds(now, ctx.config.sessions.idleTtlSeconds);
-    const session =
-      (await updateSession(tx, found.session.id, {
-        lastSeenAt: now,
-        idleExpiresAt: idle < found.session.expiresAt ? idle : found.session.expiresAt,
-      })) ?? found.session;
-    const grant: Grant = { client, user: found.user, session, scopes };
-    const { token } = await createRefreshToken(tx, { grant, scope: found.token.scope, parentId: found.token.id, now });
-    return { ok: true, grant, refreshToken: token };
-
-    async function retiredTokenPresented(owned: RefreshTokenWithOwners): Promise<Outcome> {
-      const rotatedAt = owned.token.rotatedAt as Date;
-      const child = await findChildToken(tx, owned.token.id);
-      const withinGrace = now.getTime() - rotatedAt.getTime() <= ctx.config.tokens.refreshGraceSeconds * 1000;
-      if (withinGrace && child && !child.rotatedAt && !child.revokedAt) {
-        const error = new OAuthError(
-          "invalid_grant",
-          "The refresh token was just rotated by a concurrent request; use the newest refresh token.",
-        ).withCode("REFRESH_ROTATED_CONCURRENTLY");
-        return { ok: false, error };
-      }
-      const ended = await endSessions(ctx, tx, { ids: [owned.session.id] }, "refresh_token_reuse");
-      await audit(tx, meta, {
-        event: "token.reuse_detected",
-        outcome: "failure",
-        userId: owned.user.id,
-        clientId: client.clientId,
-        sessionId: owned.session.id,
-        details: { tokenHashPrefix: tokenHash.slice(0, 12), sessionsEnded: ended.length },
-      });
-      return fail("The refresh token was already used; the session has been ended.");
-    }
+    const { token, chainId: successorChain } = newRefreshTokenValue(found.token.chainId);
+    rotation = { grant: { client, user: found.user, session, scopes }, token };
+    return {
+      tokenHash: sha256(token),
+      sessionId: session.id,
+      clientId: client.id,
+      userId: found.user.id,
+      parentId: found.token.id,
+      chainId: successorChain,
+      authorizationCodeId: found.token.authorizationCodeId,
+      scope: found.token.scope,
+      createdAt: now,
+      idleExpiresAt: session.idleExpiresAt,
+    };
   });
+  if (fast && "successorId" in fast && rotation) return tokenResponse(ctx, rotation.grant, rotation.token);
+
+  const attempt = () =>
+    ctx.db.transaction(async (tx): Promise<Outcome> => {
+      // checkToken, checkClientBinding, lockSession, checkRevoked, checkSession: in this order. The token is read and
+      // its session locked by one statement; the session (and so a logout that committed meanwhile) is seen as it is
+      // under the lock. Session first, then its tokens, like ending a session does.
+      const found = await lockRefreshTokenByHash(tx, tokenHash);
+      if (!found) {
+        // Not stored: an older generation of a chain (reuse), or no token of Tessera's at all.
+        const chain = chainId ? await lockChainByChainId(tx, chainId) : null;
+        if (!chain) return fail("The refresh token is invalid.");
+        const refused = check(chain);
+        return refused ?? reuseDetected(chain);
+      }
+      const refused = check(found);
+      if (refused) return refused;
+
+      if (found.token.rotatedAt) return retiredTokenPresented(found);
+      // checkSession passed: the refresh counts as activity and moves the idle deadline (never past the absolute one).
+      const session = slideIdle(found.session, now, ctx.config.sessions.idleTtlSeconds);
+      const grant: Grant = {
+        client,
+        user: found.user,
+        session,
+        scopes: narrowScope(splitScope(found.token.scope), params.scope),
+      };
+      // Retire, drop the superseded generation, slide the session and insert the successor: sent together (postgres.js
+      // pipelines statements issued without waiting, so this is one round trip), executed in this order.
+      const [retired, , , successor] = await Promise.all([
+        retireRefreshToken(tx, found.token.id, now),
+        found.token.parentId ? deleteSupersededToken(tx, found.token.parentId) : undefined,
+        slideSessionIdle(tx, session.id, { lastSeenAt: now, idleExpiresAt: session.idleExpiresAt }),
+        createRefreshToken(tx, {
+          grant,
+          scope: found.token.scope,
+          parentId: found.token.id,
+          chainId: found.token.chainId,
+          authorizationCodeId: found.token.authorizationCodeId,
+          now,
+        }),
+      ]);
+      // The conditional UPDATE matched nothing: the token row read with the lock predates a rotation (or revocation)
+      // that committed while this request waited for the session lock. Undo the writes above (the caller runs the
+      // request again, which then reads the token as it is now).
+      if (!retired) throw new LostRotationRace();
+      return { ok: true, grant, refreshToken: successor.token };
+
+      async function retiredTokenPresented(owned: RefreshTokenWithOwners): Promise<Outcome> {
+        const rotatedAt = owned.token.rotatedAt as Date;
+        const child = await findChildToken(tx, owned.token.id);
+        const withinGrace = receivedAt.getTime() - rotatedAt.getTime() <= ctx.config.tokens.refreshGraceSeconds * 1000;
+        if (withinGrace && child && !child.rotatedAt && !child.revokedAt) {
+          const error = new OAuthError(
+            "invalid_grant",
+            "The refresh token was just rotated by a concurrent request; use the newest refresh token.",
+          ).withCode("REFRESH_ROTATED_CONCURRENTLY");
+          return { ok: false, error };
+        }
+        return reuseDetected(owned);
+      }
+
+      async function reuseDetected(owned: RefreshTokenWithOwners): Promise<Outcome> {
+        const ended = await endSessions(ctx, tx, { ids: [owned.session.id] }, "refresh_token_reuse");
+        await audit(tx, meta, {
+          event: "token.reuse_detected",
+          outcome: "failure",
+          userId: owned.user.id,
+          clientId: client.clientId,
+          sessionId: owned.session.id,
+          details: { tokenHashPrefix: tokenHash.slice(0, 12), sessionsEnded: ended.length },
+        });
+        return fail("The refresh token was already used; the session has been ended.");
+      }
+    });
+  let outcome: Outcome;
+  try {
+    outcome = await attempt();
+  } catch (error) {
+    if (!(error instanceof LostRotationRace)) throw error;
+    // Once more: the token is then read as it is now (rotated or revoked), so this cannot lose the same way twice
+    // (a token is retired once); a second loss would be a bug, and answers 500 rather than loop.
+    outcome = await attempt();
+  }
   if (!outcome.ok) throw outcome.error;
   return tokenResponse(ctx, outcome.grant, outcome.refreshToken);
 }
+
+/** Thrown inside the refresh transaction to roll it back when its conditional UPDATE lost a race (see above). */
+class LostRotationRace extends Error {}

@@ -9,11 +9,43 @@ export type ParamSpec = Record<string, number>;
 
 export type Params<S extends ParamSpec> = { [K in keyof S]: string | undefined };
 
+/** One parameter: a bounded string without control characters, or absent (an empty value counts as absent). */
+function paramSchema(name: string, max: number): z.ZodType<string | undefined> {
+  return (
+    z
+      .string({ message: `The ${name} parameter must be a string.` })
+      .max(max, { message: `The ${name} parameter is too long.` })
+      // Control characters have no place in any OAuth parameter (RFC 6749 Appendix A), and NUL cannot be stored.
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused.
+      .refine((v) => !/[\x00-\x1f\x7f]/.test(v), { message: `The ${name} parameter contains invalid characters.` })
+      .optional()
+      .transform((v) => (v === "" ? undefined : v))
+  );
+}
+
+/**
+ * Schemas built once per spec and kept: a spec is a handful of names and lengths written in the source, so there are
+ * a few dozen at most. Keyed by the spec's content, so an inline literal spec is built once too.
+ */
+const schemas = new Map<string, { names: string[]; schema: z.ZodType<Record<string, string | undefined>> }>();
+
+function schemaFor(spec: ParamSpec) {
+  const key = JSON.stringify(spec);
+  let entry = schemas.get(key);
+  if (!entry) {
+    const shape: Record<string, z.ZodType<string | undefined>> = {};
+    for (const [name, max] of Object.entries(spec)) shape[name] = paramSchema(name, max);
+    entry = { names: Object.keys(spec), schema: z.object(shape) as z.ZodType<Record<string, string | undefined>> };
+    schemas.set(key, entry);
+  }
+  return entry;
+}
+
 /**
  * Reads the named parameters from a parsed query string or form body. Unknown parameters are ignored (RFC 6749 3.1);
  * a parameter sent twice is invalid_request (RFC 6749 3.1: "MUST NOT be included more than once"); an empty value
  * counts as absent (RFC 6749 3.1); oversized values are invalid_request. Checked with a zod schema built from the
- * spec, so every value that reaches a check is a string of bounded length or undefined.
+ * spec (once per spec), so every value that reaches a check is a string of bounded length or undefined.
  */
 export function readParams<S extends ParamSpec>(
   source: unknown,
@@ -21,19 +53,13 @@ export function readParams<S extends ParamSpec>(
   fail: (description: string) => Error = (d) => new OAuthError("invalid_request", d),
 ): Params<S> {
   const input = source && typeof source === "object" ? (source as Record<string, unknown>) : {};
-  const shape: Record<string, z.ZodType<string | undefined>> = {};
-  for (const [name, max] of Object.entries(spec)) {
+  const { names, schema } = schemaFor(spec);
+  const picked: Record<string, unknown> = {};
+  for (const name of names) {
     if (Array.isArray(input[name])) throw fail(`The ${name} parameter is included more than once.`);
-    shape[name] = z
-      .string({ message: `The ${name} parameter must be a string.` })
-      .max(max, { message: `The ${name} parameter is too long.` })
-      // Control characters have no place in any OAuth parameter (RFC 6749 Appendix A), and NUL cannot be stored.
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused.
-      .refine((v) => !/[\x00-\x1f\x7f]/.test(v), { message: `The ${name} parameter contains invalid characters.` })
-      .optional()
-      .transform((v) => (v === "" ? undefined : v));
+    picked[name] = input[name];
   }
-  const result = z.object(shape).safeParse(Object.fromEntries(Object.keys(spec).map((k) => [k, input[k]])));
+  const result = schema.safeParse(picked);
   if (!result.success) throw fail(result.error.issues[0]?.message ?? "The request is malformed.");
   return result.data as Params<S>;
 }

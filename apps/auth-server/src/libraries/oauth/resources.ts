@@ -1,17 +1,21 @@
 import type { JWTPayload } from "jose";
 import type { AppContext } from "../../context.ts";
 import { AppError } from "../../errors/index.ts";
-import { findSessionWithUser } from "../../queries/codes.ts";
-import { findRefreshTokenByHash, hasLiveChain, revokeClientChain } from "../../queries/refresh-tokens.ts";
+import {
+  findAccessTokenOwners,
+  findChainByChainId,
+  findRefreshTokenByHash,
+  revokeClientChain,
+} from "../../queries/refresh-tokens.ts";
 import { audit, type RequestMeta } from "../audit.ts";
-import { type ClientRow, findActiveClient } from "../clients.ts";
+import type { ClientRow } from "../clients.ts";
 import { sha256 } from "../crypto.ts";
 import { verifyJwt } from "../keys.ts";
 import type { SessionRow, UserRow } from "../sessions.ts";
 import { OAuthError } from "./errors.ts";
 import { sessionProblem } from "./grants.ts";
 import { splitScope } from "./params.ts";
-import { REFRESH_TOKEN_PREFIX, userClaims } from "./tokens.ts";
+import { chainIdOf, REFRESH_TOKEN_PREFIX, userClaims } from "./tokens.ts";
 
 const MAX_TOKEN_LENGTH = 16 * 1024;
 
@@ -34,9 +38,14 @@ export interface VerifiedAccessToken {
  * A Tessera access token (RFC 9068 `at+jwt`) that is still good: signature, iss, typ, exp, and — because logout must
  * take effect for every app at once — its session still live, its user and its client still enabled, and the client's
  * refresh-token chain in the session not revoked.
- * Returns null (never throws) for any token that is not.
+ * Returns null (never throws) for any token that is not. With `audience`, a token of any other client is null too
+ * (introspection by a client, which has been looked up already).
  */
-export async function checkAccessToken(ctx: AppContext, token: string): Promise<VerifiedAccessToken | null> {
+export async function checkAccessToken(
+  ctx: AppContext,
+  token: string,
+  audience?: string,
+): Promise<VerifiedAccessToken | null> {
   let payload: JWTPayload;
   try {
     payload = await verifyJwt(ctx, token, { typ: "at+jwt" });
@@ -47,14 +56,16 @@ export async function checkAccessToken(ctx: AppContext, token: string): Promise<
   const aud = Array.isArray(payload.aud) ? payload.aud[0] : payload.aud;
   if (typeof payload.sub !== "string" || typeof payload.sid !== "string" || typeof aud !== "string") return null;
   if (!/^[0-9a-f-]{36}$/i.test(payload.sid)) return null;
-  const owners = await findSessionWithUser(ctx.db, payload.sid);
+  if (audience !== undefined && aud !== audience) return null;
+  if (aud.length === 0 || aud.length > 128) return null;
+  // Session, user, client and chain in one statement.
+  const owners = await findAccessTokenOwners(ctx.db, payload.sid, aud);
   if (!owners || owners.user.id !== payload.sub) return null;
   if (sessionProblem(owners.session, owners.user, ctx.clock.now())) return null;
-  const client = await findActiveClient(ctx.db, aud);
-  if (!client) return null;
+  if (owners.client.disabledAt) return null;
   // Issued with a refresh-token chain of this client in this session: when the chain is revoked (a replayed code,
   // RFC 7009 revocation), the access token stops too, instead of living on to its expiry.
-  if (!(await hasLiveChain(ctx.db, owners.session.id, client.id))) return null;
+  if (!owners.liveChain) return null;
   return {
     payload,
     session: owners.session,
@@ -108,7 +119,7 @@ export async function introspect(ctx: AppContext, client: ClientRow, token: stri
       sid: found.session.id,
     };
   }
-  const verified = await checkAccessToken(ctx, token);
+  const verified = await checkAccessToken(ctx, token, client.clientId);
   if (!verified || verified.clientId !== client.clientId) return inactive;
   const { payload } = verified;
   return {
@@ -134,7 +145,11 @@ export async function introspect(ctx: AppContext, client: ClientRow, token: stri
  */
 export async function revoke(ctx: AppContext, client: ClientRow, token: string, meta: RequestMeta): Promise<void> {
   if (token.length > MAX_TOKEN_LENGTH || !isRefreshToken(token)) return;
-  const found = await findRefreshTokenByHash(ctx.db, sha256(token));
+  // A retired token whose row is gone still names its chain (tokens.ts), and revokes it like its stored tokens do.
+  const chainId = chainIdOf(token);
+  const found =
+    (await findRefreshTokenByHash(ctx.db, sha256(token))) ??
+    (chainId ? await findChainByChainId(ctx.db, chainId) : null);
   if (!found || found.token.clientId !== client.id) return;
   await ctx.db.transaction(async (tx) => {
     const revoked = await revokeClientChain(tx, found.session.id, client.id, ctx.clock.now());

@@ -1,15 +1,48 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import type { Executor } from "@tessera/db";
 import type { AppContext } from "../../context.ts";
-import { insertRefreshToken, type RefreshTokenRow } from "../../queries/refresh-tokens.ts";
+import { insertRefreshTokenRow } from "../../queries/refresh-tokens.ts";
 import type { ClientRow } from "../clients.ts";
-import { randomToken, sha256 } from "../crypto.ts";
+import { sha256 } from "../crypto.ts";
 import { maxTokenLifetimeSeconds, signJwt } from "../keys.ts";
 import type { SessionRow, UserRow } from "../sessions.ts";
 import { acrFor } from "../totp.ts";
 
-/** Refresh tokens are opaque: `tsr_` (so secret scanners can spot one) + 256 bits. Only SHA-256 is stored. */
+/**
+ * Refresh tokens are opaque to clients: `tsr_` (so secret scanners can spot one) + 32 bytes, base64url. The first 16
+ * bytes are the chain's id (16 CSPRNG bytes drawn when the chain starts, stored in a uuid column), the last 16 fresh
+ * CSPRNG bytes: 256 unguessable bits for an outsider, and 128 fresh ones per rotation for whoever holds an earlier
+ * token of the chain.
+ * Only SHA-256 is stored. The chain id lets Tessera recognize any retired token of a chain after its row is gone
+ * (reuse detection), so a chain keeps two rows, not one per refresh.
+ */
 export const REFRESH_TOKEN_PREFIX = "tsr_";
+const REFRESH_TOKEN_LENGTH = REFRESH_TOKEN_PREFIX.length + 43;
+
+/** A new refresh token value: in the given chain, or in a new one. Only its SHA-256 may be stored. */
+export function newRefreshTokenValue(chainId: string | null): { token: string; chainId: string } {
+  const chain = chainId ?? uuidText(randomBytes(16));
+  return { token: newRefreshToken(chain), chainId: chain };
+}
+
+function newRefreshToken(chainId: string): string {
+  const chain = Buffer.from(chainId.replaceAll("-", ""), "hex");
+  return REFRESH_TOKEN_PREFIX + Buffer.concat([chain, randomBytes(16)]).toString("base64url");
+}
+
+/** 16 bytes in the uuid text form (any 16 bytes are a valid PostgreSQL uuid). */
+function uuidText(bytes: Buffer): string {
+  const hex = bytes.toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** The chain id a refresh token names, or null for anything not shaped like one (older tokens name a random one). */
+export function chainIdOf(token: string): string | null {
+  if (token.length !== REFRESH_TOKEN_LENGTH || !token.startsWith(REFRESH_TOKEN_PREFIX)) return null;
+  const bytes = Buffer.from(token.slice(REFRESH_TOKEN_PREFIX.length), "base64url");
+  if (bytes.length !== 32) return null;
+  return uuidText(bytes.subarray(0, 16));
+}
 
 /** The /token response (RFC 6749 5.1 + OIDC 3.1.3.3), plus the session's absolute expiry. */
 export interface TokenResponse {
@@ -37,7 +70,8 @@ const epoch = (date: Date) => Math.floor(date.getTime() / 1000);
 /**
  * Inserts a refresh token (call inside the transaction that redeems the code or retires the parent). Its scope is the
  * grant's, or `scope` when given: a successor keeps its parent's scope even when this refresh narrowed the access
- * token's (RFC 6749 6: "the refresh token scope MUST be identical to that of the refresh token included").
+ * token's (RFC 6749 6: "the refresh token scope MUST be identical to that of the refresh token included"). A successor
+ * stays in its parent's chain (`chainId`) and keeps the authorization code the chain started from.
  */
 export async function createRefreshToken(
   db: Executor,
@@ -45,22 +79,25 @@ export async function createRefreshToken(
     grant: Grant;
     scope?: string;
     parentId?: string | null;
+    chainId?: string | null;
     authorizationCodeId?: string | null;
     now: Date;
   },
-): Promise<{ row: RefreshTokenRow; token: string }> {
-  const token = randomToken(REFRESH_TOKEN_PREFIX);
-  const row = await insertRefreshToken(db, {
+): Promise<{ id: string; token: string }> {
+  const chainId = values.chainId ?? uuidText(randomBytes(16));
+  const token = newRefreshToken(chainId);
+  const id = await insertRefreshTokenRow(db, {
     tokenHash: sha256(token),
     sessionId: values.grant.session.id,
     clientId: values.grant.client.id,
     userId: values.grant.user.id,
     parentId: values.parentId ?? null,
+    chainId,
     authorizationCodeId: values.authorizationCodeId ?? null,
     scope: values.scope ?? values.grant.scopes.join(" "),
     createdAt: values.now,
   });
-  return { row, token };
+  return { id, token };
 }
 
 /** Identity claims released for the granted scopes (OIDC 5.4). */

@@ -27,6 +27,8 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
     "/token",
     { config: { errorFormat: "oauth", rateLimit: routeRateLimit(ctx.config, "token") } },
     async (request, reply) => {
+      // When the request arrived: the refresh grant judges its concurrent-refresh grace window by it.
+      const receivedAt = ctx.clock.now();
       requireForm(request);
       const p = readParams(request.body, TOKEN_PARAMS);
       if (!p.grant_type) throw new OAuthError("invalid_request", "The grant_type parameter is required.");
@@ -43,7 +45,12 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
               { code: p.code, redirectUri: p.redirect_uri, codeVerifier: p.code_verifier },
               request.meta,
             )
-          : await refreshTokenGrant(ctx, client, { refreshToken: p.refresh_token, scope: p.scope }, request.meta);
+          : await refreshTokenGrant(
+              ctx,
+              client,
+              { refreshToken: p.refresh_token, scope: p.scope, receivedAt },
+              request.meta,
+            );
       return noStore(reply).send(response);
     },
   );

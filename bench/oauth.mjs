@@ -1,0 +1,387 @@
+// pnpm bench oauth [refresh|introspect|userinfo|password|authorize ...]: Tessera's OAuth hot paths on real PostgreSQL,
+// side by side in one run with node-oidc-provider v9 (in-memory adapter, refresh rotation on, client_secret_basic)
+// and with the raw work (the rotation transaction through postgres.js; argon2id verification).
+//
+// Each server runs in its own process pinned to core 0 (`taskset -c 0`), this load generator on core 1, so a ratio
+// compares what one core of server does. The machine is shared: each comparison is many short alternating rounds,
+// the verdict is the median of per-round ratios, and the server CPU time per request (process.cpuUsage() inside the
+// server) is printed too, which other load barely moves. PostgreSQL is the machine's (BENCH_DATABASE_URL, default
+// postgres://postgres@127.0.0.1:5432/postgres); a throwaway database is created and dropped.
+import { spawn, spawnSync } from "node:child_process";
+import { createRequire } from "node:module";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import autocannon from "autocannon";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const hasTaskset = spawnSync("taskset", ["-c", "0", "true"]).status === 0;
+
+// Re-run pinned to core 1 (the servers get core 0).
+if (hasTaskset && !process.env.BENCH_PINNED) {
+  const self = spawn("taskset", ["-c", "1", process.execPath, ...process.argv.slice(1)], {
+    stdio: "inherit",
+    env: { ...process.env, BENCH_PINNED: "1" },
+  });
+  self.on("exit", (code) => process.exit(code ?? 1));
+} else {
+  await main();
+}
+
+async function main() {
+  const ALL = ["refresh", "introspect", "userinfo", "password", "authorize", "discovery"];
+  const wanted = process.argv.slice(2).filter((a) => ALL.includes(a));
+  const benches = wanted.length ? wanted : ALL;
+  const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
+  const ROUND_SECONDS = Number(process.env.BENCH_ROUND_SECONDS ?? 2);
+  const CHAINS = 16;
+
+  const postgres = createRequire(new URL("../packages/db/package.json", import.meta.url))("postgres");
+  const adminUrl = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  const dbName = `tessera_bench_${process.pid}`;
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${dbName}`);
+  const dbUrl = new URL(adminUrl);
+  dbUrl.pathname = `/${dbName}`;
+
+  const children = [];
+  // Whatever happens (even an uncaught error), the servers do not outlive this process.
+  process.on("exit", () => {
+    for (const child of children) child.kill("SIGTERM");
+  });
+  let tesseraTarget;
+  /** Highest RSS seen per server (sampled after every measured round). */
+  const maxSeen = { tessera: 0, peer: 0 };
+  const cleanup = async () => {
+    for (const child of children) child.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 1500));
+    await admin.unsafe(`drop database if exists ${dbName} with (force)`);
+    await admin.end();
+  };
+
+  try {
+    const tessera = await start("tessera", ["--import", "tsx", "bench/targets/tessera.ts"], {
+      DATABASE_URL: dbUrl.href,
+    });
+    tesseraTarget = tessera;
+    const peer = await start("peer", ["bench/targets/peer.mjs"]);
+    const raw = await start("raw", ["bench/targets/raw.mjs"], { DATABASE_URL: dbUrl.href });
+    await sleep(2000);
+    const idle = { tessera: await rss(tessera), peer: await rss(peer) };
+    const results = [];
+
+    if (benches.includes("refresh")) {
+      const chains = { tessera: await ask(tessera, `chains ${CHAINS}`), peer: await ask(peer, `chains ${CHAINS}`) };
+      const sides = {
+        tessera: (s) => refreshRound(tessera, chains.tessera.chains, s),
+        peer: (s) => refreshRound(peer, chains.peer.chains, s),
+        raw: async (s) => {
+          const { count, cpu } = await ask(raw, `rotate ${s}`);
+          return { rps: count / s, cpuPerRequest: cpu / count };
+        },
+      };
+      const r = await alternate("refresh_token grant (16 chains)", sides);
+      results.push(
+        ratioRow(r, "refresh_token grant, 16 chains", "peer", "node-oidc-provider"),
+        ratioRow(
+          r,
+          "refresh_token grant vs the raw rotation transaction",
+          "raw",
+          "UPDATE…RETURNING + INSERT (postgres.js)",
+        ),
+      );
+    }
+    // A fresh access token for each of these (the refresh bench can outlast Tessera's 300 s access-token lifetime, and
+    // node-oidc-provider's in-memory adapter is an LRU that drops old entries under the refresh load).
+    const freshAccessTokens = async () => {
+      tessera.info.accessToken = (await ask(tessera, "access")).accessToken;
+      peer.info.accessToken = (await ask(peer, "access")).accessToken;
+    };
+    if (benches.includes("introspect")) {
+      await freshAccessTokens();
+      const body = (t) => `token=${encodeURIComponent(t.info.accessToken)}`;
+      const check = async (t) => {
+        const response = await fetch(`http://127.0.0.1:${t.info.port}${t.info.paths.introspect}`, {
+          method: "POST",
+          headers: { authorization: t.info.basic, "content-type": "application/x-www-form-urlencoded" },
+          body: body(t),
+        });
+        const json = await response.json();
+        if (!json.active) throw new Error(`${t.name} /introspect: ${JSON.stringify(json)}`);
+      };
+      await check(tessera);
+      await check(peer);
+      const cannon = (t) => (s) =>
+        cannonRound(t, s, {
+          method: "POST",
+          path: t.info.paths.introspect,
+          headers: { authorization: t.info.basic, "content-type": "application/x-www-form-urlencoded" },
+          body: body(t),
+        });
+      const r = await alternate("/introspect (access token)", { tessera: cannon(tessera), peer: cannon(peer) });
+      results.push(ratioRow(r, "/introspect", "peer", "node-oidc-provider"));
+    }
+    if (benches.includes("userinfo")) {
+      await freshAccessTokens();
+      const cannon = (t) => (s) =>
+        cannonRound(t, s, {
+          method: "GET",
+          path: t.info.paths.userinfo,
+          headers: { authorization: `Bearer ${t.info.accessToken}` },
+        });
+      const r = await alternate("/userinfo", { tessera: cannon(tessera), peer: cannon(peer) });
+      results.push(ratioRow(r, "/userinfo", "peer", "node-oidc-provider"));
+    }
+    if (benches.includes("discovery")) {
+      // No database, no crypto: what each server costs per request before any OAuth work (the HTTP layer).
+      const cannon = (t) => (s) => cannonRound(t, s, { method: "GET", path: "/.well-known/openid-configuration" });
+      const r = await alternate("GET /.well-known/openid-configuration", {
+        tessera: cannon(tessera),
+        peer: cannon(peer),
+      });
+      results.push(ratioRow(r, "discovery document (HTTP layer only)", "peer", "node-oidc-provider"));
+    }
+    if (benches.includes("password")) {
+      const login = (s) => passwordRound(tessera, s);
+      const argon = async (s) => {
+        const { count, cpu } = await ask(raw, `argon2 ${s}`);
+        return { rps: count / s, cpuPerRequest: cpu / count };
+      };
+      const r = await alternate("password sign-in (POST /api/v1/login)", { tessera: login, raw: argon });
+      results.push(ratioRow(r, "password sign-in (POST /api/v1/login)", "raw", "argon2id verify (same cost)"));
+    }
+    if (benches.includes("authorize")) {
+      const silent = await alternate("silent /authorize (session cookie → 302 with a code)", {
+        tessera: (s) =>
+          cannonRound(tessera, s, {
+            method: "GET",
+            path: tessera.info.authorizeUrl,
+            headers: { cookie: tessera.info.cookie },
+            expect302: true,
+          }),
+      });
+      results.push(figureRow(silent, "silent /authorize"));
+      const flow = await alternate("/authorize + code redemption", { tessera: (s) => codeRound(tessera, s) });
+      results.push(figureRow(flow, "silent /authorize + code redemption (one flow)"));
+    }
+
+    console.log("\n| path | Tessera | reference | ratio (median of rounds) |");
+    console.log("|---|---|---|---|");
+    for (const row of results) console.log(row);
+    console.log(
+      `\nRSS: Tessera ${mb(idle.tessera)} idle, ${mb(maxSeen.tessera)} peak under load; ` +
+        `node-oidc-provider ${mb(idle.peer)} idle, ${mb(maxSeen.peer)} peak`,
+    );
+  } finally {
+    await cleanup();
+  }
+
+  // ---- helpers ----
+
+  function sleep(ms) {
+    return new Promise((r) => setTimeout(r, ms));
+  }
+
+  async function start(name, args, env) {
+    const command = hasTaskset ? "taskset" : process.execPath;
+    const argv = hasTaskset ? ["-c", "0", process.execPath, ...args] : args;
+    const child = spawn(command, argv, {
+      cwd: root,
+      stdio: ["ignore", "pipe", "inherit", "ipc"],
+      env: { ...process.env, ...env },
+    });
+    children.push(child);
+    const info = await new Promise((resolve, reject) => {
+      // The first JSON line (node-oidc-provider prints its warnings to stdout first).
+      const lines = createInterface({ input: child.stdout });
+      lines.on("line", (line) => {
+        if (!line.startsWith("{")) return;
+        lines.close();
+        resolve(JSON.parse(line));
+      });
+      child.once("exit", (code) => reject(new Error(`${name} exited with ${code}`)));
+    });
+    return { name, child, info };
+  }
+
+  function ask(target, message) {
+    return new Promise((resolve) => {
+      target.child.once("message", resolve);
+      target.child.send(message);
+    });
+  }
+
+  async function cpu(target) {
+    const { cpu: usage } = await ask(target, "cpu");
+    return usage.user + usage.system;
+  }
+
+  async function rss(target) {
+    const { rss: value } = await ask(target, "rss");
+    maxSeen[target.name] = Math.max(maxSeen[target.name] ?? 0, value);
+    return value;
+  }
+
+  function mb(bytes) {
+    return `${(bytes / 1024 / 1024).toFixed(0)} MB`;
+  }
+
+  /** Runs `fn` with before/after server CPU; returns requests/s and CPU µs per request. */
+  async function measured(target, seconds, fn) {
+    const before = await cpu(target);
+    const count = await fn();
+    const used = (await cpu(target)) - before;
+    if (target.name in maxSeen) await rss(target);
+    return { rps: count / seconds, cpuPerRequest: used / count };
+  }
+
+  async function refreshRound(target, chains, seconds) {
+    return measured(target, seconds, async () => {
+      const until = performance.now() + seconds * 1000;
+      let count = 0;
+      await Promise.all(
+        chains.map(async (_, i) => {
+          while (performance.now() < until) {
+            const response = await fetch(`http://127.0.0.1:${target.info.port}/token`, {
+              method: "POST",
+              headers: { authorization: target.info.basic, "content-type": "application/x-www-form-urlencoded" },
+              body: `grant_type=refresh_token&refresh_token=${encodeURIComponent(chains[i])}`,
+            });
+            const json = await response.json();
+            if (response.status !== 200) throw new Error(`${target.name} refresh: ${JSON.stringify(json)}`);
+            chains[i] = json.refresh_token;
+            count++;
+          }
+        }),
+      );
+      return count;
+    });
+  }
+
+  async function passwordRound(target, seconds) {
+    return measured(target, seconds, async () => {
+      const until = performance.now() + seconds * 1000;
+      let count = 0;
+      await Promise.all(
+        target.info.emails.map(async (email) => {
+          while (performance.now() < until) {
+            const response = await fetch(`http://127.0.0.1:${target.info.port}/api/v1/login`, {
+              method: "POST",
+              headers: { "content-type": "application/json", origin: target.info.origin },
+              body: JSON.stringify({ email, password: target.info.password }),
+            });
+            await response.arrayBuffer();
+            if (response.status !== 200) throw new Error(`${target.name} login answered ${response.status}`);
+            count++;
+          }
+        }),
+      );
+      return count;
+    });
+  }
+
+  async function codeRound(target, seconds) {
+    return measured(target, seconds, async () => {
+      const until = performance.now() + seconds * 1000;
+      let count = 0;
+      await Promise.all(
+        Array.from({ length: CHAINS }, async () => {
+          while (performance.now() < until) {
+            const authorize = await fetch(`http://127.0.0.1:${target.info.port}${target.info.authorizeUrl}`, {
+              headers: { cookie: target.info.cookie },
+              redirect: "manual",
+            });
+            await authorize.arrayBuffer();
+            const code = new URL(authorize.headers.get("location") ?? "", "https://x.invalid").searchParams.get("code");
+            if (!code) throw new Error(`authorize answered ${authorize.status}`);
+            const token = await fetch(`http://127.0.0.1:${target.info.port}/token`, {
+              method: "POST",
+              headers: { authorization: target.info.basic, "content-type": "application/x-www-form-urlencoded" },
+              body: new URLSearchParams({
+                grant_type: "authorization_code",
+                code,
+                redirect_uri: target.info.redirectUri,
+                code_verifier: target.info.verifier,
+              }).toString(),
+            });
+            await token.arrayBuffer();
+            if (token.status !== 200) throw new Error(`code redemption answered ${token.status}`);
+            count++;
+          }
+        }),
+      );
+      return count;
+    });
+  }
+
+  async function cannonRound(target, seconds, request) {
+    return measured(target, seconds, async () => {
+      const result = await autocannon({
+        url: `http://127.0.0.1:${target.info.port}${request.path}`,
+        method: request.method,
+        headers: request.headers,
+        body: request.body,
+        connections: CHAINS,
+        duration: seconds,
+      });
+      const bad = request.expect302 ? result.requests.total - (result["3xx"] ?? 0) : result.non2xx + result.errors;
+      if (bad > 0) throw new Error(`${target.name} ${request.path}: ${bad} unexpected responses`);
+      return result.requests.total;
+    });
+  }
+
+  /** ROUNDS rounds; in each, every side runs once, in an order that rotates from round to round. */
+  async function alternate(title, sides, tessera = tesseraTarget) {
+    console.log(`\n${title}: ${ROUNDS} rounds of ${ROUND_SECONDS}s per side`);
+    const names = Object.keys(sides);
+    for (const name of names) await sides[name](1); // warm-up
+    // BENCH_CPU_PROF=prefix: a V8 CPU profile of the Tessera server during one extra round, in prefix.<bench>.cpuprofile.
+    if (process.env.BENCH_CPU_PROF && sides.tessera) {
+      await ask(tessera, "profile-start");
+      await sides.tessera(ROUND_SECONDS);
+      const file = `${process.env.BENCH_CPU_PROF}.${title.replace(/[^a-z]+/gi, "-")}.cpuprofile`;
+      await ask(tessera, `profile-stop ${file}`);
+    }
+    const runs = Object.fromEntries(names.map((n) => [n, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = names.map((_, i) => names[(i + round) % names.length]);
+      for (const name of order) runs[name].push(await sides[name](ROUND_SECONDS));
+      console.log(
+        `round ${round + 1}: ` +
+          names
+            .map(
+              (n) =>
+                `${n} ${runs[n].at(-1).rps.toFixed(0)}/s (${(runs[n].at(-1).cpuPerRequest / 1000).toFixed(2)} ms CPU)`,
+            )
+            .join(", "),
+      );
+    }
+    return runs;
+  }
+
+  function median(values) {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  }
+
+  function summary(runs) {
+    const total = runs.reduce((a, r) => a + r.rps, 0);
+    const cpuMs = median(runs.map((r) => r.cpuPerRequest)) / 1000;
+    return { rps: total / runs.length, cpuMs };
+  }
+
+  function ratioRow(runs, label, other, otherLabel) {
+    const ratio = median(runs.tessera.map((r, i) => r.rps / runs[other][i].rps));
+    const t = summary(runs.tessera);
+    const o = summary(runs[other]);
+    return (
+      `| ${label} | ${t.rps.toFixed(0)}/s, ${t.cpuMs.toFixed(2)} ms CPU each | ${otherLabel} ${o.rps.toFixed(0)}/s, ` +
+      `${o.cpuMs.toFixed(2)} ms CPU each | ${ratio.toFixed(2)} |`
+    );
+  }
+
+  function figureRow(runs, label) {
+    const t = summary(runs.tessera);
+    return `| ${label} | ${t.rps.toFixed(0)}/s, ${t.cpuMs.toFixed(2)} ms CPU each | — | — |`;
+  }
+}
