@@ -3,7 +3,7 @@ import { AppError } from "../errors/index.ts";
 import { findManageableUser, markUserDisabled, markUserEnabled } from "../queries/user-status.ts";
 import type { UserRow } from "../queries/users.ts";
 import { audit } from "./audit.ts";
-import type { Actor } from "./clients.ts";
+import type { Actor } from "./clients/index.ts";
 import { endSessions } from "./sessions.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { ensureSigningKey, publicJwks, SIGNING_ALGS } from "../libraries/keys.ts";
-import { ACR_VALUES_SUPPORTED } from "../libraries/totp.ts";
+import { ACR_VALUES_SUPPORTED } from "../libraries/oauth/acr.ts";
 
 /** Discovery changes only with a deploy; an hour of caching spares every client a request per sign-in. */
 const DISCOVERY_MAX_AGE_SECONDS = 3600;

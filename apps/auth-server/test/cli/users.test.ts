@@ -6,7 +6,7 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/index.ts";
 import { testConfig } from "../../src/config/index.ts";
-import { createClient } from "../../src/libraries/clients.ts";
+import { createClient } from "../../src/libraries/clients/index.ts";
 import { systemClock } from "../../src/libraries/clock.ts";
 import { sha256 } from "../../src/libraries/crypto.ts";
 import { signIn } from "../../src/libraries/sessions.ts";

@@ -4,7 +4,7 @@ import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
-import { disableClient, enableClient, rotateClientSecret } from "../../src/libraries/clients.ts";
+import { disableClient, enableClient, rotateClientSecret } from "../../src/libraries/clients/index.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
 import { CLIENT_CACHE_TTL_MS } from "../../src/queries/clients.ts";
 import { basic, FORM, registerClient, type TestClient } from "./helpers.ts";

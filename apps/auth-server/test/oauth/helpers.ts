@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { users } from "@tessera/db";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { sessionCookieName } from "../../src/http/session.ts";
-import { type ClientInput, createClient } from "../../src/libraries/clients.ts";
+import { type ClientInput, createClient } from "../../src/libraries/clients/index.ts";
 import { hashPassword } from "../../src/libraries/passwords.ts";
 import { signIn, type UserRow } from "../../src/libraries/sessions.ts";
 import { buildTestApp, type TestApp } from "../helpers.ts";

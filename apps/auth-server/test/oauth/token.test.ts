@@ -1,9 +1,9 @@
 import { auditEvents, authorizationCodes, clients, refreshTokens, sessions, users } from "@tessera/db";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { disableClient, findActiveClient } from "../../src/libraries/clients.ts";
+import { OAuthError } from "../../src/errors/index.ts";
+import { disableClient, findActiveClient } from "../../src/libraries/clients/index.ts";
 import { sha256 } from "../../src/libraries/crypto.ts";
-import { OAuthError } from "../../src/libraries/oauth/errors.ts";
 import { refreshTokenGrant } from "../../src/libraries/oauth/grants.ts";
 import { signIn, type UserRow } from "../../src/libraries/sessions.ts";
 import type { TestApp } from "../helpers.ts";

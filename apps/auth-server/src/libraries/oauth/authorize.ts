@@ -1,19 +1,11 @@
 import type { AppContext } from "../../context.ts";
+import { OAuthError } from "../../errors/index.ts";
 import { insertAuthorizationCode } from "../../queries/codes.ts";
 import { addSeconds } from "../clock.ts";
 import { randomToken, sha256 } from "../crypto.ts";
+import { hasConfirmedTotp } from "../mfa/factor.ts";
 import type { SessionRow, UserRow } from "../sessions.ts";
-import { hasConfirmedTotp } from "../totp.ts";
 import { type AuthorizationRequest, redirectError, withParams } from "./authorize-request.ts";
-import { OAuthError } from "./errors.ts";
-
-export {
-  AUTHORIZE_PARAMS,
-  type AuthorizationRequest,
-  AuthorizeRedirectError,
-  validateAuthorizationRequest,
-  withParams,
-} from "./authorize-request.ts";
 
 export type AuthorizeDecision =
   /** A code (or an error) for the client. */

@@ -1,8 +1,7 @@
 import type { AppContext } from "../../context.ts";
-import { AppError } from "../../errors/index.ts";
+import { AppError, OAuthError } from "../../errors/index.ts";
 import { audit, type RequestMeta } from "../audit.ts";
-import { authenticateClient, type ClientRow } from "../clients.ts";
-import { OAuthError } from "./errors.ts";
+import { authenticateClient, type ClientRow } from "../clients/index.ts";
 
 export type ClientAuthMethod = "client_secret_basic" | "client_secret_post";
 

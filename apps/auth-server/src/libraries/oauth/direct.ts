@@ -1,11 +1,10 @@
 import type { AppContext } from "../../context.ts";
-import { AppError } from "../../errors/index.ts";
+import { AppError, OAuthError } from "../../errors/index.ts";
 import { passwordSignIn } from "../accounts/sign-in.ts";
 import { audit, type RequestMeta } from "../audit.ts";
-import type { ClientRow } from "../clients.ts";
+import type { ClientRow } from "../clients/index.ts";
 import { signIn } from "../sessions.ts";
 import { clearAccountThrottle } from "../throttle/failures.ts";
-import { OAuthError } from "./errors.ts";
 import { checkScope } from "./scopes.ts";
 import { createRefreshToken, type Grant, type TokenResponse, tokenResponse } from "./tokens.ts";
 

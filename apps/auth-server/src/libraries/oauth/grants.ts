@@ -1,4 +1,5 @@
 import type { AppContext } from "../../context.ts";
+import { OAuthError } from "../../errors/index.ts";
 import {
   consumeAuthorizationCode,
   findAuthorizationCodeByHash,
@@ -16,11 +17,9 @@ import {
   slideSessionIdle,
 } from "../../queries/refresh-tokens.ts";
 import { audit, type RequestMeta } from "../audit.ts";
-import type { ClientRow } from "../clients.ts";
-import { addSeconds } from "../clock.ts";
+import type { ClientRow } from "../clients/index.ts";
 import { sha256 } from "../crypto.ts";
-import { endSessions, type SessionRow, type UserRow } from "../sessions.ts";
-import { OAuthError } from "./errors.ts";
+import { endSessions, type SessionRow, sessionValidity, slideIdle, type UserRow } from "../sessions.ts";
 import { splitScope } from "./params.ts";
 import { CODE_VERIFIER, verifyPkce } from "./pkce.ts";
 import { narrowScope } from "./scopes.ts";
@@ -40,24 +39,14 @@ const MAX_TOKEN_LENGTH = 512;
 type Outcome = { ok: true; grant: Grant; refreshToken: string } | { ok: false; error: OAuthError };
 const fail = (description: string): Outcome => ({ ok: false, error: new OAuthError("invalid_grant", description) });
 
-/**
- * Why a session or its user can no longer get tokens, or null. Expiry is enforced here, on every use.
- * (Session liveness: to be replaced by the shared sessionValidity() of libraries/sessions.ts.)
- */
+const SESSION_PROBLEM = { ended: "The session has ended.", expired: "The session has expired." } as const;
+
+/** Why a session or its user can no longer get tokens, or null. Expiry is enforced here, on every use. */
 export function sessionProblem(session: SessionRow, user: UserRow, now: Date): string | null {
-  if (session.revokedAt) return "The session has ended.";
-  if (session.expiresAt <= now || session.idleExpiresAt <= now) return "The session has expired.";
+  const validity = sessionValidity(session, now);
+  if (validity !== "live") return SESSION_PROBLEM[validity];
   if (user.disabledAt || user.deletedAt) return "The user account is disabled.";
   return null;
-}
-
-/**
- * The session after a use that counts as activity: the idle deadline moves to now + idle TTL, never past the absolute
- * expiry. (Idle slide: to be replaced by the shared slideIdle() of libraries/sessions.ts.)
- */
-function slideIdle(session: SessionRow, now: Date, idleTtlSeconds: number): SessionRow {
-  const idle = addSeconds(now, idleTtlSeconds);
-  return { ...session, lastSeenAt: now, idleExpiresAt: idle < session.expiresAt ? idle : session.expiresAt };
 }
 
 /**
@@ -189,7 +178,7 @@ export async function refreshTokenGrant(
   let rotation: { grant: Grant; token: string } | undefined;
   const fast = await rotateInTwoRoundTrips(ctx.db, tokenHash, (found) => {
     if (!found || check(found) || found.token.rotatedAt) return null;
-    const session = slideIdle(found.session, now, ctx.config.sessions.idleTtlSeconds);
+    const session = { ...found.session, ...slideIdle(found.session, now, ctx.config) };
     const scopes = narrowScope(splitScope(found.token.scope), params.scope);
     const { token, chainId: successorChain } = newRefreshTokenValue(found.token.chainId);
     rotation = { grant: { client, user: found.user, session, scopes }, token };
@@ -226,7 +215,7 @@ export async function refreshTokenGrant(
 
       if (found.token.rotatedAt) return retiredTokenPresented(found);
       // checkSession passed: the refresh counts as activity and moves the idle deadline (never past the absolute one).
-      const session = slideIdle(found.session, now, ctx.config.sessions.idleTtlSeconds);
+      const session = { ...found.session, ...slideIdle(found.session, now, ctx.config) };
       const grant: Grant = {
         client,
         user: found.user,

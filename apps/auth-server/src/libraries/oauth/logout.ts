@@ -1,10 +1,10 @@
 import type { AppContext } from "../../context.ts";
+import { OAuthPageError } from "../../errors/index.ts";
 import { audit, type RequestMeta } from "../audit.ts";
 import { type ClientRow, findActiveClient } from "../clients/index.ts";
 import { verifyJwt } from "../keys.ts";
 import { endSessions, type SessionRow } from "../sessions.ts";
-import { withParams } from "./authorize.ts";
-import { OAuthPageError } from "./errors.ts";
+import { withParams } from "./authorize-request.ts";
 import { readParams } from "./params.ts";
 
 /** Parameters of RP-Initiated Logout 1.0 section 2 that Tessera reads; others are ignored. */

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { OAuthError } from "./errors.ts";
+import { OAuthError } from "../../errors/index.ts";
 
 /** Longest value accepted for any single OAuth parameter; real values are far shorter (a JWT hint is ~1 KB). */
 export const MAX_PARAM_LENGTH = 4096;

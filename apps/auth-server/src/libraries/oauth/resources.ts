@@ -1,6 +1,6 @@
 import type { JWTPayload } from "jose";
 import type { AppContext } from "../../context.ts";
-import { AppError } from "../../errors/index.ts";
+import { AppError, OAuthError } from "../../errors/index.ts";
 import {
   findAccessTokenOwners,
   findChainByChainId,
@@ -8,11 +8,10 @@ import {
   revokeClientChain,
 } from "../../queries/refresh-tokens.ts";
 import { audit, type RequestMeta } from "../audit.ts";
-import type { ClientRow } from "../clients.ts";
+import type { ClientRow } from "../clients/index.ts";
 import { sha256 } from "../crypto.ts";
 import { verifyJwt } from "../keys.ts";
 import type { SessionRow, UserRow } from "../sessions.ts";
-import { OAuthError } from "./errors.ts";
 import { sessionProblem } from "./grants.ts";
 import { splitScope } from "./params.ts";
 import { chainIdOf, REFRESH_TOKEN_PREFIX, userClaims } from "./tokens.ts";

@@ -1,5 +1,5 @@
-import type { ClientRow } from "../clients.ts";
-import { OAuthError } from "./errors.ts";
+import { OAuthError } from "../../errors/index.ts";
+import type { ClientRow } from "../clients/index.ts";
 import { splitScope } from "./params.ts";
 
 /** Scopes Tessera knows; a client may be allowed a subset (and custom scopes registered for it). */

@@ -2,11 +2,11 @@ import { randomBytes, randomUUID } from "node:crypto";
 import type { Executor } from "@tessera/db";
 import type { AppContext } from "../../context.ts";
 import { insertRefreshTokenRow } from "../../queries/refresh-tokens.ts";
-import type { ClientRow } from "../clients.ts";
+import type { ClientRow } from "../clients/index.ts";
 import { sha256 } from "../crypto.ts";
 import { maxTokenLifetimeSeconds, signJwt } from "../keys.ts";
 import type { SessionRow, UserRow } from "../sessions.ts";
-import { acrFor } from "../totp.ts";
+import { acrFor } from "./acr.ts";
 
 /**
  * Refresh tokens are opaque to clients: `tsr_` (so secret scanners can spot one) + 32 bytes, base64url. The first 16

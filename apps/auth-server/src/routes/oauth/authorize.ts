@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { type AuthorizeDecision, decide, validateAuthorizationRequest } from "../../libraries/oauth/authorize.ts";
-import { OAuthPageError } from "../../libraries/oauth/errors.ts";
+import { OAuthPageError } from "../../errors/index.ts";
+import { type AuthorizeDecision, decide } from "../../libraries/oauth/authorize.ts";
+import { validateAuthorizationRequest } from "../../libraries/oauth/authorize-request.ts";
 import { methodNotAllowed } from "./http.ts";
 import { sendConsentPage } from "./pages.ts";
 

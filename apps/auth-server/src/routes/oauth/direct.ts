@@ -1,9 +1,10 @@
 import type { FastifyInstance } from "fastify";
+import { noStore } from "../../http/errors.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { authenticateOAuthClient } from "../../libraries/oauth/client-auth.ts";
 import { directSignIn } from "../../libraries/oauth/direct.ts";
 import { readParams } from "../../libraries/oauth/params.ts";
-import { clientCredentials, methodNotAllowed, noStore, requireForm } from "./http.ts";
+import { clientCredentials, methodNotAllowed, requireForm } from "./http.ts";
 
 /**
  * POST /api/v1/clients/sessions: server-to-server sign-in for trusted first-party clients. Form body with the

@@ -4,9 +4,6 @@ import { sendOAuthError } from "../../http/errors.ts";
 import type { ClientCredentials } from "../../libraries/oauth/client-auth.ts";
 import { readParams } from "../../libraries/oauth/params.ts";
 
-// The OAuth JSON error sender lives with the other wire formats' senders (http/errors.ts); re-exported for the routes.
-export { noStore, sendOAuthError } from "../../http/errors.ts";
-
 /** RFC 6749 3.2 / 4.1.3: parameters in an application/x-www-form-urlencoded body; JSON is refused explicitly. */
 export function requireForm(request: FastifyRequest): void {
   const type = request.headers["content-type"] ?? "";

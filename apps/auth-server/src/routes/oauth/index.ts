@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { OAuthError, OAuthPageError } from "../../errors/index.ts";
 import { csrfPlugin } from "../../http/csrf.ts";
 import { sendOAuthError } from "../../http/errors.ts";
-import { AuthorizeRedirectError } from "../../libraries/oauth/authorize.ts";
+import { AuthorizeRedirectError } from "../../libraries/oauth/authorize-request.ts";
 import { consentRoutes } from "../pages/consent.ts";
 import { authorizeRoutes } from "./authorize.ts";
 import { directSignInRoutes } from "./direct.ts";

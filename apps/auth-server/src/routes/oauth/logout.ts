@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { OAuthPageError } from "../../errors/index.ts";
 import { clearSessionCookie } from "../../http/session.ts";
-import { OAuthPageError } from "../../libraries/oauth/errors.ts";
 import { type LogoutRequest, logout, validateLogoutRequest } from "../../libraries/oauth/logout.ts";
 import { methodNotAllowed } from "./http.ts";
 import { sendLogoutConfirmation, sendSignedOutPage } from "./pages.ts";

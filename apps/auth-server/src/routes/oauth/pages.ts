@@ -1,7 +1,7 @@
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyReply } from "fastify";
 import { csrfToken } from "../../http/csrf.ts";
 import type { ClientRow } from "../../libraries/clients/index.ts";
-import type { AuthorizationRequest } from "../../libraries/oauth/authorize.ts";
+import type { AuthorizationRequest } from "../../libraries/oauth/authorize-request.ts";
 import type { UserRow } from "../../libraries/sessions.ts";
 import { renderView } from "../../views/index.ts";
 

@@ -1,11 +1,12 @@
 import type { FastifyInstance } from "fastify";
+import { OAuthError } from "../../errors/index.ts";
+import { noStore } from "../../http/errors.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { authenticateOAuthClient, checkGrantAllowed } from "../../libraries/oauth/client-auth.ts";
-import { OAuthError } from "../../libraries/oauth/errors.ts";
 import { authorizationCodeGrant, refreshTokenGrant } from "../../libraries/oauth/grants.ts";
 import { readParams } from "../../libraries/oauth/params.ts";
 import { introspect, revoke } from "../../libraries/oauth/resources.ts";
-import { clientCredentials, methodNotAllowed, noStore, requireForm } from "./http.ts";
+import { clientCredentials, methodNotAllowed, requireForm } from "./http.ts";
 
 const TOKEN_PARAMS = {
   grant_type: 64,
@@ -27,8 +28,6 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
     "/token",
     { config: { errorFormat: "oauth", rateLimit: routeRateLimit(ctx.config, "token") } },
     async (request, reply) => {
-      // When the request arrived: the refresh grant judges its concurrent-refresh grace window by it.
-      const receivedAt = ctx.clock.now();
       requireForm(request);
       const p = readParams(request.body, TOKEN_PARAMS);
       if (!p.grant_type) throw new OAuthError("invalid_request", "The grant_type parameter is required.");
@@ -48,7 +47,7 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
           : await refreshTokenGrant(
               ctx,
               client,
-              { refreshToken: p.refresh_token, scope: p.scope, receivedAt },
+              { refreshToken: p.refresh_token, scope: p.scope, receivedAt: request.receivedAt },
               request.meta,
             );
       return noStore(reply).send(response);

@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { OAuthError } from "../../libraries/oauth/errors.ts";
+import { OAuthError } from "../../errors/index.ts";
+import { noStore } from "../../http/errors.ts";
 import { readParams } from "../../libraries/oauth/params.ts";
 import { userinfo } from "../../libraries/oauth/resources.ts";
-import { methodNotAllowed, noStore } from "./http.ts";
+import { methodNotAllowed } from "./http.ts";
 
 /**
  * The access token, from `Authorization: Bearer` or (POST only) the form body's access_token (RFC 6750 2.1, 2.2).

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
-import { accessDenied, decide, validateAuthorizationRequest } from "../../libraries/oauth/authorize.ts";
-import { OAuthPageError } from "../../libraries/oauth/errors.ts";
+import { OAuthPageError } from "../../errors/index.ts";
+import { accessDenied, decide } from "../../libraries/oauth/authorize.ts";
+import { validateAuthorizationRequest } from "../../libraries/oauth/authorize-request.ts";
 import { readParams } from "../../libraries/oauth/params.ts";
 import { sendDecision } from "../oauth/authorize.ts";
 
