@@ -36,6 +36,15 @@ export function runWithDeadline<T>(deadlineAt: number, fn: () => T): T {
   return storage.run({ deadlineAt }, fn);
 }
 
+/**
+ * Runs `fn` outside any deadline scope. For clean-up that must reach the database even after the deadline, above all
+ * the ROLLBACK of a transaction opened by hand on a reserved connection: without it the connection would go back to
+ * the pool still inside the transaction, holding its locks, and the next request on it would run inside it.
+ */
+export function outsideDeadline<T>(fn: () => T): T {
+  return storage.exit(fn);
+}
+
 /** Milliseconds left before the current deadline, or undefined outside any deadline scope. */
 export function deadlineRemainingMs(): number | undefined {
   const scope = storage.getStore();

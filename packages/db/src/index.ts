@@ -16,6 +16,7 @@ export {
   DEADLINE_EXCEEDED,
   DeadlineExceededError,
   deadlineRemainingMs,
+  outsideDeadline,
   runWithDeadline,
 } from "./deadline.ts";
 export * from "./schema/index.ts";

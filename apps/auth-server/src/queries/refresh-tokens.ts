@@ -1,4 +1,4 @@
-import { clients, type Executor, refreshTokens, sessions, users } from "@tessera/db";
+import { clients, type Executor, outsideDeadline, refreshTokens, sessions, users } from "@tessera/db";
 import { and, desc, eq, isNotNull, isNull, sql } from "drizzle-orm";
 import { prepared } from "./prepared.ts";
 
@@ -333,8 +333,9 @@ export async function rotateInTwoRoundTrips(
     const [, found] = await Promise.all([begin, lockRefreshTokenByHash(onConnection, tokenHash)]);
     const rotation = decide(found);
     if (!found || !rotation) {
+      // Outside the request's deadline: a late ROLLBACK must still be sent, never skipped (see outsideDeadline).
+      await outsideDeadline(() => connection.unsafe("rollback"));
       open = false;
-      await connection.unsafe("rollback");
       return { rotated: false };
     }
     const now = rotation.createdAt.toISOString();
@@ -378,7 +379,9 @@ export async function rotateInTwoRoundTrips(
     const successorId = row?.successor_id;
     return typeof successorId === "string" ? { found, successorId } : { rotated: false };
   } catch (error) {
-    if (open) await connection.unsafe("rollback").catch(() => {});
+    // Past the deadline the writes and COMMIT were refused unsent; the ROLLBACK goes regardless, so the connection
+    // never returns to the pool inside this transaction (holding the session's row lock).
+    if (open) await outsideDeadline(() => connection.unsafe("rollback")).catch(() => {});
     throw error;
   } finally {
     connection.release();

@@ -1,0 +1,90 @@
+import { performance } from "node:perf_hooks";
+import { refreshTokens, rowsOf, runWithDeadline } from "@tessera/db";
+import { eq, sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sha256 } from "../../src/libraries/crypto.ts";
+import { newRefreshTokenValue } from "../../src/libraries/oauth/tokens.ts";
+import { rotateInTwoRoundTrips } from "../../src/queries/refresh-tokens.ts";
+import type { TestApp } from "../helpers.ts";
+import {
+  buildOAuthApp,
+  createUser,
+  refresh,
+  registerClient,
+  sessionCookie,
+  type TestClient,
+  tokensFor,
+} from "../oauth/helpers.ts";
+
+/** The code of an error or of the first cause that has one (drizzle wraps driver errors). */
+function codeOf(error: unknown): string | undefined {
+  for (let e = error as { code?: unknown; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (typeof e.code === "string") return e.code;
+  }
+  return undefined;
+}
+
+/**
+ * The refresh grant's two-round-trip rotation (queries/refresh-tokens.ts) holds a reserved connection with an open
+ * transaction between its locking read and its writes. When the request's deadline passes in between, the writes are
+ * never sent (the deadline refuses them), and the transaction must still be rolled back before the connection goes
+ * back to the pool: otherwise the next request on that connection runs inside a stale transaction that holds the
+ * session's row lock. PostgreSQL only (PGlite takes the general path).
+ */
+describe.skipIf(!process.env.TEST_DATABASE_URL)("two-round-trip refresh past its deadline", () => {
+  let t: TestApp;
+  let client: TestClient;
+  beforeAll(async () => {
+    t = await buildOAuthApp();
+    client = await registerClient(t.app);
+  });
+  afterAll(async () => t?.close());
+
+  it("rolls back before releasing the connection: none is left idle in a transaction, and the token still refreshes", async () => {
+    const user = await createUser(t.app);
+    const { cookie } = await sessionCookie(t.app, user);
+    const tokens = await tokensFor(t.app, client, cookie);
+    const deadlineAt = performance.now() + 1500;
+
+    const outcome = await runWithDeadline(deadlineAt, () =>
+      rotateInTwoRoundTrips(t.app.ctx.db, sha256(tokens.refresh_token), (found) => {
+        if (!found) return null;
+        // The decision takes until after the deadline (synchronously, so nothing else can run in between).
+        while (performance.now() < deadlineAt + 50) {
+          // spin
+        }
+        const { token, chainId } = newRefreshTokenValue(found.token.chainId);
+        return {
+          tokenHash: sha256(token),
+          sessionId: found.session.id,
+          clientId: found.client.id,
+          userId: found.user.id,
+          parentId: found.token.id,
+          chainId,
+          authorizationCodeId: found.token.authorizationCodeId,
+          scope: found.token.scope,
+          createdAt: t.clock.now(),
+          idleExpiresAt: found.session.idleExpiresAt,
+        };
+      }),
+    ).then(
+      () => "rotated",
+      (error: unknown) => codeOf(error),
+    );
+    expect(outcome).toBe("DB_DEADLINE_EXCEEDED");
+
+    // A connection left in the transaction is either idle in it, or (when the pool hands it to this very query)
+    // running this query inside it: its transaction then started before this statement did.
+    const stuck = await t.app.ctx.db.execute(
+      sql`select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and state <> 'idle' and xact_start is distinct from query_start`,
+    );
+    expect(rowsOf<{ n: number }>(stuck)[0]?.n).toBe(0);
+    const [row] = await t.app.ctx.db
+      .select()
+      .from(refreshTokens)
+      .where(eq(refreshTokens.tokenHash, sha256(tokens.refresh_token)));
+    expect(row?.rotatedAt).toBeNull();
+    expect((await refresh(t.app, client, tokens.refresh_token)).statusCode).toBe(200);
+  });
+});
