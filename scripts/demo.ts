@@ -17,7 +17,7 @@ import {
   createClient,
   findActiveClient,
   updateClient,
-} from "../apps/auth-server/src/libraries/clients.ts";
+} from "../apps/auth-server/src/libraries/clients/index.ts";
 import { hashPassword } from "../apps/auth-server/src/libraries/passwords.ts";
 import { findUserByEmail, insertUser, updateUser } from "../apps/auth-server/src/queries/users.ts";
 import { buildDemoGame } from "../apps/demo-game/src/app.ts";

@@ -10,7 +10,7 @@ import { Session } from "node:inspector";
 import type { AddressInfo } from "node:net";
 import { build } from "../../apps/auth-server/src/app.ts";
 import { loadConfig } from "../../apps/auth-server/src/config/index.ts";
-import { createClient } from "../../apps/auth-server/src/libraries/clients.ts";
+import { createClient } from "../../apps/auth-server/src/libraries/clients/index.ts";
 import { hashPassword } from "../../apps/auth-server/src/libraries/passwords.ts";
 import { signIn } from "../../apps/auth-server/src/libraries/sessions.ts";
 import { users } from "../../packages/db/src/index.ts";

@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { build } from "../../../../apps/auth-server/src/app.ts";
 import { testConfig } from "../../../../apps/auth-server/src/config/index.ts";
-import { createClient } from "../../../../apps/auth-server/src/libraries/clients.ts";
+import { createClient } from "../../../../apps/auth-server/src/libraries/clients/index.ts";
 import { TestClock } from "../../../../apps/auth-server/src/libraries/clock.ts";
 import { deliverBackchannelLogouts } from "../../../../apps/auth-server/src/libraries/jobs/backchannel.ts";
 import { hashPassword } from "../../../../apps/auth-server/src/libraries/passwords.ts";
