@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { ensureSigningKey, publicJwks, SIGNING_ALGS } from "../libraries/keys.ts";
+import { ensureSigningKey, publicJwks, SIGNING_ALGS } from "../libraries/keys/index.ts";
 import { ACR_VALUES_SUPPORTED } from "../libraries/oauth/acr.ts";
 
 /** Discovery changes only with a deploy; an hour of caching spares every client a request per sign-in. */

@@ -4,7 +4,7 @@ import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sha256 } from "../../src/libraries/crypto.ts";
 import { newRefreshTokenValue } from "../../src/libraries/oauth/tokens.ts";
-import { rotateInTwoRoundTrips } from "../../src/queries/refresh-tokens.ts";
+import { rotateInTwoRoundTrips } from "../../src/queries/refresh-rotation.ts";
 import type { TestApp } from "../helpers.ts";
 import {
   buildOAuthApp,

@@ -13,7 +13,7 @@ import {
   rotateSigningKey,
   signJwt,
   verifyJwt,
-} from "../../src/libraries/keys.ts";
+} from "../../src/libraries/keys/index.ts";
 import { buildTestApp, type TestApp } from "../helpers.ts";
 
 let t: TestApp;

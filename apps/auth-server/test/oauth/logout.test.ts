@@ -15,7 +15,7 @@ import {
   deliverBackchannelLogouts,
   drainBackchannelLogouts,
 } from "../../src/libraries/jobs/backchannel.ts";
-import { publicJwks } from "../../src/libraries/keys.ts";
+import { publicJwks } from "../../src/libraries/keys/index.ts";
 import { endSessions, type SessionRow, type UserRow } from "../../src/libraries/sessions.ts";
 import type { TestApp } from "../helpers.ts";
 import {

@@ -3,7 +3,7 @@ import { users } from "@tessera/db";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { disableClient } from "../../src/libraries/clients/index.ts";
-import { publicJwks } from "../../src/libraries/keys.ts";
+import { publicJwks } from "../../src/libraries/keys/index.ts";
 import { endSessions, type SessionRow, type UserRow } from "../../src/libraries/sessions.ts";
 import type { TestApp } from "../helpers.ts";
 import {

@@ -1,6 +1,11 @@
 import { parseArgs } from "node:util";
 import { systemClock } from "../../libraries/clock.ts";
-import { keyPublishWindowSeconds, listSigningKeys, rotateSigningKey, type SigningAlg } from "../../libraries/keys.ts";
+import {
+  keyPublishWindowSeconds,
+  listSigningKeys,
+  rotateSigningKey,
+  type SigningAlg,
+} from "../../libraries/keys/index.ts";
 import { withDatabase } from "../database.ts";
 import { type Command, jsonFlagArgs, UsageError } from "../types.ts";
 

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { AppContext, Logger } from "../../context.ts";
 import { type ClaimedJob, claimDueJobs, markJobDelivered, markJobFailed } from "../../queries/backchannel.ts";
 import { addSeconds } from "../clock.ts";
-import { signJwt } from "../keys.ts";
+import { signJwt } from "../keys/index.ts";
 
 /**
  * Back-channel logout delivery (OpenID Connect Back-Channel Logout 1.0). Jobs are rows in backchannel_logout_jobs,

@@ -1,7 +1,7 @@
 import type { AppContext } from "../../context.ts";
 import { OAuthError, OAuthPageError } from "../../errors/index.ts";
 import { type ClientRow, findActiveClient } from "../clients/index.ts";
-import { verifyJwt } from "../keys.ts";
+import { verifyJwt } from "../keys/index.ts";
 import { acrValuesDemandSecondFactor } from "./acr.ts";
 import { type Params, readParams } from "./params.ts";
 import { S256_CHALLENGE } from "./pkce.ts";

@@ -6,6 +6,7 @@ import {
   lockSessionWithUser,
   revokeTokensIssuedFromCode,
 } from "../../queries/codes.ts";
+import { rotateInTwoRoundTrips } from "../../queries/refresh-rotation.ts";
 import {
   deleteSupersededToken,
   findChildToken,
@@ -13,7 +14,6 @@ import {
   lockRefreshTokenByHash,
   type RefreshTokenWithOwners,
   retireRefreshToken,
-  rotateInTwoRoundTrips,
   slideSessionIdle,
 } from "../../queries/refresh-tokens.ts";
 import { audit, type RequestMeta } from "../audit.ts";

@@ -2,7 +2,7 @@ import type { AppContext } from "../../context.ts";
 import { OAuthPageError } from "../../errors/index.ts";
 import { audit, type RequestMeta } from "../audit.ts";
 import { type ClientRow, findActiveClient } from "../clients/index.ts";
-import { verifyJwt } from "../keys.ts";
+import { verifyJwt } from "../keys/index.ts";
 import { endSessions, type SessionRow } from "../sessions.ts";
 import { withParams } from "./authorize-request.ts";
 import { readParams } from "./params.ts";

@@ -10,7 +10,7 @@ import {
 import { audit, type RequestMeta } from "../audit.ts";
 import type { ClientRow } from "../clients/index.ts";
 import { sha256 } from "../crypto.ts";
-import { verifyJwt } from "../keys.ts";
+import { verifyJwt } from "../keys/index.ts";
 import type { SessionRow, UserRow } from "../sessions.ts";
 import { sessionProblem } from "./grants.ts";
 import { splitScope } from "./params.ts";

@@ -4,7 +4,7 @@ import type { AppContext } from "../../context.ts";
 import { insertRefreshTokenRow } from "../../queries/refresh-tokens.ts";
 import type { ClientRow } from "../clients/index.ts";
 import { sha256 } from "../crypto.ts";
-import { maxTokenLifetimeSeconds, signJwt } from "../keys.ts";
+import { maxTokenLifetimeSeconds, signJwt } from "../keys/index.ts";
 import type { SessionRow, UserRow } from "../sessions.ts";
 import { acrFor } from "./acr.ts";
 

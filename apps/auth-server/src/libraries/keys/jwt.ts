@@ -1,0 +1,145 @@
+import {
+  type CryptoKey,
+  decodeProtectedHeader,
+  importJWK,
+  type JWK,
+  type JWTPayload,
+  errors as joseErrors,
+  jwtVerify,
+  SignJWT,
+} from "jose";
+import type { CoreContext } from "../../context.ts";
+import { AppError } from "../../errors/index.ts";
+import type { SigningAlg } from "../../queries/keys.ts";
+import { decrypt } from "../crypto.ts";
+import {
+  CLOCK_TOLERANCE_SECONDS,
+  ensureSigningKey,
+  isPublished,
+  loadedKeys,
+  MAX_JWT_LENGTH,
+  MISS_REFRESH_MIN_MS,
+  maxTokenLifetimeSeconds,
+  SIGNING_ALGS,
+  sealAad,
+} from "./store.ts";
+
+/** Signing and verifying Tessera's own JWTs with the keys of store.ts (cached, decrypted once per key). */
+
+async function signingKeyFor(deps: CoreContext, alg: SigningAlg): Promise<{ kid: string; key: CryptoKey }> {
+  const cache = await loadedKeys(deps);
+  const pick = () =>
+    [...cache.keys.values()]
+      .filter((k) => k.row.alg === alg && k.row.activatedAt && !k.row.retiredAt)
+      .sort((a, b) => (b.row.activatedAt?.getTime() ?? 0) - (a.row.activatedAt?.getTime() ?? 0))[0];
+  let entry = pick();
+  if (!entry) {
+    await ensureSigningKey(deps, alg);
+    entry = pick();
+  }
+  if (!entry) throw new Error(`no active ${alg} signing key`);
+  const row = entry.row;
+  entry.privateKey ??= importJWK(
+    JSON.parse(decrypt(deps.config.masterKey, row.privateKeyEncrypted, sealAad(row.kid))) as JWK,
+    row.alg,
+  ) as Promise<CryptoKey>;
+  return { kid: row.kid, key: await entry.privateKey };
+}
+
+export interface SignOptions {
+  /** JWT `typ` header; `JWT` when absent (ID tokens), e.g. `at+jwt`, `logout+jwt` for other kinds. */
+  typ?: string;
+  alg?: SigningAlg;
+  expiresInSeconds: number;
+}
+
+/**
+ * Signs claims with Tessera's active key. Sets `iss` (the configured issuer), `iat`, `exp` and the `kid` and `typ`
+ * headers; the caller sets `sub`, `aud` and the rest.
+ */
+export async function signJwt(deps: CoreContext, claims: JWTPayload, options: SignOptions): Promise<string> {
+  const max = maxTokenLifetimeSeconds(deps.config);
+  if (!Number.isInteger(options.expiresInSeconds) || options.expiresInSeconds <= 0 || options.expiresInSeconds > max) {
+    // A programming error: a longer lifetime would outlive the key's publication window.
+    throw new TypeError(`expiresInSeconds must be a whole number between 1 and ${max}`);
+  }
+  const alg = options.alg ?? deps.config.tokens.signingAlg;
+  if (!SIGNING_ALGS.includes(alg)) throw new TypeError(`unsupported signing algorithm ${alg}`);
+  const { kid, key } = await signingKeyFor(deps, alg);
+  const now = Math.floor(deps.clock.now().getTime() / 1000);
+  return new SignJWT({ ...claims })
+    .setProtectedHeader({ alg, kid, typ: options.typ ?? "JWT" })
+    .setIssuer(deps.config.issuer)
+    .setIssuedAt(now)
+    .setExpirationTime(now + options.expiresInSeconds)
+    .sign(key);
+}
+
+export interface VerifyOptions {
+  /** Expected `typ` header; `JWT` when absent, so a logout or access token is never taken for an ID token. */
+  typ?: string;
+  /** Expected `aud` (one of the token's audiences). */
+  audience?: string;
+  /** Accept an expired token (e.g. an `id_token_hint`); every other check still applies. */
+  allowExpired?: boolean;
+}
+
+function invalid(reason: string): AppError {
+  return new AppError("TOKEN_INVALID", `The token is invalid: ${reason}.`);
+}
+
+async function verificationKey(deps: CoreContext, kid: string, alg: string): Promise<CryptoKey | null> {
+  let cache = await loadedKeys(deps);
+  let entry = cache.keys.get(kid);
+  if (!entry && performance.now() - cache.loadedAtMs > MISS_REFRESH_MIN_MS) {
+    // Possibly a key created by another instance since the last load.
+    cache = await loadedKeys(deps, true);
+    entry = cache.keys.get(kid);
+  }
+  if (!entry || entry.row.alg !== alg || !isPublished(entry.row, deps.clock.now(), deps.config)) return null;
+  entry.publicKey ??= importJWK(entry.row.publicJwk as JWK, entry.row.alg) as Promise<CryptoKey>;
+  return entry.publicKey;
+}
+
+/**
+ * Verifies a JWT signed by Tessera: only Tessera's own published keys, algorithm pinned to the key's own (never
+ * `none`, never HS*, no RS/ES/EdDSA confusion), then `iss`, `aud`, `typ`, `nbf` and `exp`. Throws TOKEN_INVALID or
+ * TOKEN_EXPIRED.
+ */
+export async function verifyJwt(deps: CoreContext, token: string, options: VerifyOptions = {}): Promise<JWTPayload> {
+  if (typeof token !== "string" || token.length === 0 || token.length > MAX_JWT_LENGTH) throw invalid("malformed");
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  try {
+    header = decodeProtectedHeader(token);
+  } catch {
+    throw invalid("malformed");
+  }
+  if (token.split(".").length !== 3) throw invalid("malformed");
+  if (typeof header.alg !== "string" || !(SIGNING_ALGS as readonly string[]).includes(header.alg)) {
+    throw invalid("unsupported algorithm");
+  }
+  if (typeof header.kid !== "string" || header.kid.length > 200) throw invalid("unknown key");
+  const key = await verificationKey(deps, header.kid, header.alg);
+  if (!key) throw invalid("unknown key");
+  try {
+    const { payload } = await jwtVerify(token, key, {
+      algorithms: [header.alg],
+      issuer: deps.config.issuer,
+      ...(options.audience !== undefined ? { audience: options.audience } : {}),
+      typ: options.typ ?? "JWT",
+      currentDate: deps.clock.now(),
+      clockTolerance: CLOCK_TOLERANCE_SECONDS,
+      requiredClaims: ["iat", "exp"],
+    });
+    return payload;
+  } catch (error) {
+    // jose checks exp last, so a JWTExpired means every other check passed.
+    if (error instanceof joseErrors.JWTExpired) {
+      if (options.allowExpired) return error.payload;
+      throw new AppError("TOKEN_EXPIRED");
+    }
+    if (error instanceof joseErrors.JWTClaimValidationFailed) throw invalid(`${error.claim} check failed`);
+    if (error instanceof joseErrors.JWSSignatureVerificationFailed) throw invalid("signature check failed");
+    throw invalid("malformed");
+  }
+}
