@@ -131,6 +131,7 @@ describe("errors shown as a page, never redirected (client or redirect URI not v
     expect(response.statusCode).toBe(400);
     expect(response.headers.location).toBeUndefined();
     expect(response.body).toContain("The application (client_id) is unknown or disabled.");
+    expect(response.body).toContain("<h1>This sign-in request cannot continue</h1>");
   });
 
   it("is the one HTML error page: the configured product name, the RFC error code, the request id, not cached", async () => {

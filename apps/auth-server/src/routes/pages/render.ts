@@ -127,6 +127,10 @@ export const HEADINGS: Partial<Record<string, string>> = {
   ACCOUNT_LOCKED: "Sign-in paused",
   UNAUTHENTICATED: "Sign in to continue",
   INTERNAL_ERROR: "Something went wrong",
+  // OAuth requests that cannot redirect back (unknown client, unregistered redirect URI, bad id_token_hint).
+  invalid_request: "This sign-in request cannot continue",
+  invalid_client: "This sign-in request cannot continue",
+  unauthorized_client: "This sign-in request cannot continue",
 };
 
 /** The HTML error page installed through `app.setHtmlErrorRenderer()`. */
