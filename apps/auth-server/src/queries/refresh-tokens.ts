@@ -61,15 +61,20 @@ export async function insertRefreshTokenRow(db: Executor, row: NewRefreshToken):
 
 const OWNERS = { token: refreshTokens, session: sessions, user: users, client: clients };
 
+/** A refresh token joined to its session, user and client: the start of every "token with owners" query. */
+function withOwners(d: Executor) {
+  return d
+    .select(OWNERS)
+    .from(refreshTokens)
+    .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
+    .innerJoin(users, eq(users.id, refreshTokens.userId))
+    .innerJoin(clients, eq(clients.id, refreshTokens.clientId));
+}
+
 /** A refresh token by hash with its session, user and client, whatever their state (callers check each rule). */
 export async function findRefreshTokenByHash(db: Executor, tokenHash: string): Promise<RefreshTokenWithOwners | null> {
   const [row] = await prepared(db, "refresh_token_by_hash", (d) =>
-    d
-      .select(OWNERS)
-      .from(refreshTokens)
-      .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
-      .innerJoin(users, eq(users.id, refreshTokens.userId))
-      .innerJoin(clients, eq(clients.id, refreshTokens.clientId))
+    withOwners(d)
       .where(eq(refreshTokens.tokenHash, sql.placeholder("tokenHash")))
       .limit(1)
       .prepare("refresh_token_by_hash"),
@@ -84,12 +89,7 @@ export async function findRefreshTokenByHash(db: Executor, tokenHash: string): P
  */
 export async function lockRefreshTokenByHash(db: Executor, tokenHash: string): Promise<RefreshTokenWithOwners | null> {
   const [row] = await prepared(db, "refresh_token_by_hash_locked", (d) =>
-    d
-      .select(OWNERS)
-      .from(refreshTokens)
-      .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
-      .innerJoin(users, eq(users.id, refreshTokens.userId))
-      .innerJoin(clients, eq(clients.id, refreshTokens.clientId))
+    withOwners(d)
       .where(eq(refreshTokens.tokenHash, sql.placeholder("tokenHash")))
       .limit(1)
       .for("no key update", { of: sessions })
@@ -104,12 +104,7 @@ export async function lockRefreshTokenByHash(db: Executor, tokenHash: string): P
  */
 export async function lockChainByChainId(db: Executor, chainId: string): Promise<RefreshTokenWithOwners | null> {
   const [row] = await prepared(db, "refresh_token_chain_locked", (d) =>
-    d
-      .select(OWNERS)
-      .from(refreshTokens)
-      .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
-      .innerJoin(users, eq(users.id, refreshTokens.userId))
-      .innerJoin(clients, eq(clients.id, refreshTokens.clientId))
+    withOwners(d)
       .where(eq(refreshTokens.chainId, sql.placeholder("chainId")))
       .orderBy(desc(refreshTokens.createdAt))
       .limit(1)
@@ -122,12 +117,7 @@ export async function lockChainByChainId(db: Executor, chainId: string): Promise
 /** The newest stored token of a chain with its owners (no lock), for /revoke with a retired token. */
 export async function findChainByChainId(db: Executor, chainId: string): Promise<RefreshTokenWithOwners | null> {
   const [row] = await prepared(db, "refresh_token_chain", (d) =>
-    d
-      .select(OWNERS)
-      .from(refreshTokens)
-      .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
-      .innerJoin(users, eq(users.id, refreshTokens.userId))
-      .innerJoin(clients, eq(clients.id, refreshTokens.clientId))
+    withOwners(d)
       .where(eq(refreshTokens.chainId, sql.placeholder("chainId")))
       .orderBy(desc(refreshTokens.createdAt))
       .limit(1)
