@@ -1,5 +1,6 @@
 export * from "./abuse.ts";
 export * from "./audit.ts";
+export * from "./authorization.ts";
 export * from "./clients.ts";
 export * from "./keys.ts";
 export * from "./sessions.ts";
