@@ -1,3 +1,4 @@
+import type { KeyObject } from "node:crypto";
 import type { Database } from "@tessera/db";
 import { type CryptoKey, calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from "jose";
 import type { Config } from "../../config/index.ts";
@@ -47,7 +48,7 @@ export const MAX_JWT_LENGTH = 16 * 1024;
 interface LoadedKey {
   row: SigningKeyRow;
   publicKey?: Promise<CryptoKey>;
-  privateKey?: Promise<CryptoKey>;
+  privateKey?: KeyObject;
 }
 
 interface KeyCache {
