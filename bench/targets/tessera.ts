@@ -5,7 +5,7 @@
  * chains through the server's own HTTP endpoints. The helper answers the bench's IPC ("cpu", "rss", "chains N",
  * "access") with the figures of the server process (read from /proc), never its own.
  *
- * BENCH_NODE_FLAGS: extra node flags for the server (e.g. "--max-semi-space-size=4"); BENCH_CPU_PROF=prefix: the
+ * The server gets the node flags of `pnpm start`; BENCH_NODE_FLAGS replaces them (e.g. "" for none); BENCH_CPU_PROF=prefix: the
  * server runs with --cpu-prof and writes its profile next to prefix when it exits.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -83,7 +83,10 @@ async function sessionCookie(): Promise<string> {
 const cookie = await sessionCookie();
 const basic = `Basic ${Buffer.from(`${client.clientId}:${encodeURIComponent(clientSecret)}`).toString("base64")}`;
 
-const flags = (process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+// The node flags of `pnpm start` (root package.json: "node [flags] apps/auth-server/dist/server.js"), or BENCH_NODE_FLAGS.
+const startLine: string = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).scripts.start;
+const startFlags = startLine.replace(/^node /, "").replace(/apps\/auth-server\/dist\/server\.js$/, "");
+const flags = (process.env.BENCH_NODE_FLAGS ?? startFlags).split(" ").filter(Boolean);
 if (process.env.BENCH_CPU_PROF) {
   flags.push("--cpu-prof", `--cpu-prof-dir=${dirname(process.env.BENCH_CPU_PROF)}`);
 }
