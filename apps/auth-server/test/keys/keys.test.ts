@@ -313,6 +313,13 @@ describe("verifyJwt", () => {
     await rejects(tampered, {}, "TOKEN_INVALID", "The token is invalid: signature check failed.");
   });
 
+  it("accepts only the exact base64url signature it issued (no padding, no stray characters)", async () => {
+    const token = await good();
+    for (const altered of [`${token}=`, `${token}==`, `${token.slice(0, -2)}!${token.slice(-2)}`, `${token} `]) {
+      await rejects(altered, {}, "TOKEN_INVALID", "The token is invalid: signature check failed.");
+    }
+  });
+
   it("rejects a wrong iss, aud or typ", async () => {
     // Signed with Tessera's own key but for another issuer (same database and master key, other ISSUER).
     const otherIssuer = { ...t.app.ctx, config: testConfig({ ISSUER: "https://other.example" }) };

@@ -1,5 +1,6 @@
+import type { KeyObject } from "node:crypto";
 import type { Database } from "@tessera/db";
-import { type CryptoKey, calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from "jose";
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from "jose";
 import type { Config } from "../../config/index.ts";
 import type { CoreContext } from "../../context.ts";
 import {
@@ -46,8 +47,8 @@ export const MAX_JWT_LENGTH = 16 * 1024;
 
 interface LoadedKey {
   row: SigningKeyRow;
-  publicKey?: Promise<CryptoKey>;
-  privateKey?: Promise<CryptoKey>;
+  publicKey?: KeyObject;
+  privateKey?: KeyObject;
 }
 
 interface KeyCache {
