@@ -20,6 +20,10 @@ export interface ClientInput {
   idTokenSignedResponseAlg?: SigningAlg | undefined;
   /** Override of ACCESS_TOKEN_TTL_SECONDS for this client (null: use the default). */
   accessTokenTtlSeconds?: number | null | undefined;
+  /** OAuth grant types this client may use (default authorization_code and refresh_token). */
+  grantTypes?: string[] | undefined;
+  /** Guest accounts (POST /api/v1/guest) for this client. Off by default. */
+  guestAccounts?: boolean | undefined;
 }
 
 export type ClientUpdate = Partial<ClientInput>;
@@ -87,6 +91,17 @@ const scopesSchema = z
 
 const uriList = z.array(z.string().max(MAX_URI_LENGTH)).max(MAX_URIS, `must have at most ${MAX_URIS} URIs`);
 const algSchema = z.enum(["RS256", "ES256", "EdDSA"]);
+/** The grant types a client may be registered for. */
+export const GRANT_TYPES = [
+  "authorization_code",
+  "refresh_token",
+  "client_credentials",
+  "urn:ietf:params:oauth:grant-type:device_code",
+] as const;
+const grantTypesSchema = z
+  .array(z.enum(GRANT_TYPES))
+  .min(1, "must not be empty")
+  .max(GRANT_TYPES.length * 2);
 
 const createSchema = z.strictObject({
   name: nameSchema,
@@ -104,6 +119,8 @@ const createSchema = z.strictObject({
     .min(30, "must be at least 30")
     .max(3600, "must be at most 3600")
     .nullish(),
+  grantTypes: grantTypesSchema.optional(),
+  guestAccounts: z.boolean().optional(),
 });
 
 const updateSchema = createSchema.partial().refine((v) => Object.values(v).some((x) => x !== undefined), {
@@ -156,5 +173,7 @@ export function rowValues(input: ClientUpdate) {
       ? { idTokenSignedResponseAlg: input.idTokenSignedResponseAlg }
       : {}),
     ...(input.accessTokenTtlSeconds !== undefined ? { accessTokenTtlSeconds: input.accessTokenTtlSeconds } : {}),
+    ...(input.grantTypes !== undefined ? { grantTypes: dedupe(input.grantTypes) } : {}),
+    ...(input.guestAccounts !== undefined ? { guestAccountsEnabled: input.guestAccounts } : {}),
   };
 }
