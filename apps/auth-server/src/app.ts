@@ -24,6 +24,7 @@ import { adminClientRoutes } from "./routes/admin/clients.ts";
 import { adminIpSuspensionRoutes } from "./routes/admin/ip-suspensions.ts";
 import { adminUserRoutes } from "./routes/admin/users.ts";
 import { accountApiRoutes } from "./routes/api/accounts.ts";
+import { guestApiRoutes } from "./routes/api/guest.ts";
 import { mfaApiRoutes } from "./routes/api/mfa.ts";
 import { discoveryRoutes } from "./routes/discovery.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -109,6 +110,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(mfaApiRoutes);
   await app.register(oauthRoutes);
   await app.register(deviceRoutes);
+  await app.register(guestApiRoutes);
   await app.register(discoveryRoutes);
   await app.register(adminClientRoutes);
   await app.register(adminIpSuspensionRoutes);
