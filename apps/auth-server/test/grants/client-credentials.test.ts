@@ -1,7 +1,7 @@
 import { decodeJwt } from "jose";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { disableClient } from "../../src/libraries/clients/index.ts";
+import { createClient, disableClient, updateClient } from "../../src/libraries/clients/index.ts";
 import type { TestApp } from "../helpers.ts";
 import { basic, buildOAuthApp, FORM, form, registerClient, type TestClient } from "../oauth/helpers.ts";
 import { discover } from "./helpers.ts";
@@ -119,5 +119,21 @@ describe("client_credentials", () => {
     // The disabled client can no longer authenticate; its token is no longer active for anyone.
     expect((await introspect(temp, access)).statusCode).toBe(401);
     expect((await introspect(server, access)).json()).toEqual({ active: false });
+  });
+
+  it("a service without redirect URIs can be registered only without authorization_code", async () => {
+    const { client } = await createClient(t.app.ctx, {
+      name: "Matchmaker",
+      redirectUris: [],
+      grantTypes: ["client_credentials"],
+    });
+    expect(client.redirectUris).toEqual([]);
+    await expect(createClient(t.app.ctx, { name: "Web", redirectUris: [] })).rejects.toMatchObject({
+      code: "VALIDATION_FAILED",
+      fields: [{ field: "redirectUris", message: "must have at least one redirect URI" }],
+    });
+    await expect(updateClient(t.app.ctx, server.clientId, { redirectUris: [] })).rejects.toMatchObject({
+      code: "VALIDATION_FAILED",
+    });
   });
 });

@@ -106,7 +106,8 @@ const grantTypesSchema = z
 const createSchema = z.strictObject({
   name: nameSchema,
   logoUri: z.string().max(MAX_URI_LENGTH).nullish(),
-  redirectUris: uriList.min(1, "must have at least one redirect URI"),
+  // At least one unless the client cannot use authorization_code (a device-only console, a client_credentials service).
+  redirectUris: uriList,
   postLogoutRedirectUris: uriList.optional(),
   backchannelLogoutUri: z.string().max(MAX_URI_LENGTH).nullish(),
   firstParty: z.boolean().optional(),
@@ -140,9 +141,22 @@ function checkUris(input: ClientUpdate): void {
   if (problems.length) throw new AppError("INVALID_REDIRECT_URI", undefined, problems);
 }
 
+/**
+ * Redirect URIs may be empty only for a client that cannot use authorization_code (a device-only console, a
+ * client_credentials service); an update emptying them must say so with its grant types in the same request.
+ */
+function checkRedirectUrisNeeded(input: ClientUpdate): void {
+  if (input.redirectUris === undefined || input.redirectUris.length > 0) return;
+  if (!(input.grantTypes ?? ["authorization_code"]).includes("authorization_code")) return;
+  throw new AppError("VALIDATION_FAILED", undefined, [
+    { field: "redirectUris", message: "must have at least one redirect URI" },
+  ]);
+}
+
 /** A new registration, validated (VALIDATION_FAILED / INVALID_REDIRECT_URI with per-field errors). */
 export function validClientInput(input: UntrustedClientInput): ClientInput {
   const valid = parse(createSchema, input);
+  checkRedirectUrisNeeded(valid);
   checkUris(valid);
   return valid;
 }
@@ -150,6 +164,7 @@ export function validClientInput(input: UntrustedClientInput): ClientInput {
 /** A change to a registration, validated like a new one; at least one field must be present. */
 export function validClientUpdate(input: UntrustedClientInput): ClientUpdate {
   const valid = parse(updateSchema, input);
+  checkRedirectUrisNeeded(valid);
   checkUris(valid);
   return valid;
 }
