@@ -142,6 +142,25 @@ describe("device authorization grant", () => {
     expect(mine.json()).toMatchObject({ token_type: "Bearer" });
   });
 
+  it("parallel polls after approval: exactly one gets tokens", async () => {
+    const user = await createUser(t.app);
+    const started = await start(console_);
+    const browser = await signedInBrowser(t.app, user);
+    const confirm = await browser.submit("/device", { user_code: started.user_code });
+    await browser.post("/device/decision", {
+      _csrf: confirm.body.match(/name="_csrf" value="([^"]*)"/)![1]!,
+      user_code: started.user_code,
+      decision: "approve",
+    });
+    const results = await Promise.all(Array.from({ length: 5 }, () => poll(console_, started.device_code)));
+    const ok = results.filter((r) => r.statusCode === 200);
+    expect(ok).toHaveLength(1);
+    for (const r of results.filter((x) => x.statusCode !== 200)) {
+      expect(r.statusCode).toBe(400);
+      expect(["slow_down", "invalid_grant"]).toContain(r.json().error);
+    }
+  });
+
   it("deny → access_denied", async () => {
     const user = await createUser(t.app);
     const started = await start(console_);
