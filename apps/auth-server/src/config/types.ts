@@ -125,9 +125,10 @@ export const RATE_LIMIT_DEFAULTS = {
   introspect: "600/60",
   revoke: "300/60",
   admin: "300/60",
-  // grants (#13): device authorization requests, user-code entries on /device, guest creation
+  // grants (#13): device authorization requests, user-code entries on /device, the guest API (called by game back
+  // ends for all their players, so as generous as /token)
   device_authorization: "60/60",
   device: "30/600",
-  guest: "30/60",
+  guest: "600/60",
 } as const;
 export type RateLimitRoute = keyof typeof RATE_LIMIT_DEFAULTS;

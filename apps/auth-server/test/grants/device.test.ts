@@ -247,3 +247,20 @@ describe("user-code guessing", () => {
     expect((await browser.submit("/device", { user_code: started.user_code })).statusCode).toBe(200);
   });
 });
+
+describe("user-code entry rate limit per IP", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildOAuthApp({ RATE_LIMIT_DEVICE: "2/600", THROTTLE_ACCOUNT_FREE_FAILURES: "100" });
+  });
+  afterAll(() => t.close());
+
+  it("RATE_LIMIT_DEVICE bounds /device posts per IP, whatever the account", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const browser = await signedInBrowser(t.app, await createUser(t.app)); // a fresh account each time
+      statuses.push((await browser.submit("/device", { user_code: "BBBB-BBBB" })).statusCode);
+    }
+    expect(statuses).toEqual([400, 400, 429]);
+  });
+});
