@@ -24,9 +24,11 @@ import { adminClientRoutes } from "./routes/admin/clients.ts";
 import { adminIpSuspensionRoutes } from "./routes/admin/ip-suspensions.ts";
 import { adminUserRoutes } from "./routes/admin/users.ts";
 import { accountApiRoutes } from "./routes/api/accounts.ts";
+import { guestApiRoutes } from "./routes/api/guest.ts";
 import { mfaApiRoutes } from "./routes/api/mfa.ts";
 import { discoveryRoutes } from "./routes/discovery.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { deviceRoutes } from "./routes/oauth/device.ts";
 import { oauthRoutes } from "./routes/oauth/index.ts";
 import { pageRoutes } from "./routes/pages/index.ts";
 
@@ -107,6 +109,8 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(accountApiRoutes);
   await app.register(mfaApiRoutes);
   await app.register(oauthRoutes);
+  await app.register(deviceRoutes);
+  await app.register(guestApiRoutes);
   await app.register(discoveryRoutes);
   await app.register(adminClientRoutes);
   await app.register(adminIpSuspensionRoutes);

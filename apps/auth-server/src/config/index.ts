@@ -199,6 +199,11 @@ export function loadConfig(env: Env = process.env, overrides: { dataDirForDevKey
       accountLockMaxSeconds: field(env, "THROTTLE_ACCOUNT_LOCK_MAX_SECONDS", int(1, 86400).default(3600), problems),
       accountWindowSeconds: field(env, "THROTTLE_ACCOUNT_WINDOW_SECONDS", int(1, 30 * 86400).default(3600), problems),
     },
+    grants: {
+      deviceCodeTtlSeconds: field(env, "DEVICE_CODE_TTL_SECONDS", int(60, 3600).default(600), problems),
+      devicePollIntervalSeconds: field(env, "DEVICE_POLL_INTERVAL_SECONDS", int(1, 60).default(5), problems),
+      guestIdleDays: field(env, "GUEST_IDLE_DAYS", int(1, 3650).default(30), problems),
+    },
     mfa: {
       challengeTtlSeconds: field(env, "MFA_CHALLENGE_TTL_SECONDS", int(30, 3600).default(300), problems),
       challengeMaxAttempts: field(env, "MFA_CHALLENGE_MAX_ATTEMPTS", int(1, 100).default(5), problems),

@@ -96,6 +96,15 @@ export interface Config {
     /** Failures older than this are forgotten. */
     accountWindowSeconds: number;
   };
+  /** Device flow, client credentials and guest accounts (issue #13, grants). */
+  grants: {
+    /** Lifetime of a device code and its user code (RFC 8628 `expires_in`). */
+    deviceCodeTtlSeconds: number;
+    /** Minimum seconds between two polls of one device code (RFC 8628 `interval`). */
+    devicePollIntervalSeconds: number;
+    /** Guest accounts with no activity for this many days are deleted by the sweeper. */
+    guestIdleDays: number;
+  };
   mfa: {
     /** Lifetime of the half-finished sign-in between the password and the code step. */
     challengeTtlSeconds: number;
@@ -116,5 +125,10 @@ export const RATE_LIMIT_DEFAULTS = {
   introspect: "600/60",
   revoke: "300/60",
   admin: "300/60",
+  // grants (#13): device authorization requests, user-code entries on /device, the guest API (called by game back
+  // ends for all their players, so as generous as /token)
+  device_authorization: "60/60",
+  device: "30/600",
+  guest: "600/60",
 } as const;
 export type RateLimitRoute = keyof typeof RATE_LIMIT_DEFAULTS;

@@ -18,6 +18,9 @@ const oauthErrors = {
   interaction_required: { status: 400, message: "The user must interact with Tessera first." },
   invalid_token: { status: 401, message: "The access token is invalid." },
   insufficient_scope: { status: 403, message: "The access token lacks a required scope." },
+  // RFC 8628 3.5 (device authorization grant): answered 400 like every token endpoint error
+  authorization_pending: { status: 400, message: "The user has not yet approved or denied the request." },
+  expired_token: { status: 400, message: "The device code has expired." },
   slow_down: { status: 429, message: "Too many requests. Try again later." },
   server_error: { status: 500, message: "Something went wrong on our side." },
   temporarily_unavailable: { status: 503, message: "The service is temporarily unavailable." },
@@ -113,6 +116,15 @@ export const errorCatalog = {
   TOKEN_INVALID: { status: 401, message: "The token is invalid." },
   TOKEN_EXPIRED: { status: 401, message: "The token has expired." },
   CONFLICT: { status: 409, message: "That conflicts with the current state." },
+
+  // Grants (#13): device flow, client credentials, guest accounts
+  USER_CODE_INVALID: { status: 400, message: "That code is not valid or has expired. Check the code on your device." },
+  GUEST_ACCOUNTS_DISABLED: { status: 403, message: "Guest accounts are not enabled for this client." },
+  NOT_A_GUEST: { status: 409, message: "This account is not a guest account (it may have been upgraded already)." },
+  GUEST_EMAIL_IN_USE: {
+    status: 409,
+    message: "An account with this email already exists. Sign in to it instead; the guest account is not merged.",
+  },
 
   // OAuth 2.0 / OpenID Connect (RFC 6749, RFC 6750, OIDC Core): the RFC `error` values
   ...oauthErrors,

@@ -84,7 +84,7 @@ export async function changeUserEmail(db: Executor, id: string, email: string, n
   }
 }
 
-function isUniqueViolation(error: unknown): boolean {
+export function isUniqueViolation(error: unknown): boolean {
   for (
     let e = error, depth = 0;
     e && typeof e === "object" && depth < 4;

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import { ensureSigningKey, publicJwks, SIGNING_ALGS } from "../libraries/keys/index.ts";
 import { ACR_VALUES_SUPPORTED } from "../libraries/oauth/acr.ts";
+import { CLIENT_CREDENTIALS_GRANT } from "../libraries/oauth/client-credentials.ts";
+import { DEVICE_CODE_GRANT } from "../libraries/oauth/device.ts";
 
 /** Discovery changes only with a deploy; an hour of caching spares every client a request per sign-in. */
 const DISCOVERY_MAX_AGE_SECONDS = 3600;
@@ -41,7 +43,8 @@ export function openidConfiguration(issuer: string) {
     scopes_supported: SUPPORTED_SCOPES,
     response_types_supported: ["code"],
     response_modes_supported: ["query"],
-    grant_types_supported: ["authorization_code", "refresh_token"],
+    grant_types_supported: ["authorization_code", "refresh_token", CLIENT_CREDENTIALS_GRANT, DEVICE_CODE_GRANT],
+    device_authorization_endpoint: `${issuer}/device_authorization`,
     subject_types_supported: ["public"],
     id_token_signing_alg_values_supported: [...SIGNING_ALGS],
     token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],

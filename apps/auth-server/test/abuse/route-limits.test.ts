@@ -25,6 +25,9 @@ beforeAll(async () => {
     RATE_LIMIT_TOKEN: LIMIT,
     RATE_LIMIT_INTROSPECT: LIMIT,
     RATE_LIMIT_REVOKE: LIMIT,
+    RATE_LIMIT_DEVICE_AUTHORIZATION: LIMIT,
+    RATE_LIMIT_DEVICE: LIMIT,
+    RATE_LIMIT_GUEST: LIMIT,
   });
 });
 afterAll(() => t.close());
@@ -48,6 +51,9 @@ const ROUTES: [string, Format][] = [
   ["/token", "oauth"],
   ["/introspect", "oauth"],
   ["/revoke", "oauth"],
+  ["/device_authorization", "oauth"],
+  ["/device", "html"],
+  ["/api/v1/guest", "json"],
 ];
 
 let n = 0;

@@ -157,6 +157,7 @@ describe("POST /admin/api/v1/clients", () => {
       direct_sign_in: false,
       allowed_scopes: ["openid", "profile", "email", "offline_access"],
       grant_types: ["authorization_code", "refresh_token"],
+      guest_accounts: false,
       id_token_signed_response_alg: "RS256",
       access_token_ttl_seconds: null,
       previous_secret_expires_at: null,

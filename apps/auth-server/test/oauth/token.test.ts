@@ -367,20 +367,23 @@ describe("client authentication and request shape", () => {
     );
   });
 
-  it("grant types: missing, unsupported (password, client_credentials, implicit)", async () => {
+  it("grant types: missing, unsupported (password, implicit), not enabled for the client (client_credentials, device)", async () => {
     const auth = { authorization: basic(client.clientId, client.secret) };
     expectOAuthError(await post(form({}), auth), 400, "invalid_request", "The grant_type parameter is required.");
-    for (const grant of [
-      "password",
-      "client_credentials",
-      "implicit",
-      "urn:ietf:params:oauth:grant-type:device_code",
-    ]) {
+    for (const grant of ["password", "implicit"]) {
       expectOAuthError(
         await post(form({ grant_type: grant }), auth),
         400,
         "unsupported_grant_type",
-        "Only authorization_code and refresh_token are supported.",
+        "Supported grant types: authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code.",
+      );
+    }
+    for (const grant of ["client_credentials", "urn:ietf:params:oauth:grant-type:device_code"]) {
+      expectOAuthError(
+        await post(form({ grant_type: grant }), auth),
+        400,
+        "unauthorized_client",
+        `This client may not use the ${grant} grant.`,
       );
     }
   });

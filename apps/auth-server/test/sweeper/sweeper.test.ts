@@ -189,6 +189,7 @@ describe("sweeper", () => {
         backchannel_logout_jobs: 2,
         account_throttles: 0,
         ip_suspensions: 0,
+        guest_users: 0,
       },
     });
     expect(await remaining(userId)).toEqual(EXPECTED_KEPT);

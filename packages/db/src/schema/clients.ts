@@ -22,6 +22,8 @@ export const clients = pgTable(
     firstParty: boolean().notNull().default(false),
     /** Server-to-server sign-in with user credentials (trusted first-party games). Off by default. */
     directSignInEnabled: boolean().notNull().default(false),
+    /** Guest accounts (POST /api/v1/guest) for this client. Off by default. */
+    guestAccountsEnabled: boolean().notNull().default(false),
     idTokenSignedResponseAlg: text({ enum: ["RS256", "ES256", "EdDSA"] })
       .notNull()
       .default("RS256"),

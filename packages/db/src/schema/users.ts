@@ -16,6 +16,8 @@ export const users = pgTable(
     passwordChangedAt: timestamp({ withTimezone: true }),
     displayName: text(),
     isAdmin: boolean().notNull().default(false),
+    /** A guest account (libraries/accounts/guests.ts): no email of its own yet, swept when idle, upgraded in place. */
+    isAnonymous: boolean().notNull().default(false),
     createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
     disabledAt: timestamp({ withTimezone: true }),

@@ -20,6 +20,10 @@ export interface ClientInput {
   idTokenSignedResponseAlg?: SigningAlg | undefined;
   /** Override of ACCESS_TOKEN_TTL_SECONDS for this client (null: use the default). */
   accessTokenTtlSeconds?: number | null | undefined;
+  /** OAuth grant types this client may use (default authorization_code and refresh_token). */
+  grantTypes?: string[] | undefined;
+  /** Guest accounts (POST /api/v1/guest) for this client. Off by default. */
+  guestAccounts?: boolean | undefined;
 }
 
 export type ClientUpdate = Partial<ClientInput>;
@@ -87,11 +91,23 @@ const scopesSchema = z
 
 const uriList = z.array(z.string().max(MAX_URI_LENGTH)).max(MAX_URIS, `must have at most ${MAX_URIS} URIs`);
 const algSchema = z.enum(["RS256", "ES256", "EdDSA"]);
+/** The grant types a client may be registered for. */
+export const GRANT_TYPES = [
+  "authorization_code",
+  "refresh_token",
+  "client_credentials",
+  "urn:ietf:params:oauth:grant-type:device_code",
+] as const;
+const grantTypesSchema = z
+  .array(z.enum(GRANT_TYPES))
+  .min(1, "must not be empty")
+  .max(GRANT_TYPES.length * 2);
 
 const createSchema = z.strictObject({
   name: nameSchema,
   logoUri: z.string().max(MAX_URI_LENGTH).nullish(),
-  redirectUris: uriList.min(1, "must have at least one redirect URI"),
+  // At least one unless the client cannot use authorization_code (a device-only console, a client_credentials service).
+  redirectUris: uriList,
   postLogoutRedirectUris: uriList.optional(),
   backchannelLogoutUri: z.string().max(MAX_URI_LENGTH).nullish(),
   firstParty: z.boolean().optional(),
@@ -104,6 +120,8 @@ const createSchema = z.strictObject({
     .min(30, "must be at least 30")
     .max(3600, "must be at most 3600")
     .nullish(),
+  grantTypes: grantTypesSchema.optional(),
+  guestAccounts: z.boolean().optional(),
 });
 
 const updateSchema = createSchema.partial().refine((v) => Object.values(v).some((x) => x !== undefined), {
@@ -123,9 +141,22 @@ function checkUris(input: ClientUpdate): void {
   if (problems.length) throw new AppError("INVALID_REDIRECT_URI", undefined, problems);
 }
 
+/**
+ * Redirect URIs may be empty only for a client that cannot use authorization_code (a device-only console, a
+ * client_credentials service); an update emptying them must say so with its grant types in the same request.
+ */
+function checkRedirectUrisNeeded(input: ClientUpdate): void {
+  if (input.redirectUris === undefined || input.redirectUris.length > 0) return;
+  if (!(input.grantTypes ?? ["authorization_code"]).includes("authorization_code")) return;
+  throw new AppError("VALIDATION_FAILED", undefined, [
+    { field: "redirectUris", message: "must have at least one redirect URI" },
+  ]);
+}
+
 /** A new registration, validated (VALIDATION_FAILED / INVALID_REDIRECT_URI with per-field errors). */
 export function validClientInput(input: UntrustedClientInput): ClientInput {
   const valid = parse(createSchema, input);
+  checkRedirectUrisNeeded(valid);
   checkUris(valid);
   return valid;
 }
@@ -133,6 +164,7 @@ export function validClientInput(input: UntrustedClientInput): ClientInput {
 /** A change to a registration, validated like a new one; at least one field must be present. */
 export function validClientUpdate(input: UntrustedClientInput): ClientUpdate {
   const valid = parse(updateSchema, input);
+  checkRedirectUrisNeeded(valid);
   checkUris(valid);
   return valid;
 }
@@ -156,5 +188,7 @@ export function rowValues(input: ClientUpdate) {
       ? { idTokenSignedResponseAlg: input.idTokenSignedResponseAlg }
       : {}),
     ...(input.accessTokenTtlSeconds !== undefined ? { accessTokenTtlSeconds: input.accessTokenTtlSeconds } : {}),
+    ...(input.grantTypes !== undefined ? { grantTypes: dedupe(input.grantTypes) } : {}),
+    ...(input.guestAccounts !== undefined ? { guestAccountsEnabled: input.guestAccounts } : {}),
   };
 }

@@ -5,6 +5,7 @@ import {
   type SweepTarget,
   tryLockSweeper,
 } from "../../queries/admin-maintenance.ts";
+import { deleteIdleGuestsBatch } from "../../queries/guests.ts";
 import { addSeconds } from "../clock.ts";
 
 /**
@@ -18,7 +19,8 @@ const MAX_BATCHES_PER_TABLE = 100;
 export interface SweepReport {
   /** False when another instance held the lock, so this one did nothing. */
   ran: boolean;
-  deleted: Record<SweepTarget, number>;
+  /** Rows deleted per table; `guest_users`: guest accounts idle for GUEST_IDLE_DAYS (with their sessions). */
+  deleted: Record<SweepTarget | "guest_users", number>;
 }
 
 /**
@@ -30,7 +32,10 @@ export interface SweepReport {
 export async function sweep(deps: CoreContext, options: { batchSize?: number } = {}): Promise<SweepReport> {
   const batchSize = options.batchSize ?? SWEEP_BATCH_SIZE;
   const cutoff = addSeconds(deps.clock.now(), -deps.config.jobs.sweeperRetentionSeconds);
-  const deleted = Object.fromEntries(Object.keys(SWEEP_TARGETS).map((k) => [k, 0])) as Record<SweepTarget, number>;
+  const deleted = Object.fromEntries([...Object.keys(SWEEP_TARGETS), "guest_users"].map((k) => [k, 0])) as Record<
+    SweepTarget | "guest_users",
+    number
+  >;
   // Sessions first: deleting one cascades to its refresh tokens and codes.
   for (const target of Object.keys(SWEEP_TARGETS) as SweepTarget[]) {
     for (let i = 0; i < MAX_BATCHES_PER_TABLE; i++) {
@@ -42,6 +47,17 @@ export async function sweep(deps: CoreContext, options: { batchSize?: number } =
       deleted[target] += count;
       if (count < batchSize) break;
     }
+  }
+  // Guests idle for GUEST_IDLE_DAYS (libraries/accounts/guests.ts): their own cutoff, same lock and batches.
+  const guestCutoff = addSeconds(deps.clock.now(), -deps.config.grants.guestIdleDays * 86400);
+  for (let i = 0; i < MAX_BATCHES_PER_TABLE; i++) {
+    const count = await deps.db.transaction(async (tx) => {
+      if (!(await tryLockSweeper(tx))) return null;
+      return deleteIdleGuestsBatch(tx, guestCutoff, batchSize);
+    });
+    if (count === null) return { ran: false, deleted };
+    deleted.guest_users += count;
+    if (count < batchSize) break;
   }
   return { ran: true, deleted };
 }

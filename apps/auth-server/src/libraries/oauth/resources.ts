@@ -12,6 +12,7 @@ import type { ClientRow } from "../clients/index.ts";
 import { sha256 } from "../crypto.ts";
 import { verifyJwt } from "../keys/index.ts";
 import type { SessionRow, UserRow } from "../sessions.ts";
+import { introspectClientToken } from "./client-credentials.ts";
 import { sessionProblem } from "./grants.ts";
 import { splitScope } from "./params.ts";
 import { chainIdOf, REFRESH_TOKEN_PREFIX, userClaims } from "./tokens.ts";
@@ -119,7 +120,8 @@ export async function introspect(ctx: AppContext, client: ClientRow, token: stri
     };
   }
   const verified = await checkAccessToken(ctx, token, client.clientId);
-  if (!verified || verified.clientId !== client.clientId) return inactive;
+  if (!verified) return (await introspectClientToken(ctx, client, token)) ?? inactive;
+  if (verified.clientId !== client.clientId) return inactive;
   const { payload } = verified;
   return {
     active: true,

@@ -54,6 +54,8 @@ export interface TokenResponse {
   scope: string;
   /** Epoch seconds: every refresh token of the session stops working then, whatever the client does. */
   session_expires_at: number;
+  /** Present (true) only for guest accounts (libraries/accounts/guests.ts). */
+  is_anonymous?: true;
 }
 
 export interface Grant {
@@ -102,6 +104,8 @@ export async function createRefreshToken(
 
 /** Identity claims released for the granted scopes (OIDC 5.4). */
 export function userClaims(user: UserRow, scopes: string[]): Record<string, unknown> {
+  // A guest has no address of its own yet (only a placeholder): no email claims, and `is_anonymous` instead.
+  if (user.isAnonymous) return { is_anonymous: true };
   return {
     ...(scopes.includes("email") ? { email: user.email, email_verified: user.emailVerifiedAt !== null } : {}),
     ...(scopes.includes("profile") ? { name: user.displayName ?? undefined } : {}),
@@ -155,5 +159,6 @@ export async function tokenResponse(ctx: AppContext, grant: Grant, refreshToken:
     refresh_token: refreshToken,
     scope,
     session_expires_at: epoch(session.expiresAt),
+    ...(user.isAnonymous ? { is_anonymous: true as const } : {}),
   };
 }

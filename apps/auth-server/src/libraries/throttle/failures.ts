@@ -32,7 +32,7 @@ export async function recordSignInFailure(
   meta: RequestMeta,
   input: ({ email: string } | { key: string }) & {
     userId?: string | null | undefined;
-    reason: "password" | "otp" | "recovery_code";
+    reason: "password" | "otp" | "recovery_code" | "user_code";
     onLocked?: ((until: Date) => Promise<void>) | undefined;
   },
 ): Promise<FailureResult> {

@@ -19,6 +19,8 @@ export const WIRE_NAMES = {
   allowedScopes: "allowed_scopes",
   idTokenSignedResponseAlg: "id_token_signed_response_alg",
   accessTokenTtlSeconds: "access_token_ttl_seconds",
+  grantTypes: "grant_types",
+  guestAccounts: "guest_accounts",
 } as const satisfies Record<keyof ClientUpdate, string>;
 
 export type WireField = (typeof WIRE_NAMES)[keyof typeof WIRE_NAMES];
@@ -70,6 +72,7 @@ export interface ClientView {
   direct_sign_in: boolean;
   allowed_scopes: string[];
   grant_types: string[];
+  guest_accounts: boolean;
   id_token_signed_response_alg: string;
   /** null: the server default (ACCESS_TOKEN_TTL_SECONDS). */
   access_token_ttl_seconds: number | null;
@@ -92,6 +95,7 @@ export function clientView(client: ClientRow, clientSecret?: string): ClientView
     direct_sign_in: client.directSignInEnabled,
     allowed_scopes: client.allowedScopes,
     grant_types: client.grantTypes,
+    guest_accounts: client.guestAccountsEnabled,
     id_token_signed_response_alg: client.idTokenSignedResponseAlg,
     access_token_ttl_seconds: client.accessTokenTtlSeconds,
     previous_secret_expires_at: client.previousSecretExpiresAt?.toISOString() ?? null,

@@ -3,6 +3,8 @@ import { OAuthError } from "../../errors/index.ts";
 import { noStore } from "../../http/errors.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { authenticateOAuthClient, checkGrantAllowed } from "../../libraries/oauth/client-auth.ts";
+import { CLIENT_CREDENTIALS_GRANT, clientCredentialsGrant } from "../../libraries/oauth/client-credentials.ts";
+import { DEVICE_CODE_GRANT, deviceCodeGrant } from "../../libraries/oauth/device.ts";
 import { authorizationCodeGrant, refreshTokenGrant } from "../../libraries/oauth/grants.ts";
 import { readParams } from "../../libraries/oauth/params.ts";
 import { introspect, revoke } from "../../libraries/oauth/resources.ts";
@@ -15,7 +17,11 @@ const TOKEN_PARAMS = {
   code_verifier: 256,
   refresh_token: 512,
   scope: 1024,
+  device_code: 512,
 } as const;
+
+/** The grant types /token answers (each still enabled per client through its `grant_types`). */
+const GRANT_TYPES = ["authorization_code", "refresh_token", CLIENT_CREDENTIALS_GRANT, DEVICE_CODE_GRANT];
 
 const TOKEN_HINT_PARAMS = { token: 16 * 1024, token_type_hint: 64 } as const;
 
@@ -31,11 +37,18 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
       requireForm(request);
       const p = readParams(request.body, TOKEN_PARAMS);
       if (!p.grant_type) throw new OAuthError("invalid_request", "The grant_type parameter is required.");
-      if (p.grant_type !== "authorization_code" && p.grant_type !== "refresh_token") {
-        throw new OAuthError("unsupported_grant_type", "Only authorization_code and refresh_token are supported.");
+      if (!GRANT_TYPES.includes(p.grant_type)) {
+        throw new OAuthError("unsupported_grant_type", `Supported grant types: ${GRANT_TYPES.join(", ")}.`);
       }
-      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body), request.meta);
+      const credentials = clientCredentials(request, request.body);
+      const client = await authenticateOAuthClient(ctx, credentials, request.meta);
       checkGrantAllowed(client, p.grant_type);
+      if (p.grant_type === CLIENT_CREDENTIALS_GRANT && credentials) {
+        return noStore(reply).send(await clientCredentialsGrant(ctx, client, credentials.method, p.scope));
+      }
+      if (p.grant_type === DEVICE_CODE_GRANT) {
+        return noStore(reply).send(await deviceCodeGrant(ctx, client, p.device_code, request.meta));
+      }
       const response =
         p.grant_type === "authorization_code"
           ? await authorizationCodeGrant(
