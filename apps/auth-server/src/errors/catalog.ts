@@ -114,6 +114,13 @@ export const errorCatalog = {
   TOKEN_EXPIRED: { status: 401, message: "The token has expired." },
   CONFLICT: { status: 409, message: "That conflicts with the current state." },
 
+  // Admin console (#14)
+  API_KEY_NOT_FOUND: { status: 404, message: "No admin API key with that id." },
+  /** The console needs two-step verification on the admin's account (set it up at /account/mfa). */
+  ADMIN_MFA_REQUIRED: { status: 403, message: "Turn on two-step verification to use the admin console." },
+  /** A sensitive console action needs the admin's password or a current code, typed again. */
+  STEP_UP_REQUIRED: { status: 401, message: "Confirm with your password or a code from your authenticator app." },
+
   // OAuth 2.0 / OpenID Connect (RFC 6749, RFC 6750, OIDC Core): the RFC `error` values
   ...oauthErrors,
 } as const satisfies Record<string, { status: number; message: string; oauth?: OAuthErrorCode }>;

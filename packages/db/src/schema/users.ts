@@ -16,6 +16,12 @@ export const users = pgTable(
     passwordChangedAt: timestamp({ withTimezone: true }),
     displayName: text(),
     isAdmin: boolean().notNull().default(false),
+    /**
+     * The admin level of an admin (`is_admin` true): `admin` (everything) or `support` (read-only, may also end
+     * sessions and lift suspensions). Null on an admin means full admin, so rows from before levels existed keep
+     * their meaning with no data migration; ignored when `is_admin` is false.
+     */
+    adminRole: text({ enum: ["admin", "support"] }),
     createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
     disabledAt: timestamp({ withTimezone: true }),
