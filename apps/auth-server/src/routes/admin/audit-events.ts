@@ -1,9 +1,10 @@
 import { Readable } from "node:stream";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { releaseDeadline } from "../../http/deadline.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import {
+  type AuditQuery,
   auditEventView,
   auditQuerySchema,
   CSV_COLUMNS,
@@ -43,17 +44,30 @@ export async function adminAuditRoutes(app: FastifyInstance): Promise<void> {
 
   app.get(`${BASE}/export`, routeConfig, async (request, reply) => {
     const { format = "ndjson", ...query } = parse(exportQuery, request.query);
-    const runBatch = releaseDeadline(app, request);
-    const rows = exportAuditEvents(app.ctx, query, { runBatch });
-    async function* lines() {
-      if (format === "csv") yield `${CSV_COLUMNS.join(",")}\r\n`;
-      for await (const row of rows) yield format === "csv" ? csvLine(row) : `${JSON.stringify(auditEventView(row))}\n`;
-    }
-    const stamp = app.ctx.clock.now().toISOString().replace(/[:.]/g, "-");
-    reply
-      .header("cache-control", "no-store")
-      .header("content-disposition", `attachment; filename="audit-${stamp}.${format}"`)
-      .type(format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson");
-    return reply.send(Readable.from(lines()));
+    return sendAuditExport(request, reply, query, format);
   });
+}
+
+/**
+ * Streams the filtered audit log as NDJSON or CSV (API and console). Rows come from the database a batch at a time
+ * (each batch with a fresh request deadline) and go out through a stream with backpressure, so memory stays bounded.
+ */
+export function sendAuditExport(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  query: AuditQuery,
+  format: "ndjson" | "csv",
+): FastifyReply {
+  const app = request.server;
+  const rows = exportAuditEvents(app.ctx, query, { runBatch: releaseDeadline(app, request) });
+  async function* lines() {
+    if (format === "csv") yield `${CSV_COLUMNS.join(",")}\r\n`;
+    for await (const row of rows) yield format === "csv" ? csvLine(row) : `${JSON.stringify(auditEventView(row))}\n`;
+  }
+  const stamp = app.ctx.clock.now().toISOString().replace(/[:.]/g, "-");
+  reply
+    .header("cache-control", "no-store")
+    .header("content-disposition", `attachment; filename="audit-${stamp}.${format}"`)
+    .type(format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson");
+  return reply.send(Readable.from(lines()));
 }
