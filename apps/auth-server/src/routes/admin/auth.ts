@@ -4,6 +4,7 @@ import { type AdminLevel, adminLevelOf, levelAllows } from "../../libraries/admi
 import { authenticateApiKey } from "../../libraries/admin.ts";
 import { audit } from "../../libraries/audit.ts";
 import type { Actor } from "../../libraries/clients/index.ts";
+import { hasConfirmedTotp } from "../../libraries/mfa/factor.ts";
 
 /** Who is calling the admin API: an admin through an API key or a browser session. */
 export interface AdminPrincipal {
@@ -110,6 +111,11 @@ export async function requireAdmin(request: FastifyRequest, _reply: FastifyReply
     if (request.headers.origin !== new URL(ctx.config.issuer).origin) {
       throw new AppError("CSRF_INVALID", "Admin API calls from a browser session must come from this site.");
     }
+  }
+  // As for the console (#14): an admin's browser session reaches the admin API only with two-step verification on the
+  // account and a session signed in with a code, or this API would be the way around the console's requirement.
+  if (!current.session.amr.includes("otp") || !(await hasConfirmedTotp(ctx.db, current.user.id))) {
+    throw new AppError("ADMIN_MFA_REQUIRED");
   }
   await checkLevel(request, current.user.id, level, "session");
   request.admin = { userId: current.user.id, via: "session", level };
