@@ -190,6 +190,48 @@ describe("sensitive actions ask for a fresh code or password", () => {
   });
 });
 
+describe("users: search with paging, delete and admin level with a fresh proof", () => {
+  it("pages through a search 25 at a time", async () => {
+    for (let i = 0; i < 30; i++)
+      await createUser(t.app, { email: `page-${String(i).padStart(2, "0")}@paging.example` });
+    const first = await admin.browser.get("/admin/users?q=paging.example");
+    expect(first.statusCode).toBe(200);
+    expect(first.body.match(/@paging\.example<\/a>/g)).toHaveLength(25);
+    const next = decode(/<a href="([^"]+)">Next page<\/a>/.exec(first.body)?.[1] ?? "");
+    expect(next).toBe("/admin/users?q=paging.example&after=page-24%40paging.example");
+    const second = await admin.browser.get(next);
+    expect(second.body.match(/@paging\.example<\/a>/g)).toHaveLength(5);
+    expect(second.body).not.toContain("Next page");
+  });
+
+  it("delete asks for a code or the password; with the password the account is gone, audited with the admin", async () => {
+    const victim = await createUser(t.app, { email: "delete-me@example.com" });
+    const csrf = await csrfOf(admin.browser);
+    const url = `/admin/users/${victim.id}/delete`;
+    const refused = await admin.browser.post(url, { _csrf: csrf });
+    expect(refused.statusCode).toBe(401);
+    expect((await admin.browser.get(`/admin/users/${victim.id}`)).statusCode).toBe(200);
+    const done = await admin.browser.post(url, { _csrf: csrf, confirm_password: "correct horse battery staple" });
+    expect([done.statusCode, done.headers.location]).toEqual([303, "/admin/users?notice=user_deleted"]);
+    expect((await admin.browser.get(`/admin/users/${victim.id}`)).statusCode).toBe(404);
+    const events = await t.app.ctx.db.select().from(auditEvents).where(eq(auditEvents.userId, victim.id));
+    expect(events.find((e) => e.event === "admin.user_deleted")?.actorId).toBe(admin.userId);
+  });
+
+  it("changing an admin's level asks for a fresh code; a used code does not work twice", async () => {
+    const staff = await createUser(t.app, { email: "staff@example.com" });
+    const csrf = await csrfOf(admin.browser);
+    const url = `/admin/users/${staff.id}/level`;
+    const code = admin.nextCode();
+    const ok = await admin.browser.post(url, { _csrf: csrf, level: "support", confirm_code: code });
+    expect(ok.statusCode).toBe(303);
+    const replay = await admin.browser.post(url, { _csrf: csrf, level: "admin", confirm_code: code });
+    expect(replay.statusCode).toBe(401);
+    const profile = await admin.browser.get(`/admin/users/${staff.id}`);
+    expect(profile.body).toContain("<dt>Admin level</dt><dd>support</dd>");
+  });
+});
+
 describe("hostile input is escaped", () => {
   it("client names, logo URLs, search strings and audit filters never reach the page as markup", async () => {
     const { client } = await createClient(t.app.ctx, {
