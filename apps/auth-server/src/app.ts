@@ -21,6 +21,7 @@ import { startBackchannelWorker } from "./libraries/jobs/backchannel.ts";
 import { startSweeper } from "./libraries/jobs/sweeper.ts";
 import { createMailer, type Mailer } from "./libraries/mailer/index.ts";
 import { adminClientRoutes } from "./routes/admin/clients.ts";
+import { adminConsoleRoutes } from "./routes/admin/index.ts";
 import { adminIpSuspensionRoutes } from "./routes/admin/ip-suspensions.ts";
 import { adminUserRoutes } from "./routes/admin/users.ts";
 import { accountApiRoutes } from "./routes/api/accounts.ts";
@@ -115,6 +116,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(adminClientRoutes);
   await app.register(adminIpSuspensionRoutes);
   await app.register(adminUserRoutes);
+  await app.register(adminConsoleRoutes);
 
   if (ownsDatabase) await migrateOrRetry(app, database);
   if (deps.startJobs) {

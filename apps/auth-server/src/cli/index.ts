@@ -6,10 +6,11 @@ import { keyCommands } from "./commands/keys.ts";
 import { throttleCommands } from "./commands/throttle.ts";
 import { usersDisable, usersEnable } from "./commands/users.ts";
 import { CliFailure } from "./database.ts";
+import { withRemoteMode } from "./remote/commands.ts";
 import { type CliIo, type Command, UsageError } from "./types.ts";
 
-/** Every command. Areas add theirs here. */
-export const commands: Command[] = [
+/** Every command. Areas add theirs here. `withRemoteMode`: --url/--api-key act through a running server (#14). */
+export const commands: Command[] = withRemoteMode([
   dbMigrate,
   ...adminCommands,
   ...clientCommands,
@@ -17,7 +18,7 @@ export const commands: Command[] = [
   ...throttleCommands,
   usersDisable,
   usersEnable,
-];
+]);
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -31,6 +32,9 @@ function help(): string {
     "",
     "Options for every command: --help. Commands that print data accept --json.",
     "The database is chosen as the server chooses it: DATABASE_URL, or the embedded one in DATA_DIR (default .data/).",
+    "Remote mode (clients list|show|create|rotate-secret|disable|enable, users disable|enable): --url BASE with",
+    "--api-key KEY or --api-key-file PATH (or TESSERA_URL, TESSERA_API_KEY, TESSERA_API_KEY_FILE) act through a",
+    "running server's admin API instead of opening the database.",
   ].join("\n");
 }
 

@@ -125,6 +125,12 @@ export const errorCatalog = {
     status: 409,
     message: "An account with this email already exists. Sign in to it instead; the guest account is not merged.",
   },
+  // Admin console (#14)
+  API_KEY_NOT_FOUND: { status: 404, message: "No admin API key with that id." },
+  /** The console needs two-step verification on the admin's account (set it up at /account/mfa). */
+  ADMIN_MFA_REQUIRED: { status: 403, message: "Turn on two-step verification to use the admin console." },
+  /** A sensitive console action needs the admin's password or a current code, typed again. */
+  STEP_UP_REQUIRED: { status: 401, message: "Confirm with your password or a code from your authenticator app." },
 
   // OAuth 2.0 / OpenID Connect (RFC 6749, RFC 6750, OIDC Core): the RFC `error` values
   ...oauthErrors,

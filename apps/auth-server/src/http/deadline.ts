@@ -68,3 +68,17 @@ export function registerDeadlines(app: FastifyInstance): void {
   app.addHook("onResponse", async (request) => clear(request));
   app.addHook("onRequestAbort", async (request) => clear(request));
 }
+
+/**
+ * For a long streamed answer (the audit export, #14): drops the request's backstop timer, so a stream that outlives
+ * the deadline is not cut by a 503, and returns a runner that gives each step of the stream (one database batch) a
+ * fresh deadline of its own instead.
+ */
+export function releaseDeadline(
+  app: FastifyInstance,
+  request: FastifyRequest,
+): <T>(step: () => Promise<T>) => Promise<T> {
+  clearTimeout((request as FastifyRequest & DeadlineState)[backstop]);
+  const deadlineMs = app.ctx.config.requestDeadlineMs;
+  return (step) => runWithDeadline(performance.now() + deadlineMs, step);
+}

@@ -61,6 +61,7 @@ export async function createAdmin(
       if (existing.deletedAt) throw new AppError("CONFLICT", "That account has been deleted.");
       user = await updateAdminUser(tx, existing.id, {
         isAdmin: true,
+        adminRole: "admin",
         passwordHash,
         passwordChangedAt: now,
         emailVerifiedAt: existing.emailVerifiedAt ?? now,
@@ -76,6 +77,7 @@ export async function createAdmin(
         // The operator running this command vouches for the address.
         emailVerifiedAt: now,
         isAdmin: true,
+        adminRole: "admin",
         createdAt: now,
         updatedAt: now,
       });

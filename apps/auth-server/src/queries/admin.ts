@@ -1,5 +1,5 @@
 import { apiKeys, type Executor, users } from "@tessera/db";
-import { and, count, eq, isNull, sql } from "drizzle-orm";
+import { and, count, desc, eq, isNull, sql } from "drizzle-orm";
 
 export type AdminUserRow = typeof users.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
@@ -78,4 +78,44 @@ export async function findAdminByApiKeyHash(
 
 export async function touchApiKey(db: Executor, id: string, now: Date): Promise<void> {
   await db.update(apiKeys).set({ lastUsedAt: now }).where(eq(apiKeys.id, id));
+}
+
+export interface ApiKeyListRow {
+  id: string;
+  name: string;
+  userId: string;
+  ownerEmail: string;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+}
+
+/** Every API key (never its hash), newest first, with its owner's email. */
+export async function selectApiKeys(db: Executor, limit: number): Promise<ApiKeyListRow[]> {
+  return db
+    .select({
+      id: apiKeys.id,
+      name: apiKeys.name,
+      userId: apiKeys.userId,
+      ownerEmail: users.email,
+      createdAt: apiKeys.createdAt,
+      lastUsedAt: apiKeys.lastUsedAt,
+      revokedAt: apiKeys.revokedAt,
+    })
+    .from(apiKeys)
+    .innerJoin(users, eq(users.id, apiKeys.userId))
+    .orderBy(desc(apiKeys.createdAt))
+    .limit(limit);
+}
+
+/** Sets revoked_at once (a conditional UPDATE: revoking twice keeps the first time). Null when no such key. */
+export async function markApiKeyRevoked(db: Executor, id: string, now: Date): Promise<ApiKeyRow | null> {
+  const [row] = await db
+    .update(apiKeys)
+    .set({ revokedAt: now })
+    .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+    .returning();
+  if (row) return row;
+  const [existing] = await db.select().from(apiKeys).where(eq(apiKeys.id, id)).limit(1);
+  return existing ?? null;
 }

@@ -3,7 +3,7 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { insertAdminUser, updateAdminUser } from "../../src/queries/admin.ts";
 import { buildTestApp, type TestApp } from "../helpers.ts";
-import { seedAdmin, sessionCookie } from "./helpers.ts";
+import { enableTotp, seedAdmin, sessionCookie } from "./helpers.ts";
 
 let t: TestApp;
 let auth: string;
@@ -93,8 +93,22 @@ describe("authentication", () => {
     });
   });
 
+  it("refuses an admin's browser session without two-step verification with 403 ADMIN_MFA_REQUIRED (#14)", async () => {
+    const other = await seedAdmin(t.app, "no-mfa-admin@tessera.test");
+    const withoutFactor = await sessionCookie(t.app, other.userId, ["pwd", "otp"]);
+    const a = await t.app.inject({ method: "GET", url: BASE, headers: { cookie: withoutFactor } });
+    expect([a.statusCode, a.json().error.code]).toEqual([403, "ADMIN_MFA_REQUIRED"]);
+    await enableTotp(t.app, other.userId);
+    const passwordOnly = await sessionCookie(t.app, other.userId, ["pwd"]);
+    const b = await t.app.inject({ method: "GET", url: BASE, headers: { cookie: passwordOnly } });
+    expect([b.statusCode, b.json().error.code]).toEqual([403, "ADMIN_MFA_REQUIRED"]);
+    const withCode = await sessionCookie(t.app, other.userId, ["pwd", "otp"]);
+    expect((await t.app.inject({ method: "GET", url: BASE, headers: { cookie: withCode } })).statusCode).toBe(200);
+  });
+
   it("accepts an admin's browser session for reads, and for writes only with JSON and a same-origin Origin", async () => {
-    const cookie = await sessionCookie(t.app, adminId);
+    await enableTotp(t.app, adminId);
+    const cookie = await sessionCookie(t.app, adminId, ["pwd", "otp"]);
     const read = await t.app.inject({ method: "GET", url: BASE, headers: { cookie } });
     expect(read.statusCode).toBe(200);
 

@@ -19,5 +19,11 @@ export const auditEvents = pgTable(
     userAgent: text(),
     details: jsonb().$type<Record<string, unknown>>(),
   },
-  (t) => [index("audit_events_user_id_idx").on(t.userId, t.at), index("audit_events_at_idx").on(t.at)],
+  (t) => [
+    index("audit_events_user_id_idx").on(t.userId, t.at),
+    index("audit_events_at_idx").on(t.at),
+    // The console's and admin API's audit filters (#14) page newest first by id within a client or an event type.
+    index("audit_events_client_id_idx").on(t.clientId, t.id),
+    index("audit_events_event_idx").on(t.event, t.id),
+  ],
 );

@@ -18,6 +18,12 @@ export const users = pgTable(
     isAdmin: boolean().notNull().default(false),
     /** A guest account (libraries/accounts/guests.ts): no email of its own yet, swept when idle, upgraded in place. */
     isAnonymous: boolean().notNull().default(false),
+    /**
+     * The admin level of an admin (`is_admin` true): `admin` (everything) or `support` (read-only, may also end
+     * sessions and lift suspensions). Null on an admin means full admin, so rows from before levels existed keep
+     * their meaning with no data migration; ignored when `is_admin` is false.
+     */
+    adminRole: text({ enum: ["admin", "support"] }),
     createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
     disabledAt: timestamp({ withTimezone: true }),

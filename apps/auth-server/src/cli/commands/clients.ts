@@ -40,7 +40,7 @@ export async function runAction<T>(fn: () => Promise<T>): Promise<T> {
 
 const ALGS = ["RS256", "ES256", "EdDSA"];
 
-const clientFlags = {
+export const clientFlags = {
   name: { type: "string" },
   "redirect-uri": { type: "string", multiple: true },
   "post-logout-redirect-uri": { type: "string", multiple: true },
@@ -74,7 +74,7 @@ function oneClientId(positionals: string[]): string {
 }
 
 /** Human-readable client, one field per line. */
-function describeClient(view: ClientView): string {
+export function describeClient(view: ClientView): string {
   const lines = [
     `client_id:                  ${view.client_id}`,
     ...(view.client_secret

@@ -39,7 +39,8 @@ export async function adminIpSuspensionRoutes(app: FastifyInstance): Promise<voi
     return { ip_suspensions: (await listIpSuspensions(app.ctx, query.limit ?? 100)).map(wire) };
   });
 
-  app.delete(`${BASE}/:ip`, routeConfig, async (request) => {
+  // Support admins may lift a suspension (#14).
+  app.delete(`${BASE}/:ip`, { config: { ...routeConfig.config, adminLevel: "support" } }, async (request) => {
     const ip = ipParam(request);
     parse(emptyBody, request.body);
     const lifted = await liftIpSuspension(app.ctx, request.meta, { ip, actorId: request.admin?.userId });

@@ -31,6 +31,7 @@ export const pageRoutes = fp(async (app: FastifyInstance) => {
 
 const TYPES: Record<string, string> = {
   ".css": "text/css; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
   ".svg": "image/svg+xml",
   ".png": "image/png",
   ".ico": "image/x-icon",

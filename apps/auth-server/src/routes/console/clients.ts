@@ -1,0 +1,222 @@
+import { createHash, randomBytes } from "node:crypto";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { confirmStepUp } from "../../libraries/admin/step-up.ts";
+import {
+  type ClientRow,
+  createClient,
+  disableClient,
+  enableClient,
+  getClient,
+  listClients,
+  rotateClientSecret,
+  type UntrustedClientInput,
+  updateClient,
+} from "../../libraries/clients/index.ts";
+import { seeOther } from "../pages/render.ts";
+import { type ConsoleAdmin, consoleAccess } from "./guard.ts";
+import {
+  type ConsolePage,
+  field,
+  formConfig,
+  formErrorOf,
+  noticeFrom,
+  pageConfig,
+  renderConsole,
+  renderWithError,
+  type ShownError,
+} from "./render.ts";
+
+const lines = (value: string | undefined) =>
+  (value ?? "")
+    .split(/\r?\n/)
+    .map((v) => v.trim())
+    .filter(Boolean);
+
+/** The client form's fields as library input (the library validates the values, as for the admin API). */
+function clientInput(body: unknown): UntrustedClientInput {
+  const logo = field(body, "logo_uri")?.trim();
+  const backchannel = field(body, "backchannel_logout_uri")?.trim();
+  const scopes = field(body, "allowed_scopes")?.trim();
+  return {
+    name: field(body, "name", 200)?.trim() ?? "",
+    logoUri: logo ? logo : null,
+    redirectUris: lines(field(body, "redirect_uris", 50_000)),
+    postLogoutRedirectUris: lines(field(body, "post_logout_redirect_uris", 50_000)),
+    backchannelLogoutUri: backchannel ? backchannel : null,
+    firstParty: field(body, "first_party") === "on",
+    directSignIn: field(body, "direct_sign_in") === "on",
+    ...(scopes ? { allowedScopes: scopes.split(/\s+/) } : {}),
+  };
+}
+
+/** The form's values back from a client row (for the edit form) or from the posted body (after an error). */
+function formValues(source: ClientRow | unknown) {
+  if (source && typeof source === "object" && "clientId" in source) {
+    const c = source as ClientRow;
+    return {
+      name: c.name,
+      logo_uri: c.logoUrl ?? "",
+      redirect_uris: c.redirectUris.join("\n"),
+      post_logout_redirect_uris: c.postLogoutRedirectUris.join("\n"),
+      backchannel_logout_uri: c.backchannelLogoutUri ?? "",
+      first_party: c.firstParty,
+      direct_sign_in: c.directSignInEnabled,
+      allowed_scopes: c.allowedScopes.join(" "),
+    };
+  }
+  return {
+    name: field(source, "name", 200) ?? "",
+    logo_uri: field(source, "logo_uri") ?? "",
+    redirect_uris: field(source, "redirect_uris", 50_000) ?? "",
+    post_logout_redirect_uris: field(source, "post_logout_redirect_uris", 50_000) ?? "",
+    backchannel_logout_uri: field(source, "backchannel_logout_uri") ?? "",
+    first_party: field(source, "first_party") === "on",
+    direct_sign_in: field(source, "direct_sign_in") === "on",
+    allowed_scopes: field(source, "allowed_scopes") ?? "",
+  };
+}
+
+/** A sign-in for the client, started from the console ("try it"): PKCE with a throwaway verifier. */
+function tryItUrl(client: ClientRow): string | null {
+  const redirect = client.redirectUris[0];
+  if (!redirect || client.disabledAt) return null;
+  const challenge = createHash("sha256").update(randomBytes(32).toString("base64url")).digest("base64url");
+  const params = new URLSearchParams({
+    response_type: "code",
+    client_id: client.clientId,
+    redirect_uri: redirect,
+    scope: "openid",
+    state: randomBytes(12).toString("base64url"),
+    code_challenge: challenge,
+    code_challenge_method: "S256",
+  });
+  return `/authorize?${params}`;
+}
+
+const idOf = (request: FastifyRequest) => String((request.params as { id?: string }).id ?? "");
+
+/** Clients in the console (#14): list, create, edit, rotate the secret (with a fresh proof), disable and enable. */
+export async function clientPages(app: FastifyInstance): Promise<void> {
+  const page = pageConfig(app);
+  const form = formConfig(app);
+
+  function showClient(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    admin: ConsoleAdmin,
+    client: ClientRow,
+    extra: Record<string, unknown> = {},
+    shown?: ShownError,
+  ) {
+    const data: ConsolePage = {
+      title: client.name,
+      active: "/admin/clients",
+      notice: noticeFrom(request),
+      client,
+      tryIt: tryItUrl(client),
+      values: formValues(client),
+      rotateErrors: {},
+      ...extra,
+    };
+    return shown
+      ? renderWithError(request, reply, admin, "client", data, shown)
+      : renderConsole(request, reply, admin, "client", data);
+  }
+
+  app.get("/admin/clients", page, async (request, reply) => {
+    const admin = await consoleAccess(request, reply, "support");
+    if (!admin) return reply;
+    const clients = await listClients(app.ctx.db, { limit: 500, includeDisabled: true });
+    return renderConsole(request, reply, admin, "clients", {
+      title: "Clients",
+      active: "/admin/clients",
+      notice: noticeFrom(request),
+      clients,
+    });
+  });
+
+  app.get("/admin/clients/new", page, async (request, reply) => {
+    const admin = await consoleAccess(request, reply, "admin");
+    if (!admin) return reply;
+    return renderConsole(request, reply, admin, "client-new", {
+      title: "New client",
+      active: "/admin/clients",
+      values: { allowed_scopes: "openid profile email offline_access", first_party: false },
+    });
+  });
+
+  app.post("/admin/clients", form, async (request, reply) => {
+    const admin = await consoleAccess(request, reply, "admin");
+    if (!admin) return reply;
+    try {
+      const { client, clientSecret } = await createClient(app.ctx, clientInput(request.body), admin.actor);
+      return renderConsole(request, reply, admin, "secret", {
+        title: "Client created",
+        active: "/admin/clients",
+        client,
+        secret: clientSecret,
+        overlapEnds: null,
+      });
+    } catch (error) {
+      const shown = formErrorOf(error);
+      if (!shown) throw error;
+      const data = { title: "New client", active: "/admin/clients", values: formValues(request.body) };
+      return renderWithError(request, reply, admin, "client-new", data, shown);
+    }
+  });
+
+  app.get("/admin/clients/:id", page, async (request, reply) => {
+    const admin = await consoleAccess(request, reply, "support");
+    if (!admin) return reply;
+    return showClient(request, reply, admin, await getClient(app.ctx.db, idOf(request)));
+  });
+
+  app.post("/admin/clients/:id", form, async (request, reply) => {
+    const admin = await consoleAccess(request, reply, "admin");
+    if (!admin) return reply;
+    const client = await getClient(app.ctx.db, idOf(request));
+    try {
+      await updateClient(app.ctx, client.clientId, clientInput(request.body), admin.actor);
+      return seeOther(reply, `/admin/clients/${encodeURIComponent(client.clientId)}?notice=client_saved`);
+    } catch (error) {
+      const shown = formErrorOf(error);
+      if (!shown) throw error;
+      return showClient(request, reply, admin, client, { values: formValues(request.body) }, shown);
+    }
+  });
+
+  app.post("/admin/clients/:id/rotate-secret", form, async (request, reply) => {
+    const admin = await consoleAccess(request, reply, "admin");
+    if (!admin) return reply;
+    const client = await getClient(app.ctx.db, idOf(request));
+    try {
+      await confirmStepUp(app.ctx, request.meta, {
+        user: admin.current.user,
+        code: field(request.body, "confirm_code", 32)?.trim(),
+        password: field(request.body, "confirm_password", 1024),
+      });
+    } catch (error) {
+      const shown = formErrorOf(error);
+      if (!shown) throw error;
+      return showClient(request, reply, admin, client, { rotateErrors: shown.errors }, { ...shown, errors: {} });
+    }
+    const rotated = await rotateClientSecret(app.ctx, client.clientId, admin.actor);
+    return renderConsole(request, reply, admin, "secret", {
+      title: "New client secret",
+      active: "/admin/clients",
+      client: rotated.client,
+      secret: rotated.clientSecret,
+      overlapEnds: rotated.client.previousSecretExpiresAt?.toISOString() ?? null,
+    });
+  });
+
+  for (const action of ["disable", "enable"] as const) {
+    app.post(`/admin/clients/:id/${action}`, form, async (request, reply) => {
+      const admin = await consoleAccess(request, reply, "admin");
+      if (!admin) return reply;
+      const id = idOf(request);
+      const done = await (action === "disable" ? disableClient : enableClient)(app.ctx, id, admin.actor);
+      return seeOther(reply, `/admin/clients/${encodeURIComponent(done.clientId)}?notice=client_${action}d`);
+    });
+  }
+}
