@@ -114,6 +114,14 @@ export const errorCatalog = {
   TOKEN_EXPIRED: { status: 401, message: "The token has expired." },
   CONFLICT: { status: 409, message: "That conflicts with the current state." },
 
+  // Roles, permissions and entitlements (#11)
+  ROLE_NOT_FOUND: { status: 404, message: "No role with that id in this app." },
+  PERMISSION_NOT_FOUND: { status: 404, message: "No permission with that id in this app." },
+  ROLE_NAME_TAKEN: { status: 409, message: "This app already has a role with that name." },
+  PERMISSION_NAME_TAKEN: { status: 409, message: "This app already has a permission with that name." },
+  ROLE_NOT_ASSIGNED: { status: 404, message: "The user does not have that role." },
+  ENTITLEMENT_NOT_GRANTED: { status: 404, message: "The user has no admin grant of that entitlement." },
+
   // OAuth 2.0 / OpenID Connect (RFC 6749, RFC 6750, OIDC Core): the RFC `error` values
   ...oauthErrors,
 } as const satisfies Record<string, { status: number; message: string; oauth?: OAuthErrorCode }>;
