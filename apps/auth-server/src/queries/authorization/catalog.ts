@@ -5,8 +5,6 @@ import {
   permissions,
   rolePermissions,
   roles,
-  userEntitlements,
-  userRoles,
   users,
 } from "@tessera/db";
 import { eq, sql } from "drizzle-orm";
