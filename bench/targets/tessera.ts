@@ -10,6 +10,7 @@ import { Session } from "node:inspector";
 import type { AddressInfo } from "node:net";
 import { build } from "../../apps/auth-server/src/app.ts";
 import { loadConfig } from "../../apps/auth-server/src/config/index.ts";
+import { assignRole, createRole, grantEntitlement } from "../../apps/auth-server/src/libraries/authorization/index.ts";
 import { createClient } from "../../apps/auth-server/src/libraries/clients/index.ts";
 import { hashPassword } from "../../apps/auth-server/src/libraries/passwords.ts";
 import { signIn } from "../../apps/auth-server/src/libraries/sessions.ts";
@@ -55,6 +56,22 @@ for (let i = 0; i < LOGIN_USERS; i++) {
   firstUserId ||= row.id;
   emails.push(email);
 }
+// The tokens carry authorization claims (the roles scope, as the SDK asks by default): the first user has a role with
+// permissions in the bench client, a global role, and an entitlement. BENCH_ROLES_SCOPE=false measures without.
+const SCOPE = `openid profile email offline_access${process.env.BENCH_ROLES_SCOPE === "false" ? "" : " roles"}`;
+{
+  const actor = { actorId: null, meta: { ip: undefined, userAgent: "bench" }, via: "bench" };
+  const moderator = await createRole(
+    app.ctx,
+    client.clientId,
+    { name: "moderator", permissions: ["chat:mute", "chat:kick", "chat:warn"] },
+    actor,
+  );
+  const staff = await createRole(app.ctx, null, { name: "staff" }, actor);
+  await assignRole(app.ctx, firstUserId, { roleId: moderator.id }, actor);
+  await assignRole(app.ctx, firstUserId, { roleId: staff.id }, actor);
+  await grantEntitlement(app.ctx, firstUserId, { name: "premium" }, actor);
+}
 const { token: sessionToken } = await signIn(app.ctx, app.ctx.db, {
   userId: firstUserId,
   amr: ["pwd"],
@@ -69,7 +86,7 @@ function authorizeUrl(challenge: string): string {
     client_id: client.clientId,
     redirect_uri: REDIRECT,
     response_type: "code",
-    scope: "openid profile email offline_access",
+    scope: SCOPE,
     code_challenge: challenge,
     code_challenge_method: "S256",
   })}`;

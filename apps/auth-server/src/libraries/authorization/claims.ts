@@ -33,24 +33,31 @@ export async function authorizationClaims(
 ): Promise<AuthorizationClaims> {
   const row = await selectUserAuthorization(ctx.db, userId, ctx.clock.now());
   if (!row) return NONE;
-  let catalog = await catalogAt(ctx.db, row.version);
-  let claims = claimsFrom(catalog, row, clientRowId);
-  if (claims === null) {
-    // An id the catalog does not know: a row written without bumping the version. Load once more and use it.
-    catalog = await reloadCatalog(ctx.db);
-    claims = claimsFrom(catalog, row, clientRowId) ?? NONE;
-  }
-  return claims;
+  const catalog = await catalogAt(ctx.db, row.version);
+  // An id the catalog does not know: a row written without bumping the version. Load once more; what is still
+  // unknown then (a load that began before that write) is left out of this token rather than failing it.
+  return (
+    claimsFrom(catalog, row, clientRowId, true) ??
+    (claimsFrom(await reloadCatalog(ctx.db), row, clientRowId, false) as AuthorizationClaims)
+  );
 }
 
-/** Claims for an app, or null if the catalog lacks an id the row names. */
-function claimsFrom(catalog: Catalog, row: UserAuthorizationRow, clientRowId: string): AuthorizationClaims | null {
+/** Claims for an app; with `strict`, null if the catalog lacks an id the row names (else such ids are skipped). */
+function claimsFrom(
+  catalog: Catalog,
+  row: UserAuthorizationRow,
+  clientRowId: string,
+  strict: boolean,
+): AuthorizationClaims | null {
   const roles = new Set<string>();
   const permissions = new Set<string>();
   const entitlements = new Set<string>();
   for (const roleId of row.roleIds) {
     const role = catalog.roles.get(roleId);
-    if (!role) return null;
+    if (!role) {
+      if (strict) return null;
+      continue;
+    }
     if (role.clientId !== null && role.clientId !== clientRowId) continue;
     roles.add(role.name);
     for (const permissionId of role.permissionIds) {
@@ -61,7 +68,10 @@ function claimsFrom(catalog: Catalog, row: UserAuthorizationRow, clientRowId: st
   }
   for (const [entitlementId, clientIds] of row.grants) {
     const name = catalog.entitlements.get(entitlementId);
-    if (name === undefined) return null;
+    if (name === undefined) {
+      if (strict) return null;
+      continue;
+    }
     if (clientIds === null || clientIds.includes(clientRowId)) entitlements.add(name);
   }
   return { roles: [...roles].sort(), permissions: [...permissions].sort(), entitlements: [...entitlements].sort() };
