@@ -48,7 +48,8 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-describe("tessera roles / users grant-role / entitlements / users show", () => {
+// Each command opens the embedded database (about a second, more on a loaded machine): generous time per test.
+describe("tessera roles / users grant-role / entitlements / users show", { timeout: 120_000 }, () => {
   it("creates a role with permissions, lists it, grants it, shows it, revokes it", async () => {
     const created = await cli([
       "roles",
