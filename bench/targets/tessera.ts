@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { build } from "../../apps/auth-server/src/app.ts";
 import { loadConfig } from "../../apps/auth-server/src/config/index.ts";
 import { sessionCookieName } from "../../apps/auth-server/src/http/session.ts";
+import { assignRole, createRole, grantEntitlement } from "../../apps/auth-server/src/libraries/authorization/index.ts";
 import { createClient } from "../../apps/auth-server/src/libraries/clients/index.ts";
 import { hashPassword } from "../../apps/auth-server/src/libraries/passwords.ts";
 import { signIn } from "../../apps/auth-server/src/libraries/sessions.ts";
@@ -71,6 +72,22 @@ for (let i = 0; i < LOGIN_USERS; i++) {
   firstUserId ||= row.id;
   emails.push(email);
 }
+// The tokens carry authorization claims (the roles scope, as the SDK asks by default): the first user has a role with
+// permissions in the bench client, a global role, and an entitlement. BENCH_ROLES_SCOPE=false measures without.
+const SCOPE = `openid profile email offline_access${process.env.BENCH_ROLES_SCOPE === "false" ? "" : " roles"}`;
+{
+  const actor = { actorId: null, meta: { ip: undefined, userAgent: "bench" }, via: "bench" };
+  const moderator = await createRole(
+    seeder.ctx,
+    client.clientId,
+    { name: "moderator", permissions: ["chat:mute", "chat:kick", "chat:warn"] },
+    actor,
+  );
+  const staff = await createRole(seeder.ctx, null, { name: "staff" }, actor);
+  await assignRole(seeder.ctx, firstUserId, { roleId: moderator.id }, actor);
+  await assignRole(seeder.ctx, firstUserId, { roleId: staff.id }, actor);
+  await grantEntitlement(seeder.ctx, firstUserId, { name: "premium" }, actor);
+}
 const cookieName = sessionCookieName(config);
 async function sessionCookie(): Promise<string> {
   const { token } = await signIn(seeder.ctx, seeder.ctx.db, {
@@ -115,7 +132,7 @@ function authorizeUrl(challenge: string): string {
     client_id: client.clientId,
     redirect_uri: REDIRECT,
     response_type: "code",
-    scope: "openid profile email offline_access",
+    scope: SCOPE,
     code_challenge: challenge,
     code_challenge_method: "S256",
   })}`;

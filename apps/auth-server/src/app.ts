@@ -20,6 +20,7 @@ import { type Clock, systemClock } from "./libraries/clock.ts";
 import { startBackchannelWorker } from "./libraries/jobs/backchannel.ts";
 import { startSweeper } from "./libraries/jobs/sweeper.ts";
 import { createMailer, type Mailer } from "./libraries/mailer/index.ts";
+import { adminAuthorizationRoutes } from "./routes/admin/authorization/index.ts";
 import { adminClientRoutes } from "./routes/admin/clients.ts";
 import { adminConsoleRoutes } from "./routes/admin/index.ts";
 import { adminIpSuspensionRoutes } from "./routes/admin/ip-suspensions.ts";
@@ -117,6 +118,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(adminIpSuspensionRoutes);
   await app.register(adminUserRoutes);
   await app.register(adminConsoleRoutes);
+  await app.register(adminAuthorizationRoutes);
 
   if (ownsDatabase) await migrateOrRetry(app, database);
   if (deps.startJobs) {

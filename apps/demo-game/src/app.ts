@@ -1,5 +1,5 @@
 import websocket, { type WebSocket } from "@fastify/websocket";
-import { requireUser, tesseraPlugin } from "@tessera/sdk/fastify";
+import { requirePermission, requireUser, tesseraPlugin } from "@tessera/sdk/fastify";
 import Fastify, { type FastifyInstance } from "fastify";
 
 /** What the game needs to run as a Tessera client. */
@@ -15,6 +15,8 @@ export interface DemoGameOptions {
   shopUrl?: string;
   secureCookies?: boolean;
   logger?: boolean;
+  /** The SDK's clock in epoch milliseconds (tests move it to make access JWTs expire). Default `Date.now`. */
+  now?: () => number;
 }
 
 /** Close code sent when the player's Tessera session ended (application range 4000-4999). */
@@ -94,6 +96,7 @@ export async function buildDemoGame(options: DemoGameOptions): Promise<FastifyIn
     postLogoutRedirectUri: `${publicUrl}/`,
     // The shop runs on the same host (another port): cookies ignore ports, so each app has its own cookie names.
     cookies: { secure: options.secureCookies ?? publicUrl.startsWith("https://"), prefix: "game" },
+    ...(options.now ? { now: options.now } : {}),
   });
   await app.register(websocket, { options: { maxPayload: 1024 } });
 
@@ -157,6 +160,19 @@ export async function buildDemoGame(options: DemoGameOptions): Promise<FastifyIn
     const user = request.user!;
     reply.header("cache-control", "no-store");
     return { id: user.id, email: user.email, name: user.name, sessionId: user.sessionId };
+  });
+
+  // Moderation: only players whose Tessera role in this game grants `chat:mute` may mute someone. The permission comes
+  // from the token's claims (the `roles` scope), re-read at every refresh, so a revoked role stops working then.
+  const muted = new Set<string>();
+  app.post("/api/chat/mute", { onRequest: requirePermission("chat:mute") }, async (request, reply) => {
+    const player = (request.body as { player?: unknown } | undefined)?.player;
+    if (typeof player !== "string" || player.length === 0 || player.length > 100) {
+      return reply.code(400).send({ error: { code: "VALIDATION_FAILED", message: "player must be a name." } });
+    }
+    muted.add(player);
+    reply.header("cache-control", "no-store");
+    return { muted: player, by: request.user?.email ?? request.user?.id };
   });
 
   // The upgrade request was authenticated by the plugin from its cookies (never refreshed: a 101 cannot carry

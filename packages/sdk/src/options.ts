@@ -59,7 +59,10 @@ export interface TesseraOptions {
   origins?: string[];
   /** Where Tessera sends the browser after sign-out; must be registered at Tessera. */
   postLogoutRedirectUri?: string;
-  /** Scopes to ask for. Default `openid profile email offline_access` (offline_access yields the refresh token). */
+  /**
+   * Scopes to ask for. Default `openid profile email offline_access roles` (offline_access yields the refresh token;
+   * roles, the `roles`, `permissions` and `entitlements` claims of this app).
+   */
   scope?: string;
   /** Allowed ID/logout token algorithms, asymmetric only. Default `["RS256", "ES256", "EdDSA"]`. */
   idTokenAlgorithms?: Array<"RS256" | "ES256" | "EdDSA">;
@@ -243,7 +246,7 @@ export function resolveOptions(options: TesseraOptions): ResolvedOptions {
     redirectUri,
     origins,
     postLogoutRedirectUri,
-    scope: options.scope ?? "openid profile email offline_access",
+    scope: options.scope ?? "openid profile email offline_access roles",
     idTokenAlgorithms,
     tokenEndpointAuthMethod: method,
     accessTokenTtlSeconds: seconds("accessTokenTtlSeconds", options.accessTokenTtlSeconds, 300, 10, 3600),

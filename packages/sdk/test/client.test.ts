@@ -112,7 +112,7 @@ describe("login", () => {
     expect(p.get("response_type")).toBe("code");
     expect(p.get("client_id")).toBe(stub.clientId);
     expect(p.get("redirect_uri")).toBe("http://127.0.0.1:4001/auth/callback");
-    expect(p.get("scope")).toBe("openid profile email offline_access");
+    expect(p.get("scope")).toBe("openid profile email offline_access roles");
     expect(p.get("code_challenge_method")).toBe("S256");
     expect(p.get("code_challenge")).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(p.get("state")).toMatch(/^[A-Za-z0-9_-]{43}$/);

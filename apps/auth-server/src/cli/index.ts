@@ -3,7 +3,9 @@ import { adminCommands } from "./commands/admin.ts";
 import { clientCommands } from "./commands/clients.ts";
 import { dbMigrate } from "./commands/db.ts";
 import { keyCommands } from "./commands/keys.ts";
+import { roleCommands } from "./commands/roles.ts";
 import { throttleCommands } from "./commands/throttle.ts";
+import { userAuthorizationCommands } from "./commands/user-authorization.ts";
 import { usersDisable, usersEnable } from "./commands/users.ts";
 import { CliFailure } from "./database.ts";
 import { withRemoteMode } from "./remote/commands.ts";
@@ -18,6 +20,8 @@ export const commands: Command[] = withRemoteMode([
   ...throttleCommands,
   usersDisable,
   usersEnable,
+  ...roleCommands,
+  ...userAuthorizationCommands,
 ]);
 
 function help(): string {

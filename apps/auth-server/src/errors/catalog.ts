@@ -131,6 +131,13 @@ export const errorCatalog = {
   ADMIN_MFA_REQUIRED: { status: 403, message: "Turn on two-step verification to use the admin console." },
   /** A sensitive console action needs the admin's password or a current code, typed again. */
   STEP_UP_REQUIRED: { status: 401, message: "Confirm with your password or a code from your authenticator app." },
+  // Roles, permissions and entitlements (#11)
+  ROLE_NOT_FOUND: { status: 404, message: "No role with that id in this app." },
+  PERMISSION_NOT_FOUND: { status: 404, message: "No permission with that id in this app." },
+  ROLE_NAME_TAKEN: { status: 409, message: "This app already has a role with that name." },
+  PERMISSION_NAME_TAKEN: { status: 409, message: "This app already has a permission with that name." },
+  ROLE_NOT_ASSIGNED: { status: 404, message: "The user does not have that role." },
+  ENTITLEMENT_NOT_GRANTED: { status: 404, message: "The user has no admin grant of that entitlement." },
 
   // OAuth 2.0 / OpenID Connect (RFC 6749, RFC 6750, OIDC Core): the RFC `error` values
   ...oauthErrors,

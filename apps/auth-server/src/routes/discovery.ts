@@ -12,7 +12,7 @@ const DISCOVERY_MAX_AGE_SECONDS = 3600;
  */
 const JWKS_MAX_AGE_SECONDS = 60;
 
-export const SUPPORTED_SCOPES = ["openid", "profile", "email", "offline_access"];
+export const SUPPORTED_SCOPES = ["openid", "profile", "email", "offline_access", "roles"];
 export const SUPPORTED_CLAIMS = [
   "sub",
   "iss",
@@ -27,6 +27,9 @@ export const SUPPORTED_CLAIMS = [
   "name",
   "email",
   "email_verified",
+  "roles",
+  "permissions",
+  "entitlements",
 ];
 
 /** The OpenID Provider metadata (OpenID Connect Discovery 1.0, RFC 8414), built from the configured issuer only. */

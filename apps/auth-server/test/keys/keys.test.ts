@@ -96,7 +96,7 @@ describe("discovery and JWKS", () => {
       revocation_endpoint: `${ISSUER}/revoke`,
       introspection_endpoint: `${ISSUER}/introspect`,
       end_session_endpoint: `${ISSUER}/logout`,
-      scopes_supported: ["openid", "profile", "email", "offline_access"],
+      scopes_supported: ["openid", "profile", "email", "offline_access", "roles"],
       response_types_supported: ["code"],
       response_modes_supported: ["query"],
       grant_types_supported: [

@@ -1,5 +1,16 @@
 import { sql } from "drizzle-orm";
-import { check, index, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import {
+  bigint,
+  check,
+  index,
+  pgTable,
+  primaryKey,
+  smallint,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
 import { clients } from "./clients.ts";
 import { users } from "./users.ts";
 
@@ -119,4 +130,20 @@ export const userEntitlements = pgTable(
     index("user_entitlements_entitlement_idx").on(t.entitlementId),
     check("user_entitlements_client_ids_nonempty", sql`${t.clientIds} is null or cardinality(${t.clientIds}) > 0`),
   ],
+);
+
+/**
+ * One row (id 1): the version of the catalog (roles, permissions, role permissions, entitlement names). Every change to
+ * the catalog bumps it in the same transaction (upsert, so no seed row is needed). Each server instance keeps the
+ * catalog in memory and learns of a change from this number, which the token path reads in the same statement as the
+ * user's assignments: no extra query, no LISTEN connection, and no window in which an instance serves a stale name.
+ */
+export const authorizationCatalog = pgTable(
+  "authorization_catalog",
+  {
+    id: smallint().primaryKey().default(1),
+    version: bigint({ mode: "number" }).notNull().default(0),
+    updatedAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [check("authorization_catalog_single_row", sql`${t.id} = 1`)],
 );

@@ -8,6 +8,7 @@ import {
   revokeClientChain,
 } from "../../queries/refresh-tokens.ts";
 import { audit, type RequestMeta } from "../audit.ts";
+import { authorizationClaimsFor } from "../authorization/scope.ts";
 import type { ClientRow } from "../clients/index.ts";
 import { sha256 } from "../crypto.ts";
 import { verifyJwt } from "../keys/index.ts";
@@ -31,6 +32,8 @@ export interface VerifiedAccessToken {
   session: SessionRow;
   user: UserRow;
   clientId: string;
+  /** The client's internal id (`clients.id`). */
+  clientRowId: string;
   scopes: string[];
 }
 
@@ -71,6 +74,7 @@ export async function checkAccessToken(
     session: owners.session,
     user: owners.user,
     clientId: aud,
+    clientRowId: owners.client.id,
     scopes: splitScope(typeof payload.scope === "string" ? payload.scope : ""),
   };
 }
@@ -89,7 +93,11 @@ export async function userinfo(ctx: AppContext, token: string | undefined): Prom
       "www-authenticate": 'Bearer realm="tessera", error="insufficient_scope", scope="openid"',
     });
   }
-  return { sub: verified.user.id, ...userClaims(verified.user, verified.scopes) };
+  return {
+    sub: verified.user.id,
+    ...userClaims(verified.user, verified.scopes),
+    ...(await authorizationClaimsFor(ctx, verified.user.id, verified.clientRowId, verified.scopes)),
+  };
 }
 
 const isRefreshToken = (token: string) => token.startsWith(REFRESH_TOKEN_PREFIX);
@@ -117,6 +125,7 @@ export async function introspect(ctx: AppContext, client: ClientRow, token: stri
       iat: Math.floor(found.token.createdAt.getTime() / 1000),
       exp: Math.floor(Math.min(found.session.expiresAt.getTime(), found.session.idleExpiresAt.getTime()) / 1000),
       sid: found.session.id,
+      ...(await authorizationClaimsFor(ctx, found.user.id, client.id, splitScope(found.token.scope))),
     };
   }
   const verified = await checkAccessToken(ctx, token, client.clientId);
@@ -135,6 +144,7 @@ export async function introspect(ctx: AppContext, client: ClientRow, token: stri
     exp: payload.exp,
     jti: payload.jti,
     sid: verified.session.id,
+    ...(await authorizationClaimsFor(ctx, verified.user.id, verified.clientRowId, verified.scopes)),
   };
 }
 

@@ -3,7 +3,14 @@ import type { ClientRow } from "../clients/index.ts";
 import { splitScope } from "./params.ts";
 
 /** Scopes Tessera knows; a client may be allowed a subset (and custom scopes registered for it). */
-export const STANDARD_SCOPES = ["openid", "profile", "email", "offline_access"] as const;
+export const STANDARD_SCOPES = ["openid", "profile", "email", "offline_access", "roles"] as const;
+
+/**
+ * Scopes every client may ask for whatever its registration lists: `roles` releases only what the user may do in
+ * that same app (its own roles and permissions) and what they own there, so no client needs an admin's permission
+ * for it, and the SDK asks for it by default.
+ */
+const ALWAYS_ALLOWED: readonly string[] = ["roles"];
 
 /**
  * The scopes granted for a request: each must be allowed for the client, and `openid` must be present (Tessera is an
@@ -13,7 +20,7 @@ export const STANDARD_SCOPES = ["openid", "profile", "email", "offline_access"] 
 export function checkScope(client: ClientRow, requested: string | undefined): string[] {
   const scopes = splitScope(requested);
   if (!scopes.includes("openid")) throw new OAuthError("invalid_scope", "The openid scope is required.");
-  const refused = scopes.filter((s) => !client.allowedScopes.includes(s));
+  const refused = scopes.filter((s) => !client.allowedScopes.includes(s) && !ALWAYS_ALLOWED.includes(s));
   if (refused.length) {
     throw new OAuthError("invalid_scope", `Scope not allowed for this client: ${refused.join(" ").slice(0, 200)}`);
   }

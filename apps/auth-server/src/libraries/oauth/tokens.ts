@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import type { Executor } from "@tessera/db";
 import type { AppContext } from "../../context.ts";
 import { insertRefreshTokenRow } from "../../queries/refresh-tokens.ts";
+import { authorizationClaimsFor } from "../authorization/scope.ts";
 import type { ClientRow } from "../clients/index.ts";
 import { sha256 } from "../crypto.ts";
 import { maxTokenLifetimeSeconds, signJwt } from "../keys/index.ts";
@@ -127,6 +128,9 @@ export async function tokenResponse(ctx: AppContext, grant: Grant, refreshToken:
   const scope = scopes.join(" ");
   const ttl = accessTokenTtl(ctx, client);
   const common = { iss: ctx.config.issuer, sub: user.id, aud: client.clientId, sid: session.id };
+  // Started first: its one query runs while the access token is signed.
+  const authorization = authorizationClaimsFor(ctx, user.id, client.id, scopes);
+  authorization.catch(() => {}); // handled at the await below; not an unhandled rejection if signing fails first
   const accessToken = await signJwt(
     ctx,
     {
@@ -148,6 +152,7 @@ export async function tokenResponse(ctx: AppContext, grant: Grant, refreshToken:
       acr: acrFor(session.amr),
       ...(grant.nonce ? { nonce: grant.nonce } : {}),
       ...userClaims(user, scopes),
+      ...(await authorization),
     },
     { alg: client.idTokenSignedResponseAlg, expiresInSeconds: ctx.config.tokens.idTokenTtlSeconds },
   );

@@ -13,6 +13,7 @@ const SCOPE_LABELS: Record<string, string> = {
   profile: "Your name",
   email: "Your email address",
   offline_access: "Stay signed in while you are away",
+  roles: "Your roles in this app and what you own",
 };
 
 function branding(client: ClientRow | undefined) {

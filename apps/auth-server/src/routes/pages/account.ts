@@ -12,6 +12,7 @@ import {
   userSessions,
 } from "../../libraries/accounts/profile.ts";
 import { accountSchemas } from "../../libraries/accounts/schemas.ts";
+import { userAuthorizationOverview } from "../../libraries/authorization/index.ts";
 import type { SessionRow } from "../../libraries/sessions.ts";
 import { parse } from "../../validation.ts";
 import { signedInFormRoute } from "./form-route.ts";
@@ -42,7 +43,10 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
     current: CurrentSession,
     extra: { notice?: Notice | undefined; form?: AccountForm; error?: AppError; values?: Record<string, unknown> } = {},
   ) {
-    const sessions = await userSessions(app.ctx, current.user.id);
+    const [sessions, authorization] = await Promise.all([
+      userSessions(app.ctx, current.user.id),
+      userAuthorizationOverview(app.ctx, current.user.id),
+    ]);
     const fieldErrors = extra.error ? errorMap(extra.error) : {};
     return renderPage(
       request,
@@ -58,6 +62,7 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
           emailVerified: Boolean(current.user.emailVerifiedAt),
         },
         sessions: sessions.map((s) => describeSession(s, current.session.id)),
+        authorization,
         form: extra.form,
         errors: fieldErrors,
         formError: extra.error && Object.keys(fieldErrors).length === 0 ? extra.error.message : undefined,
