@@ -25,6 +25,7 @@ import { adminIpSuspensionRoutes } from "./routes/admin/ip-suspensions.ts";
 import { adminUserRoutes } from "./routes/admin/users.ts";
 import { accountApiRoutes } from "./routes/api/accounts.ts";
 import { mfaApiRoutes } from "./routes/api/mfa.ts";
+import { billingRoutes } from "./routes/billing/index.ts";
 import { discoveryRoutes } from "./routes/discovery.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { oauthRoutes } from "./routes/oauth/index.ts";
@@ -111,6 +112,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(adminClientRoutes);
   await app.register(adminIpSuspensionRoutes);
   await app.register(adminUserRoutes);
+  await app.register(billingRoutes);
 
   if (ownsDatabase) await migrateOrRetry(app, database);
   if (deps.startJobs) {
