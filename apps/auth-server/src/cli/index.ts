@@ -3,6 +3,7 @@ import { adminCommands } from "./commands/admin.ts";
 import { clientCommands } from "./commands/clients.ts";
 import { dbMigrate } from "./commands/db.ts";
 import { keyCommands } from "./commands/keys.ts";
+import { planCommands } from "./commands/plans.ts";
 import { throttleCommands } from "./commands/throttle.ts";
 import { usersDisable, usersEnable } from "./commands/users.ts";
 import { CliFailure } from "./database.ts";
@@ -14,6 +15,7 @@ export const commands: Command[] = [
   ...adminCommands,
   ...clientCommands,
   ...keyCommands,
+  ...planCommands,
   ...throttleCommands,
   usersDisable,
   usersEnable,
