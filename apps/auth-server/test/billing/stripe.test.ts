@@ -2,6 +2,7 @@ import { auditEvents, billingCustomers, billingEvents } from "@tessera/db";
 import { and, eq, like } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deleteAccount } from "../../src/libraries/accounts/profile.ts";
+import { Browser } from "../accounts/helpers.ts";
 import { seedAdmin } from "../admin/helpers.ts";
 import type { TestApp } from "../helpers.ts";
 import { createUser, registerClient, sessionCookie } from "../oauth/helpers.ts";
@@ -308,6 +309,35 @@ describe("POST /webhooks/stripe", () => {
     });
     expect(junk.statusCode).toBe(400);
     expect(junk.json().error.code).toBe("WEBHOOK_SIGNATURE_INVALID");
+  });
+});
+
+describe("/account/billing", () => {
+  it("lists the user's plans with status, renewal or end date and receipt; the portal button (CSRF) goes to Stripe", async () => {
+    const { user, ref } = await buy("premium");
+    const sub = stub.subscriptions.get(ref) as {
+      cancel_at_period_end: boolean;
+      items: { data: { current_period_end: number }[] };
+    };
+    const browser = new Browser(t.app);
+    browser.cookies.set(...((await sessionCookie(t.app, user)).cookie.split("=") as [string, string]));
+    const page = await browser.get("/account/billing");
+    expect(page.statusCode).toBe(200);
+    const periodEnd = new Date((sub.items.data[0]?.current_period_end ?? 0) * 1000).toISOString().slice(0, 10);
+    expect(page.body).toContain("premium");
+    expect(page.body).toContain(`renews ${periodEnd}`);
+    expect(page.body).toContain('href="https://invoice.stripe.test/receipt"');
+    sub.cancel_at_period_end = true;
+    await deliverStripe(t.app, stub.signedEvent("customer.subscription.updated", sub));
+    expect((await browser.get("/account/billing")).body).toContain(`ends ${periodEnd}`);
+
+    const noToken = await browser.post("/account/billing/portal", {});
+    expect(noToken.statusCode).toBe(403);
+    const portal = await browser.submit("/account/billing", {}, "/account/billing/portal");
+    expect(portal.statusCode).toBe(303);
+    const [customer] = await t.app.ctx.db.select().from(billingCustomers).where(eq(billingCustomers.userId, user.id));
+    expect(portal.headers.location).toBe(`${stub.url}/portal/${customer?.customerId}`);
+    expect(stub.requests.at(-1)?.body).toMatchObject({ return_url: `${t.app.ctx.config.issuer}/account/billing` });
   });
 });
 
