@@ -22,8 +22,14 @@ export function billingConfig(env: Env, problems: string[]): BillingConfig {
   const webhookSecret = readSecret(env, "STRIPE_WEBHOOK_SECRET", problems);
   const apiUrl = field(env, "STRIPE_API_URL", url.default("https://api.stripe.com"), problems);
   const tolerance = field(env, "STRIPE_WEBHOOK_TOLERANCE_SECONDS", int(1, 3600).default(300), problems);
-  if (secretKey && !webhookSecret) problems.push("STRIPE_WEBHOOK_SECRET: required when STRIPE_SECRET_KEY is set");
-  if (webhookSecret && !secretKey) problems.push("STRIPE_SECRET_KEY: required when STRIPE_WEBHOOK_SECRET is set");
+  // Named by what was set (directly or as _FILE), so a bad _FILE reports only its own problem.
+  const set = (name: string) => Boolean(env[name] || env[`${name}_FILE`]);
+  if (set("STRIPE_SECRET_KEY") && !set("STRIPE_WEBHOOK_SECRET")) {
+    problems.push("STRIPE_WEBHOOK_SECRET: required when STRIPE_SECRET_KEY is set");
+  }
+  if (set("STRIPE_WEBHOOK_SECRET") && !set("STRIPE_SECRET_KEY")) {
+    problems.push("STRIPE_SECRET_KEY: required when STRIPE_WEBHOOK_SECRET is set");
+  }
 
   const btcpayUrl = field(env, "BTCPAY_URL", url.optional(), problems);
   const btcpayApiKey = readSecret(env, "BTCPAY_API_KEY", problems);
@@ -36,7 +42,7 @@ export function billingConfig(env: Env, problems: string[]): BillingConfig {
   return {
     stripe:
       secretKey && webhookSecret
-        ? { secretKey, webhookSecret, apiUrl: apiUrl.replace(/\/+$/, ""), webhookToleranceSeconds: tolerance }
+        ? { secretKey, webhookSecret, apiUrl: (apiUrl ?? "").replace(/\/+$/, ""), webhookToleranceSeconds: tolerance }
         : undefined,
     btcpay:
       btcpayUrl && btcpayApiKey && btcpayStoreId && btcpayWebhookSecret

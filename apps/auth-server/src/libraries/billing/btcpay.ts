@@ -33,7 +33,7 @@ export function createBtcpayProvider(settings: BtcpaySettings): PaymentProvider 
           ...(body === undefined ? {} : { "content-type": "application/json" }),
         },
         body: body === undefined ? null : JSON.stringify(body),
-        signal: AbortSignal.timeout(10_000),
+        signal: AbortSignal.timeout(4_000), // inside the request deadline, as for Stripe
       });
     } catch {
       throw new AppError("PAYMENT_PROVIDER_ERROR");

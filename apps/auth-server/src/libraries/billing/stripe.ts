@@ -20,8 +20,10 @@ export function createStripeProvider(settings: StripeSettings): PaymentProvider 
     host: api.hostname,
     port: api.port || (api.protocol === "https:" ? 443 : 80),
     protocol: api.protocol === "http:" ? "http" : "https",
-    maxNetworkRetries: 1,
-    timeout: 10_000,
+    // Within the request deadline (REQUEST_DEADLINE_MS, 5 s by default): a slow Stripe fails the request with 502 and
+    // is retried by whoever asked (the user; Stripe's own webhook retries), not by the package behind the deadline.
+    maxNetworkRetries: 0,
+    timeout: 4_000,
     telemetry: false,
   });
 
