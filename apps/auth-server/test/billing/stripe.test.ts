@@ -162,6 +162,19 @@ describe("POST /webhooks/stripe", () => {
     });
   });
 
+  it("a plan limited to some apps passes the limit to its grants (internal client ids)", async () => {
+    const game = await registerClient(t.app, { name: "Game" });
+    const created = await t.app.inject({
+      method: "POST",
+      url: "/admin/api/v1/plans",
+      headers: { authorization: auth },
+      payload: { name: "game-gold", stripe_price: "price_premium", entitlements: ["gold"], clients: [game.clientId] },
+    });
+    expect(created.statusCode).toBe(201);
+    const { user } = await buy("game-gold");
+    expect((await grantsOf(t.app, user.id)).map((g) => [g.name, g.clientIds])).toEqual([["gold", [game.client.id]]]);
+  });
+
   it("a replayed event is a 200 no-op; a new event about the same state changes nothing", async () => {
     const { user, events, ref } = await buy("premium");
     const before = await grantsOf(t.app, user.id);
