@@ -18,6 +18,16 @@ export async function recordBillingEvent(
   return inserted.length > 0;
 }
 
+/** Whether a webhook delivery was already recorded (cheap check before asking the provider anything). */
+export async function billingEventRecorded(db: Executor, provider: Provider, eventId: string): Promise<boolean> {
+  const [row] = await db
+    .select({ eventId: billingEvents.eventId })
+    .from(billingEvents)
+    .where(and(eq(billingEvents.provider, provider), eq(billingEvents.eventId, eventId)))
+    .limit(1);
+  return Boolean(row);
+}
+
 export async function findCustomer(db: Executor, userId: string, provider: Provider): Promise<string | null> {
   const [row] = await db
     .select({ customerId: billingCustomers.customerId })

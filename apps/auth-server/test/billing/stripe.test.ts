@@ -182,11 +182,13 @@ describe("POST /webhooks/stripe", () => {
       (await t.app.ctx.db.select().from(auditEvents).where(eq(auditEvents.userId, user.id))).length;
     const audits = await auditCount();
     t.clock.advance(60);
+    const calls = stub.requests.length;
     for (const event of events) {
       const replay = await deliverStripe(t.app, event);
       expect(replay.statusCode).toBe(200);
       expect(replay.json()).toEqual({ received: true, duplicate: true });
     }
+    expect(stub.requests.length).toBe(calls); // a replay does not even ask Stripe
     const sub = stub.subscriptions.get(ref) as Record<string, unknown>;
     expect((await deliverStripe(t.app, stub.signedEvent("customer.subscription.updated", sub))).statusCode).toBe(200);
     expect(await grantsOf(t.app, user.id)).toEqual(before);

@@ -1,5 +1,5 @@
 import type { CoreContext, Logger } from "../../context.ts";
-import { recordBillingEvent } from "../../queries/billing.ts";
+import { billingEventRecorded, recordBillingEvent } from "../../queries/billing.ts";
 import type { RequestMeta } from "../audit.ts";
 import { provider } from "./index.ts";
 import type { ProviderName, ProviderPurchase } from "./provider.ts";
@@ -30,6 +30,8 @@ export async function handleWebhook(
 ): Promise<WebhookResult> {
   const payments = provider(ctx.config, input.provider);
   const event = payments.verifyWebhook(input.rawBody, input.headers, ctx.clock.now());
+  // A replay costs one indexed read, not a call to the provider (recording below still decides races).
+  if (await billingEventRecorded(ctx.db, input.provider, event.id)) return { received: true, duplicate: true };
   const states: ProviderPurchase[] = [];
   for (const ref of event.refs) {
     const state = await payments.currentState(ref);
