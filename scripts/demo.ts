@@ -45,6 +45,8 @@ export interface DemoOptions {
 }
 
 export interface RunningDemo {
+  /** Tessera itself (tests reach its context, e.g. to set up a plan). */
+  tessera: App;
   issuer: string;
   webUrl: string;
   gameUrl: string;
@@ -161,7 +163,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     opened.push(game);
     await web.listen({ port: Number(new URL(webUrl).port), host });
     await game.listen({ port: Number(new URL(gameUrl).port), host });
-    return { issuer: config.issuer, webUrl, gameUrl, user: state.user, close };
+    return { tessera, issuer: config.issuer, webUrl, gameUrl, user: state.user, close };
   } catch (error) {
     await close();
     throw error;

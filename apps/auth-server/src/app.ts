@@ -28,6 +28,7 @@ import { adminUserRoutes } from "./routes/admin/users.ts";
 import { accountApiRoutes } from "./routes/api/accounts.ts";
 import { guestApiRoutes } from "./routes/api/guest.ts";
 import { mfaApiRoutes } from "./routes/api/mfa.ts";
+import { billingRoutes } from "./routes/billing/index.ts";
 import { discoveryRoutes } from "./routes/discovery.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { deviceRoutes } from "./routes/oauth/device.ts";
@@ -119,6 +120,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(adminUserRoutes);
   await app.register(adminConsoleRoutes);
   await app.register(adminAuthorizationRoutes);
+  await app.register(billingRoutes);
 
   if (ownsDatabase) await migrateOrRetry(app, database);
   if (deps.startJobs) {

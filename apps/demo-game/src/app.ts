@@ -60,6 +60,14 @@ async function connect() {
 if (target) connect();
 `;
 
+/** A badge for players who own "premium" (bought once in the shop through Tessera; read from the `entitlements` claim). */
+function premiumBadge(claims: Readonly<Record<string, unknown>>): string {
+  const entitlements = claims.entitlements;
+  return Array.isArray(entitlements) && entitlements.includes("premium")
+    ? ` <span data-testid="premium-badge" class="badge">★ Premium</span>`
+    : "";
+}
+
 function page(body: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -144,7 +152,7 @@ export async function buildDemoGame(options: DemoGameOptions): Promise<FastifyIn
     }
     const shop = options.shopUrl ? `<p><a href="${escapeHtml(options.shopUrl)}">Visit the shop</a></p>` : "";
     const body = user
-      ? `<header><h1>Tessera Arena</h1><div><p data-testid="status">Playing as <strong data-testid="user-email">${escapeHtml(user.email ?? user.id)}</strong></p>
+      ? `<header><h1>Tessera Arena</h1><div><p data-testid="status">Playing as <strong data-testid="user-email">${escapeHtml(user.email ?? user.id)}</strong>${premiumBadge(user.claims)}</p>
            <form method="post" action="/auth/logout"><button data-testid="sign-out">Sign out everywhere</button></form></div></header>
          <p>Socket: <span data-testid="socket-status">connecting</span></p>
          <button id="target" data-testid="target" disabled>Hit!</button>

@@ -41,6 +41,12 @@ function page(title: string, body: string): string {
 </style></head><body>${body}</body></html>`;
 }
 
+/** Whether the user's claims include the "premium" entitlement (issued by Tessera in the `entitlements` claim). */
+export function ownsPremium(claims: Readonly<Record<string, unknown>>): boolean {
+  const entitlements = claims.entitlements;
+  return Array.isArray(entitlements) && entitlements.includes("premium");
+}
+
 /**
  * The demo shop: a Tessera client built only on `@tessera/sdk/fastify`. Anyone may browse; the cart and `/api/me`
  * need a signed-in user.
@@ -83,6 +89,13 @@ export async function buildDemoWeb(options: DemoWebOptions): Promise<FastifyInst
          <form method="post" action="/auth/logout"><button data-testid="sign-out">Sign out everywhere</button></form>`
       : `<p data-testid="status">Signed out</p><a class="button" data-testid="sign-in" href="/auth/login?returnTo=/">Sign in with Tessera</a>`;
     const cart = user ? (carts.get(user.id) ?? []) : [];
+    // Premium is sold by Tessera (one purchase unlocks it in every app); the `entitlements` claim says who has it.
+    const premium = !user
+      ? ""
+      : ownsPremium(user.claims)
+        ? `<p data-testid="premium-status"><strong>★ Premium</strong>: thank you! It is unlocked in every app.</p>`
+        : `<p data-testid="premium-status">Go Premium: no ads, in the shop and in the game.
+           <a class="button" data-testid="buy-premium" href="/premium">Buy Premium</a></p>`;
     const products = PRODUCTS.map(
       (p) => `<div class="card"><h3>${escapeHtml(p.name)}</h3><p>${p.price} gems</p>
         ${user ? `<form method="post" action="/cart"><input type="hidden" name="product" value="${p.id}"><button>Add to cart</button></form>` : ""}</div>`,
@@ -96,11 +109,16 @@ export async function buildDemoWeb(options: DemoWebOptions): Promise<FastifyInst
       .send(
         page(
           "Tessera Shop",
-          `<header><h1>Tessera Shop</h1><div>${who}</div></header>${game}
+          `<header><h1>Tessera Shop</h1><div>${who}</div></header>${premium}${game}
            <p data-testid="cart">Cart: ${cart.length} item(s)</p><div class="products">${products}</div>`,
         ),
       );
   });
+
+  // Tessera's checkout for the "premium" plan; the price and the plan come from Tessera's records, not from here.
+  app.get("/premium", { onRequest: requireUser }, async (_request, reply) =>
+    reply.redirect(app.tessera.checkoutUrl("premium", { returnTo: "/" }), 303),
+  );
 
   app.get("/api/me", { onRequest: requireUser }, async (request, reply) => {
     const user = request.user!;

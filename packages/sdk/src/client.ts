@@ -2,6 +2,7 @@ import { AccessTokenCodec } from "./access-token.ts";
 import { Authenticator } from "./authenticator.ts";
 import { SdkContext } from "./context.ts";
 import { SessionCookies } from "./cookies.ts";
+import { TesseraConfigError } from "./errors.ts";
 import { IssuerClient } from "./issuer.ts";
 import { LoginFlow } from "./login-flow.ts";
 import { Logout } from "./logout.ts";
@@ -234,6 +235,31 @@ export class TesseraClient {
    */
   onSessionRevoked(listener: (event: SessionRevokedEvent) => void): () => void {
     return this.#logout.onSessionRevoked(listener);
+  }
+
+  /**
+   * The URL that sells a Tessera plan to the signed-in user: Tessera's `/billing/checkout`, which sends the browser
+   * to the payment provider and then back to `returnTo` (a path of this app, or an absolute URL on an app registered
+   * with Tessera). The purchase unlocks its entitlements in every app; they appear in the `entitlements` claim at the
+   * next refresh. Nothing here is trusted for the price: Tessera reads it from its own records.
+   *
+   * @example
+   * ```ts
+   * reply.redirect(tessera.checkoutUrl("premium", { returnTo: "/premium/thanks" }), 303);
+   * ```
+   */
+  checkoutUrl(plan: string, options: { returnTo?: string; method?: "card" | "crypto" } = {}): string {
+    if (!/^[a-z0-9][a-z0-9._:-]{0,62}$/.test(plan)) {
+      throw new TesseraConfigError(`Tessera SDK: checkoutUrl: "${plan}" is not a plan name`);
+    }
+    const appOrigin = new URL(this.options.redirectUri).origin;
+    const back = new URL(options.returnTo ?? "/", appOrigin);
+    if (back.protocol !== "https:" && back.protocol !== "http:") {
+      throw new TesseraConfigError("Tessera SDK: checkoutUrl: returnTo must be a path or an http(s) URL");
+    }
+    const query = new URLSearchParams({ plan, return_to: back.toString() });
+    if (options.method) query.set("method", options.method);
+    return `${this.options.issuer}/billing/checkout?${query}`;
   }
 
   /**

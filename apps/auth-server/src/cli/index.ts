@@ -4,6 +4,7 @@ import { clientCommands } from "./commands/clients.ts";
 import { dbMigrate } from "./commands/db.ts";
 import { keyCommands } from "./commands/keys.ts";
 import { roleCommands } from "./commands/roles.ts";
+import { planCommands } from "./commands/plans.ts";
 import { throttleCommands } from "./commands/throttle.ts";
 import { userAuthorizationCommands } from "./commands/user-authorization.ts";
 import { usersDisable, usersEnable } from "./commands/users.ts";
@@ -17,6 +18,7 @@ export const commands: Command[] = withRemoteMode([
   ...adminCommands,
   ...clientCommands,
   ...keyCommands,
+  ...planCommands,
   ...throttleCommands,
   usersDisable,
   usersEnable,

@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { resolve } from "node:path";
 import { z } from "zod";
+import { billingConfig } from "./billing.ts";
 import { bool, ConfigError, type Env, field, int, readSecret, url } from "./env.ts";
 
 import { devMasterKey, parseMasterKey } from "./master-key.ts";
@@ -208,6 +209,8 @@ export function loadConfig(env: Env = process.env, overrides: { dataDirForDevKey
       challengeTtlSeconds: field(env, "MFA_CHALLENGE_TTL_SECONDS", int(30, 3600).default(300), problems),
       challengeMaxAttempts: field(env, "MFA_CHALLENGE_MAX_ATTEMPTS", int(1, 100).default(5), problems),
     },
+    // Payments (#12)
+    billing: billingConfig(env, problems),
   };
 
   if (problems.length > 0) throw new ConfigError(problems);

@@ -1,3 +1,5 @@
+import type { BillingConfig } from "./billing.ts";
+
 /**
  * The whole configuration, parsed once from the environment and frozen. Units are in the names.
  * Development defaults let `pnpm start` run with no variables; production mode refuses each of them by name.
@@ -110,6 +112,8 @@ export interface Config {
     challengeTtlSeconds: number;
     challengeMaxAttempts: number;
   };
+  /** Payments (#12): Stripe and BTCPay; off when neither is configured. */
+  billing: BillingConfig;
 }
 
 /** Routes with their own request limit; each reads `RATE_LIMIT_<NAME>` (e.g. `RATE_LIMIT_LOGIN=20/60`). */

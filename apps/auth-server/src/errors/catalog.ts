@@ -138,6 +138,16 @@ export const errorCatalog = {
   PERMISSION_NAME_TAKEN: { status: 409, message: "This app already has a permission with that name." },
   ROLE_NOT_ASSIGNED: { status: 404, message: "The user does not have that role." },
   ENTITLEMENT_NOT_GRANTED: { status: 404, message: "The user has no admin grant of that entitlement." },
+  // Billing (#12: payments through Stripe and BTCPay)
+  BILLING_DISABLED: { status: 501, message: "Payments are not set up on this server." },
+  PAYMENT_PROVIDER_UNAVAILABLE: { status: 400, message: "This plan cannot be bought with that payment method." },
+  PAYMENT_PROVIDER_ERROR: { status: 502, message: "The payment provider did not answer as expected. Try again." },
+  PLAN_NOT_FOUND: { status: 404, message: "No plan with that name." },
+  PLAN_EXISTS: { status: 409, message: "A plan with that name already exists." },
+  PLAN_ARCHIVED: { status: 409, message: "This plan is no longer on sale." },
+  RETURN_TO_NOT_REGISTERED: { status: 400, message: "return_to must be an address of an app registered with Tessera." },
+  NO_BILLING_ACCOUNT: { status: 404, message: "You have no payments account yet." },
+  WEBHOOK_SIGNATURE_INVALID: { status: 400, message: "The webhook signature is missing, wrong or too old." },
 
   // OAuth 2.0 / OpenID Connect (RFC 6749, RFC 6750, OIDC Core): the RFC `error` values
   ...oauthErrors,

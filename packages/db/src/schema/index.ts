@@ -1,6 +1,7 @@
 export * from "./abuse.ts";
 export * from "./audit.ts";
 export * from "./authorization.ts";
+export * from "./billing.ts";
 export * from "./clients.ts";
 export * from "./device.ts";
 export * from "./keys.ts";
