@@ -1,24 +1,6 @@
 import { type Executor, entitlements, userEntitlements } from "@tessera/db";
 import { and, eq, inArray, sql } from "drizzle-orm";
 
-/**
- * The entitlement ids for these names, creating missing catalog rows (`on conflict (name) do nothing`).
- * The one place billing creates entitlements; at merge it gives way to `ensureEntitlements` of
- * libraries/authorization (#11), which also keeps the in-memory catalog current.
- */
-export async function ensureEntitlementIds(db: Executor, names: readonly string[]): Promise<Map<string, string>> {
-  if (names.length === 0) return new Map();
-  await db
-    .insert(entitlements)
-    .values(names.map((name) => ({ name })))
-    .onConflictDoNothing({ target: entitlements.name });
-  const rows = await db
-    .select({ id: entitlements.id, name: entitlements.name })
-    .from(entitlements)
-    .where(inArray(entitlements.name, [...names]));
-  return new Map(rows.map((r) => [r.name, r.id]));
-}
-
 export interface PurchaseGrant {
   entitlementId: string;
   name: string;

@@ -47,10 +47,7 @@ afterAll(async () => {
 const SCOPE = "openid profile email roles offline_access";
 
 describe("buy in one app, see it in another", () => {
-  // needs #11 claims — enabled at merge
-  // (Without #11 it stops at /authorize with invalid_scope for `roles`; if #11 does not allow `roles` to every client
-  // by default, register shop and game with it in their scopes.)
-  it.skip("the game's next refresh carries the entitlement bought in the shop", async () => {
+  it("the game's next refresh carries the entitlement bought in the shop", async () => {
     const user = await createUser(t.app);
     const { cookie } = await sessionCookie(t.app, user);
     const { code, verifier } = await getCode(t.app, game, cookie, { scope: SCOPE, prompt: "consent" });

@@ -119,8 +119,7 @@ describe("the demo shop sells Premium through Tessera", () => {
     await shot(shop, "04-back-in-the-shop");
   });
 
-  // needs #11 claims — enabled at merge
-  it.skip("the game shows the premium badge at its next refresh, and the shop says Premium", async () => {
+  it("the game shows the premium badge at its next refresh, and the shop says Premium", async () => {
     const game = await context.newPage();
     await game.goto(demo.gameUrl);
     await game.waitForURL(`${demo.gameUrl}/`);

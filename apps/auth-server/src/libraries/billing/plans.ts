@@ -10,9 +10,9 @@ import {
   listPlans,
   type PlanRow,
 } from "../../queries/plans.ts";
-import { ensureEntitlementIds } from "../../queries/purchase-grants.ts";
 import { parse } from "../../validation.ts";
 import { audit } from "../audit.ts";
+import { ensureEntitlements } from "../authorization/entitlements.ts";
 import type { Actor } from "../clients/index.ts";
 import { provider } from "./index.ts";
 
@@ -107,7 +107,7 @@ export async function createPlan(ctx: CoreContext, raw: unknown, actor: Actor): 
   const now = ctx.clock.now();
   return ctx.db.transaction(async (tx) => {
     const entitlements = [...new Set(input.entitlements)];
-    await ensureEntitlementIds(tx, entitlements);
+    await ensureEntitlements(ctx, tx, entitlements);
     const plan = await insertPlan(tx, {
       name: input.name,
       description: input.description ?? "",

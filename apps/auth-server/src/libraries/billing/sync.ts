@@ -11,12 +11,12 @@ import {
 import { findPlanById, type PlanRow } from "../../queries/plans.ts";
 import {
   deletePurchaseGrants,
-  ensureEntitlementIds,
   grantsOfPurchase,
   type PurchaseGrant,
   upsertPurchaseGrant,
 } from "../../queries/purchase-grants.ts";
 import { audit, type RequestMeta } from "../audit.ts";
+import { ensureEntitlements } from "../authorization/entitlements.ts";
 import { addSeconds } from "../clock.ts";
 import type { ProviderPurchase } from "./provider.ts";
 
@@ -103,7 +103,7 @@ export async function syncPurchase(
   await updatePurchase(tx, row.id, next);
 
   const expiry = grantExpiry(plan, state, next, ctx.config.billing.gracePeriodSeconds);
-  const ids = expiry === "none" ? new Map<string, string>() : await ensureEntitlementIds(tx, plan.entitlements);
+  const ids = expiry === "none" ? new Map<string, string>() : await ensureEntitlements(ctx, tx, plan.entitlements);
   const wanted: PurchaseGrant[] =
     expiry === "none"
       ? []

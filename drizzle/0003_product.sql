@@ -1,3 +1,10 @@
+CREATE TABLE "authorization_catalog" (
+	"id" smallint PRIMARY KEY DEFAULT 1 NOT NULL,
+	"version" bigint DEFAULT 0 NOT NULL,
+	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
+	CONSTRAINT "authorization_catalog_single_row" CHECK ("authorization_catalog"."id" = 1)
+);
+--> statement-breakpoint
 CREATE TABLE "billing_customers" (
 	"user_id" uuid NOT NULL,
 	"provider" text NOT NULL,
@@ -50,11 +57,40 @@ CREATE TABLE "purchases" (
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint
+CREATE TABLE "device_codes" (
+	"id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
+	"device_code_hash" text NOT NULL,
+	"user_code_hash" text NOT NULL,
+	"client_id" uuid NOT NULL,
+	"scope" text NOT NULL,
+	"status" text DEFAULT 'pending' NOT NULL,
+	"interval_seconds" integer NOT NULL,
+	"last_polled_at" timestamp with time zone,
+	"user_id" uuid,
+	"approved_from_session_id" uuid,
+	"amr" text[],
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"expires_at" timestamp with time zone NOT NULL,
+	"decided_at" timestamp with time zone,
+	"consumed_at" timestamp with time zone
+);
+--> statement-breakpoint
+ALTER TABLE "clients" ADD COLUMN "guest_accounts_enabled" boolean DEFAULT false NOT NULL;--> statement-breakpoint
+ALTER TABLE "users" ADD COLUMN "is_anonymous" boolean DEFAULT false NOT NULL;--> statement-breakpoint
+ALTER TABLE "users" ADD COLUMN "admin_role" text;--> statement-breakpoint
 ALTER TABLE "billing_customers" ADD CONSTRAINT "billing_customers_user_id_users_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."users"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "purchases" ADD CONSTRAINT "purchases_user_id_users_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."users"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "purchases" ADD CONSTRAINT "purchases_plan_id_plans_id_fk" FOREIGN KEY ("plan_id") REFERENCES "public"."plans"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "device_codes" ADD CONSTRAINT "device_codes_client_id_clients_id_fk" FOREIGN KEY ("client_id") REFERENCES "public"."clients"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "device_codes" ADD CONSTRAINT "device_codes_user_id_users_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."users"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "device_codes" ADD CONSTRAINT "device_codes_approved_from_session_id_sessions_id_fk" FOREIGN KEY ("approved_from_session_id") REFERENCES "public"."sessions"("id") ON DELETE set null ON UPDATE no action;--> statement-breakpoint
 CREATE UNIQUE INDEX "billing_customers_provider_customer_key" ON "billing_customers" USING btree ("provider","customer_id");--> statement-breakpoint
 CREATE INDEX "billing_events_received_idx" ON "billing_events" USING btree ("received_at");--> statement-breakpoint
 CREATE UNIQUE INDEX "plans_name_key" ON "plans" USING btree ("name");--> statement-breakpoint
 CREATE UNIQUE INDEX "purchases_provider_ref_key" ON "purchases" USING btree ("provider","provider_ref");--> statement-breakpoint
-CREATE INDEX "purchases_user_idx" ON "purchases" USING btree ("user_id");
+CREATE INDEX "purchases_user_idx" ON "purchases" USING btree ("user_id");--> statement-breakpoint
+CREATE UNIQUE INDEX "device_codes_device_code_hash_key" ON "device_codes" USING btree ("device_code_hash");--> statement-breakpoint
+CREATE UNIQUE INDEX "device_codes_user_code_hash_key" ON "device_codes" USING btree ("user_code_hash");--> statement-breakpoint
+CREATE INDEX "device_codes_expires_at_idx" ON "device_codes" USING btree ("expires_at");--> statement-breakpoint
+CREATE INDEX "audit_events_client_id_idx" ON "audit_events" USING btree ("client_id","id");--> statement-breakpoint
+CREATE INDEX "audit_events_event_idx" ON "audit_events" USING btree ("event","id");
