@@ -22,6 +22,7 @@ import { startSweeper } from "./libraries/jobs/sweeper.ts";
 import { createMailer, type Mailer } from "./libraries/mailer/index.ts";
 import { adminClientRoutes } from "./routes/admin/clients.ts";
 import { adminIpSuspensionRoutes } from "./routes/admin/ip-suspensions.ts";
+import { adminProviderRoutes } from "./routes/admin/providers.ts";
 import { adminUserRoutes } from "./routes/admin/users.ts";
 import { accountApiRoutes } from "./routes/api/accounts.ts";
 import { mfaApiRoutes } from "./routes/api/mfa.ts";
@@ -110,6 +111,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(discoveryRoutes);
   await app.register(adminClientRoutes);
   await app.register(adminIpSuspensionRoutes);
+  await app.register(adminProviderRoutes);
   await app.register(adminUserRoutes);
 
   if (ownsDatabase) await migrateOrRetry(app, database);

@@ -3,6 +3,7 @@ import { adminCommands } from "./commands/admin.ts";
 import { clientCommands } from "./commands/clients.ts";
 import { dbMigrate } from "./commands/db.ts";
 import { keyCommands } from "./commands/keys.ts";
+import { providerCommands } from "./commands/providers.ts";
 import { throttleCommands } from "./commands/throttle.ts";
 import { usersDisable, usersEnable } from "./commands/users.ts";
 import { CliFailure } from "./database.ts";
@@ -14,6 +15,7 @@ export const commands: Command[] = [
   ...adminCommands,
   ...clientCommands,
   ...keyCommands,
+  ...providerCommands,
   ...throttleCommands,
   usersDisable,
   usersEnable,
