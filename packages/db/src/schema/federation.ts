@@ -15,7 +15,8 @@ import { users } from "./users.ts";
  * - A **user identity** is one upstream account (provider + subject) linked to one Tessera account.
  * - A **federation flow** is one half-finished step, found by the SHA-256 of a random value kept in a cookie:
  *   `upstream` (state, nonce and PKCE verifier of a redirect to the provider), `pending_link` (an upstream identity
- *   whose email matches an existing account, waiting for the owner to prove that account), `mfa` (the amr of a
+ *   whose email matches an existing account, waiting for the owner to prove that account), `email_link` (the emailed
+ *   proof of that account, usable only in the browser holding the pending link), `mfa` (the amr of a
  *   federated first factor waiting for the code step). Each is used once (`used_at`) and expires within minutes.
  */
 export const identityProviders = pgTable(
@@ -68,7 +69,7 @@ export const federationFlows = pgTable(
   {
     id: uuid().primaryKey().defaultRandom(),
     tokenHash: text().notNull(),
-    purpose: text({ enum: ["upstream", "pending_link", "mfa"] }).notNull(),
+    purpose: text({ enum: ["upstream", "pending_link", "email_link", "mfa"] }).notNull(),
     providerId: uuid()
       .notNull()
       .references(() => identityProviders.id, { onDelete: "cascade" }),

@@ -179,7 +179,7 @@ export async function confirmPendingLink(
   return { outcome, continuation: pending.continuation };
 }
 
-async function link(
+export async function link(
   ctx: AppContext,
   provider: IdentityProviderRow,
   userId: string,
@@ -208,7 +208,7 @@ async function link(
   });
 }
 
-async function signInOrSecondFactor(
+export async function signInOrSecondFactor(
   ctx: AppContext,
   user: UserRow,
   provider: IdentityProviderRow,

@@ -16,6 +16,7 @@ import {
 import { buttonsFor, getProvider, type IdentityProviderRow } from "../../libraries/federation/providers.ts";
 import { finishUpstream, startUpstream } from "../../libraries/federation/upstream.ts";
 import type { UserRow } from "../../libraries/sessions.ts";
+import { federationEmailPages } from "./federation-email.ts";
 import { formRoute, signedInFormRoute } from "./form-route.ts";
 import { setMfaCookie } from "./mfa-cookie.ts";
 import {
@@ -47,6 +48,7 @@ const html = { errorFormat: "html" as const };
  */
 export async function federationPages(app: FastifyInstance): Promise<void> {
   const { config } = app.ctx;
+  await app.register(federationEmailPages);
   const flowCookie = cookieOf(config, "fed");
   const linkCookie = cookieOf(config, "fed_link");
 
@@ -264,7 +266,7 @@ export async function idpHintLocation(
   return (await providerButtons(app, continuation)).find((b) => b.slug === hint)?.href;
 }
 
-function cookieOf(config: Config, name: string) {
+export function cookieOf(config: Config, name: string) {
   const cookieName = config.cookieSecure ? `__Host-tessera_${name}` : `tessera_${name}`;
   const options = { path: "/", httpOnly: true, secure: config.cookieSecure, sameSite: "lax" as const };
   return {
