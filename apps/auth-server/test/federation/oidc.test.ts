@@ -1,4 +1,4 @@
-import { federationFlows, userIdentities, users } from "@tessera/db";
+import { auditEvents, federationFlows, userIdentities, users } from "@tessera/db";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createProvider } from "../../src/libraries/federation/providers.ts";
@@ -152,6 +152,11 @@ describe("OpenID Connect upstream", () => {
     expect(replayed.headers["content-type"]).toContain("text/html");
     expect(replayed.body).toContain("FEDERATION_STATE_INVALID");
     expect(replayed.cookies.find((c) => c.name === "tessera_session")).toBeUndefined();
+    const audited = await t.app.ctx.db
+      .select()
+      .from(auditEvents)
+      .where(eq(auditEvents.event, "user.federated_sign_in_failed"));
+    expect(audited.map((a) => a.details)).toContainEqual({ provider: "acme", reason: "FEDERATION_STATE_INVALID" });
   });
 
   it("a callback with another state, or without the flow's cookie, is refused and nothing is created", async () => {

@@ -2,8 +2,6 @@ import type { AppContext } from "../../context.ts";
 import { AppError } from "../../errors/index.ts";
 import {
   consumeFlow,
-  countIdentitiesOfUser,
-  deleteIdentity,
   findIdentity,
   findIdentityProviderById,
   findLiveFlow,
@@ -11,7 +9,6 @@ import {
   insertFederatedUser,
   insertFlow,
   insertIdentity,
-  listIdentitiesOfUser,
   touchIdentity,
 } from "../../queries/federation.ts";
 import { findUserByEmail, findUserById, type UserRow } from "../../queries/users.ts";
@@ -22,7 +19,6 @@ import { addSeconds } from "../clock.ts";
 import { randomToken, sha256 } from "../crypto.ts";
 import { createMfaChallenge } from "../mfa/challenge.ts";
 import { hasConfirmedTotp } from "../mfa/factor.ts";
-import { checkPasswordAgain } from "../password-step.ts";
 import type { SessionRow } from "../sessions.ts";
 import { normalizeEmail } from "../throttle/keys.ts";
 import type { UpstreamResult } from "./upstream.ts";
@@ -257,45 +253,11 @@ export async function federatedFirstFactor(ctx: AppContext, challengeToken: stri
   return Array.isArray(amr) && amr.every((v) => typeof v === "string") ? (amr as string[]) : null;
 }
 
-/** The account page's list. */
-export async function identitiesOf(ctx: AppContext, userId: string) {
-  return listIdentitiesOfUser(ctx.db, userId);
-}
-
-/**
- * Unlinks one identity after the current password (when the account has one). The last way to sign in cannot go: an
- * account without a password keeps at least one identity.
- */
-export async function unlinkIdentity(
-  ctx: AppContext,
-  user: UserRow,
-  input: { identityId: string; password: string | undefined; meta: RequestMeta },
-): Promise<void> {
-  if (user.passwordHash) {
-    await checkPasswordAgain(ctx, { user, password: input.password ?? "", meta: input.meta, field: "password" });
-  } else if ((await countIdentitiesOfUser(ctx.db, user.id)) <= 1) {
-    throw new AppError("LAST_SIGN_IN_METHOD");
-  }
-  await ctx.db.transaction(async (tx) => {
-    const removed = await deleteIdentity(tx, user.id, input.identityId);
-    if (!removed) throw new AppError("IDENTITY_NOT_FOUND");
-    await audit(tx, input.meta, {
-      event: "user.identity_unlinked",
-      outcome: "success",
-      userId: user.id,
-      details: { identityId: removed.id },
-    });
+/** A refused upstream answer (state, verification, denial, a taken identity): audited with its code, nothing else. */
+export async function auditFederationFailure(ctx: AppContext, meta: RequestMeta, provider: string, error: AppError) {
+  await audit(ctx.db, meta, {
+    event: "user.federated_sign_in_failed",
+    outcome: "failure",
+    details: { provider, reason: error.code },
   });
-}
-
-/** Before a link started from the account page: the current password when the account has one. */
-export async function checkLinkAllowed(
-  ctx: AppContext,
-  user: UserRow,
-  password: string | undefined,
-  meta: RequestMeta,
-) {
-  if (user.passwordHash) {
-    await checkPasswordAgain(ctx, { user, password: password ?? "", meta, field: "password" });
-  }
 }

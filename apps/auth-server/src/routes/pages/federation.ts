@@ -5,14 +5,13 @@ import { routeRateLimit } from "../../http/rate-limit.ts";
 import { type CurrentSession, requireSession, setSessionCookie } from "../../http/session.ts";
 import type { Continuation } from "../../libraries/accounts/return-to.ts";
 import {
-  checkLinkAllowed,
+  auditFederationFailure,
   completeFederatedSignIn,
   confirmPendingLink,
   type FederatedOutcome,
-  identitiesOf,
   pendingLink,
-  unlinkIdentity,
 } from "../../libraries/federation/accounts.ts";
+import { checkLinkAllowed, identitiesOf, unlinkIdentity } from "../../libraries/federation/identities.ts";
 import { buttonsFor, getProvider, type IdentityProviderRow } from "../../libraries/federation/providers.ts";
 import { finishUpstream, startUpstream } from "../../libraries/federation/upstream.ts";
 import type { UserRow } from "../../libraries/sessions.ts";
@@ -99,13 +98,18 @@ export async function federationPages(app: FastifyInstance): Promise<void> {
       const query = new URLSearchParams(raw.includes("?") ? raw.slice(raw.indexOf("?") + 1) : "");
       const cookie = flowCookie.get(request);
       flowCookie.clear(reply);
-      const result = await finishUpstream(app.ctx, provider, { cookie, query });
-      const current = await request.currentSession();
-      const outcome = await completeFederatedSignIn(app.ctx, provider, result, {
-        meta: request.meta,
-        existing: current?.session ?? null,
-      });
-      return answer(reply, outcome, result.continuation);
+      try {
+        const result = await finishUpstream(app.ctx, provider, { cookie, query });
+        const current = await request.currentSession();
+        const outcome = await completeFederatedSignIn(app.ctx, provider, result, {
+          meta: request.meta,
+          existing: current?.session ?? null,
+        });
+        return answer(reply, outcome, result.continuation);
+      } catch (error) {
+        if (error instanceof AppError) await auditFederationFailure(app.ctx, request.meta, provider.slug, error);
+        throw error;
+      }
     },
   );
 
