@@ -24,6 +24,7 @@ import { adminAuthorizationRoutes } from "./routes/admin/authorization/index.ts"
 import { adminClientRoutes } from "./routes/admin/clients.ts";
 import { adminConsoleRoutes } from "./routes/admin/index.ts";
 import { adminIpSuspensionRoutes } from "./routes/admin/ip-suspensions.ts";
+import { adminProviderRoutes } from "./routes/admin/providers.ts";
 import { adminUserRoutes } from "./routes/admin/users.ts";
 import { accountApiRoutes } from "./routes/api/accounts.ts";
 import { guestApiRoutes } from "./routes/api/guest.ts";
@@ -117,6 +118,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(discoveryRoutes);
   await app.register(adminClientRoutes);
   await app.register(adminIpSuspensionRoutes);
+  await app.register(adminProviderRoutes);
   await app.register(adminUserRoutes);
   await app.register(adminConsoleRoutes);
   await app.register(adminAuthorizationRoutes);

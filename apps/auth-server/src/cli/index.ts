@@ -5,6 +5,7 @@ import { dbMigrate } from "./commands/db.ts";
 import { keyCommands } from "./commands/keys.ts";
 import { roleCommands } from "./commands/roles.ts";
 import { planCommands } from "./commands/plans.ts";
+import { providerCommands } from "./commands/providers.ts";
 import { throttleCommands } from "./commands/throttle.ts";
 import { userAuthorizationCommands } from "./commands/user-authorization.ts";
 import { usersDisable, usersEnable } from "./commands/users.ts";
@@ -19,6 +20,7 @@ export const commands: Command[] = withRemoteMode([
   ...clientCommands,
   ...keyCommands,
   ...planCommands,
+  ...providerCommands,
   ...throttleCommands,
   usersDisable,
   usersEnable,

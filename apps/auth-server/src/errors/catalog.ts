@@ -148,6 +148,22 @@ export const errorCatalog = {
   RETURN_TO_NOT_REGISTERED: { status: 400, message: "return_to must be an address of an app registered with Tessera." },
   NO_BILLING_ACCOUNT: { status: 404, message: "You have no payments account yet." },
   WEBHOOK_SIGNATURE_INVALID: { status: 400, message: "The webhook signature is missing, wrong or too old." },
+  // Upstream sign-in and linked identities (federation, issue #15)
+  PROVIDER_NOT_FOUND: { status: 404, message: "No sign-in provider with that name." },
+  PROVIDER_EXISTS: { status: 409, message: "A sign-in provider with that name already exists." },
+  FEDERATION_STATE_INVALID: {
+    status: 400,
+    message: "This sign-in could not be completed: it expired, was already used, or was not started in this browser.",
+  },
+  FEDERATION_DENIED: { status: 400, message: "The sign-in was cancelled at the provider." },
+  FEDERATION_UPSTREAM_INVALID: { status: 400, message: "The sign-in provider's answer could not be verified." },
+  FEDERATION_UPSTREAM_UNAVAILABLE: { status: 502, message: "The sign-in provider could not be reached. Try again." },
+  IDENTITY_IN_USE: { status: 409, message: "This sign-in is already linked to another account." },
+  IDENTITY_NOT_FOUND: { status: 404, message: "No linked sign-in with that id on this account." },
+  LAST_SIGN_IN_METHOD: {
+    status: 409,
+    message: "This is the last way to sign in to this account. Set a password or link another sign-in first.",
+  },
 
   // OAuth 2.0 / OpenID Connect (RFC 6749, RFC 6750, OIDC Core): the RFC `error` values
   ...oauthErrors,

@@ -4,6 +4,7 @@ export * from "./authorization.ts";
 export * from "./billing.ts";
 export * from "./clients.ts";
 export * from "./device.ts";
+export * from "./federation.ts";
 export * from "./keys.ts";
 export * from "./sessions.ts";
 export * from "./users.ts";

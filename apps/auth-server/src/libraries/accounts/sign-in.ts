@@ -2,6 +2,7 @@ import { type AppContext, type Logger, quietLogger } from "../../context.ts";
 import { AppError } from "../../errors/index.ts";
 import { findUserById, type UserRow } from "../../queries/users.ts";
 import { audit, type RequestMeta } from "../audit.ts";
+import { federatedFirstFactor } from "../federation/accounts.ts";
 import { completeMfaChallenge, createMfaChallenge } from "../mfa/challenge.ts";
 import { emailOwnerOnLock, passwordStep } from "../password-step.ts";
 import { endSessions, type SessionRow, signIn } from "../sessions.ts";
@@ -201,6 +202,8 @@ export async function signInWithSecondFactor(
     clientId?: string | undefined;
   },
 ): Promise<SignedIn> {
+  // A federated first factor (libraries/federation) left its amr beside the challenge; a password one did not.
+  const firstFactor = (await federatedFirstFactor(ctx, input.challengeToken)) ?? ["pwd"];
   const { userId } = await completeMfaChallenge(ctx, input.meta, {
     token: input.challengeToken,
     code: input.code,
@@ -211,7 +214,7 @@ export async function signInWithSecondFactor(
   checkCanSignIn(ctx, user);
   return startSession(ctx, {
     user,
-    amr: ["pwd", "otp"],
+    amr: [...firstFactor, "otp"],
     meta: input.meta,
     existing: input.existing,
     ...(input.clientId ? { clientId: input.clientId } : {}),

@@ -15,6 +15,7 @@ import { accountSchemas } from "../../libraries/accounts/schemas.ts";
 import { userAuthorizationOverview } from "../../libraries/authorization/index.ts";
 import type { SessionRow } from "../../libraries/sessions.ts";
 import { parse } from "../../validation.ts";
+import { identitiesSection } from "./federation.ts";
 import { signedInFormRoute } from "./form-route.ts";
 import { errorMap, isFormError, type Notice, renderPage, seeOther, str } from "./render.ts";
 
@@ -67,6 +68,7 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
         errors: fieldErrors,
         formError: extra.error && Object.keys(fieldErrors).length === 0 ? extra.error.message : undefined,
         values: extra.values ?? {},
+        ...(await identitiesSection(app, current.user)),
       },
       extra.error?.status ?? 200,
     );

@@ -5,6 +5,7 @@ import { register } from "../../libraries/accounts/registration.ts";
 import { accountSchemas } from "../../libraries/accounts/schemas.ts";
 import { signInWithPassword } from "../../libraries/accounts/sign-in.ts";
 import { parse } from "../../validation.ts";
+import { idpHintLocation, providerButtons } from "./federation.ts";
 import { formRoute } from "./form-route.ts";
 import { setMfaCookie } from "./mfa-cookie.ts";
 import {
@@ -38,11 +39,14 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
     if (str(query.prompt) !== "login" && (await request.currentSession())) {
       return seeOther(reply, destination(continuation));
     }
+    const hinted = await idpHintLocation(app, query, continuation); // idp_hint: straight to that provider
+    if (hinted) return seeOther(reply, hinted);
     return renderPage(request, reply, "login", {
       title: "Sign in",
       continuation,
       notice: NOTICES[str(query.notice, 40) ?? ""],
       links: loginLinks(continuation),
+      providers: await providerButtons(app, continuation),
       // OIDC login_hint, passed on by /authorize: the email field starts filled in.
       values: { email: str(query.login_hint, 254) },
     });
@@ -72,7 +76,7 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
         setSessionCookie(reply, config, token, session.expiresAt);
         return seeOther(reply, destination(continuation));
       },
-      view: (request, reply, { body, continuation }, error) =>
+      view: async (request, reply, { body, continuation }, error) =>
         renderPage(
           request,
           reply,
@@ -84,6 +88,7 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
             errors: error.code === "VALIDATION_FAILED" ? errorMap(error) : {},
             formError: error.code === "VALIDATION_FAILED" ? undefined : error.message,
             links: loginLinks(continuation),
+            providers: await providerButtons(app, continuation),
           },
           error.status,
         ),
@@ -96,6 +101,7 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
       title: "Create your account",
       continuation,
       links: { login: withContinuation("/login", continuation) },
+      providers: await providerButtons(app, continuation),
     });
   });
 
@@ -118,7 +124,7 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
         }
         return seeOther(reply, withContinuation("/register/check-email", continuation));
       },
-      view: (request, reply, { body, continuation }, error) => {
+      view: async (request, reply, { body, continuation }, error) => {
         const errors = errorMap(error);
         return renderPage(
           request,
@@ -131,6 +137,7 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
             errors,
             formError: Object.keys(errors).length ? undefined : error.message,
             links: { login: withContinuation("/login", continuation) },
+            providers: await providerButtons(app, continuation),
           },
           error.status,
         );
