@@ -75,6 +75,47 @@ CREATE TABLE "device_codes" (
 	"consumed_at" timestamp with time zone
 );
 --> statement-breakpoint
+CREATE TABLE "federation_flows" (
+	"id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
+	"token_hash" text NOT NULL,
+	"purpose" text NOT NULL,
+	"provider_id" uuid NOT NULL,
+	"user_id" uuid,
+	"data" jsonb DEFAULT '{}'::jsonb NOT NULL,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"expires_at" timestamp with time zone NOT NULL,
+	"used_at" timestamp with time zone
+);
+--> statement-breakpoint
+CREATE TABLE "identity_providers" (
+	"id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
+	"slug" text NOT NULL,
+	"kind" text NOT NULL,
+	"preset" text,
+	"display_name" text NOT NULL,
+	"issuer" text,
+	"client_id" text,
+	"client_secret_encrypted" text,
+	"scopes" text[] DEFAULT '{}'::text[] NOT NULL,
+	"endpoints" jsonb DEFAULT '{}'::jsonb NOT NULL,
+	"trusted_for_email" boolean DEFAULT false NOT NULL,
+	"client_ids" text[],
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"disabled_at" timestamp with time zone
+);
+--> statement-breakpoint
+CREATE TABLE "user_identities" (
+	"id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
+	"user_id" uuid NOT NULL,
+	"provider_id" uuid NOT NULL,
+	"subject" text NOT NULL,
+	"email" text,
+	"display_name" text,
+	"linked_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"last_sign_in_at" timestamp with time zone
+);
+--> statement-breakpoint
 ALTER TABLE "clients" ADD COLUMN "guest_accounts_enabled" boolean DEFAULT false NOT NULL;--> statement-breakpoint
 ALTER TABLE "users" ADD COLUMN "is_anonymous" boolean DEFAULT false NOT NULL;--> statement-breakpoint
 ALTER TABLE "users" ADD COLUMN "admin_role" text;--> statement-breakpoint
@@ -84,6 +125,10 @@ ALTER TABLE "purchases" ADD CONSTRAINT "purchases_plan_id_plans_id_fk" FOREIGN K
 ALTER TABLE "device_codes" ADD CONSTRAINT "device_codes_client_id_clients_id_fk" FOREIGN KEY ("client_id") REFERENCES "public"."clients"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "device_codes" ADD CONSTRAINT "device_codes_user_id_users_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."users"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "device_codes" ADD CONSTRAINT "device_codes_approved_from_session_id_sessions_id_fk" FOREIGN KEY ("approved_from_session_id") REFERENCES "public"."sessions"("id") ON DELETE set null ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "federation_flows" ADD CONSTRAINT "federation_flows_provider_id_identity_providers_id_fk" FOREIGN KEY ("provider_id") REFERENCES "public"."identity_providers"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "federation_flows" ADD CONSTRAINT "federation_flows_user_id_users_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."users"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "user_identities" ADD CONSTRAINT "user_identities_user_id_users_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."users"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "user_identities" ADD CONSTRAINT "user_identities_provider_id_identity_providers_id_fk" FOREIGN KEY ("provider_id") REFERENCES "public"."identity_providers"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE UNIQUE INDEX "billing_customers_provider_customer_key" ON "billing_customers" USING btree ("provider","customer_id");--> statement-breakpoint
 CREATE INDEX "billing_events_received_idx" ON "billing_events" USING btree ("received_at");--> statement-breakpoint
 CREATE UNIQUE INDEX "plans_name_key" ON "plans" USING btree ("name");--> statement-breakpoint
@@ -92,5 +137,10 @@ CREATE INDEX "purchases_user_idx" ON "purchases" USING btree ("user_id");--> sta
 CREATE UNIQUE INDEX "device_codes_device_code_hash_key" ON "device_codes" USING btree ("device_code_hash");--> statement-breakpoint
 CREATE UNIQUE INDEX "device_codes_user_code_hash_key" ON "device_codes" USING btree ("user_code_hash");--> statement-breakpoint
 CREATE INDEX "device_codes_expires_at_idx" ON "device_codes" USING btree ("expires_at");--> statement-breakpoint
+CREATE UNIQUE INDEX "federation_flows_token_hash_key" ON "federation_flows" USING btree ("token_hash");--> statement-breakpoint
+CREATE INDEX "federation_flows_expires_at_idx" ON "federation_flows" USING btree ("expires_at");--> statement-breakpoint
+CREATE UNIQUE INDEX "identity_providers_slug_key" ON "identity_providers" USING btree ("slug");--> statement-breakpoint
+CREATE UNIQUE INDEX "user_identities_provider_subject_key" ON "user_identities" USING btree ("provider_id","subject");--> statement-breakpoint
+CREATE INDEX "user_identities_user_idx" ON "user_identities" USING btree ("user_id");--> statement-breakpoint
 CREATE INDEX "audit_events_client_id_idx" ON "audit_events" USING btree ("client_id","id");--> statement-breakpoint
 CREATE INDEX "audit_events_event_idx" ON "audit_events" USING btree ("event","id");
