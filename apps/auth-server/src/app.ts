@@ -25,6 +25,7 @@ import { adminIpSuspensionRoutes } from "./routes/admin/ip-suspensions.ts";
 import { adminUserRoutes } from "./routes/admin/users.ts";
 import { accountApiRoutes } from "./routes/api/accounts.ts";
 import { mfaApiRoutes } from "./routes/api/mfa.ts";
+import { passkeyApiRoutes } from "./routes/api/passkeys.ts";
 import { discoveryRoutes } from "./routes/discovery.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { oauthRoutes } from "./routes/oauth/index.ts";
@@ -106,6 +107,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(pageRoutes);
   await app.register(accountApiRoutes);
   await app.register(mfaApiRoutes);
+  await app.register(passkeyApiRoutes);
   await app.register(oauthRoutes);
   await app.register(discoveryRoutes);
   await app.register(adminClientRoutes);

@@ -102,7 +102,12 @@ export async function confirmTotpEnrolment(
  * (INVALID_OTP) counted under `secondFactorKey`. Without it, a stolen session could guess codes here at the request
  * limit's pace with nothing counted, and a right guess turns the factor off or mints recovery codes.
  */
-function withCodeGuard<T>(deps: CoreContext, meta: RequestMeta, userId: string, change: () => Promise<T>): Promise<T> {
+export function withCodeGuard<T>(
+  deps: CoreContext,
+  meta: RequestMeta,
+  userId: string,
+  change: () => Promise<T>,
+): Promise<T> {
   const key = secondFactorKey(deps.config, userId);
   return oneAtATime(key, async () => {
     const gate = await checkSignIn(deps, meta, { key, userId });

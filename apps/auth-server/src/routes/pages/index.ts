@@ -10,6 +10,7 @@ import { publicDir } from "../../paths.ts";
 import { accountPages } from "./account.ts";
 import { emailLinkPages } from "./email-links.ts";
 import { mfaPages } from "./mfa.ts";
+import { passkeyPages } from "./passkeys.ts";
 import { renderErrorPage, renderPage } from "./render.ts";
 import { signInPages } from "./sign-in.ts";
 
@@ -26,6 +27,7 @@ export const pageRoutes = fp(async (app: FastifyInstance) => {
   await app.register(emailLinkPages);
   await app.register(accountPages);
   await app.register(mfaPages);
+  await app.register(passkeyPages);
   if (app.ctx.config.env !== "production") await app.register(devOutbox);
 });
 
@@ -34,6 +36,7 @@ const TYPES: Record<string, string> = {
   ".svg": "image/svg+xml",
   ".png": "image/png",
   ".ico": "image/x-icon",
+  ".js": "text/javascript; charset=utf-8",
 };
 
 /**
