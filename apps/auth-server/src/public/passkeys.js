@@ -26,7 +26,11 @@
       body: JSON.stringify({ ...continuation, ...body, _csrf: field("_csrf") }),
     });
     const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw Object.assign(new Error(data.message || "Something went wrong."), { code: data.code });
+    if (!response.ok) {
+      // The JSON API's error shape: { error: { code, message, status } }.
+      const error = data.error || {};
+      throw Object.assign(new Error(error.message || "Something went wrong. Try again."), { code: error.code });
+    }
     return data;
   }
 
