@@ -1,5 +1,5 @@
 import { type Executor, passkeyChallenges, passkeys } from "@tessera/db";
-import { and, asc, eq, gt, isNull, sql } from "drizzle-orm";
+import { and, asc, eq, gt, isNull } from "drizzle-orm";
 
 export type PasskeyRow = typeof passkeys.$inferSelect;
 export type PasskeyChallengeRow = typeof passkeyChallenges.$inferSelect;
@@ -85,13 +85,4 @@ export async function consumePasskeyChallenge(
     )
     .returning();
   return row ?? null;
-}
-
-/** Deletes challenges that expired before `before` (the sweeper's job; small table). */
-export async function deleteExpiredPasskeyChallenges(db: Executor, before: Date): Promise<number> {
-  const rows = await db
-    .delete(passkeyChallenges)
-    .where(sql`${passkeyChallenges.expiresAt} < ${before}`)
-    .returning({ id: passkeyChallenges.id });
-  return rows.length;
 }
