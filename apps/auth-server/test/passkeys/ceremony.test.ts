@@ -340,6 +340,23 @@ describe("renaming and removing", () => {
   });
 });
 
+describe("a deleted account", () => {
+  it("its passkeys are deleted with it and sign in to nothing", async () => {
+    const { user, b } = await signedIn("deleted@example.com");
+    const key = await addPasskey(b);
+    const gone = await b.submit("/account", { currentPassword: PASSWORD }, "/account/delete");
+    expect(gone.statusCode).toBe(303);
+    expect(await t.app.ctx.db.select().from(passkeys).where(eq(passkeys.userId, user.id))).toHaveLength(0);
+    const { b: other, _csrf, options } = await signInOptions();
+    const res = await other.json("POST", "/api/v1/passkeys/sign-in", {
+      _csrf,
+      credential: assert(key, options.challenge, origin),
+    });
+    expect(res.statusCode).toBe(401);
+    expect(res.json().error.code).toBe("PASSKEY_INVALID");
+  });
+});
+
 describe("challenge storage", () => {
   it("stores only the hash of the ceremony cookie", async () => {
     const { b } = await signInOptions();
