@@ -1,7 +1,8 @@
-import { passkeys } from "@tessera/db";
+import { passkeyChallenges, passkeys } from "@tessera/db";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sessionCookieName } from "../../src/http/session.ts";
+import { sweep } from "../../src/libraries/jobs/sweeper.ts";
 import { passkeyAmr } from "../../src/libraries/passkeys/relying-party.ts";
 import { signIn } from "../../src/libraries/sessions.ts";
 import type { TestApp } from "../helpers.ts";
@@ -83,5 +84,26 @@ describe("acr_values with passkeys", () => {
     });
     expect(res.statusCode).toBe(302);
     expect(new URL(res.headers.location as string, "http://x").pathname).toBe("/login");
+  });
+});
+
+describe("the sweeper", () => {
+  it("deletes passkey challenges that expired before the retention cutoff, and keeps live ones", async () => {
+    const now = t.clock.now();
+    const old = new Date(now.getTime() - 30 * 86_400_000);
+    await t.app.ctx.db.insert(passkeyChallenges).values([
+      { tokenHash: "old", challenge: "c1", purpose: "sign_in", createdAt: old, expiresAt: old },
+      {
+        tokenHash: "live",
+        challenge: "c2",
+        purpose: "sign_in",
+        createdAt: now,
+        expiresAt: new Date(now.getTime() + 300_000),
+      },
+    ]);
+    const report = await sweep(t.app.ctx, { batchSize: 10 });
+    expect(report.deleted.passkey_challenges).toBe(1);
+    const left = await t.app.ctx.db.select({ tokenHash: passkeyChallenges.tokenHash }).from(passkeyChallenges);
+    expect(left).toEqual([{ tokenHash: "live" }]);
   });
 });
