@@ -44,7 +44,7 @@
     window.location.assign(redirect);
   }
 
-  // Sign-in page: the autofill (conditional UI) on the email field, and the "Sign in with a passkey" button.
+  // Sign-in page: the autofill (conditional UI) on the email field, and the "Continue with a passkey" button.
   const signInButton = document.getElementById("passkey-sign-in");
   if (signInButton) {
     swa.browserSupportsWebAuthnAutofill().then((supported) => {

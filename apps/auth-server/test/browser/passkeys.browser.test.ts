@@ -130,7 +130,7 @@ describe("passkeys in a real browser", () => {
     });
     await signOut(page);
     await page.goto(`${base}/login?return_to=${encodeURIComponent("/account")}`);
-    await page.getByRole("button", { name: "Sign in with a passkey" }).click();
+    await page.getByRole("button", { name: "Continue with a passkey" }).click();
     await page.waitForURL(`${base}/account`);
     expect((await latestSession(user.id)).amr).toEqual(["hwk", "user", "mfa"]);
 
@@ -155,7 +155,7 @@ describe("passkeys in a real browser", () => {
     await cdp.send("WebAuthn.addCredential", { authenticatorId, credential: { ...now[0]!, signCount: 0 } });
     const sessionsBefore = await app.ctx.db.select().from(sessions).where(eq(sessions.userId, user.id));
     await page.goto(`${base}/login`);
-    await page.getByRole("button", { name: "Sign in with a passkey" }).click();
+    await page.getByRole("button", { name: "Continue with a passkey" }).click();
     await page.getByText("answered with an old signature counter").waitFor();
     await browser.shot(page, "04-clone-refused");
     expect(page.url()).toBe(`${base}/login`);
