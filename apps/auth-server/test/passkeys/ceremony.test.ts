@@ -1,6 +1,8 @@
 import { auditEvents, passkeyChallenges, passkeys, sessions } from "@tessera/db";
 import { desc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beginTotpEnrolment, confirmTotpEnrolment } from "../../src/libraries/mfa/enrolment.ts";
+import { currentCode } from "../../src/libraries/mfa/factor.ts";
 import { type AccountsTestApp, Browser, buildAccountsApp, formFor, PASSWORD } from "../accounts/helpers.ts";
 import { createUser } from "../oauth/helpers.ts";
 import { assert, createCredential, type SoftCredential } from "./authenticator.ts";
@@ -12,6 +14,7 @@ import { assert, createCredential, type SoftCredential } from "./authenticator.t
  */
 let t: AccountsTestApp;
 let origin: string;
+const meta = { ip: "127.0.0.1", userAgent: "vitest" };
 
 beforeAll(async () => {
   t = await buildAccountsApp({ RATE_LIMIT_LOGIN: "1000/60", RATE_LIMIT_OTP: "1000/60", RATE_LIMIT_MFA: "1000/60" });
@@ -337,6 +340,32 @@ describe("renaming and removing", () => {
     expect(removed.statusCode).toBe(303);
     expect(await t.app.ctx.db.select().from(passkeys).where(eq(passkeys.userId, user.id))).toHaveLength(0);
     expect(await lastAudit("passkey.removed")).toMatchObject({ userId: user.id, outcome: "success" });
+  });
+});
+
+describe("a code instead of the password", () => {
+  it("a code from the authenticator app works once; a wrong one is INVALID_OTP and changes nothing", async () => {
+    const { user, b } = await signedIn("code-proof@example.com");
+    const key = await addPasskey(b);
+    const row = await passkeyRow(key);
+    const { secret } = await beginTotpEnrolment(t.app.ctx, meta, user);
+    await confirmTotpEnrolment(t.app.ctx, meta, { userId: user.id, code: currentCode(secret, t.clock.now()) });
+    t.clock.advance(30);
+    const _csrf = csrfFrom((await b.get("/account/passkeys")).body);
+
+    const wrong = await b.post(`/account/passkeys/${row.id}/rename`, { _csrf, name: "Phone", code: "000000" });
+    expect(wrong.statusCode).toBe(401);
+    expect(wrong.body).toContain("That code is not valid.");
+    expect((await passkeyRow(key)).name).toBe("Laptop");
+
+    const code = currentCode(secret, t.clock.now());
+    const ok = await b.post(`/account/passkeys/${row.id}/rename`, { _csrf, name: "Phone", code });
+    expect(ok.statusCode).toBe(303);
+    expect((await passkeyRow(key)).name).toBe("Phone");
+    // The same code again is a replay.
+    const replay = await b.post(`/account/passkeys/${row.id}/remove`, { _csrf, code });
+    expect(replay.statusCode).toBe(401);
+    expect(await passkeyRow(key)).toBeTruthy();
   });
 });
 
