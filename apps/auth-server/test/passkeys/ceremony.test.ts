@@ -211,6 +211,27 @@ describe("signing in with a passkey alone", () => {
     });
   });
 
+  it("two assertions carrying the same counter, sent in parallel: exactly one signs in", async () => {
+    const { user, b: owner } = await signedIn("parallel@example.com");
+    const key = await addPasskey(owner);
+    const a = await signInOptions();
+    const c = await signInOptions();
+    const [first, second] = await Promise.all([
+      a.b.json("POST", "/api/v1/passkeys/sign-in", {
+        _csrf: a._csrf,
+        credential: assert(key, a.options.challenge, origin, { counter: 7 }),
+      }),
+      c.b.json("POST", "/api/v1/passkeys/sign-in", {
+        _csrf: c._csrf,
+        credential: assert(key, c.options.challenge, origin, { counter: 7 }),
+      }),
+    ]);
+    expect([first.statusCode, second.statusCode].sort()).toEqual([200, 401]);
+    expect([first, second].find((r) => r.statusCode === 401)!.json().error.code).toBe("PASSKEY_COUNTER_MISMATCH");
+    expect((await passkeyRow(key)).counter).toBe(7);
+    expect(user.id).toBe((await passkeyRow(key)).userId);
+  });
+
   it("refuses a replayed challenge, an expired one, and a response signed for another challenge", async () => {
     const { b: owner } = await signedIn("replay@example.com");
     const key = await addPasskey(owner);
