@@ -30,6 +30,7 @@ import { accountApiRoutes } from "./routes/api/accounts.ts";
 import { guestApiRoutes } from "./routes/api/guest.ts";
 import { mfaApiRoutes } from "./routes/api/mfa.ts";
 import { billingRoutes } from "./routes/billing/index.ts";
+import { passkeyApiRoutes } from "./routes/api/passkeys.ts";
 import { discoveryRoutes } from "./routes/discovery.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { deviceRoutes } from "./routes/oauth/device.ts";
@@ -112,6 +113,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(pageRoutes);
   await app.register(accountApiRoutes);
   await app.register(mfaApiRoutes);
+  await app.register(passkeyApiRoutes);
   await app.register(oauthRoutes);
   await app.register(deviceRoutes);
   await app.register(guestApiRoutes);

@@ -102,6 +102,16 @@ export const errorCatalog = {
   MFA_REQUIRED: { status: 401, message: "Enter the code from your authenticator app." },
   INVALID_OTP: { status: 401, message: "That code is not valid." },
 
+  // Passkeys (WebAuthn)
+  PASSKEY_CHALLENGE_EXPIRED: { status: 401, message: "This passkey request expired. Try again." },
+  PASSKEY_INVALID: { status: 401, message: "That passkey could not be verified." },
+  PASSKEY_COUNTER_MISMATCH: {
+    status: 401,
+    message: "That passkey answered with an old signature counter and was refused. It may have been copied.",
+  },
+  PASSKEY_NOT_FOUND: { status: 404, message: "No such passkey on your account." },
+  PASSKEY_ALREADY_REGISTERED: { status: 409, message: "This passkey is already registered." },
+
   // Admin and clients
   CLIENT_NOT_FOUND: { status: 404, message: "No client with that id." },
   USER_NOT_FOUND: { status: 404, message: "No account with that id." },

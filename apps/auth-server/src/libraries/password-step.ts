@@ -1,5 +1,6 @@
 import type { AppContext, CoreContext, Logger } from "../context.ts";
 import { AppError } from "../errors/index.ts";
+import { passkeyExists } from "../queries/passkeys.ts";
 import { confirmedTotpExists } from "../queries/totp.ts";
 import { findUserByEmail, replacePasswordHash, type UserRow } from "../queries/users.ts";
 import { audit, type RequestMeta } from "./audit.ts";
@@ -71,7 +72,9 @@ async function passwordStepInLine(
         const upgraded = await hashPassword(ctx.config.passwords, input.password);
         await replacePasswordHash(ctx.db, account.id, account.passwordHash, upgraded);
       }
-      const hasSecondFactor = again ? false : await confirmedTotpExists(ctx.db, account.id);
+      // A passkey is a second factor too (libraries/passkeys): the code step then offers it.
+      const hasSecondFactor =
+        !again && ((await confirmedTotpExists(ctx.db, account.id)) || (await passkeyExists(ctx.db, account.id)));
       // lock
       const blocked = accountLockBlocks(gate, { passwordOk: true, hasSecondFactor });
       return blocked ? { ok: false, account, error: blocked } : { ok: true, user: account, hasSecondFactor };

@@ -6,6 +6,7 @@ import {
   emailTokens,
   ipSuspensions,
   mfaChallenges,
+  passkeyChallenges,
   refreshTokens,
   rowsOf,
   sessions,
@@ -55,6 +56,12 @@ export const SWEEP_TARGETS = {
     table: mfaChallenges,
     id: mfaChallenges.id,
     garbage: (cutoff: Date) => or(lt(mfaChallenges.expiresAt, cutoff), lt(mfaChallenges.usedAt, cutoff)),
+  },
+  /** WebAuthn ceremonies (passkeys): expired or used before the cutoff. */
+  passkey_challenges: {
+    table: passkeyChallenges,
+    id: passkeyChallenges.id,
+    garbage: (cutoff: Date) => or(lt(passkeyChallenges.expiresAt, cutoff), lt(passkeyChallenges.usedAt, cutoff)),
   },
   backchannel_logout_jobs: {
     table: backchannelLogoutJobs,

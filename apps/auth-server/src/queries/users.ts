@@ -3,6 +3,8 @@ import {
   type Executor,
   emailTokens,
   mfaChallenges,
+  passkeyChallenges,
+  passkeys,
   recoveryCodes,
   sessions,
   totpFactors,
@@ -136,6 +138,8 @@ export async function anonymizeUser(db: Executor, id: string, now: Date): Promis
   await db.delete(totpFactors).where(eq(totpFactors.userId, id));
   await db.delete(recoveryCodes).where(eq(recoveryCodes.userId, id));
   await db.delete(mfaChallenges).where(eq(mfaChallenges.userId, id));
+  await db.delete(passkeys).where(eq(passkeys.userId, id));
+  await db.delete(passkeyChallenges).where(eq(passkeyChallenges.userId, id));
   await db.delete(apiKeys).where(eq(apiKeys.userId, id));
   await db.update(sessions).set({ ip: null, userAgent: null }).where(eq(sessions.userId, id));
   return true;

@@ -186,6 +186,7 @@ describe("sweeper", () => {
         authorization_codes: 3,
         email_tokens: 2,
         mfa_challenges: 2,
+        passkey_challenges: 0,
         backchannel_logout_jobs: 2,
         account_throttles: 0,
         ip_suspensions: 0,

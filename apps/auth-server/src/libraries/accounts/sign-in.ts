@@ -1,5 +1,7 @@
 import { type AppContext, type Logger, quietLogger } from "../../context.ts";
 import { AppError } from "../../errors/index.ts";
+import { passkeyExists } from "../../queries/passkeys.ts";
+import { confirmedTotpExists } from "../../queries/totp.ts";
 import { findUserById, type UserRow } from "../../queries/users.ts";
 import { audit, type RequestMeta } from "../audit.ts";
 import { federatedFirstFactor } from "../federation/accounts.ts";
@@ -147,6 +149,8 @@ export async function passwordSignIn(
 export interface SecondFactorPending {
   /** Put `token` in the challenge cookie (routes/pages/mfa-cookie.ts) and send the browser to /login/otp. */
   secondFactor: { token: string; expiresAt: Date };
+  /** Which second steps the account has: send the browser to /login/passkey when it has no TOTP. */
+  methods: { totp: boolean; passkey: boolean };
 }
 
 /**
@@ -175,7 +179,8 @@ export async function signInWithPassword(
       userId: user.id,
       clientId: input.clientId ?? null,
     });
-    return { secondFactor };
+    const methods = { totp: await confirmedTotpExists(ctx.db, user.id), passkey: await passkeyExists(ctx.db, user.id) };
+    return { secondFactor, methods };
   }
   await clearAccountThrottle(ctx, user.email);
   return startSession(ctx, {

@@ -10,7 +10,12 @@ export const ACR_VALUES_SUPPORTED = [ACR_SINGLE_FACTOR, ACR_MULTI_FACTOR];
 
 /** The `acr` of a session, from its `amr`. */
 export function acrFor(amr: readonly string[]): string {
-  return amr.includes("otp") ? ACR_MULTI_FACTOR : ACR_SINGLE_FACTOR;
+  return isMultiFactor(amr) ? ACR_MULTI_FACTOR : ACR_SINGLE_FACTOR;
+}
+
+/** Two factors were shown: a code after the password, or `mfa` (a passkey after the password, or with its UV). */
+export function isMultiFactor(amr: readonly string[]): boolean {
+  return amr.includes("otp") || amr.includes("mfa");
 }
 
 /**

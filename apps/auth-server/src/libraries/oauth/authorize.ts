@@ -1,10 +1,12 @@
 import type { AppContext } from "../../context.ts";
 import { OAuthError } from "../../errors/index.ts";
 import { insertAuthorizationCode } from "../../queries/codes.ts";
+import { passkeyExists } from "../../queries/passkeys.ts";
 import { addSeconds } from "../clock.ts";
 import { randomToken, sha256 } from "../crypto.ts";
 import { hasConfirmedTotp } from "../mfa/factor.ts";
 import type { SessionRow, UserRow } from "../sessions.ts";
+import { isMultiFactor } from "./acr.ts";
 import { type AuthorizationRequest, redirectError, withParams } from "./authorize-request.ts";
 
 export type AuthorizeDecision =
@@ -42,11 +44,11 @@ export async function decide(
 
   // checkAuthenticationStrength: a client whose acr_values demand a second factor gets a fresh sign-in (password and
   // code) when the session was made without one; a user with no second factor cannot satisfy it, so the client is told.
-  if (request.requireSecondFactor && !session.session.amr.includes("otp")) {
+  if (request.requireSecondFactor && !isMultiFactor(session.session.amr)) {
     if (request.prompt.has("none")) {
       throw fail(new OAuthError("interaction_required", "This application requires a sign-in with a second factor."));
     }
-    if (!(await hasConfirmedTotp(ctx.db, session.user.id))) {
+    if (!(await hasConfirmedTotp(ctx.db, session.user.id)) && !(await passkeyExists(ctx.db, session.user.id))) {
       throw fail(
         new OAuthError(
           "access_denied",

@@ -11,6 +11,7 @@ import { accountPages } from "./account.ts";
 import { emailLinkPages } from "./email-links.ts";
 import { federationPages } from "./federation.ts";
 import { mfaPages } from "./mfa.ts";
+import { passkeyPages } from "./passkeys.ts";
 import { renderErrorPage, renderPage } from "./render.ts";
 import { signInPages } from "./sign-in.ts";
 
@@ -28,6 +29,7 @@ export const pageRoutes = fp(async (app: FastifyInstance) => {
   await app.register(accountPages);
   await app.register(mfaPages);
   await app.register(federationPages);
+  await app.register(passkeyPages);
   if (app.ctx.config.env !== "production") await app.register(devOutbox);
 });
 
@@ -37,6 +39,7 @@ const TYPES: Record<string, string> = {
   ".svg": "image/svg+xml",
   ".png": "image/png",
   ".ico": "image/x-icon",
+  ".js": "text/javascript; charset=utf-8",
 };
 
 /**

@@ -70,7 +70,8 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
         if ("secondFactor" in result) {
           // No session yet: the code step (/login/otp) finishes the sign-in.
           setMfaCookie(reply, config, result.secondFactor.token, result.secondFactor.expiresAt);
-          return seeOther(reply, withContinuation("/login/otp", continuation));
+          const step = result.methods.totp ? "/login/otp" : "/login/passkey";
+          return seeOther(reply, withContinuation(step, continuation));
         }
         const { session, token } = result;
         setSessionCookie(reply, config, token, session.expiresAt);
