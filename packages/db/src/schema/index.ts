@@ -2,6 +2,8 @@ export * from "./abuse.ts";
 export * from "./audit.ts";
 export * from "./authorization.ts";
 export * from "./clients.ts";
+export * from "./consents.ts";
+export * from "./dpop.ts";
 export * from "./keys.ts";
 export * from "./sessions.ts";
 export * from "./users.ts";

@@ -73,5 +73,7 @@ export function clientCredentials(request: FastifyRequest, body: unknown): Clien
   if (p.client_id !== undefined && p.client_secret !== undefined) {
     return { clientId: p.client_id, clientSecret: p.client_secret, method: "client_secret_post" };
   }
+  // A client_id alone: a public client (token_endpoint_auth_method none); a confidential one fails as invalid_client.
+  if (p.client_id !== undefined) return { clientId: p.client_id, clientSecret: "", method: "none" };
   return null;
 }

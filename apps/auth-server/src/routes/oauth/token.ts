@@ -2,7 +2,9 @@ import type { FastifyInstance } from "fastify";
 import { OAuthError } from "../../errors/index.ts";
 import { noStore } from "../../http/errors.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
+import { originOf, originRefused } from "../../libraries/clients/index.ts";
 import { authenticateOAuthClient, checkGrantAllowed } from "../../libraries/oauth/client-auth.ts";
+import { tokenRequestKey } from "../../libraries/oauth/dpop.ts";
 import { authorizationCodeGrant, refreshTokenGrant } from "../../libraries/oauth/grants.ts";
 import { readParams } from "../../libraries/oauth/params.ts";
 import { introspect, revoke } from "../../libraries/oauth/resources.ts";
@@ -34,26 +36,32 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
       if (p.grant_type !== "authorization_code" && p.grant_type !== "refresh_token") {
         throw new OAuthError("unsupported_grant_type", "Only authorization_code and refresh_token are supported.");
       }
-      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body), request.meta);
+      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body), request.meta, {
+        allowPublic: true,
+      });
       checkGrantAllowed(client, p.grant_type);
+      if (originRefused(client, originOf(request.headers.origin))) {
+        throw new OAuthError("invalid_client", "This browser origin is not registered for this client.");
+      }
+      const dpopJkt = await tokenRequestKey(ctx, client, request.headers.dpop);
       const response =
         p.grant_type === "authorization_code"
           ? await authorizationCodeGrant(
               ctx,
               client,
-              { code: p.code, redirectUri: p.redirect_uri, codeVerifier: p.code_verifier },
+              { code: p.code, redirectUri: p.redirect_uri, codeVerifier: p.code_verifier, dpopJkt },
               request.meta,
             )
           : await refreshTokenGrant(
               ctx,
               client,
-              { refreshToken: p.refresh_token, scope: p.scope, receivedAt: request.receivedAt },
+              { refreshToken: p.refresh_token, scope: p.scope, receivedAt: request.receivedAt, dpopJkt },
               request.meta,
             );
       return noStore(reply).send(response);
     },
   );
-  methodNotAllowed(app, "/token", ["POST"]);
+  methodNotAllowed(app, "/token", ["POST", "OPTIONS"]);
 
   app.post(
     "/revoke",
@@ -61,14 +69,16 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
     async (request, reply) => {
       requireForm(request);
       const p = readParams(request.body, TOKEN_HINT_PARAMS);
-      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body), request.meta);
+      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body), request.meta, {
+        allowPublic: true,
+      });
       if (!p.token) throw new OAuthError("invalid_request", "The token parameter is required.");
       await revoke(ctx, client, p.token, request.meta);
       // RFC 7009 2.2: 200 whether or not there was anything to revoke.
       return noStore(reply).code(200).send();
     },
   );
-  methodNotAllowed(app, "/revoke", ["POST"]);
+  methodNotAllowed(app, "/revoke", ["POST", "OPTIONS"]);
 
   app.post(
     "/introspect",

@@ -8,6 +8,7 @@ import { sha256 } from "../../libraries/crypto.ts";
 import { OutboxMailer } from "../../libraries/mailer/index.ts";
 import { publicDir } from "../../paths.ts";
 import { accountPages } from "./account.ts";
+import { accountConsentPages } from "./account-consents.ts";
 import { emailLinkPages } from "./email-links.ts";
 import { mfaPages } from "./mfa.ts";
 import { renderErrorPage, renderPage } from "./render.ts";
@@ -25,6 +26,7 @@ export const pageRoutes = fp(async (app: FastifyInstance) => {
   await app.register(signInPages);
   await app.register(emailLinkPages);
   await app.register(accountPages);
+  await app.register(accountConsentPages);
   await app.register(mfaPages);
   if (app.ctx.config.env !== "production") await app.register(devOutbox);
 });
