@@ -15,7 +15,7 @@ import { chainIdOf } from "./tokens.ts";
  */
 
 /** Asymmetric algorithms accepted for proofs (advertised as dpop_signing_alg_values_supported). Never `none` or HS*. */
-export const DPOP_ALGS = ["ES256", "EdDSA", "RS256", "PS256"] as const;
+export const DPOP_ALGS = ["ES256", "EdDSA", "Ed25519", "RS256", "PS256"] as const;
 /** A proof is accepted this long after its `iat` (and this far ahead, for clock skew); its jti is kept as long. */
 const PROOF_WINDOW_SECONDS = 300;
 const MAX_PROOF_LENGTH = 8 * 1024;
