@@ -117,8 +117,8 @@ describe("single-page app with oidc-client-ts through CORS", () => {
     await page.getByLabel("Email address").fill(email);
     await page.getByLabel("Password").fill(PASSWORD);
     await page.getByRole("button", { name: "Sign in" }).click();
-    await page.waitForFunction(() => (window as unknown as { result?: unknown }).result, null, { timeout: 30_000 });
-    const result = await page.evaluate(() => (window as unknown as { result: Record<string, unknown> }).result);
+    await page.waitForFunction(() => (globalThis as unknown as { result?: unknown }).result, null, { timeout: 30_000 });
+    const result = await page.evaluate(() => (globalThis as unknown as { result: Record<string, unknown> }).result);
     await browser.shot(page, "01-signed-in");
     expect(result).toMatchObject({ ok: true, email, refreshed: true, tokenType: "Bearer" });
     expect(page.url()).toContain(`${spa}/callback`);
@@ -139,8 +139,8 @@ describe("single-page app with oidc-client-ts through CORS", () => {
     ).client);
     const page = await browser.context.newPage();
     await page.goto(`${evil}/`);
-    await page.waitForFunction(() => (window as unknown as { result?: unknown }).result, null, { timeout: 30_000 });
-    const result = await page.evaluate(() => (window as unknown as { result: Record<string, unknown> }).result);
+    await page.waitForFunction(() => (globalThis as unknown as { result?: unknown }).result, null, { timeout: 30_000 });
+    const result = await page.evaluate(() => (globalThis as unknown as { result: Record<string, unknown> }).result);
     expect(result.ok).toBe(false);
     expect(String(result.error)).toMatch(/fetch/i);
   });
