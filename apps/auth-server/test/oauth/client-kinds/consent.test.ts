@@ -134,7 +134,9 @@ describe("remembered consent", () => {
       payload: `clientId=${thirdParty.clientId}`,
     });
     expect(forged.statusCode).toBe(403);
-    expect((await refresh(t.app, thirdParty, again.refresh_token)).statusCode).toBe(200);
+    const stillLive = await refresh(t.app, thirdParty, again.refresh_token);
+    expect(stillLive.statusCode).toBe(200);
+    const live = stillLive.json().refresh_token as string;
 
     const index = [...account.body.matchAll(/name="clientId" value="([^"]+)"/g)].findIndex(
       (m) => m[1] === thirdParty.clientId,
@@ -142,9 +144,10 @@ describe("remembered consent", () => {
     const revoked = await submit(account, "/account/consents/revoke", {}, index);
     expect(revoked.statusCode).toBe(303);
     expect(revoked.headers.location).toBe("/account?notice=consent_revoked");
-    const after = await refresh(t.app, thirdParty, again.refresh_token);
+    // The live (never used) refresh token of the app now fails: revoked, not reused.
+    const after = await refresh(t.app, thirdParty, live);
     expect(after.statusCode).toBe(400);
-    expect(after.json().error).toBe("invalid_grant");
+    expect(after.json()).toEqual({ error: "invalid_grant", error_description: "The refresh token has been revoked." });
     expect((await authorize(thirdParty, { scope: "openid profile" })).statusCode).toBe(200);
     // The first-party app's tokens are untouched, and an unknown app is a 404 page.
     const unknown = await submit(account, "/account/consents/revoke", { clientId: "0".repeat(32) }, index);
