@@ -95,7 +95,7 @@ function describeClient(view: ClientView): string {
     `allowed_scopes:             ${view.allowed_scopes.join(" ")}`,
     `id_token_signed_response_alg: ${view.id_token_signed_response_alg}`,
     `access_token_ttl_seconds:   ${view.access_token_ttl_seconds ?? "default"}`,
-    `token_endpoint_auth_method: ${view.token_endpoint_auth_method}`,
+    `public (no secret):         ${view.token_endpoint_auth_method === "none"}`,
     `web_origins:                ${view.web_origins.join(" ") || "-"}`,
     `require_dpop:               ${view.require_dpop}`,
     ...(view.previous_secret_expires_at ? [`previous secret valid until: ${view.previous_secret_expires_at}`] : []),
