@@ -420,10 +420,7 @@ describe("client authentication and request shape", () => {
     const get = await t.app.inject({ method: "GET", url: "/token" });
     expect(get.statusCode).toBe(405);
     expect(get.headers.allow).toBe("POST, OPTIONS");
-    expect(get.json()).toEqual({
-      error: "invalid_request",
-      error_description: "GET is not allowed here; use POST or OPTIONS.",
-    });
+    expect(get.json()).toEqual({ error: "invalid_request", error_description: "GET is not allowed here; use POST." });
   });
 });
 
