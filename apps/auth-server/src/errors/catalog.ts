@@ -24,6 +24,11 @@ const oauthErrors = {
   slow_down: { status: 429, message: "Too many requests. Try again later." },
   server_error: { status: 500, message: "Something went wrong on our side." },
   temporarily_unavailable: { status: 503, message: "The service is temporarily unavailable." },
+  // Client kinds (#13 part A): DPoP (RFC 9449 5), revocation (RFC 7009 2.2.1), request objects (OIDC Core 6.1, 6.2)
+  invalid_dpop_proof: { status: 400, message: "The DPoP proof is missing or invalid." },
+  unsupported_token_type: { status: 400, message: "This token type cannot be revoked here." },
+  request_not_supported: { status: 400, message: "The request parameter is not supported." },
+  request_uri_not_supported: { status: 400, message: "The request_uri parameter is not supported." },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 /** An RFC 6749 / 6750 / OIDC `error` value (one of the catalog's OAuth entries). */
@@ -126,6 +131,9 @@ export const errorCatalog = {
   TOKEN_INVALID: { status: 401, message: "The token is invalid." },
   TOKEN_EXPIRED: { status: 401, message: "The token has expired." },
   CONFLICT: { status: 409, message: "That conflicts with the current state." },
+  // Client kinds (#13 part A)
+  CLIENT_IS_PUBLIC: { status: 409, message: "This is a public client: it has no secret to rotate." },
+  CONSENT_NOT_FOUND: { status: 404, message: "No such application among the ones you allowed." },
 
   // Grants (#13): device flow, client credentials, guest accounts
   USER_CODE_INVALID: { status: 400, message: "That code is not valid or has expired. Check the code on your device." },

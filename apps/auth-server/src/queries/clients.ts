@@ -1,5 +1,5 @@
 import { clients, type Executor } from "@tessera/db";
-import { and, asc, eq, gt, isNull, sql } from "drizzle-orm";
+import { and, arrayContains, asc, eq, gt, isNull, sql } from "drizzle-orm";
 import { prepared } from "./prepared.ts";
 
 export type ClientRow = typeof clients.$inferSelect;
@@ -131,4 +131,14 @@ export async function replaceClientSecret(
     .where(eq(clients.clientId, clientId))
     .returning();
   return row ?? null;
+}
+
+/** True when an active client lists this exact origin among its web origins (CORS, http/cors.ts). */
+export async function activeClientHasWebOrigin(db: Executor, origin: string): Promise<boolean> {
+  const [row] = await db
+    .select({ id: clients.id })
+    .from(clients)
+    .where(and(isNull(clients.disabledAt), arrayContains(clients.webOrigins, [origin])))
+    .limit(1);
+  return row !== undefined;
 }

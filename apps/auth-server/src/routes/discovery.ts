@@ -1,8 +1,10 @@
 import type { FastifyInstance } from "fastify";
+import { publicCors } from "../http/cors.ts";
 import { ensureSigningKey, publicJwks, SIGNING_ALGS } from "../libraries/keys/index.ts";
 import { ACR_VALUES_SUPPORTED } from "../libraries/oauth/acr.ts";
 import { CLIENT_CREDENTIALS_GRANT } from "../libraries/oauth/client-credentials.ts";
 import { DEVICE_CODE_GRANT } from "../libraries/oauth/device.ts";
+import { DPOP_ALGS } from "../libraries/oauth/dpop.ts";
 
 /** Discovery changes only with a deploy; an hour of caching spares every client a request per sign-in. */
 const DISCOVERY_MAX_AGE_SECONDS = 3600;
@@ -50,8 +52,9 @@ export function openidConfiguration(issuer: string) {
     device_authorization_endpoint: `${issuer}/device_authorization`,
     subject_types_supported: ["public"],
     id_token_signing_alg_values_supported: [...SIGNING_ALGS],
-    token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
-    revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+    token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
+    revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
+    dpop_signing_alg_values_supported: [...DPOP_ALGS],
     introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
     code_challenge_methods_supported: ["S256"],
     prompt_values_supported: ["none", "login", "consent"],
@@ -74,9 +77,11 @@ export async function discoveryRoutes(app: FastifyInstance): Promise<void> {
   const metadata = openidConfiguration(app.ctx.config.issuer);
 
   app.addHook("onReady", async () => {
-    // Best effort: if the database is not reachable yet, the key is created on first use instead.
+    // Best effort: if the database is not reachable yet, the key is created on first use instead. Every supported
+    // algorithm gets its key now, so a client verifying ES256 or EdDSA ID tokens finds its key in the first JWKS.
     try {
       await ensureSigningKey(app.ctx);
+      for (const alg of SIGNING_ALGS) await ensureSigningKey(app.ctx, alg);
     } catch (error) {
       app.log.warn(
         { err: { message: (error as Error).message } },
@@ -84,6 +89,8 @@ export async function discoveryRoutes(app: FastifyInstance): Promise<void> {
       );
     }
   });
+
+  publicCors(app, ["/.well-known/openid-configuration", "/jwks"]);
 
   app.get("/.well-known/openid-configuration", async (_request, reply) => {
     reply.header("cache-control", `public, max-age=${DISCOVERY_MAX_AGE_SECONDS}`);

@@ -294,3 +294,38 @@ describe("tessera CLI on the embedded database", () => {
     expect((await cli(["clients", "list"])).code).toBe(0);
   });
 });
+
+// Last: it adds a client to the shared data directory, which the listing tests above count.
+describe("public clients (#13)", () => {
+  it("clients create --public registers a public client: no secret, native redirects, web origins (#13)", async () => {
+    const res = await cli([
+      "clients",
+      "create",
+      "--public",
+      "--require-dpop",
+      "--name",
+      "Desktop game",
+      "--redirect-uri",
+      "http://127.0.0.1/callback",
+      "--redirect-uri",
+      "com.example.game:/cb",
+      "--web-origin",
+      "https://play.example",
+      "--json",
+    ]);
+    expect(res.stderr).toBe("");
+    expect(res.code).toBe(0);
+    const body = JSON.parse(res.stdout);
+    expect(body.client_secret).toBeUndefined();
+    expect(body).toMatchObject({
+      token_endpoint_auth_method: "none",
+      redirect_uris: ["http://127.0.0.1/callback", "com.example.game:/cb"],
+      web_origins: ["https://play.example"],
+      require_dpop: true,
+    });
+    // Without --public a private-use scheme is refused (exit 65, naming the field).
+    const confidential = await cli(["clients", "create", "--name", "X", "--redirect-uri", "com.example.game:/cb"]);
+    expect(confidential.code).toBe(65);
+    expect(confidential.stderr).toContain("redirect_uris.0: must be an absolute https:// URI");
+  });
+});

@@ -86,7 +86,8 @@ describe("wire formats", () => {
   it("OAuth JSON: a wrong method is 405 invalid_request with Allow", async () => {
     const response = await t.app.inject({ method: "DELETE", url: "/token" });
     expect(response.statusCode).toBe(405);
-    expect(response.headers.allow).toBe("POST");
+    // OPTIONS answers CORS preflights (SPAs, #13).
+    expect(response.headers.allow).toBe("POST, OPTIONS");
     expect(response.json()).toEqual({
       error: "invalid_request",
       error_description: "DELETE is not allowed here; use POST.",

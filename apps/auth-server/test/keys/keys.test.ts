@@ -27,10 +27,11 @@ afterAll(() => t.close());
 const b64 = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
 describe("signing keys at rest", () => {
-  it("creates one RS256 key on start, with the private key only as ciphertext bound to its kid", async () => {
+  it("creates one key per algorithm on start (RS256 the default), private keys only as ciphertext bound to the kid", async () => {
     const rows = await t.app.ctx.db.select().from(signingKeys);
-    expect(rows).toHaveLength(1);
-    const [row] = rows;
+    // Every supported algorithm has its key from the first start (#13), so ES256/EdDSA verifiers find theirs.
+    expect(rows.map((r) => r.alg).sort()).toEqual(["ES256", "EdDSA", "RS256"]);
+    const row = rows.find((r) => r.alg === "RS256");
     if (!row) throw new Error("no key");
     expect(row).toMatchObject({ alg: "RS256", retiredAt: null });
     expect(row.activatedAt).not.toBeNull();
@@ -108,8 +109,8 @@ describe("discovery and JWKS", () => {
       device_authorization_endpoint: `${ISSUER}/device_authorization`,
       subject_types_supported: ["public"],
       id_token_signing_alg_values_supported: ["RS256", "ES256", "EdDSA"],
-      token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
-      revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
+      revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
       introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
       code_challenge_methods_supported: ["S256"],
       prompt_values_supported: ["none", "login", "consent"],
@@ -151,8 +152,11 @@ describe("discovery and JWKS", () => {
     expect(res.headers["cache-control"]).toBe("public, max-age=60");
     expect(res.headers["content-type"]).toBe("application/jwk-set+json; charset=utf-8");
     const { keys } = res.json();
-    expect(keys).toHaveLength(1);
-    expect(Object.keys(keys[0]).sort()).toEqual(["alg", "e", "kid", "kty", "n", "use"]);
+    expect(keys).toHaveLength(3);
+    const members = (alg: string) => Object.keys(keys.find((k: { alg: string }) => k.alg === alg)).sort();
+    expect(members("RS256")).toEqual(["alg", "e", "kid", "kty", "n", "use"]);
+    expect(members("ES256")).toEqual(["alg", "crv", "kid", "kty", "use", "x", "y"]);
+    expect(members("EdDSA")).toEqual(["alg", "crv", "kid", "kty", "use", "x"]);
   });
 
   it("answers wrong methods on discovery without a 500", async () => {

@@ -157,7 +157,7 @@ describe("/userinfo", () => {
   it("wrong methods: 405", async () => {
     const response = await t.app.inject({ method: "DELETE", url: "/userinfo" });
     expect(response.statusCode).toBe(405);
-    expect(response.headers.allow).toBe("GET, HEAD, POST");
+    expect(response.headers.allow).toBe("GET, HEAD, POST, OPTIONS");
   });
 });
 
@@ -250,10 +250,12 @@ describe("/revoke (RFC 7009)", () => {
     expect((await userinfo(otherTokens.access_token)).statusCode).toBe(200);
   });
 
-  it("another client's token, unknown tokens and access tokens: 200 and no effect", async () => {
+  it("another client's token and unknown tokens: 200 and no effect; access tokens: unsupported_token_type", async () => {
     expect((await revoke(other, tokens.refresh_token)).statusCode).toBe(200);
     expect((await revoke(client, "tsr_unknown")).statusCode).toBe(200);
-    expect((await revoke(client, tokens.access_token, { token_type_hint: "access_token" })).statusCode).toBe(200);
+    const access = await revoke(client, tokens.access_token, { token_type_hint: "access_token" });
+    expect(access.statusCode).toBe(400);
+    expect(access.json().error).toBe("unsupported_token_type");
     expect((await refresh(t.app, client, tokens.refresh_token)).statusCode).toBe(200);
   });
 

@@ -307,7 +307,7 @@ describe("client authentication and request shape", () => {
       await post(form({ grant_type: "refresh_token", refresh_token: "tsr_x" })),
       401,
       "invalid_client",
-      "Client authentication is required (client_secret_basic or client_secret_post).",
+      "Client authentication is required (client_secret_basic, client_secret_post, or client_id for public clients).",
     );
     expectOAuthError(
       await post(form({ grant_type: "refresh_token", refresh_token: "x" }), { authorization: basic("nope", "x") }),
@@ -422,7 +422,7 @@ describe("client authentication and request shape", () => {
     expect(huge.json().error).toBe("invalid_request");
     const get = await t.app.inject({ method: "GET", url: "/token" });
     expect(get.statusCode).toBe(405);
-    expect(get.headers.allow).toBe("POST");
+    expect(get.headers.allow).toBe("POST, OPTIONS");
     expect(get.json()).toEqual({ error: "invalid_request", error_description: "GET is not allowed here; use POST." });
   });
 });

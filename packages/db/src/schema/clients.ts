@@ -11,7 +11,8 @@ export const clients = pgTable(
     clientId: text().notNull(),
     name: text().notNull(),
     logoUrl: text(),
-    clientSecretHash: text().notNull(),
+    /** Null for a public client (token_endpoint_auth_method none): it has no secret (RFC 8252 8.5). */
+    clientSecretHash: text(),
     previousSecretHash: text(),
     previousSecretExpiresAt: timestamp({ withTimezone: true }),
     redirectUris: text().array().notNull().default([]),
@@ -28,6 +29,14 @@ export const clients = pgTable(
       .notNull()
       .default("RS256"),
     accessTokenTtlSeconds: integer(),
+    /** RFC 7591: client_secret_basic (client_secret_post is accepted too) or none (a public client: SPA, native app). */
+    tokenEndpointAuthMethod: text({ enum: ["client_secret_basic", "client_secret_post", "none"] })
+      .notNull()
+      .default("client_secret_basic"),
+    /** Browser origins (scheme://host[:port]) allowed to call /token, /userinfo and /revoke with CORS. */
+    webOrigins: text().array().notNull().default([]),
+    /** RFC 9449: every token request of this client must carry a DPoP proof (sender-constrained tokens). */
+    requireDpop: boolean().notNull().default(false),
     createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
     disabledAt: timestamp({ withTimezone: true }),

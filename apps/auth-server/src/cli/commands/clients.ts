@@ -5,6 +5,7 @@ import {
   type ClientRow,
   type ClientUpdate,
   createClient,
+  createPublicClient,
   disableClient,
   enableClient,
   getClient,
@@ -51,10 +52,13 @@ export const clientFlags = {
   scope: { type: "string", multiple: true },
   alg: { type: "string" },
   "access-token-ttl": { type: "string" },
+  "web-origin": { type: "string", multiple: true },
+  "require-dpop": { type: "boolean" },
   json: { type: "boolean" },
 } as const;
 
-const OTHER_URI_FLAGS = "[--post-logout-redirect-uri URI]... [--backchannel-logout-uri URI] [--logo-uri URI]";
+const OTHER_URI_FLAGS =
+  "[--post-logout-redirect-uri URI]... [--backchannel-logout-uri URI] [--logo-uri URI] [--web-origin ORIGIN]...";
 
 function algOf(value: string | undefined): SigningAlg | undefined {
   if (value === undefined) return undefined;
@@ -91,6 +95,9 @@ export function describeClient(view: ClientView): string {
     `allowed_scopes:             ${view.allowed_scopes.join(" ")}`,
     `id_token_signed_response_alg: ${view.id_token_signed_response_alg}`,
     `access_token_ttl_seconds:   ${view.access_token_ttl_seconds ?? "default"}`,
+    `public (no secret):         ${view.token_endpoint_auth_method === "none"}`,
+    `web_origins:                ${view.web_origins.join(" ") || "-"}`,
+    `require_dpop:               ${view.require_dpop}`,
     ...(view.previous_secret_expires_at ? [`previous secret valid until: ${view.previous_secret_expires_at}`] : []),
     `created_at:                 ${view.created_at}`,
   ];
@@ -110,11 +117,11 @@ const deps = (database: { db: import("@tessera/db").Database }, config: import("
 export const clientsCreate: Command = {
   name: "clients create",
   summary: "Register a client app; prints its client_id and client_secret (shown once).",
-  usage: `tessera clients create --name NAME --redirect-uri URI [--redirect-uri URI]... ${OTHER_URI_FLAGS} [--first-party] [--direct-sign-in] [--scope SCOPE]... [--alg RS256|ES256|EdDSA] [--access-token-ttl SECONDS] [--json]`,
+  usage: `tessera clients create --name NAME --redirect-uri URI [--redirect-uri URI]... ${OTHER_URI_FLAGS} [--public] [--require-dpop] [--first-party] [--direct-sign-in] [--scope SCOPE]... [--alg RS256|ES256|EdDSA] [--access-token-ttl SECONDS] [--json]`,
   async run(argv, io) {
     const { values, positionals } = parseArgs({
       args: argv,
-      options: clientFlags,
+      options: { ...clientFlags, public: { type: "boolean" } },
       strict: true,
       allowPositionals: true,
     });
@@ -132,9 +139,16 @@ export const clientsCreate: Command = {
       allowedScopes: values.scope,
       idTokenSignedResponseAlg: algOf(values.alg),
       accessTokenTtlSeconds: secondsOf(values["access-token-ttl"]),
+      webOrigins: values["web-origin"],
+      requireDpop: values["require-dpop"],
     };
     await withDatabase(io, async (database, config) => {
-      const { client, clientSecret } = await runAction(() => createClient(deps(database, config), input, CLI_ACTOR));
+      const { client, clientSecret } = await runAction(
+        (): Promise<{ client: ClientRow; clientSecret: string | undefined }> =>
+          values.public
+            ? createPublicClient(deps(database, config), input, CLI_ACTOR)
+            : createClient(deps(database, config), input, CLI_ACTOR),
+      );
       print(io, values.json, clientView(client, clientSecret));
     });
     return 0;
@@ -193,7 +207,7 @@ export const clientsShow: Command = {
 export const clientsUpdate: Command = {
   name: "clients update",
   summary: "Change a client app's settings (URI flags replace the whole list).",
-  usage: `tessera clients update CLIENT_ID [--name NAME] [--redirect-uri URI]... ${OTHER_URI_FLAGS} [--no-backchannel-logout-uri] [--no-logo-uri] [--first-party|--no-first-party] [--direct-sign-in|--no-direct-sign-in] [--no-post-logout-redirect-uris] [--scope SCOPE]... [--alg ALG] [--access-token-ttl SECONDS|--no-access-token-ttl] [--json]`,
+  usage: `tessera clients update CLIENT_ID [--name NAME] [--redirect-uri URI]... ${OTHER_URI_FLAGS} [--no-backchannel-logout-uri] [--no-logo-uri] [--first-party|--no-first-party] [--direct-sign-in|--no-direct-sign-in] [--no-post-logout-redirect-uris] [--scope SCOPE]... [--alg ALG] [--access-token-ttl SECONDS|--no-access-token-ttl] [--no-web-origins] [--require-dpop|--no-require-dpop] [--json]`,
   async run(argv, io) {
     const { values, positionals } = parseArgs({
       args: argv,
@@ -205,13 +219,16 @@ export const clientsUpdate: Command = {
         "no-logo-uri": { type: "boolean" },
         "no-post-logout-redirect-uris": { type: "boolean" },
         "no-access-token-ttl": { type: "boolean" },
+        "no-web-origins": { type: "boolean" },
+        "no-require-dpop": { type: "boolean" },
       },
       strict: true,
       allowPositionals: true,
     });
     const clientId = oneClientId(positionals);
     const both = (a: string) => values[a as keyof typeof values] && values[`no-${a}` as keyof typeof values];
-    for (const flag of ["first-party", "direct-sign-in", "backchannel-logout-uri", "logo-uri", "access-token-ttl"]) {
+    const flags = ["first-party", "direct-sign-in", "backchannel-logout-uri", "logo-uri", "access-token-ttl"];
+    for (const flag of [...flags, "require-dpop"]) {
       if (both(flag)) throw new UsageError(`--${flag} and --no-${flag} contradict each other`);
     }
     const flag = (yes: boolean | undefined, no: boolean | undefined) => (yes ? true : no ? false : undefined);
@@ -226,6 +243,8 @@ export const clientsUpdate: Command = {
       allowedScopes: values.scope,
       idTokenSignedResponseAlg: algOf(values.alg),
       accessTokenTtlSeconds: values["no-access-token-ttl"] ? null : secondsOf(values["access-token-ttl"]),
+      webOrigins: values["no-web-origins"] ? [] : values["web-origin"],
+      requireDpop: flag(values["require-dpop"], values["no-require-dpop"]),
     };
     if (Object.values(patch).every((v) => v === undefined)) throw new UsageError("nothing to update");
     await withDatabase(io, async (database, config) => {

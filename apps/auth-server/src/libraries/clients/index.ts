@@ -11,11 +11,15 @@ export {
   MAX_URIS,
   registeredUriProblem,
   type SigningAlg,
+  type TokenEndpointAuthMethod,
   type UntrustedClientInput,
+  webOriginProblem,
 } from "./input.ts";
+export { isRegisteredWebOrigin, originOf, originRefused } from "./origins.ts";
 export {
   type Actor,
   createClient,
+  createPublicClient,
   disableClient,
   enableClient,
   getClient,
@@ -23,4 +27,4 @@ export {
   rotateClientSecret,
   updateClient,
 } from "./registry.ts";
-export { authenticateClient, findActiveClient } from "./secrets.ts";
+export { authenticateClient, findActiveClient, identifyPublicClient } from "./secrets.ts";

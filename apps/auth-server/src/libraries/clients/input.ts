@@ -24,9 +24,18 @@ export interface ClientInput {
   grantTypes?: string[] | undefined;
   /** Guest accounts (POST /api/v1/guest) for this client. Off by default. */
   guestAccounts?: boolean | undefined;
+  /** `none`: a public client (SPA, native game) with no secret. Fixed at registration. */
+  tokenEndpointAuthMethod?: TokenEndpointAuthMethod | undefined;
+  /** Browser origins allowed to call /token, /userinfo and /revoke (CORS), e.g. `https://app.example`. */
+  webOrigins?: string[] | undefined;
+  /** Every token request must carry a DPoP proof (RFC 9449). */
+  requireDpop?: boolean | undefined;
 }
 
-export type ClientUpdate = Partial<ClientInput>;
+export type TokenEndpointAuthMethod = "client_secret_basic" | "client_secret_post" | "none";
+
+/** The auth method is fixed at registration: turning a public client confidential would need a secret issued. */
+export type ClientUpdate = Partial<Omit<ClientInput, "tokenEndpointAuthMethod">>;
 
 /** Input not yet validated: the same keys with any values (a typed ClientInput is one). */
 export type UntrustedClientInput = { [K in keyof ClientInput]?: unknown };
@@ -36,6 +45,11 @@ export type SigningAlg = "RS256" | "ES256" | "EdDSA";
 export const DEFAULT_SCOPES = ["openid", "profile", "email", "offline_access"] as const;
 
 const LOOPBACK_HOSTS = new Set(["127.0.0.1", "[::1]", "localhost"]);
+/**
+ * RFC 8252 7.1: a private-use scheme for a native app is a reverse domain name the app's owner controls
+ * (`com.example.game`): at least two labels, so `javascript:`, `data:`, `file:` and other one-word schemes never pass.
+ */
+const PRIVATE_USE_SCHEME = /^[a-z][a-z0-9-]*(\.[a-z0-9-]+)+$/;
 /** The limits of a registration (the admin API and the CLI share them). */
 export const MAX_URI_LENGTH = 2000;
 export const MAX_URIS = 20;
@@ -48,8 +62,10 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,64}$/;
  * traversal tricks are accepted; a non-canonical spelling is refused with the canonical one in the message, so what
  * is stored is exactly what a browser will send back.
  */
-export function registeredUriProblem(value: string): string | null {
+export function registeredUriProblem(value: string, options: { nativeApp?: boolean } = {}): string | null {
   if (value.length === 0) return "must not be empty";
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(value)?.[1];
+  if (options.nativeApp && scheme?.includes(".")) return privateUseUriProblem(value, scheme as string);
   if (value.length > MAX_URI_LENGTH) return `must be at most ${MAX_URI_LENGTH} characters`;
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused here.
   if (/[\s\x00-\x1f\x7f]/.test(value)) return "must not contain spaces or control characters";
@@ -72,6 +88,38 @@ export function registeredUriProblem(value: string): string | null {
   const rawPath = value.replace(/^https?:\/\/[^/?#]*/i, "").split("?")[0] ?? "";
   if (/\.\.;|%2e|%2f|%5c/i.test(rawPath)) return "must not contain encoded or disguised path traversal";
   if (url.href !== value) return `must be written in canonical form: ${url.href}`;
+  return null;
+}
+
+/**
+ * RFC 8252 7.1, for public clients only: `com.example.game:/callback` — a lower-case reverse-domain scheme, one
+ * slash, a path, no authority, query or fragment. Matched exactly at /authorize like any other redirect URI.
+ */
+function privateUseUriProblem(value: string, scheme: string): string | null {
+  if (value.length > MAX_URI_LENGTH) return `must be at most ${MAX_URI_LENGTH} characters`;
+  if (!PRIVATE_USE_SCHEME.test(scheme)) {
+    return "a private-use scheme must be a lower-case reverse domain name (com.example.app)";
+  }
+  const rest = value.slice(scheme.length + 1);
+  if (!/^\/[A-Za-z0-9\-._~/]*$/.test(rest) || rest.startsWith("//")) {
+    return "must be scheme:/path (one slash, no host, query, fragment or special characters)";
+  }
+  if (/(^|\/)\.\.?(\/|$)/.test(rest)) return "must not contain path traversal";
+  return null;
+}
+
+/** A browser origin as a browser sends it in `Origin`: https (http only on loopback), host, optional port, no path. */
+export function webOriginProblem(value: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return "must be an origin such as https://app.example";
+  }
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname))) {
+    return "must use https (http is allowed only for 127.0.0.1, [::1] and localhost)";
+  }
+  if (url.origin !== value) return `must be exactly an origin (no path, trailing slash or user info): ${url.origin}`;
   return null;
 }
 
@@ -122,19 +170,39 @@ const createSchema = z.strictObject({
     .nullish(),
   grantTypes: grantTypesSchema.optional(),
   guestAccounts: z.boolean().optional(),
+  tokenEndpointAuthMethod: z.enum(["client_secret_basic", "client_secret_post", "none"]).optional(),
+  webOrigins: z.array(z.string().max(MAX_URI_LENGTH)).max(MAX_URIS, `must have at most ${MAX_URIS} origins`).optional(),
+  requireDpop: z.boolean().optional(),
 });
 
-const updateSchema = createSchema.partial().refine((v) => Object.values(v).some((x) => x !== undefined), {
-  message: "nothing to update",
-});
+const updateSchema = createSchema
+  .omit({ tokenEndpointAuthMethod: true })
+  .partial()
+  .refine((v) => Object.values(v).some((x) => x !== undefined), {
+    message: "nothing to update",
+  });
 
-function checkUris(input: ClientUpdate): void {
-  const problems: FieldError[] = [];
-  const check = (key: keyof ClientInput, value: string, index?: number) => {
-    const problem = registeredUriProblem(value);
+/** Field problems of a public client's settings: no server-side sign-in (it would need a secret). */
+function publicClientProblems(input: ClientUpdate, isPublic: boolean): FieldError[] {
+  if (isPublic && input.directSignIn) {
+    return [{ field: "directSignIn", message: "is not available to public clients (it needs a client secret)" }];
+  }
+  return [];
+}
+
+function checkUris(input: ClientUpdate, isPublic: boolean): void {
+  const problems: FieldError[] = publicClientProblems(input, isPublic);
+  if (problems.length) throw new AppError("VALIDATION_FAILED", undefined, problems);
+  const check = (key: keyof ClientInput, value: string, index?: number, nativeApp = false) => {
+    const problem = registeredUriProblem(value, { nativeApp });
     if (problem) problems.push({ field: index === undefined ? key : `${key}.${index}`, message: problem });
   };
-  for (const [i, u] of (input.redirectUris ?? []).entries()) check("redirectUris", u, i);
+  // Private-use schemes only for public clients (native apps): a confidential web back end has no use for them.
+  for (const [i, u] of (input.redirectUris ?? []).entries()) check("redirectUris", u, i, isPublic);
+  for (const [i, o] of (input.webOrigins ?? []).entries()) {
+    const problem = webOriginProblem(o);
+    if (problem) problems.push({ field: `webOrigins.${i}`, message: problem });
+  }
   for (const [i, u] of (input.postLogoutRedirectUris ?? []).entries()) check("postLogoutRedirectUris", u, i);
   if (input.backchannelLogoutUri) check("backchannelLogoutUri", input.backchannelLogoutUri);
   if (input.logoUri) check("logoUri", input.logoUri);
@@ -157,15 +225,15 @@ function checkRedirectUrisNeeded(input: ClientUpdate): void {
 export function validClientInput(input: UntrustedClientInput): ClientInput {
   const valid = parse(createSchema, input);
   checkRedirectUrisNeeded(valid);
-  checkUris(valid);
+  checkUris(valid, valid.tokenEndpointAuthMethod === "none");
   return valid;
 }
 
 /** A change to a registration, validated like a new one; at least one field must be present. */
-export function validClientUpdate(input: UntrustedClientInput): ClientUpdate {
+export function validClientUpdate(input: UntrustedClientInput, isPublic: boolean): ClientUpdate {
   const valid = parse(updateSchema, input);
   checkRedirectUrisNeeded(valid);
-  checkUris(valid);
+  checkUris(valid, isPublic);
   return valid;
 }
 
@@ -190,5 +258,7 @@ export function rowValues(input: ClientUpdate) {
     ...(input.accessTokenTtlSeconds !== undefined ? { accessTokenTtlSeconds: input.accessTokenTtlSeconds } : {}),
     ...(input.grantTypes !== undefined ? { grantTypes: dedupe(input.grantTypes) } : {}),
     ...(input.guestAccounts !== undefined ? { guestAccountsEnabled: input.guestAccounts } : {}),
+    ...(input.webOrigins !== undefined ? { webOrigins: dedupe(input.webOrigins) } : {}),
+    ...(input.requireDpop !== undefined ? { requireDpop: input.requireDpop } : {}),
   };
 }

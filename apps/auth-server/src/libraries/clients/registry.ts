@@ -30,14 +30,46 @@ function auditDetails(actor: Actor | undefined, extra: Record<string, unknown> =
 
 const NO_ACTOR: Actor = { actorId: null, meta: { ip: undefined, userAgent: undefined } };
 
-/** Registers a client. The secret is returned once, here; afterwards only its hash exists. */
+/**
+ * Registers a confidential client (a back end holding a secret). The secret is returned once, here; afterwards only
+ * its hash exists. `tokenEndpointAuthMethod: "none"` is refused here: use createPublicClient.
+ */
 export async function createClient(
   deps: CoreContext,
   input: UntrustedClientInput,
   actor: Actor = NO_ACTOR,
 ): Promise<{ client: ClientRow; clientSecret: string }> {
+  const { client, clientSecret } = await insertNewClient(deps, input, actor, false);
+  return { client, clientSecret: clientSecret as string };
+}
+
+/**
+ * Registers a public client (SPA, native game: RFC 8252 8.5, it cannot keep a secret): token_endpoint_auth_method
+ * none, no secret; PKCE is required of every client anyway. Private-use redirect schemes are accepted only here.
+ */
+export async function createPublicClient(
+  deps: CoreContext,
+  input: UntrustedClientInput,
+  actor: Actor = NO_ACTOR,
+): Promise<{ client: ClientRow; clientSecret: undefined }> {
+  const { client } = await insertNewClient(deps, { ...input, tokenEndpointAuthMethod: "none" }, actor, true);
+  return { client, clientSecret: undefined };
+}
+
+async function insertNewClient(
+  deps: CoreContext,
+  input: UntrustedClientInput,
+  actor: Actor,
+  expectPublic: boolean,
+): Promise<{ client: ClientRow; clientSecret: string | null }> {
   const valid = validClientInput(input);
-  const clientSecret = newClientSecret();
+  const isPublic = valid.tokenEndpointAuthMethod === "none";
+  if (isPublic !== expectPublic) {
+    throw new AppError("VALIDATION_FAILED", undefined, [
+      { field: "tokenEndpointAuthMethod", message: "none registers a public client (createPublicClient)" },
+    ]);
+  }
+  const clientSecret = isPublic ? null : newClientSecret();
   const now = deps.clock.now();
   const client = await deps.db.transaction(async (tx) => {
     const created = await insertClient(tx, {
@@ -45,7 +77,8 @@ export async function createClient(
       name: valid.name,
       redirectUris: [...new Set(valid.redirectUris)],
       clientId: newClientId(),
-      clientSecretHash: sha256(clientSecret),
+      clientSecretHash: clientSecret === null ? null : sha256(clientSecret),
+      tokenEndpointAuthMethod: valid.tokenEndpointAuthMethod ?? "client_secret_basic",
       idTokenSignedResponseAlg: valid.idTokenSignedResponseAlg ?? deps.config.tokens.signingAlg,
       createdAt: now,
       updatedAt: now,
@@ -55,7 +88,7 @@ export async function createClient(
       outcome: "success",
       actorId: actor.actorId,
       clientId: created.clientId,
-      details: auditDetails(actor, { name: created.name }),
+      details: auditDetails(actor, { name: created.name, tokenEndpointAuthMethod: created.tokenEndpointAuthMethod }),
     });
     return created;
   });
@@ -92,7 +125,8 @@ export async function rotateClientSecret(
   clientId: string,
   actor: Actor = NO_ACTOR,
 ): Promise<{ client: ClientRow; clientSecret: string }> {
-  await getClient(deps.db, clientId);
+  const existing = await getClient(deps.db, clientId);
+  if (existing.tokenEndpointAuthMethod === "none") throw new AppError("CLIENT_IS_PUBLIC");
   const clientSecret = newClientSecret();
   const now = deps.clock.now();
   const overlap = deps.config.tokens.clientSecretOverlapSeconds;
@@ -124,8 +158,8 @@ export async function updateClient(
   patch: UntrustedClientInput,
   actor: Actor = NO_ACTOR,
 ): Promise<ClientRow> {
-  const valid = validClientUpdate(patch);
-  await getClient(deps.db, clientId);
+  const existing = await getClient(deps.db, clientId);
+  const valid = validClientUpdate(patch, existing.tokenEndpointAuthMethod === "none");
   const result = await deps.db.transaction(async (tx) => {
     const updated = await updateClientByClientId(tx, clientId, { ...rowValues(valid), updatedAt: deps.clock.now() });
     if (!updated) throw new AppError("CLIENT_NOT_FOUND");

@@ -59,3 +59,20 @@ export async function authenticateClient(
   }
   return client;
 }
+
+/**
+ * A public client (token_endpoint_auth_method none) identified by its client_id alone (RFC 6749 2.3, RFC 8252 8.5):
+ * it proves nothing, which is why PKCE is required of every code and its refresh tokens are bound to it (and to a
+ * DPoP key when it presents one). A confidential client never passes without its secret: INVALID_CLIENT.
+ */
+export async function identifyPublicClient(
+  deps: Pick<CoreContext, "clock"> & { db: Executor },
+  clientId: string,
+): Promise<ClientRow> {
+  const client =
+    typeof clientId === "string" && clientId.length > 0 && clientId.length <= 128
+      ? await cachedActiveClient(deps.db, clientId, deps.clock.now().getTime())
+      : null;
+  if (client?.tokenEndpointAuthMethod !== "none") throw new AppError("INVALID_CLIENT");
+  return client as ClientRow;
+}

@@ -105,6 +105,7 @@ export async function validateAuthorizationRequest(ctx: AppContext, input: unkno
       ? rawState
       : undefined;
   try {
+    checkRequestObjects(input);
     const p = readParams(input, AUTHORIZE_PARAMS);
     checkResponseType(p);
     checkResponseMode(p);
@@ -141,13 +142,42 @@ async function checkClient(ctx: AppContext, clientId: string | undefined): Promi
   return client;
 }
 
-/** Exact string comparison (SECURITY.md): no normalization, no prefix or pattern matching. */
+/**
+ * RFC 8252 7.3 loopback redirect: `http://127.0.0.1[:port]/path` or `http://[::1][:port]/path`. The port is the only
+ * part allowed to differ from the registered URI (a native app listens on an ephemeral port); everything else is
+ * compared as the exact string. `localhost` is not a loopback IP (RFC 8252 8.3) and stays exact-match.
+ */
+const LOOPBACK_REDIRECT = /^http:\/\/(127\.0\.0\.1|\[::1\])(?::([1-9][0-9]{0,4}))?([/?][^#]*)?$/;
+
+function loopbackMatches(registered: string, requested: string): boolean {
+  const want = LOOPBACK_REDIRECT.exec(registered);
+  const got = LOOPBACK_REDIRECT.exec(requested);
+  if (!want || !got) return false;
+  if (got[2] !== undefined && Number(got[2]) > 65535) return false;
+  return want[1] === got[1] && (want[3] ?? "") === (got[3] ?? "");
+}
+
+/**
+ * Exact string comparison (SECURITY.md): no normalization, no prefix or pattern matching — except the port of a
+ * registered loopback IP redirect (RFC 8252 7.3).
+ */
 function checkRedirectUri(client: ClientRow, redirectUri: string | undefined): string {
   if (!redirectUri) throw new OAuthPageError("invalid_request", "The redirect_uri parameter is missing.");
-  if (!client.redirectUris.includes(redirectUri)) {
+  if (!client.redirectUris.includes(redirectUri) && !client.redirectUris.some((r) => loopbackMatches(r, redirectUri))) {
     throw new OAuthPageError("invalid_request", "The redirect_uri is not registered for this application.");
   }
   return redirectUri;
+}
+
+/** OIDC Core 6: request objects are not supported (discovery says so); refused by name rather than ignored. */
+function checkRequestObjects(input: unknown): void {
+  const raw = input && typeof input === "object" ? (input as Record<string, unknown>) : {};
+  if (raw.request !== undefined && raw.request !== "") {
+    throw new OAuthError("request_not_supported", "The request parameter (a request object) is not supported.");
+  }
+  if (raw.request_uri !== undefined && raw.request_uri !== "") {
+    throw new OAuthError("request_uri_not_supported", "The request_uri parameter is not supported.");
+  }
 }
 
 function checkResponseType(p: Params<typeof AUTHORIZE_PARAMS>): void {

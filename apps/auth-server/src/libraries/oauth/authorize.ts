@@ -8,6 +8,7 @@ import { hasConfirmedTotp } from "../mfa/factor.ts";
 import type { SessionRow, UserRow } from "../sessions.ts";
 import { isMultiFactor } from "./acr.ts";
 import { type AuthorizationRequest, redirectError, withParams } from "./authorize-request.ts";
+import { hasConsent, rememberConsent } from "./consent.ts";
 
 export type AuthorizeDecision =
   /** A code (or an error) for the client. */
@@ -31,11 +32,14 @@ export async function decide(
   const fail = (error: OAuthError) => redirectError(ctx, request.redirectUri, request.state, error);
   // checkSession: a session of another user than the hint names does not count (the client wants that user).
   const session = current && (!request.hintSubject || current.user.id === request.hintSubject) ? current : null;
+  // max_age=0 demands a sign-in now, even one made within the same second (OIDC Core 3.1.2.1 treats it like
+  // prompt=login); otherwise the sign-in may be at most max_age seconds old.
   const tooOld =
     session !== null &&
     request.maxAgeSeconds !== undefined &&
-    Math.floor(now.getTime() / 1000) - Math.floor(session.session.authenticatedAt.getTime() / 1000) >
-      request.maxAgeSeconds;
+    (request.maxAgeSeconds === 0 ||
+      Math.floor(now.getTime() / 1000) - Math.floor(session.session.authenticatedAt.getTime() / 1000) >
+        request.maxAgeSeconds);
   const freshLoginDemanded = request.prompt.has("login") || tooOld;
   if (!session || freshLoginDemanded) {
     if (request.prompt.has("none")) throw fail(new OAuthError("login_required", "The user is not signed in."));
@@ -59,8 +63,14 @@ export async function decide(
     return { kind: "login", location: loginLocation(request, true) };
   }
 
-  // checkConsent: first-party clients are trusted; third-party ones ask every time (nothing is remembered yet).
-  if (!request.client.firstParty && !options.consented) {
+  // checkConsent: prompt=consent always asks; otherwise first-party clients are trusted, and a third-party one asks
+  // unless the user already approved these scopes for it (remembered consent). An approval just given is remembered.
+  if (options.consented) {
+    await rememberConsent(ctx, session.user.id, request.client, request.scopes);
+  } else if (
+    request.prompt.has("consent") ||
+    (!request.client.firstParty && !(await hasConsent(ctx, session.user.id, request.client, request.scopes)))
+  ) {
     if (request.prompt.has("none")) {
       throw fail(new OAuthError("consent_required", "The user must approve this application."));
     }

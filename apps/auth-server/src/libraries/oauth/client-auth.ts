@@ -1,9 +1,10 @@
 import type { AppContext } from "../../context.ts";
 import { AppError, OAuthError } from "../../errors/index.ts";
 import { audit, type RequestMeta } from "../audit.ts";
-import { authenticateClient, type ClientRow } from "../clients/index.ts";
+import { authenticateClient, type ClientRow, identifyPublicClient } from "../clients/index.ts";
 
-export type ClientAuthMethod = "client_secret_basic" | "client_secret_post";
+/** `none`: a public client sending only its client_id (RFC 6749 2.3; PKCE and token binding protect it). */
+export type ClientAuthMethod = "client_secret_basic" | "client_secret_post" | "none";
 
 export interface ClientCredentials {
   clientId: string;
@@ -21,14 +22,20 @@ export async function authenticateOAuthClient(
   ctx: AppContext,
   credentials: ClientCredentials | null,
   meta: RequestMeta,
+  /** /token and /revoke serve public clients; /introspect and direct sign-in need a real client secret. */
+  options: { allowPublic?: boolean } = {},
 ): Promise<ClientRow> {
   if (!credentials) {
     throw new OAuthError(
       "invalid_client",
-      "Client authentication is required (client_secret_basic or client_secret_post).",
+      "Client authentication is required (client_secret_basic, client_secret_post, or client_id for public clients).",
     );
   }
   try {
+    if (credentials.method === "none") {
+      if (!options.allowPublic) throw new AppError("INVALID_CLIENT");
+      return await identifyPublicClient(ctx, credentials.clientId);
+    }
     return await authenticateClient(ctx, credentials);
   } catch (error) {
     if (error instanceof AppError && error.code === "INVALID_CLIENT") {

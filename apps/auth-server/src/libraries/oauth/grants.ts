@@ -20,6 +20,7 @@ import { audit, type RequestMeta } from "../audit.ts";
 import type { ClientRow } from "../clients/index.ts";
 import { sha256 } from "../crypto.ts";
 import { endSessions, type SessionRow, sessionValidity, slideIdle, type UserRow } from "../sessions.ts";
+import { bindRefreshChain, checkRefreshBinding } from "./dpop.ts";
 import { splitScope } from "./params.ts";
 import { CODE_VERIFIER, verifyPkce } from "./pkce.ts";
 import { narrowScope } from "./scopes.ts";
@@ -58,7 +59,13 @@ export function sessionProblem(session: SessionRow, user: UserRow, now: Date): s
 export async function authorizationCodeGrant(
   ctx: AppContext,
   client: ClientRow,
-  params: { code: string | undefined; redirectUri: string | undefined; codeVerifier: string | undefined },
+  params: {
+    code: string | undefined;
+    redirectUri: string | undefined;
+    codeVerifier: string | undefined;
+    /** Thumbprint of the request's DPoP key: the refresh token and access token are bound to it (dpop.ts). */
+    dpopJkt?: string | null | undefined;
+  },
   meta: RequestMeta,
 ): Promise<TokenResponse> {
   const { code, redirectUri, codeVerifier } = checkCodeParams(params);
@@ -103,8 +110,10 @@ export async function authorizationCodeGrant(
       session: owners.session,
       scopes: splitScope(redeemed.scope),
       nonce: redeemed.nonce,
+      dpopJkt: params.dpopJkt ?? null,
     };
     const { token } = await createRefreshToken(tx, { grant, authorizationCodeId: redeemed.id, now });
+    if (params.dpopJkt) await bindRefreshChain(tx, token, params.dpopJkt, now);
     return { ok: true, grant, refreshToken: token };
   });
   if (!outcome.ok) throw outcome.error;
@@ -149,7 +158,12 @@ function checkCodeParams(params: {
 export async function refreshTokenGrant(
   ctx: AppContext,
   client: ClientRow,
-  params: { refreshToken: string | undefined; scope: string | undefined; receivedAt?: Date | undefined },
+  params: {
+    refreshToken: string | undefined;
+    scope: string | undefined;
+    receivedAt?: Date | undefined;
+    dpopJkt?: string | null | undefined;
+  },
   meta: RequestMeta,
 ): Promise<TokenResponse> {
   if (!params.refreshToken) throw new OAuthError("invalid_request", "The refresh_token parameter is required.");
@@ -159,6 +173,9 @@ export async function refreshTokenGrant(
   const chainId = chainIdOf(params.refreshToken);
   const now = ctx.clock.now();
   const receivedAt = params.receivedAt ?? now;
+  // checkDpopBinding: a DPoP-bound chain needs a proof with its key before anything else happens to it.
+  await checkRefreshBinding(ctx.db, params.refreshToken, params.dpopJkt ?? null);
+  const dpopJkt = params.dpopJkt ?? null;
 
   /** The rules every presented token meets before rotation or reuse is considered, in order; null when it does. */
   function check(owned: RefreshTokenWithOwners): Outcome | null {
@@ -181,7 +198,7 @@ export async function refreshTokenGrant(
     const session = { ...found.session, ...slideIdle(found.session, now, ctx.config) };
     const scopes = narrowScope(splitScope(found.token.scope), params.scope);
     const { token, chainId: successorChain } = newRefreshTokenValue(found.token.chainId);
-    rotation = { grant: { client, user: found.user, session, scopes }, token };
+    rotation = { grant: { client, user: found.user, session, scopes, dpopJkt }, token };
     return {
       tokenHash: sha256(token),
       sessionId: session.id,
@@ -221,6 +238,7 @@ export async function refreshTokenGrant(
         user: found.user,
         session,
         scopes: narrowScope(splitScope(found.token.scope), params.scope),
+        dpopJkt,
       };
       // Retire, drop the superseded generation, slide the session and insert the successor: sent together (postgres.js
       // pipelines statements issued without waiting, so this is one round trip), executed in this order.

@@ -14,6 +14,7 @@ import { sha256 } from "../crypto.ts";
 import { verifyJwt } from "../keys/index.ts";
 import type { SessionRow, UserRow } from "../sessions.ts";
 import { introspectClientToken } from "./client-credentials.ts";
+import { verifyDpopProof } from "./dpop.ts";
 import { sessionProblem } from "./grants.ts";
 import { splitScope } from "./params.ts";
 import { chainIdOf, REFRESH_TOKEN_PREFIX, userClaims } from "./tokens.ts";
@@ -80,7 +81,15 @@ export async function checkAccessToken(
 }
 
 /** OIDC Core 5.3: the claims of the user the access token was issued for, per its scopes. */
-export async function userinfo(ctx: AppContext, token: string | undefined): Promise<Record<string, unknown>> {
+export async function userinfo(
+  ctx: AppContext,
+  token: string | undefined,
+  proof: { scheme: "Bearer" | "DPoP"; header: string | string[] | undefined; method: string } = {
+    scheme: "Bearer",
+    header: undefined,
+    method: "GET",
+  },
+): Promise<Record<string, unknown>> {
   if (!token) {
     throw new OAuthError("invalid_token", "A bearer access token is required.", 401, {
       "www-authenticate": 'Bearer realm="tessera"',
@@ -88,6 +97,7 @@ export async function userinfo(ctx: AppContext, token: string | undefined): Prom
   }
   const verified = token.length <= MAX_TOKEN_LENGTH ? await checkAccessToken(ctx, token) : null;
   if (!verified) throw invalidToken("The access token is invalid, expired or revoked.");
+  await checkSenderConstraint(ctx, verified, token, proof);
   if (!verified.scopes.includes("openid")) {
     throw new OAuthError("insufficient_scope", "The access token lacks the openid scope.", 403, {
       "www-authenticate": 'Bearer realm="tessera", error="insufficient_scope", scope="openid"',
@@ -98,6 +108,38 @@ export async function userinfo(ctx: AppContext, token: string | undefined): Prom
     ...userClaims(verified.user, verified.scopes),
     ...(await authorizationClaimsFor(ctx, verified.user.id, verified.clientRowId, verified.scopes)),
   };
+}
+
+/**
+ * RFC 9449 7: an access token with `cnf.jkt` is usable only with the DPoP scheme and a proof (htm, htu, ath) signed
+ * by that key; a token without one is refused under the DPoP scheme (no downgrade either way).
+ */
+async function checkSenderConstraint(
+  ctx: AppContext,
+  verified: VerifiedAccessToken,
+  token: string,
+  proof: { scheme: "Bearer" | "DPoP"; header: string | string[] | undefined; method: string },
+): Promise<void> {
+  const cnf = verified.payload.cnf as { jkt?: unknown } | undefined;
+  const bound = typeof cnf?.jkt === "string" ? cnf.jkt : null;
+  if (!bound) {
+    if (proof.scheme === "DPoP") throw invalidToken("This access token is not DPoP-bound; use the Bearer scheme.");
+    return;
+  }
+  if (proof.scheme !== "DPoP") throw invalidToken("This access token is DPoP-bound; use the DPoP scheme and a proof.");
+  const method = proof.method === "HEAD" ? "GET" : proof.method;
+  let jkt: string | null;
+  try {
+    jkt = await verifyDpopProof(ctx, proof.header, {
+      method,
+      url: `${ctx.config.issuer}/userinfo`,
+      accessToken: token,
+    });
+  } catch (error) {
+    if (error instanceof OAuthError) throw invalidToken(`The DPoP proof is invalid: ${error.description}`);
+    throw error;
+  }
+  if (jkt !== bound) throw invalidToken("The DPoP proof is missing or signed by another key.");
 }
 
 const isRefreshToken = (token: string) => token.startsWith(REFRESH_TOKEN_PREFIX);
@@ -150,12 +192,21 @@ export async function introspect(ctx: AppContext, client: ClientRow, token: stri
 
 /**
  * RFC 7009. Revoking a refresh token revokes the client's whole chain in that session (the other apps of the session
- * keep theirs). Access tokens are self-contained JWTs that live minutes; they cannot be revoked one by one and the
- * request succeeds without effect. A token of another client, or an unknown one, is also answered 200 (RFC 7009 2.2:
+ * keep theirs), and with it the access tokens issued from that chain (checkAccessToken requires a live chain).
+ * Access tokens themselves are answered unsupported_token_type. A token of another client, or an unknown one, is also answered 200 (RFC 7009 2.2:
  * an invalid token is not an error), so the endpoint reveals nothing about tokens the caller does not own.
  */
 export async function revoke(ctx: AppContext, client: ClientRow, token: string, meta: RequestMeta): Promise<void> {
-  if (token.length > MAX_TOKEN_LENGTH || !isRefreshToken(token)) return;
+  if (token.length > MAX_TOKEN_LENGTH) return;
+  // RFC 7009 2.2.1: an access token (a JWT: three base64url parts) is not revocable one by one here; saying so beats
+  // a 200 that leaves it working. Revoke the refresh token instead: the client's access tokens then stop too.
+  if (/^[\w-]+\.[\w-]+\.[\w-]+$/.test(token)) {
+    throw new OAuthError(
+      "unsupported_token_type",
+      "Access tokens cannot be revoked one by one; revoke the refresh token, which also ends its access tokens.",
+    );
+  }
+  if (!isRefreshToken(token)) return;
   // A retired token whose row is gone still names its chain (tokens.ts), and revokes it like its stored tokens do.
   const chainId = chainIdOf(token);
   const found =

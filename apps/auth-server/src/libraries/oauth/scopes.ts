@@ -13,18 +13,14 @@ export const STANDARD_SCOPES = ["openid", "profile", "email", "offline_access", 
 const ALWAYS_ALLOWED: readonly string[] = ["roles"];
 
 /**
- * The scopes granted for a request: each must be allowed for the client, and `openid` must be present (Tessera is an
- * OpenID Provider; every sign-in yields an ID token). Unknown or disallowed scopes are invalid_scope, not silently
- * dropped, so a misconfigured client notices at once.
+ * The scopes granted for a request: `openid` must be present (Tessera is an OpenID Provider; every sign-in yields an
+ * ID token); any other value that is unknown or not allowed for the client is ignored (OIDC Core 3.1.2.1, RFC 6749
+ * 3.3: the server may grant less than asked, and the token response's `scope` says what was granted).
  */
 export function checkScope(client: ClientRow, requested: string | undefined): string[] {
   const scopes = splitScope(requested);
   if (!scopes.includes("openid")) throw new OAuthError("invalid_scope", "The openid scope is required.");
-  const refused = scopes.filter((s) => !client.allowedScopes.includes(s) && !ALWAYS_ALLOWED.includes(s));
-  if (refused.length) {
-    throw new OAuthError("invalid_scope", `Scope not allowed for this client: ${refused.join(" ").slice(0, 200)}`);
-  }
-  return scopes;
+  return scopes.filter((s) => client.allowedScopes.includes(s) || ALWAYS_ALLOWED.includes(s));
 }
 
 /** A refresh may narrow the scope (RFC 6749 6) but never widen it. */

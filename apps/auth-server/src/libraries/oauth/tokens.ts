@@ -48,7 +48,8 @@ export function chainIdOf(token: string): string | null {
 /** The /token response (RFC 6749 5.1 + OIDC 3.1.3.3), plus the session's absolute expiry. */
 export interface TokenResponse {
   access_token: string;
-  token_type: "Bearer";
+  /** DPoP when the access token is bound to the client's DPoP key (RFC 9449 5). */
+  token_type: "Bearer" | "DPoP";
   expires_in: number;
   id_token: string;
   refresh_token: string;
@@ -66,6 +67,8 @@ export interface Grant {
   scopes: string[];
   /** Only on the authorization-code grant (OIDC 3.1.3.6): echoed from the authorization request. */
   nonce?: string | null | undefined;
+  /** The DPoP key thumbprint the tokens are bound to (RFC 9449), when the request carried a proof. */
+  dpopJkt?: string | null | undefined;
 }
 
 const epoch = (date: Date) => Math.floor(date.getTime() / 1000);
@@ -139,6 +142,7 @@ export async function tokenResponse(ctx: AppContext, grant: Grant, refreshToken:
       scope,
       jti: randomUUID(),
       auth_time: epoch(session.authenticatedAt),
+      ...(grant.dpopJkt ? { cnf: { jkt: grant.dpopJkt } } : {}),
     },
     { typ: "at+jwt", expiresInSeconds: ttl },
   );
@@ -158,7 +162,7 @@ export async function tokenResponse(ctx: AppContext, grant: Grant, refreshToken:
   );
   return {
     access_token: accessToken,
-    token_type: "Bearer",
+    token_type: grant.dpopJkt ? "DPoP" : "Bearer",
     expires_in: ttl,
     id_token: idToken,
     refresh_token: refreshToken,

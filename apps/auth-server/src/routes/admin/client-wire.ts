@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { AppError, type FieldError } from "../../errors/index.ts";
-import type { ClientRow, ClientUpdate } from "../../libraries/clients/index.ts";
+import type { ClientInput, ClientRow } from "../../libraries/clients/index.ts";
 
 /**
  * The admin API's wire shape of a client (RFC 7591 metadata names), used by the admin routes and the CLI's --json.
@@ -21,12 +21,15 @@ export const WIRE_NAMES = {
   accessTokenTtlSeconds: "access_token_ttl_seconds",
   grantTypes: "grant_types",
   guestAccounts: "guest_accounts",
-} as const satisfies Record<keyof ClientUpdate, string>;
+  tokenEndpointAuthMethod: "token_endpoint_auth_method",
+  webOrigins: "web_origins",
+  requireDpop: "require_dpop",
+} as const satisfies Record<keyof ClientInput, string>;
 
 export type WireField = (typeof WIRE_NAMES)[keyof typeof WIRE_NAMES];
 
 /** A wire body (already checked to have only wire fields) as library input; the library validates the values. */
-export function fromWire(body: Partial<Record<WireField, unknown>>): { [K in keyof ClientUpdate]?: unknown } {
+export function fromWire(body: Partial<Record<WireField, unknown>>): { [K in keyof ClientInput]?: unknown } {
   const input: Record<string, unknown> = {};
   for (const [key, wire] of Object.entries(WIRE_NAMES)) if (wire in body) input[key] = body[wire];
   return input;
@@ -76,13 +79,17 @@ export interface ClientView {
   id_token_signed_response_alg: string;
   /** null: the server default (ACCESS_TOKEN_TTL_SECONDS). */
   access_token_ttl_seconds: number | null;
+  /** `none`: a public client (no secret); secret clients may use client_secret_basic or client_secret_post. */
+  token_endpoint_auth_method: string;
+  web_origins: string[];
+  require_dpop: boolean;
   previous_secret_expires_at: string | null;
   created_at: string;
   updated_at: string;
   disabled_at: string | null;
 }
 
-export function clientView(client: ClientRow, clientSecret?: string): ClientView {
+export function clientView(client: ClientRow, clientSecret?: string | undefined): ClientView {
   return {
     client_id: client.clientId,
     ...(clientSecret ? { client_secret: clientSecret } : {}),
@@ -98,6 +105,9 @@ export function clientView(client: ClientRow, clientSecret?: string): ClientView
     guest_accounts: client.guestAccountsEnabled,
     id_token_signed_response_alg: client.idTokenSignedResponseAlg,
     access_token_ttl_seconds: client.accessTokenTtlSeconds,
+    token_endpoint_auth_method: client.tokenEndpointAuthMethod,
+    web_origins: client.webOrigins,
+    require_dpop: client.requireDpop,
     previous_secret_expires_at: client.previousSecretExpiresAt?.toISOString() ?? null,
     created_at: client.createdAt.toISOString(),
     updated_at: client.updatedAt.toISOString(),

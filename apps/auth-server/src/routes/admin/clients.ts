@@ -3,7 +3,9 @@ import { z } from "zod";
 import { AppError } from "../../errors/index.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import {
+  type ClientRow,
   createClient,
+  createPublicClient,
   disableClient,
   enableClient,
   getClient,
@@ -67,7 +69,12 @@ export async function adminClientRoutes(app: FastifyInstance): Promise<void> {
   app.post(BASE, routeConfig, async (request, reply) => {
     // The body's shape (an object of known wire fields) is checked here; its values once, by the library.
     const input = fromWire(parse(wireBody, request.body));
-    const { client, clientSecret } = await withWireNames(() => createClient(app.ctx, input, actorOf(request)));
+    const { client, clientSecret } = await withWireNames(
+      (): Promise<{ client: ClientRow; clientSecret: string | undefined }> =>
+        input.tokenEndpointAuthMethod === "none"
+          ? createPublicClient(app.ctx, input, actorOf(request))
+          : createClient(app.ctx, input, actorOf(request)),
+    );
     reply.code(201).header("location", `${BASE}/${client.clientId}`);
     return clientView(client, clientSecret);
   });

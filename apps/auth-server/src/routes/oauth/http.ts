@@ -16,10 +16,12 @@ const ALL_METHODS: HTTPMethods[] = ["GET", "POST", "PUT", "PATCH", "DELETE", "OP
 
 /**
  * Answers every other method on an OAuth URL with 405 and `Allow` (instead of the generic 404), in OAuth error JSON.
- * OPTIONS is among them: there is no CORS preflight answer, so browsers never let another origin call these URLs.
+ * OPTIONS is among them unless the URL has a CORS preflight route (http/cors.ts: /token, /userinfo, /revoke).
  */
 export function methodNotAllowed(app: FastifyInstance, url: string, allowed: HTTPMethods[]): void {
   const methods = ALL_METHODS.filter((m) => !allowed.includes(m) && !(m === "GET" && allowed.includes("HEAD")));
+  // OPTIONS in `allowed` means a CORS preflight route exists (http/cors.ts); it is listed in Allow, not suggested.
+  const usable = allowed.filter((m) => m !== "OPTIONS");
   app.route({
     method: methods,
     url,
@@ -27,7 +29,7 @@ export function methodNotAllowed(app: FastifyInstance, url: string, allowed: HTT
     handler: async (request, reply) =>
       sendOAuthError(
         reply,
-        new OAuthError("invalid_request", `${request.method} is not allowed here; use ${allowed.join(" or ")}.`, 405, {
+        new OAuthError("invalid_request", `${request.method} is not allowed here; use ${usable.join(" or ")}.`, 405, {
           allow: allowed.join(", "),
         }),
       ),
@@ -73,5 +75,7 @@ export function clientCredentials(request: FastifyRequest, body: unknown): Clien
   if (p.client_id !== undefined && p.client_secret !== undefined) {
     return { clientId: p.client_id, clientSecret: p.client_secret, method: "client_secret_post" };
   }
+  // A client_id alone: a public client (token_endpoint_auth_method none); a confidential one fails as invalid_client.
+  if (p.client_id !== undefined) return { clientId: p.client_id, clientSecret: "", method: "none" };
   return null;
 }

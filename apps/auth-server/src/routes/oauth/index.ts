@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { OAuthError, OAuthPageError } from "../../errors/index.ts";
+import { credentialedCors } from "../../http/cors.ts";
 import { csrfPlugin } from "../../http/csrf.ts";
 import { sendOAuthError } from "../../http/errors.ts";
 import { AuthorizeRedirectError } from "../../libraries/oauth/authorize-request.ts";
@@ -27,6 +28,8 @@ export async function oauthRoutes(app: FastifyInstance): Promise<void> {
     }
     throw error;
   });
+  // SPAs: CORS for registered web origins on the endpoints a browser client calls; never on /authorize (a navigation).
+  credentialedCors(app, { "/token": ["POST"], "/userinfo": ["GET", "POST"], "/revoke": ["POST"] });
   await app.register(authorizeRoutes);
   await app.register(consentRoutes);
   await app.register(tokenRoutes);

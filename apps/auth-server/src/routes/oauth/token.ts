@@ -2,9 +2,11 @@ import type { FastifyInstance } from "fastify";
 import { OAuthError } from "../../errors/index.ts";
 import { noStore } from "../../http/errors.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
+import { originOf, originRefused } from "../../libraries/clients/index.ts";
 import { authenticateOAuthClient, checkGrantAllowed } from "../../libraries/oauth/client-auth.ts";
 import { CLIENT_CREDENTIALS_GRANT, clientCredentialsGrant } from "../../libraries/oauth/client-credentials.ts";
 import { DEVICE_CODE_GRANT, deviceCodeGrant } from "../../libraries/oauth/device.ts";
+import { tokenRequestKey } from "../../libraries/oauth/dpop.ts";
 import { authorizationCodeGrant, refreshTokenGrant } from "../../libraries/oauth/grants.ts";
 import { readParams } from "../../libraries/oauth/params.ts";
 import { introspect, revoke } from "../../libraries/oauth/resources.ts";
@@ -41,32 +43,36 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
         throw new OAuthError("unsupported_grant_type", `Supported grant types: ${GRANT_TYPES.join(", ")}.`);
       }
       const credentials = clientCredentials(request, request.body);
-      const client = await authenticateOAuthClient(ctx, credentials, request.meta);
+      const client = await authenticateOAuthClient(ctx, credentials, request.meta, { allowPublic: true });
       checkGrantAllowed(client, p.grant_type);
+      if (originRefused(client, originOf(request.headers.origin))) {
+        throw new OAuthError("invalid_client", "This browser origin is not registered for this client.");
+      }
       if (p.grant_type === CLIENT_CREDENTIALS_GRANT && credentials) {
         return noStore(reply).send(await clientCredentialsGrant(ctx, client, credentials.method, p.scope));
       }
       if (p.grant_type === DEVICE_CODE_GRANT) {
         return noStore(reply).send(await deviceCodeGrant(ctx, client, p.device_code, request.meta));
       }
+      const dpopJkt = await tokenRequestKey(ctx, client, request.headers.dpop);
       const response =
         p.grant_type === "authorization_code"
           ? await authorizationCodeGrant(
               ctx,
               client,
-              { code: p.code, redirectUri: p.redirect_uri, codeVerifier: p.code_verifier },
+              { code: p.code, redirectUri: p.redirect_uri, codeVerifier: p.code_verifier, dpopJkt },
               request.meta,
             )
           : await refreshTokenGrant(
               ctx,
               client,
-              { refreshToken: p.refresh_token, scope: p.scope, receivedAt: request.receivedAt },
+              { refreshToken: p.refresh_token, scope: p.scope, receivedAt: request.receivedAt, dpopJkt },
               request.meta,
             );
       return noStore(reply).send(response);
     },
   );
-  methodNotAllowed(app, "/token", ["POST"]);
+  methodNotAllowed(app, "/token", ["POST", "OPTIONS"]);
 
   app.post(
     "/revoke",
@@ -74,14 +80,16 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
     async (request, reply) => {
       requireForm(request);
       const p = readParams(request.body, TOKEN_HINT_PARAMS);
-      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body), request.meta);
+      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body), request.meta, {
+        allowPublic: true,
+      });
       if (!p.token) throw new OAuthError("invalid_request", "The token parameter is required.");
       await revoke(ctx, client, p.token, request.meta);
       // RFC 7009 2.2: 200 whether or not there was anything to revoke.
       return noStore(reply).code(200).send();
     },
   );
-  methodNotAllowed(app, "/revoke", ["POST"]);
+  methodNotAllowed(app, "/revoke", ["POST", "OPTIONS"]);
 
   app.post(
     "/introspect",

@@ -13,6 +13,7 @@ import {
 } from "../../libraries/accounts/profile.ts";
 import { accountSchemas } from "../../libraries/accounts/schemas.ts";
 import { userAuthorizationOverview } from "../../libraries/authorization/index.ts";
+import { userConsents } from "../../libraries/oauth/consent.ts";
 import type { SessionRow } from "../../libraries/sessions.ts";
 import { parse } from "../../validation.ts";
 import { identitiesSection } from "./federation.ts";
@@ -30,6 +31,7 @@ const NOTICES: Record<string, Notice> = {
   password_changed: { kind: "ok", text: "Your password was changed. Your other devices were signed out." },
   session_ended: { kind: "ok", text: "The session has ended." },
   others_ended: { kind: "ok", text: "You were signed out everywhere else." },
+  consent_revoked: { kind: "ok", text: "The application no longer has access to your account." },
 };
 
 type AccountForm = "profile" | "password" | "email" | "delete" | "sessions";
@@ -64,6 +66,11 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
         },
         sessions: sessions.map((s) => describeSession(s, current.session.id)),
         authorization,
+        consents: (await userConsents(app.ctx, current.user.id)).map((c) => ({
+          ...c,
+          grantedAt: c.grantedAt.toISOString().slice(0, 10),
+          scopes: c.scopes.join(", "),
+        })),
         form: extra.form,
         errors: fieldErrors,
         formError: extra.error && Object.keys(fieldErrors).length === 0 ? extra.error.message : undefined,

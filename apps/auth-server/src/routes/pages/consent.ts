@@ -8,8 +8,8 @@ import { sendDecision } from "../oauth/authorize.ts";
 /**
  * The consent form's target. The form carries the whole authorization request, so it is validated again from
  * scratch (client, redirect URI, PKCE, ...), and the CSRF token proves the user clicked on Tessera's own page.
- * Approving continues exactly like /authorize; denying returns access_denied to the client. Nothing is remembered:
- * a third-party application asks again next time.
+ * Approving continues exactly like /authorize and remembers the approval (libraries/oauth/consent.ts); denying
+ * returns access_denied to the client.
  */
 export async function consentRoutes(app: FastifyInstance): Promise<void> {
   app.post(

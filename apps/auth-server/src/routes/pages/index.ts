@@ -8,6 +8,7 @@ import { sha256 } from "../../libraries/crypto.ts";
 import { OutboxMailer } from "../../libraries/mailer/index.ts";
 import { publicDir } from "../../paths.ts";
 import { accountPages } from "./account.ts";
+import { accountConsentPages } from "./account-consents.ts";
 import { emailLinkPages } from "./email-links.ts";
 import { federationPages } from "./federation.ts";
 import { mfaPages } from "./mfa.ts";
@@ -27,6 +28,7 @@ export const pageRoutes = fp(async (app: FastifyInstance) => {
   await app.register(signInPages);
   await app.register(emailLinkPages);
   await app.register(accountPages);
+  await app.register(accountConsentPages);
   await app.register(mfaPages);
   await app.register(federationPages);
   await app.register(passkeyPages);
@@ -39,7 +41,6 @@ const TYPES: Record<string, string> = {
   ".svg": "image/svg+xml",
   ".png": "image/png",
   ".ico": "image/x-icon",
-  ".js": "text/javascript; charset=utf-8",
 };
 
 /**
