@@ -42,7 +42,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-describe("tessera CLI on the embedded database", () => {
+describe("tessera CLI on the embedded database", { timeout: 120_000 }, () => {
   let clientId: string;
   let firstSecret: string;
   let apiKey: string;
@@ -296,7 +296,7 @@ describe("tessera CLI on the embedded database", () => {
 });
 
 // Last: it adds a client to the shared data directory, which the listing tests above count.
-describe("public clients (#13)", () => {
+describe("public clients (#13)", { timeout: 120_000 }, () => {
   it("clients create --public registers a public client: no secret, native redirects, web origins (#13)", async () => {
     const res = await cli([
       "clients",

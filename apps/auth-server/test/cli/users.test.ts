@@ -56,7 +56,7 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-describe("tessera users disable|enable", () => {
+describe("tessera users disable|enable", { timeout: 120_000 }, () => {
   it("disables an account: every session ends, back-channel logout queued, audited", async () => {
     const res = await cli(["users", "disable", "Player@Example.com", "--json"]);
     expect(res.stderr).toBe("");
