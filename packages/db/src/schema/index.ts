@@ -8,3 +8,4 @@ export * from "./federation.ts";
 export * from "./keys.ts";
 export * from "./sessions.ts";
 export * from "./users.ts";
+export * from "./webhooks.ts";
