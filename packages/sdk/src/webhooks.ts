@@ -199,9 +199,12 @@ export class StaleClaims {
     return mark !== undefined && iat * 1000 <= mark;
   }
 
-  /** A refresh that started at `startedMs` picked up every change marked before it. */
+  /**
+   * A refresh that started at or after the mark picked up the change (Tessera commits a change before it sends its
+   * webhook), so the mark is done with and the new access JWT is used as is.
+   */
   refreshed(sub: string, startedMs: number): void {
     const mark = this.#marks.get(sub);
-    if (mark !== undefined && mark < startedMs) this.#marks.delete(sub);
+    if (mark !== undefined && mark <= startedMs) this.#marks.delete(sub);
   }
 }
