@@ -32,7 +32,8 @@ function clientIdParam(request: FastifyRequest): string {
   return id;
 }
 
-function webhookView(webhook: WebhookEndpointView, secret?: string) {
+/** The wire form of a client webhook (the admin API's and the CLI's --json); `secret` only when just made. */
+export function webhookView(webhook: WebhookEndpointView, secret?: string) {
   return {
     client_id: webhook.clientId,
     url: webhook.url,
