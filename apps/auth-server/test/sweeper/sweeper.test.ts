@@ -187,6 +187,7 @@ describe("sweeper", () => {
         email_tokens: 2,
         mfa_challenges: 2,
         backchannel_logout_jobs: 2,
+        webhook_deliveries: 0,
         account_throttles: 0,
         ip_suspensions: 0,
         guest_users: 0,

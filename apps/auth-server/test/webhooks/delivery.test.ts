@@ -6,6 +6,7 @@ import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import { updateProfile } from "../../src/libraries/accounts/profile.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
+import { sweep } from "../../src/libraries/jobs/sweeper.ts";
 import { deliverWebhooks, drainWebhooks, WEBHOOK_DELIVERY } from "../../src/libraries/jobs/webhooks.ts";
 import { endSessions } from "../../src/libraries/sessions.ts";
 import type { TestApp } from "../helpers.ts";
@@ -153,6 +154,22 @@ describe("delivery", () => {
       .from(auditEvents)
       .where(eq(auditEvents.event, "admin.webhook_redelivered"));
     expect(audit?.details).toMatchObject({ deliveryId: row.id });
+  });
+});
+
+describe("sweeper", () => {
+  it("deletes deliveries delivered before the retention cutoff and keeps dead and pending ones", async () => {
+    await t.app.ctx.db.delete(webhookDeliveries);
+    const { signIn } = await setup();
+    const a = await signIn();
+    await updateProfile(t.app.ctx, { user: a.user, displayName: "swept", meta: META });
+    expect(await drainWebhooks(t.app.ctx)).toEqual({ delivered: 1, failed: 0, dead: 0 });
+    await updateProfile(t.app.ctx, { user: a.user, displayName: "pending", meta: META });
+    t.clock.advance(t.app.ctx.config.jobs.sweeperRetentionSeconds + 1);
+    const report = await sweep(t.app.ctx);
+    expect(report.deleted.webhook_deliveries).toBe(1);
+    const left = await t.app.ctx.db.select().from(webhookDeliveries);
+    expect(left.map((r) => r.deliveredAt)).toEqual([null]);
   });
 });
 
