@@ -24,6 +24,9 @@ export type WebhookEvent =
  * happen. Each row's id is the `webhook-id` the receiver sees on every attempt.
  */
 export async function enqueueWebhook(deps: CoreContext, tx: Executor, event: WebhookEvent): Promise<void> {
+  // Most changes concern no webhook at all: one indexed-size query, and nothing more, when no client subscribes.
+  const subscribers = new Set((await subscribedEndpoints(tx, event.type)).map((e) => e.clientId));
+  if (subscribers.size === 0) return;
   const timestamp = deps.clock.now().toISOString();
   if (event.type === "session.ended") {
     const rows = [];
