@@ -19,6 +19,7 @@ import { sessionPlugin } from "./http/session.ts";
 import { type Clock, systemClock } from "./libraries/clock.ts";
 import { startBackchannelWorker } from "./libraries/jobs/backchannel.ts";
 import { startSweeper } from "./libraries/jobs/sweeper.ts";
+import { startWebhookWorker } from "./libraries/jobs/webhooks.ts";
 import { createMailer, type Mailer } from "./libraries/mailer/index.ts";
 import { adminAuthorizationRoutes } from "./routes/admin/authorization/index.ts";
 import { adminClientRoutes } from "./routes/admin/clients.ts";
@@ -26,6 +27,7 @@ import { adminConsoleRoutes } from "./routes/admin/index.ts";
 import { adminIpSuspensionRoutes } from "./routes/admin/ip-suspensions.ts";
 import { adminProviderRoutes } from "./routes/admin/providers.ts";
 import { adminUserRoutes } from "./routes/admin/users.ts";
+import { adminWebhookRoutes } from "./routes/admin/webhooks.ts";
 import { accountApiRoutes } from "./routes/api/accounts.ts";
 import { guestApiRoutes } from "./routes/api/guest.ts";
 import { mfaApiRoutes } from "./routes/api/mfa.ts";
@@ -125,6 +127,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(adminConsoleRoutes);
   await app.register(adminAuthorizationRoutes);
   await app.register(billingRoutes);
+  await app.register(adminWebhookRoutes);
 
   if (ownsDatabase) await migrateOrRetry(app, database);
   if (deps.startJobs) {
@@ -132,6 +135,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
     app.addHook("onClose", async () => sweeper.stop());
     const stopBackchannel = startBackchannelWorker(ctx, app.log);
     app.addHook("onClose", stopBackchannel);
+    app.addHook("onClose", startWebhookWorker(ctx, app.log));
   }
   return app;
 }

@@ -1,6 +1,27 @@
 import websocket, { type WebSocket } from "@fastify/websocket";
+import { TesseraError } from "@tessera/sdk";
 import { requirePermission, requireUser, tesseraPlugin } from "@tessera/sdk/fastify";
 import Fastify, { type FastifyInstance } from "fastify";
+
+/**
+ * Tessera's signed webhooks (roles or entitlements changed, session ended, user deleted). The SDK verifies the
+ * signature over the RAW body, so this scope keeps JSON bodies as bytes. The SDK reacts by itself: a changed role makes
+ * the player's next request refresh its claims; an ended session is revoked here.
+ */
+async function webhookRoute(app: FastifyInstance): Promise<void> {
+  app.addContentTypeParser("application/json", { parseAs: "buffer", bodyLimit: 64 * 1024 }, (_request, body, done) =>
+    done(null, body),
+  );
+  app.post("/webhooks/tessera", { config: { tessera: false } }, async (request, reply) => {
+    try {
+      await app.tessera.webhooks.verify({ headers: request.headers, body: request.body as Buffer });
+    } catch (error) {
+      // Already handled (Tessera retried after a lost answer): acknowledge so it stops.
+      if (!(error instanceof TesseraError) || error.code !== "WEBHOOK_REPLAYED") throw error;
+    }
+    return reply.code(204).send();
+  });
+}
 
 /** What the game needs to run as a Tessera client. */
 export interface DemoGameOptions {
@@ -17,6 +38,8 @@ export interface DemoGameOptions {
   logger?: boolean;
   /** The SDK's clock in epoch milliseconds (tests move it to make access JWTs expire). Default `Date.now`. */
   now?: () => number;
+  /** The client's webhook signing secret (`whsec_…`); enables POST /webhooks/tessera. */
+  webhookSecret?: string;
 }
 
 /** Close code sent when the player's Tessera session ended (application range 4000-4999). */
@@ -105,7 +128,9 @@ export async function buildDemoGame(options: DemoGameOptions): Promise<FastifyIn
     // The shop runs on the same host (another port): cookies ignore ports, so each app has its own cookie names.
     cookies: { secure: options.secureCookies ?? publicUrl.startsWith("https://"), prefix: "game" },
     ...(options.now ? { now: options.now } : {}),
+    ...(options.webhookSecret ? { webhooks: { secret: options.webhookSecret } } : {}),
   });
+  if (options.webhookSecret) await app.register(webhookRoute);
   await app.register(websocket, { options: { maxPayload: 1024 } });
 
   const players = new Map<string, Player>();

@@ -15,6 +15,7 @@ const app = await buildDemoGame({
   appSecret: env.APP_SECRET!,
   publicUrl: env.PUBLIC_URL ?? `http://localhost:${port}`,
   shopUrl: env.SHOP_URL,
+  webhookSecret: env.WEBHOOK_SECRET,
   logger: true,
 });
 await app.listen({ port, host: env.HOST ?? "127.0.0.1" });

@@ -10,7 +10,9 @@ import { sessionCookieName } from "../../auth-server/src/http/session.ts";
 import { assignRole, createRole, unassignRole } from "../../auth-server/src/libraries/authorization/index.ts";
 import { createClient } from "../../auth-server/src/libraries/clients/index.ts";
 import { TestClock } from "../../auth-server/src/libraries/clock.ts";
+import { drainWebhooks } from "../../auth-server/src/libraries/jobs/webhooks.ts";
 import { signIn } from "../../auth-server/src/libraries/sessions.ts";
+import { setWebhook } from "../../auth-server/src/libraries/webhooks/index.ts";
 import { buildDemoGame } from "../src/app.ts";
 
 /**
@@ -57,7 +59,16 @@ beforeAll(async () => {
   moderatorRoleId = (
     await createRole(tessera.ctx, gameClientId, { name: "moderator", permissions: ["chat:mute", "chat:kick"] }, ACTOR)
   ).id;
+  // Tessera's webhooks go to the game itself, listening on 127.0.0.1 (its redirect URIs stay on GAME_URL).
+  const gamePort = await freePort();
+  const { secret } = await setWebhook(
+    tessera.ctx,
+    gameClientId,
+    { url: `http://127.0.0.1:${gamePort}/webhooks/tessera`, events: ["roles.changed", "session.ended"] },
+    ACTOR,
+  );
   game = await buildDemoGame({
+    webhookSecret: secret,
     issuer,
     clientId: client.clientId,
     clientSecret,
@@ -65,7 +76,7 @@ beforeAll(async () => {
     publicUrl: GAME_URL,
     now: () => clock.now().getTime(),
   });
-  await game.ready();
+  await game.listen({ host: "127.0.0.1", port: gamePort });
 });
 afterAll(async () => {
   await game?.close();
@@ -161,5 +172,29 @@ describe("moderators can mute in chat (requirePermission on real Tessera tokens)
     const after = await mute(moderator.jar);
     expect(after.statusCode).toBe(403);
     expect(after.json().code).toBe("FORBIDDEN");
+  });
+});
+
+describe("webhooks: a role removed at Tessera takes effect at the game's next request", () => {
+  it("loses the permission without waiting for the access JWT to expire", async () => {
+    const moderator = await playerSignedIn("mod-webhook@example.com");
+    await assignRole(tessera.ctx, moderator.userId, { roleId: moderatorRoleId }, ACTOR);
+    await drainWebhooks(tessera.ctx); // roles.changed: the next request refreshes, no expiry needed
+    const first = await mute(moderator.jar);
+    expect(first.statusCode).toBe(200);
+    keep(moderator.jar, first.headers["set-cookie"]);
+    expect((await mute(moderator.jar)).statusCode).toBe(200);
+
+    await unassignRole(tessera.ctx, moderator.userId, moderatorRoleId, ACTOR);
+    expect(await drainWebhooks(tessera.ctx)).toEqual({ delivered: 1, failed: 0, dead: 0 });
+    // Same instant: the access JWT is still valid for minutes, yet the claims are re-read at once.
+    const after = await mute(moderator.jar);
+    expect(after.statusCode).toBe(403);
+    expect(after.json().code).toBe("FORBIDDEN");
+    keep(moderator.jar, after.headers["set-cookie"]);
+    // And once refreshed, the new access JWT is used as is (no refresh on every request).
+    const again = await mute(moderator.jar);
+    expect(again.statusCode).toBe(403);
+    expect(again.headers["set-cookie"]).toBeUndefined();
   });
 });

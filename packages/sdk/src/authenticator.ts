@@ -80,7 +80,11 @@ export class Authenticator {
   ): AuthResult | Promise<AuthResult> {
     const { options } = this.#context;
     // The refresh cookie is looked up only when a refresh may be needed: not on the hot path of a fresh access JWT.
-    const fresh = current?.status === "valid" && current.claims.exp - now > options.refreshBeforeExpirySeconds;
+    // A roles.changed/entitlements.changed webhook about the user makes an access JWT issued before it stale.
+    const fresh =
+      current?.status === "valid" &&
+      current.claims.exp - now > options.refreshBeforeExpirySeconds &&
+      !this.#context.staleClaims.isStale(current.claims.sub, current.claims.iat);
     const refreshToken =
       !fresh && input.allowRefresh !== false && header ? readCookie(header, options.names.refresh) : undefined;
     if (current?.status === "valid") {
@@ -104,6 +108,7 @@ export class Authenticator {
     bound: AccessClaims | undefined,
   ): Promise<AuthResult> {
     const { options, codec, cookies } = this.#context;
+    const startedMs = options.now();
     const outcome = await this.#refresher.refresh(refreshToken, bound);
     if (!outcome.ok) {
       // Another instance of this app rotated the same token a moment ago (two requests of one browser raced across
@@ -135,6 +140,7 @@ export class Authenticator {
       return storeFailure(cause);
     }
     if (revoked) return this.#anonymous("SESSION_REVOKED", true);
+    this.#context.staleClaims.refreshed(verified.claims.sub, startedMs);
     return {
       user: verified.user,
       error: null,

@@ -17,6 +17,7 @@ import type {
   LogoutResult,
   SessionRevokedEvent,
 } from "./types.ts";
+import { TesseraWebhooks } from "./webhooks.ts";
 
 export type {
   AuthInput,
@@ -73,6 +74,8 @@ export class TesseraClient {
   readonly #login: LoginFlow;
   readonly #authenticator: Authenticator;
   readonly #logout: Logout;
+  /** Verifies Tessera's signed webhooks and reacts to them (see {@link TesseraWebhooks}). */
+  readonly webhooks: TesseraWebhooks;
 
   constructor(options: TesseraOptions) {
     const o = resolveOptions(options);
@@ -97,6 +100,15 @@ export class TesseraClient {
     this.#login = new LoginFlow(this.#context);
     this.#authenticator = new Authenticator(this.#context);
     this.#logout = new Logout(this.#context);
+    const context = this.#context;
+    this.webhooks = new TesseraWebhooks(
+      options.webhooks,
+      {
+        sessionEnded: (sid, sub) => this.#logout.revokeSession(sid, sub, "backchannel_logout"),
+        claimsChanged: (sub) => context.staleClaims.mark(sub, o.now()),
+      },
+      o.now,
+    );
   }
 
   /**

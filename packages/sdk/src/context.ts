@@ -4,6 +4,7 @@ import type { AccessClaims, AccessTokenCodec, ClaimsInput } from "./access-token
 import type { SessionCookies } from "./cookies.ts";
 import type { IssuerClient, TokenResponse } from "./issuer.ts";
 import type { ResolvedOptions } from "./options.ts";
+import { StaleClaims } from "./webhooks.ts";
 
 /** Used only when Tessera's token response lacks `session_expires_at`. */
 const FALLBACK_SESSION_SECONDS = 7 * 86400;
@@ -18,6 +19,9 @@ const FALLBACK_SESSION_SECONDS = 7 * 86400;
  * ```
  */
 export class SdkContext {
+  /** Users whose claims changed at Tessera (webhooks): their next request refreshes. */
+  readonly staleClaims = new StaleClaims();
+
   constructor(
     readonly options: ResolvedOptions,
     readonly issuer: IssuerClient,

@@ -47,6 +47,12 @@ export const errorCodes = {
   TOKEN_EXCHANGE_FAILED: { status: 502, message: "The sign-in could not be completed." },
   /** A back-channel logout token failed verification. */
   LOGOUT_TOKEN_INVALID: { status: 400, message: "The logout token is invalid." },
+  /** A webhook's signature is missing or wrong, or its body is not a Tessera event. */
+  WEBHOOK_SIGNATURE_INVALID: { status: 400, message: "The webhook signature is invalid." },
+  /** A webhook's `webhook-timestamp` is outside the tolerance window (a replay, or a badly wrong clock). */
+  WEBHOOK_TIMESTAMP_INVALID: { status: 400, message: "The webhook timestamp is too old or in the future." },
+  /** A webhook whose `webhook-id` was already handled: answer 2xx so Tessera stops retrying, and do nothing. */
+  WEBHOOK_REPLAYED: { status: 200, message: "This webhook was already handled." },
   /** Tessera's discovery document or JWKS could not be fetched or is inconsistent. */
   ISSUER_UNAVAILABLE: { status: 503, message: "The identity provider is unavailable." },
 } as const satisfies Record<string, { status: number; message: string }>;

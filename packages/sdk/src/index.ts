@@ -33,3 +33,10 @@ export type {
   LogoutResult,
   SessionRevokedEvent,
 } from "./types.ts";
+export {
+  TesseraWebhooks,
+  type WebhookEvent,
+  type WebhookEventType,
+  type WebhookOptions,
+  type WebhookRequest,
+} from "./webhooks.ts";

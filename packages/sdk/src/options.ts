@@ -1,5 +1,6 @@
 import { TesseraConfigError } from "./errors.ts";
 import { MemoryRevokedSessionStore, type RevokedSessionStore } from "./revocation.ts";
+import type { WebhookOptions } from "./webhooks.ts";
 
 /**
  * Cookie names; with `secure: true` and path `/` they carry the `__Host-` prefix (host-only, no Domain).
@@ -102,6 +103,8 @@ export interface TesseraOptions {
   now?: () => number;
   /** The fetch implementation for calls to Tessera. Default the global `fetch`. */
   fetch?: typeof fetch;
+  /** Verifying Tessera's webhooks (`tessera.webhooks.verify`): the signing secret and handlers. */
+  webhooks?: WebhookOptions;
 }
 
 /**

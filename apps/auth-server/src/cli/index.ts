@@ -9,6 +9,7 @@ import { roleCommands } from "./commands/roles.ts";
 import { throttleCommands } from "./commands/throttle.ts";
 import { userAuthorizationCommands } from "./commands/user-authorization.ts";
 import { usersDisable, usersEnable } from "./commands/users.ts";
+import { webhookCommands } from "./commands/webhooks.ts";
 import { CliFailure } from "./database.ts";
 import { withRemoteMode } from "./remote/commands.ts";
 import { type CliIo, type Command, UsageError } from "./types.ts";
@@ -26,6 +27,7 @@ export const commands: Command[] = withRemoteMode([
   usersEnable,
   ...roleCommands,
   ...userAuthorizationCommands,
+  ...webhookCommands,
 ]);
 
 function help(): string {

@@ -183,6 +183,11 @@ export const errorCatalog = {
     message: "This is the last way to sign in to this account. Set a password or link another sign-in first.",
   },
 
+  // Webhooks to apps (issue #16)
+  WEBHOOK_NOT_FOUND: { status: 404, message: "This client has no webhook." },
+  WEBHOOK_DELIVERY_NOT_FOUND: { status: 404, message: "No webhook delivery with that id." },
+  WEBHOOK_DELIVERY_NOT_DEAD: { status: 409, message: "Only a dead webhook delivery can be redelivered." },
+
   // OAuth 2.0 / OpenID Connect (RFC 6749, RFC 6750, OIDC Core): the RFC `error` values
   ...oauthErrors,
 } as const satisfies Record<string, { status: number; message: string; oauth?: OAuthErrorCode }>;

@@ -17,6 +17,7 @@ import {
 import type { RequestMeta } from "./audit.ts";
 import { addSeconds } from "./clock.ts";
 import { randomToken, sha256 } from "./crypto.ts";
+import { enqueueWebhook } from "./webhooks/index.ts";
 
 export type { SessionRow, UserRow } from "../queries/sessions.ts";
 
@@ -122,5 +123,6 @@ export async function endSessions(
   if (ended.length === 0) return [];
   await revokeRefreshTokensOfSessions(db, ended, now);
   await insertBackchannelLogoutJobs(db, await findBackchannelParticipants(db, ended));
+  await enqueueWebhook(deps, db, { type: "session.ended", sessionIds: ended, reason });
   return ended;
 }

@@ -10,6 +10,7 @@ import {
   refreshTokens,
   rowsOf,
   sessions,
+  webhookDeliveries,
 } from "@tessera/db";
 import { and, isNull, lt, or, type SQL, sql } from "drizzle-orm";
 
@@ -68,6 +69,12 @@ export const SWEEP_TARGETS = {
     id: backchannelLogoutJobs.id,
     garbage: (cutoff: Date) =>
       or(lt(backchannelLogoutJobs.deliveredAt, cutoff), lt(backchannelLogoutJobs.abandonedAt, cutoff)),
+  },
+  /** Webhooks (#16) delivered before the cutoff; dead ones stay listed for admins until redelivered. */
+  webhook_deliveries: {
+    table: webhookDeliveries,
+    id: webhookDeliveries.id,
+    garbage: (cutoff: Date) => lt(webhookDeliveries.deliveredAt, cutoff),
   },
   /** Failed sign-in counters whose last failure and lock both ended before the cutoff (long forgotten anyway). */
   account_throttles: {

@@ -188,6 +188,7 @@ describe("sweeper", () => {
         mfa_challenges: 2,
         passkey_challenges: 0,
         backchannel_logout_jobs: 2,
+        webhook_deliveries: 0,
         account_throttles: 0,
         ip_suspensions: 0,
         guest_users: 0,

@@ -11,3 +11,4 @@ export * from "./keys.ts";
 export * from "./passkeys.ts";
 export * from "./sessions.ts";
 export * from "./users.ts";
+export * from "./webhooks.ts";

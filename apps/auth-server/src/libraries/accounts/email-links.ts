@@ -6,6 +6,7 @@ import { issueEmailToken, peekEmailToken, retireEmailTokens, useEmailToken } fro
 import { sendInBackground } from "../mailer/index.ts";
 import { accountEmail } from "../mailer/messages.ts";
 import { normalizeEmail } from "../throttle/keys.ts";
+import { enqueueWebhook } from "../webhooks/index.ts";
 import { checkCurrentPassword } from "./passwords.ts";
 import type { Continuation } from "./return-to.ts";
 
@@ -68,6 +69,7 @@ export async function confirmEmailLink(
     if (!updated) throw taken();
     await retireEmailTokens(tx, user.id, now);
     await audit(tx, input.meta, { event: "user.email_changed", outcome: "success", userId: user.id });
+    await enqueueWebhook(ctx, tx, { type: "user.updated", userId: user.id });
     return { user: updated, oldEmail: user.email };
   });
   sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "email_changed", to: oldEmail }), log);

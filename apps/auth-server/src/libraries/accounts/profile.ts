@@ -5,6 +5,7 @@ import { anonymizeUser, type UserRow, updateUser } from "../../queries/users.ts"
 import { audit, type RequestMeta } from "../audit.ts";
 import { detachAtProviders, forgetCustomers } from "../billing/account.ts";
 import { endSessions, listSessions, type SessionRow } from "../sessions.ts";
+import { enqueueWebhook } from "../webhooks/index.ts";
 import { checkCurrentPassword } from "./passwords.ts";
 
 // Profile, sessions, deletion
@@ -13,9 +14,10 @@ export async function updateProfile(
   ctx: AppContext,
   input: { user: UserRow; displayName: string | null; meta: RequestMeta },
 ): Promise<UserRow> {
-  const updated = await updateUser(ctx.db, input.user.id, {
-    displayName: input.displayName,
-    updatedAt: ctx.clock.now(),
+  const updated = await ctx.db.transaction(async (tx) => {
+    const row = await updateUser(tx, input.user.id, { displayName: input.displayName, updatedAt: ctx.clock.now() });
+    if (row) await enqueueWebhook(ctx, tx, { type: "user.updated", userId: row.id });
+    return row;
   });
   if (!updated) throw new AppError("UNAUTHENTICATED");
   return updated;
@@ -97,6 +99,7 @@ export async function deleteAccount(
     const done = await anonymizeUser(tx, input.user.id, now);
     if (!done) throw new AppError("UNAUTHENTICATED");
     await audit(tx, input.meta, { event: "user.deleted", outcome: "success", userId: input.user.id });
+    await enqueueWebhook(ctx, tx, { type: "user.deleted", userId: input.user.id });
     return forgetCustomers(tx, input.user.id);
   });
   // Payments (#12): the payment provider's customer no longer names the deleted person.

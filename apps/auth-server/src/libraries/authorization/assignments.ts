@@ -16,6 +16,7 @@ import { findRole } from "../../queries/authorization/roles.ts";
 import { parse } from "../../validation.ts";
 import { audit } from "../audit.ts";
 import type { Actor } from "../clients/index.ts";
+import { enqueueWebhook } from "../webhooks/index.ts";
 import { assignSchema, changeDetails, type Page, UUID } from "./input.ts";
 
 /** One role of a user, as the admin API, the CLI and the account page show it. */
@@ -103,6 +104,7 @@ export async function assignRole(
         clientId: listing?.clientId ?? null,
         details: changeDetails(actor, assignmentState(before), assignmentState(saved), { role: role.name }),
       });
+      await enqueueWebhook(ctx, tx, { type: "roles.changed", userId });
       if (!listing) throw new AppError("ROLE_NOT_FOUND");
       return userRoleView(listing, now);
     });
@@ -132,6 +134,7 @@ export async function unassignRole(
       userId,
       details: changeDetails(actor, assignmentState(removed), null, { role: role.name }),
     });
+    await enqueueWebhook(ctx, tx, { type: "roles.changed", userId });
     return { role_id: roleId, removed: true };
   });
 }

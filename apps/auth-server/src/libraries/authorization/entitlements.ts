@@ -18,6 +18,7 @@ import {
 import { parse } from "../../validation.ts";
 import { audit } from "../audit.ts";
 import type { Actor } from "../clients/index.ts";
+import { enqueueWebhook } from "../webhooks/index.ts";
 import { futureExpiry, userChange } from "./assignments.ts";
 import { changeDetails, grantSchema, NAME, type Page, UUID } from "./input.ts";
 
@@ -118,6 +119,7 @@ export async function grantEntitlement(
       userId,
       details: changeDetails(actor, grantState(before, beforeApps), grantState(saved, publicIds), { name: valid.name }),
     });
+    await enqueueWebhook(ctx, tx, { type: "entitlements.changed", userId });
     const [view] = await grantViews(tx, [{ ...saved, name: valid.name }], now);
     return view as EntitlementGrantView;
   });
@@ -147,6 +149,7 @@ export async function revokeEntitlement(
         { name },
       ),
     });
+    await enqueueWebhook(ctx, tx, { type: "entitlements.changed", userId });
     return { name, removed: true };
   });
 }

@@ -18,6 +18,7 @@ import {
 import { audit, type RequestMeta } from "../audit.ts";
 import { ensureEntitlements } from "../authorization/entitlements.ts";
 import { addSeconds } from "../clock.ts";
+import { enqueueWebhook } from "../webhooks/index.ts";
 import type { ProviderPurchase } from "./provider.ts";
 
 const uuid = z.uuid();
@@ -144,6 +145,10 @@ export async function syncPurchase(
       },
     });
   }
+  const changed =
+    removed.length > 0 ||
+    wanted.some((w) => !before.some((b) => b.entitlementId === w.entitlementId && sameGrant(b, w)));
+  if (changed) await enqueueWebhook(ctx, tx, { type: "entitlements.changed", userId: row.userId });
   return "synced";
 }
 

@@ -1,0 +1,37 @@
+import { createHmac, randomBytes } from "node:crypto";
+
+/**
+ * Standard Webhooks signing (https://www.standardwebhooks.com, spec/standard-webhooks.md): the secret is `whsec_`
+ * followed by base64 of 24–64 random bytes; the signature is `v1,` + base64 of HMAC-SHA256, keyed with the decoded
+ * secret bytes, over `${webhook-id}.${webhook-timestamp}.${body}`, where the timestamp is integer Unix seconds.
+ */
+export const SECRET_PREFIX = "whsec_";
+
+/** A new signing secret: 32 random bytes. */
+export function newWebhookSecret(): string {
+  return SECRET_PREFIX + randomBytes(32).toString("base64");
+}
+
+export function secretKey(secret: string): Buffer {
+  return Buffer.from(secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret, "base64");
+}
+
+export function signWebhook(secret: string, id: string, timestampSeconds: number, body: string): string {
+  const mac = createHmac("sha256", secretKey(secret)).update(`${id}.${timestampSeconds}.${body}`, "utf8").digest();
+  return `v1,${mac.toString("base64")}`;
+}
+
+/** The headers of one delivery attempt: the id stays the same on every retry, the timestamp is the attempt's. */
+export function webhookHeaders(
+  secret: string,
+  id: string,
+  timestampSeconds: number,
+  body: string,
+): Record<string, string> {
+  return {
+    "content-type": "application/json",
+    "webhook-id": id,
+    "webhook-timestamp": String(timestampSeconds),
+    "webhook-signature": signWebhook(secret, id, timestampSeconds, body),
+  };
+}
