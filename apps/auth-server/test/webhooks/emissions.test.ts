@@ -10,6 +10,7 @@ import {
   unassignRole,
 } from "../../src/libraries/authorization/index.ts";
 import { drainWebhooks } from "../../src/libraries/jobs/webhooks.ts";
+import { rememberConsent, revokeConsent } from "../../src/libraries/oauth/consent.ts";
 import type { TestApp } from "../helpers.ts";
 import { buildOAuthApp, createUser, registerClient, sessionCookie, tokensFor } from "../oauth/helpers.ts";
 import { type Receiver, seedAdmin, setWebhook, startReceiver } from "./helpers.ts";
@@ -17,16 +18,24 @@ import { type Receiver, seedAdmin, setWebhook, startReceiver } from "./helpers.t
 /** Each change emits its event, in its own transaction, to the subscribed clients the user used, and only those. */
 const META = { ip: "127.0.0.1", userAgent: "vitest" };
 const ACTOR = { actorId: null, meta: META, via: "test" };
-const ALL = ["user.updated", "user.deleted", "session.ended", "roles.changed", "entitlements.changed"];
+const ALL = [
+  "user.updated",
+  "user.deleted",
+  "session.ended",
+  "roles.changed",
+  "entitlements.changed",
+  "consent.revoked",
+];
 
 let t: TestApp;
+let admin: string;
 let receiver: Receiver;
 let used: Awaited<ReturnType<typeof registerClient>>;
 let unused: Awaited<ReturnType<typeof registerClient>>;
 
 beforeAll(async () => {
   t = await buildOAuthApp();
-  const admin = (await seedAdmin(t.app)).authorization;
+  admin = (await seedAdmin(t.app)).authorization;
   receiver = await startReceiver(() => t.clock.now().getTime());
   used = await registerClient(t.app);
   unused = await registerClient(t.app);
@@ -56,6 +65,20 @@ async function queued() {
 }
 
 describe("emissions", () => {
+  it("consent revoked: consent.revoked to that app only, never to another app the user uses", async () => {
+    const { user } = await signedInUser();
+    const other = await registerClient(t.app);
+    await setWebhook(t.app, admin, other.clientId, { url: `${receiver.url}/other`, events: ALL });
+    const { cookie } = await sessionCookie(t.app, user);
+    await tokensFor(t.app, other, cookie);
+    await rememberConsent(t.app.ctx, user.id, used.client, ["openid"]);
+    await revokeConsent(t.app.ctx, { userId: user.id, clientId: used.clientId, meta: META });
+    const rows = await t.app.ctx.db.select().from(webhookDeliveries);
+    expect(rows.map((r) => [r.clientId, r.eventType, (r.payload as { data: unknown }).data])).toEqual([
+      [used.client.id, "consent.revoked", { sub: user.id, client_id: used.clientId }],
+    ]);
+  });
+
   it("profile change: user.updated", async () => {
     const { user } = await signedInUser();
     await updateProfile(t.app.ctx, { user, displayName: "New name", meta: META });

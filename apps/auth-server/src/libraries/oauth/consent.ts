@@ -9,6 +9,7 @@ import {
 } from "../../queries/consents.ts";
 import { audit, type RequestMeta } from "../audit.ts";
 import type { ClientRow } from "../clients/index.ts";
+import { enqueueWebhook } from "../webhooks/index.ts";
 
 /**
  * Remembered consent: per user and client, the set of scopes the user approved. A request whose scopes are all in
@@ -47,6 +48,13 @@ export async function revokeConsent(
       userId: input.userId,
       clientId: input.clientId,
       details: { refreshTokensRevoked: revoked },
+    });
+    // Only the app that lost its access hears of it: other apps must not learn which apps the user uses.
+    await enqueueWebhook(ctx, tx, {
+      type: "consent.revoked",
+      userId: input.userId,
+      clientId: clientRowId,
+      data: { client_id: input.clientId },
     });
   });
 }

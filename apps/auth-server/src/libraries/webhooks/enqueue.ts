@@ -16,7 +16,13 @@ import type { WebhookEventType } from "./endpoints.ts";
  */
 export type WebhookEvent =
   | { type: "session.ended"; sessionIds: string[]; reason?: string }
-  | { type: Exclude<WebhookEventType, "session.ended">; userId: string; data?: Record<string, unknown> };
+  | {
+      type: Exclude<WebhookEventType, "session.ended">;
+      userId: string;
+      data?: Record<string, unknown>;
+      /** Only this client (internal `clients.id`), e.g. the app whose consent was revoked; default: every app the user used. */
+      clientId?: string;
+    };
 
 /**
  * Queues an event for every subscribed client, in the caller's transaction `tx`: the delivery rows commit (or roll
@@ -40,7 +46,8 @@ export async function enqueueWebhook(deps: CoreContext, tx: Executor, event: Web
     await insertDeliveries(tx, rows);
     return;
   }
-  const targets = await subscribedEndpoints(tx, event.type, await userClientIds(tx, event.userId));
+  const audience = event.clientId ? [event.clientId] : await userClientIds(tx, event.userId);
+  const targets = await subscribedEndpoints(tx, event.type, audience);
   await insertDeliveries(
     tx,
     targets.map(({ clientId }) => ({
