@@ -13,6 +13,7 @@ import {
   registerErrorHandlers,
 } from "./http/errors.ts";
 import { loggerOptions } from "./http/logger.ts";
+import { registerMetrics } from "./http/metrics.ts";
 import { rateLimitPlugin } from "./http/rate-limit.ts";
 import { registerSecurityHeaders } from "./http/security-headers.ts";
 import { sessionPlugin } from "./http/session.ts";
@@ -108,6 +109,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   // Before any route: @fastify/rate-limit attaches per-route limits when routes are added.
   await app.register(rateLimitPlugin);
 
+  await registerMetrics(app);
   await app.register(healthRoutes);
   await app.register(pageRoutes);
   await app.register(accountApiRoutes);

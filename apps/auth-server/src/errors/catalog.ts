@@ -164,6 +164,8 @@ export const errorCatalog = {
     status: 409,
     message: "This is the last way to sign in to this account. Set a password or link another sign-in first.",
   },
+  // Metrics (issue #17, ecosystem)
+  METRICS_TOKEN_REQUIRED: { status: 401, message: "Metrics need the bearer token set in METRICS_TOKEN." },
 
   // OAuth 2.0 / OpenID Connect (RFC 6749, RFC 6750, OIDC Core): the RFC `error` values
   ...oauthErrors,

@@ -19,6 +19,7 @@ import {
 import { audit, type RequestMeta } from "../audit.ts";
 import type { ClientRow } from "../clients/index.ts";
 import { sha256 } from "../crypto.ts";
+import { countRefresh } from "../metrics.ts";
 import { endSessions, type SessionRow, sessionValidity, slideIdle, type UserRow } from "../sessions.ts";
 import { splitScope } from "./params.ts";
 import { CODE_VERIFIER, verifyPkce } from "./pkce.ts";
@@ -280,6 +281,7 @@ export async function refreshTokenGrant(
     outcome = await attempt();
   }
   if (!outcome.ok) throw outcome.error;
+  countRefresh();
   return tokenResponse(ctx, outcome.grant, outcome.refreshToken);
 }
 
