@@ -33,6 +33,7 @@ import { mfaApiRoutes } from "./routes/api/mfa.ts";
 import { billingRoutes } from "./routes/billing/index.ts";
 import { discoveryRoutes } from "./routes/discovery.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { landingRoutes } from "./routes/landing.ts";
 import { deviceRoutes } from "./routes/oauth/device.ts";
 import { oauthRoutes } from "./routes/oauth/index.ts";
 import { pageRoutes } from "./routes/pages/index.ts";
@@ -125,6 +126,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(adminConsoleRoutes);
   await app.register(adminAuthorizationRoutes);
   await app.register(billingRoutes);
+  await app.register(landingRoutes);
 
   if (ownsDatabase) await migrateOrRetry(app, database);
   if (deps.startJobs) {
