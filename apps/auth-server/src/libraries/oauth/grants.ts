@@ -196,7 +196,10 @@ export async function refreshTokenGrant(
       idleExpiresAt: session.idleExpiresAt,
     };
   });
-  if (fast && "successorId" in fast && rotation) return tokenResponse(ctx, rotation.grant, rotation.token);
+  if (fast && "successorId" in fast && rotation) {
+    countRefresh();
+    return tokenResponse(ctx, rotation.grant, rotation.token);
+  }
 
   const attempt = () =>
     ctx.db.transaction(async (tx): Promise<Outcome> => {
