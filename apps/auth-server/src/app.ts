@@ -13,6 +13,7 @@ import {
   registerErrorHandlers,
 } from "./http/errors.ts";
 import { loggerOptions } from "./http/logger.ts";
+import { registerMetrics } from "./http/metrics.ts";
 import { rateLimitPlugin } from "./http/rate-limit.ts";
 import { registerSecurityHeaders } from "./http/security-headers.ts";
 import { sessionPlugin } from "./http/session.ts";
@@ -35,6 +36,7 @@ import { passkeyApiRoutes } from "./routes/api/passkeys.ts";
 import { billingRoutes } from "./routes/billing/index.ts";
 import { discoveryRoutes } from "./routes/discovery.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { landingRoutes } from "./routes/landing.ts";
 import { deviceRoutes } from "./routes/oauth/device.ts";
 import { oauthRoutes } from "./routes/oauth/index.ts";
 import { pageRoutes } from "./routes/pages/index.ts";
@@ -111,6 +113,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   // Before any route: @fastify/rate-limit attaches per-route limits when routes are added.
   await app.register(rateLimitPlugin);
 
+  await registerMetrics(app);
   await app.register(healthRoutes);
   await app.register(pageRoutes);
   await app.register(accountApiRoutes);
@@ -128,6 +131,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(adminAuthorizationRoutes);
   await app.register(billingRoutes);
   await app.register(adminWebhookRoutes);
+  await app.register(landingRoutes);
 
   if (ownsDatabase) await migrateOrRetry(app, database);
   if (deps.startJobs) {

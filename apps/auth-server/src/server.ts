@@ -2,6 +2,7 @@ import { DataDirLockedError } from "@tessera/db";
 import { build } from "./app.ts";
 import { ConfigError, loadConfig } from "./config/index.ts";
 import { installLastResortHandlers } from "./http/last-resort.ts";
+import { startMetricsServer } from "./http/metrics.ts";
 
 /**
  * Process entry: load config, build, listen, and shut down gracefully on SIGTERM/SIGINT: stop accepting connections,
@@ -60,6 +61,7 @@ async function main(): Promise<void> {
   process.on("SIGINT", shutdown);
 
   await app.listen({ port: config.port, host: config.host });
+  if (config.metrics.port !== undefined) await startMetricsServer(app, config.metrics.port, config.metrics.host);
   app.log.info(`Tessera is listening at ${config.issuer} (database: ${app.database.describe})`);
 }
 

@@ -6,12 +6,9 @@
  *
  * @example
  * ```ts
- * // A Redis-backed store for apps with several instances (any client with set/exists works, e.g. ioredis):
- * const store: RevokedSessionStore = {
- *   add: async (sid, ttlSeconds) => void (await redis.set(`revoked:${sid}`, "1", "EX", ttlSeconds)),
- *   has: async (sid) => (await redis.exists(`revoked:${sid}`)) === 1,
- * };
- * createTessera({ ...options, revokedSessions: store });
+ * // The shared Redis store for apps with several instances ships as @tessera/sdk/redis:
+ * import { RedisRevokedSessionStore } from "@tessera/sdk/redis";
+ * createTessera({ ...options, revokedSessions: new RedisRevokedSessionStore({ client: redis }) });
  * ```
  */
 export interface RevokedSessionStore {

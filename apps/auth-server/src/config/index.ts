@@ -211,6 +211,18 @@ export function loadConfig(env: Env = process.env, overrides: { dataDirForDevKey
     },
     // Payments (#12)
     billing: billingConfig(env, problems),
+    // Metrics (issue #17, ecosystem)
+    metrics: {
+      token: field(
+        env,
+        "METRICS_TOKEN",
+        z.string().min(16).optional(),
+        problems,
+        readSecret(env, "METRICS_TOKEN", problems),
+      ),
+      port: field(env, "METRICS_PORT", int(1, 65535).optional(), problems),
+      host: field(env, "METRICS_HOST", z.string().min(1).default("127.0.0.1"), problems) ?? "127.0.0.1",
+    },
   };
 
   if (problems.length > 0) throw new ConfigError(problems);

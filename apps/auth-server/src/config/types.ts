@@ -114,6 +114,14 @@ export interface Config {
   };
   /** Payments (#12): Stripe and BTCPay; off when neither is configured. */
   billing: BillingConfig;
+  /** Prometheus metrics (issue #17, ecosystem): off unless a bearer token or a separate port is set. */
+  metrics: {
+    /** `METRICS_TOKEN` (or `_FILE`): `/metrics` on the main port answers only `Authorization: Bearer <token>`. */
+    token: string | undefined;
+    /** `METRICS_PORT`: `/metrics` served without a token on this port only (bind it to a private interface). */
+    port: number | undefined;
+    host: string;
+  };
 }
 
 /** Routes with their own request limit; each reads `RATE_LIMIT_<NAME>` (e.g. `RATE_LIMIT_LOGIN=20/60`). */

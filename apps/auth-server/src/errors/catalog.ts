@@ -182,6 +182,8 @@ export const errorCatalog = {
     status: 409,
     message: "This is the last way to sign in to this account. Set a password or link another sign-in first.",
   },
+  // Metrics (issue #17, ecosystem)
+  METRICS_TOKEN_REQUIRED: { status: 401, message: "Metrics need the bearer token set in METRICS_TOKEN." },
 
   // Webhooks to apps (issue #16)
   WEBHOOK_NOT_FOUND: { status: 404, message: "This client has no webhook." },

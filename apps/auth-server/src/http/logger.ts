@@ -9,7 +9,7 @@ import type { Config } from "../config/index.ts";
 export function loggerOptions(config: Config, stream?: { write(line: string): void }): FastifyServerOptions["logger"] {
   return {
     level: config.logLevel,
-    ...(stream ? { stream } : {}),
+    ...(stream ? { stream } : config.env === "development" ? { transport: DEV_PRETTY } : {}),
     redact: {
       paths: [
         "req.headers.authorization",
@@ -41,6 +41,21 @@ export function loggerOptions(config: Config, stream?: { write(line: string): vo
     },
   };
 }
+
+/**
+ * Human-readable lines in development only (`NODE_ENV` unset or development): pino-pretty runs in pino's worker
+ * thread. Production and tests keep one JSON object per line, for log shippers and for tests that parse them.
+ */
+const DEV_PRETTY = {
+  target: "pino-pretty",
+  options: { translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname", singleLine: true },
+};
+
+/**
+ * Route options for probes polled every few seconds (`/healthz`, `/readyz`): their requests are logged at warn and
+ * above only, so they do not drown the info log; a failing probe's error is still logged.
+ */
+export const PROBE_LOG_LEVEL = { logLevel: "warn" } as const;
 
 /** drizzle's "Failed query: <sql>\nparams: <values>" (in the message and in the stack's first line). */
 const QUERY_PARAMS = /\nparams: [\s\S]*?(?=\n\s+at |$)/;

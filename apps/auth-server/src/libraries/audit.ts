@@ -1,5 +1,6 @@
 import type { Executor } from "@tessera/db";
 import { insertAuditEvent } from "../queries/audit.ts";
+import { countAuditEvent } from "./metrics.ts";
 
 /** Where a request came from, for audit rows. */
 export interface RequestMeta {
@@ -34,4 +35,5 @@ export async function audit(db: Executor, meta: RequestMeta, event: AuditEvent):
     userAgent: meta.userAgent?.slice(0, 512) ?? null,
     details: event.details ?? null,
   });
+  countAuditEvent(event.event, event.details);
 }

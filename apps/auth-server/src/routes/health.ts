@@ -1,11 +1,12 @@
 import type { FastifyInstance } from "fastify";
 import { AppError } from "../errors/index.ts";
+import { PROBE_LOG_LEVEL } from "../http/logger.ts";
 
 /** Liveness (the process answers) and readiness (database reachable and migrated). */
 export async function healthRoutes(app: FastifyInstance): Promise<void> {
-  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/healthz", PROBE_LOG_LEVEL, async () => ({ status: "ok" }));
 
-  app.get("/readyz", async () => {
+  app.get("/readyz", PROBE_LOG_LEVEL, async () => {
     const { database } = app;
     try {
       await database.ping();

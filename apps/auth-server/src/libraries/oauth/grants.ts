@@ -19,6 +19,7 @@ import {
 import { audit, type RequestMeta } from "../audit.ts";
 import type { ClientRow } from "../clients/index.ts";
 import { sha256 } from "../crypto.ts";
+import { countRefresh } from "../metrics.ts";
 import { endSessions, type SessionRow, sessionValidity, slideIdle, type UserRow } from "../sessions.ts";
 import { bindRefreshChain, checkRefreshBinding } from "./dpop.ts";
 import { splitScope } from "./params.ts";
@@ -212,7 +213,10 @@ export async function refreshTokenGrant(
       idleExpiresAt: session.idleExpiresAt,
     };
   });
-  if (fast && "successorId" in fast && rotation) return tokenResponse(ctx, rotation.grant, rotation.token);
+  if (fast && "successorId" in fast && rotation) {
+    countRefresh();
+    return tokenResponse(ctx, rotation.grant, rotation.token);
+  }
 
   const attempt = () =>
     ctx.db.transaction(async (tx): Promise<Outcome> => {
@@ -298,6 +302,7 @@ export async function refreshTokenGrant(
     outcome = await attempt();
   }
   if (!outcome.ok) throw outcome.error;
+  countRefresh();
   return tokenResponse(ctx, outcome.grant, outcome.refreshToken);
 }
 
