@@ -5,6 +5,7 @@ import { billingConfig } from "./billing.ts";
 import { bool, ConfigError, type Env, field, int, readSecret, url } from "./env.ts";
 
 import { devMasterKey, parseMasterKey } from "./master-key.ts";
+import { privacyConfig } from "./privacy.ts";
 import { type Config, RATE_LIMIT_DEFAULTS, type RateLimitRoute } from "./types.ts";
 
 export { ConfigError } from "./env.ts";
@@ -211,6 +212,8 @@ export function loadConfig(env: Env = process.env, overrides: { dataDirForDevKey
     },
     // Payments (#12)
     billing: billingConfig(env, problems),
+    // Privacy (#16)
+    privacy: privacyConfig(env, problems),
   };
 
   if (problems.length > 0) throw new ConfigError(problems);
