@@ -27,6 +27,7 @@ import { adminIpSuspensionRoutes } from "./routes/admin/ip-suspensions.ts";
 import { adminProviderRoutes } from "./routes/admin/providers.ts";
 import { adminUserRoutes } from "./routes/admin/users.ts";
 import { accountApiRoutes } from "./routes/api/accounts.ts";
+import { exportApiRoutes } from "./routes/api/export.ts";
 import { guestApiRoutes } from "./routes/api/guest.ts";
 import { mfaApiRoutes } from "./routes/api/mfa.ts";
 import { billingRoutes } from "./routes/billing/index.ts";
@@ -112,6 +113,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(pageRoutes);
   await app.register(accountApiRoutes);
   await app.register(mfaApiRoutes);
+  await app.register(exportApiRoutes);
   await app.register(oauthRoutes);
   await app.register(deviceRoutes);
   await app.register(guestApiRoutes);

@@ -6,5 +6,6 @@ export * from "./clients.ts";
 export * from "./device.ts";
 export * from "./federation.ts";
 export * from "./keys.ts";
+export * from "./privacy.ts";
 export * from "./sessions.ts";
 export * from "./users.ts";

@@ -9,6 +9,7 @@ import { OutboxMailer } from "../../libraries/mailer/index.ts";
 import { publicDir } from "../../paths.ts";
 import { accountPages } from "./account.ts";
 import { emailLinkPages } from "./email-links.ts";
+import { exportPages } from "./export.ts";
 import { federationPages } from "./federation.ts";
 import { mfaPages } from "./mfa.ts";
 import { renderErrorPage, renderPage } from "./render.ts";
@@ -27,6 +28,7 @@ export const pageRoutes = fp(async (app: FastifyInstance) => {
   await app.register(emailLinkPages);
   await app.register(accountPages);
   await app.register(mfaPages);
+  await app.register(exportPages);
   await app.register(federationPages);
   if (app.ctx.config.env !== "production") await app.register(devOutbox);
 });
