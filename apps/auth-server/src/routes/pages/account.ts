@@ -13,6 +13,7 @@ import {
 } from "../../libraries/accounts/profile.ts";
 import { accountSchemas } from "../../libraries/accounts/schemas.ts";
 import { userAuthorizationOverview } from "../../libraries/authorization/index.ts";
+import { type ActivityItem, securityActivity } from "../../libraries/privacy/activity.ts";
 import type { SessionRow } from "../../libraries/sessions.ts";
 import { parse } from "../../validation.ts";
 import { identitiesSection } from "./federation.ts";
@@ -69,6 +70,7 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
         formError: extra.error && Object.keys(fieldErrors).length === 0 ? extra.error.message : undefined,
         values: extra.values ?? {},
         ...(await identitiesSection(app, current.user)),
+        activity: (await securityActivity(app.ctx, current.user.id)).map(describeActivity),
       },
       extra.error?.status ?? 200,
     );
@@ -209,6 +211,17 @@ export function describeSession(session: SessionRow, currentId: string) {
     ip: session.ip ?? "unknown",
     signedIn: formatTime(session.authenticatedAt),
     lastSeen: formatTime(session.lastSeenAt),
+  };
+}
+
+/** One line of the security activity (#16), as the account page shows it. */
+function describeActivity(a: ActivityItem) {
+  return {
+    label: a.label,
+    newDevice: a.newDevice,
+    when: formatTime(a.at),
+    device: a.userAgent ? deviceName(a.userAgent) : "",
+    ip: a.ip ?? "",
   };
 }
 
