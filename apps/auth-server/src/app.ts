@@ -30,6 +30,7 @@ import { adminProviderRoutes } from "./routes/admin/providers.ts";
 import { adminUserRoutes } from "./routes/admin/users.ts";
 import { adminWebhookRoutes } from "./routes/admin/webhooks.ts";
 import { accountApiRoutes } from "./routes/api/accounts.ts";
+import { exportApiRoutes } from "./routes/api/export.ts";
 import { guestApiRoutes } from "./routes/api/guest.ts";
 import { mfaApiRoutes } from "./routes/api/mfa.ts";
 import { passkeyApiRoutes } from "./routes/api/passkeys.ts";
@@ -119,6 +120,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   await app.register(accountApiRoutes);
   await app.register(mfaApiRoutes);
   await app.register(passkeyApiRoutes);
+  await app.register(exportApiRoutes);
   await app.register(oauthRoutes);
   await app.register(deviceRoutes);
   await app.register(guestApiRoutes);

@@ -5,6 +5,7 @@ import { billingConfig } from "./billing.ts";
 import { bool, ConfigError, type Env, field, int, readSecret, url } from "./env.ts";
 
 import { devMasterKey, parseMasterKey } from "./master-key.ts";
+import { privacyConfig } from "./privacy.ts";
 import { type Config, RATE_LIMIT_DEFAULTS, type RateLimitRoute } from "./types.ts";
 
 export { ConfigError } from "./env.ts";
@@ -223,6 +224,8 @@ export function loadConfig(env: Env = process.env, overrides: { dataDirForDevKey
       port: field(env, "METRICS_PORT", int(1, 65535).optional(), problems),
       host: field(env, "METRICS_HOST", z.string().min(1).default("127.0.0.1"), problems) ?? "127.0.0.1",
     },
+    // Privacy (#16)
+    privacy: privacyConfig(env, problems),
   };
 
   if (problems.length > 0) throw new ConfigError(problems);

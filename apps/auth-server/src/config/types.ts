@@ -1,4 +1,5 @@
 import type { BillingConfig } from "./billing.ts";
+import type { PrivacyConfig } from "./privacy.ts";
 
 /**
  * The whole configuration, parsed once from the environment and frozen. Units are in the names.
@@ -122,6 +123,8 @@ export interface Config {
     port: number | undefined;
     host: string;
   };
+  /** Privacy (#16): re-authentication window, audit retention, terms and privacy versions. */
+  privacy: PrivacyConfig;
 }
 
 /** Routes with their own request limit; each reads `RATE_LIMIT_<NAME>` (e.g. `RATE_LIMIT_LOGIN=20/60`). */

@@ -149,6 +149,9 @@ export const errorCatalog = {
   ADMIN_MFA_REQUIRED: { status: 403, message: "Turn on two-step verification to use the admin console." },
   /** A sensitive console action needs the admin's password or a current code, typed again. */
   STEP_UP_REQUIRED: { status: 401, message: "Confirm with your password or a code from your authenticator app." },
+  // Privacy (#16): re-authentication before enrolling a factor; terms acceptance
+  MFA_ENROLMENT_EXPIRED: { status: 409, message: "This set-up expired. Start setting up two-step verification again." },
+  TERMS_NOT_ACCEPTED: { status: 400, message: "Accept the terms of service and the privacy notice to continue." },
   // Roles, permissions and entitlements (#11)
   ROLE_NOT_FOUND: { status: 404, message: "No role with that id in this app." },
   PERMISSION_NOT_FOUND: { status: 404, message: "No permission with that id in this app." },

@@ -193,6 +193,7 @@ describe("sweeper", () => {
         ip_suspensions: 0,
         guest_users: 0,
       },
+      scrubbed: { audit_events: 0 },
     });
     expect(await remaining(userId)).toEqual(EXPECTED_KEPT);
 

@@ -9,6 +9,7 @@ export * from "./dpop.ts";
 export * from "./federation.ts";
 export * from "./keys.ts";
 export * from "./passkeys.ts";
+export * from "./privacy.ts";
 export * from "./sessions.ts";
 export * from "./users.ts";
 export * from "./webhooks.ts";

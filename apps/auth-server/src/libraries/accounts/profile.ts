@@ -1,9 +1,9 @@
 import type { Executor } from "@tessera/db";
-import { type AppContext, quietLogger } from "../../context.ts";
+import type { AppContext } from "../../context.ts";
 import { AppError } from "../../errors/index.ts";
-import { anonymizeUser, type UserRow, updateUser } from "../../queries/users.ts";
+import { type UserRow, updateUser } from "../../queries/users.ts";
 import { audit, type RequestMeta } from "../audit.ts";
-import { detachAtProviders, forgetCustomers } from "../billing/account.ts";
+import { eraseAccount } from "../privacy/erasure.ts";
 import { endSessions, listSessions, type SessionRow } from "../sessions.ts";
 import { enqueueWebhook } from "../webhooks/index.ts";
 import { checkCurrentPassword } from "./passwords.ts";
@@ -93,15 +93,5 @@ export async function deleteAccount(
   input: { user: UserRow; currentPassword: string; meta: RequestMeta },
 ): Promise<void> {
   await checkCurrentPassword(ctx, { user: input.user, plain: input.currentPassword, meta: input.meta });
-  const now = ctx.clock.now();
-  const customers = await ctx.db.transaction(async (tx) => {
-    await endAllSessions(ctx, tx, input.meta, input.user.id, "account_deleted");
-    const done = await anonymizeUser(tx, input.user.id, now);
-    if (!done) throw new AppError("UNAUTHENTICATED");
-    await audit(tx, input.meta, { event: "user.deleted", outcome: "success", userId: input.user.id });
-    await enqueueWebhook(ctx, tx, { type: "user.deleted", userId: input.user.id });
-    return forgetCustomers(tx, input.user.id);
-  });
-  // Payments (#12): the payment provider's customer no longer names the deleted person.
-  await detachAtProviders(ctx, quietLogger, { userId: input.user.id, customers, meta: input.meta });
+  await eraseAccount(ctx, { userId: input.user.id, meta: input.meta, event: "user.deleted" });
 }

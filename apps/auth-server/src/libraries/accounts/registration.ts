@@ -12,6 +12,7 @@ import { clearAccountThrottle } from "../throttle/failures.ts";
 import { responseFloor } from "./response-floor.ts";
 import type { Continuation } from "./return-to.ts";
 import { checkCanSignIn, type SignedIn, startSession } from "./sign-in.ts";
+import { recordTermsAcceptance, requireTermsAccepted } from "./terms.ts";
 
 // Registration
 
@@ -30,6 +31,7 @@ export async function register(ctx: AppContext, log: Logger, input: RegisterInpu
     input.displayName,
   ]);
   if (problems.length) throw new AppError("WEAK_PASSWORD", problems[0]?.message, problems);
+  requireTermsAccepted(ctx.config, input.acceptTerms);
   const floor = responseFloor(ctx);
   try {
     return await registerChecked(ctx, log, input);
@@ -45,6 +47,8 @@ export interface RegisterInput {
   meta: RequestMeta;
   existing?: SessionRow | null;
   continuation?: Continuation;
+  /** The terms/privacy box on the register page (#16); required when TERMS_/PRIVACY_VERSION are configured. */
+  acceptTerms?: boolean | undefined;
 }
 
 /**
@@ -65,6 +69,7 @@ async function registerChecked(ctx: AppContext, log: Logger, input: RegisterInpu
       now,
     });
     if (!user) return null;
+    await recordTermsAcceptance(tx, ctx.config, { userId: user.id, context: "register", now });
     const token = await issueEmailToken(tx, {
       userId: user.id,
       purpose: "verify_email",

@@ -36,7 +36,16 @@ const token = z.string({ error: "The link is incomplete." }).min(1, { error: "Th
 export const accountSchemas = {
   email,
   password,
-  register: z.object({ email, password, displayName }),
+  register: z.object({
+    email,
+    password,
+    displayName,
+    // #16: the terms/privacy box (a form sends "on"; JSON may send true)
+    acceptTerms: z
+      .union([z.boolean(), z.literal("on"), z.literal("true")])
+      .optional()
+      .transform((v) => v === true || v === "on" || v === "true"),
+  }),
   login: z.object({ email, password }),
   forgotPassword: z.object({ email }),
   resetPassword: z.object({ token, password }),

@@ -3,12 +3,12 @@ import { AppError } from "../../errors/index.ts";
 import { type ConsoleUserRow, searchUsers } from "../../queries/admin-console.ts";
 import { deleteRecoveryCodes, deleteTotpFactor } from "../../queries/totp.ts";
 import { findManageableUser } from "../../queries/user-status.ts";
-import { anonymizeUser, type UserRow } from "../../queries/users.ts";
+import type { UserRow } from "../../queries/users.ts";
 import { requestPasswordReset } from "../accounts/passwords.ts";
-import { endAllSessions } from "../accounts/profile.ts";
 import { audit } from "../audit.ts";
 import type { Actor } from "../clients/index.ts";
 import { type TotpStatus, totpStatus } from "../mfa/factor.ts";
+import { eraseAccount } from "../privacy/erasure.ts";
 import { endSessions, listSessions, type SessionRow } from "../sessions.ts";
 import { type AdminLevel, adminLevelOf } from "./levels.ts";
 
@@ -132,15 +132,11 @@ export async function sendPasswordResetAsAdmin(
 export async function deleteUserAsAdmin(ctx: AppContext, userId: string, actor: Actor): Promise<void> {
   const user = await manageable(ctx, userId);
   if (user.id === actor.actorId) throw new AppError("CONFLICT", "You cannot delete your own account here.");
-  await ctx.db.transaction(async (tx) => {
-    await endAllSessions(ctx, tx, actor.meta, user.id, "account_deleted");
-    if (!(await anonymizeUser(tx, user.id, ctx.clock.now()))) throw new AppError("USER_NOT_FOUND");
-    await audit(tx, actor.meta, {
-      event: "admin.user_deleted",
-      outcome: "success",
-      actorId: actor.actorId,
-      userId: user.id,
-      details: via(actor),
-    });
+  await eraseAccount(ctx, {
+    userId: user.id,
+    meta: actor.meta,
+    event: "admin.user_deleted",
+    actorId: actor.actorId ?? undefined,
+    details: via(actor),
   });
 }

@@ -5,6 +5,7 @@ import {
   type SweepTarget,
   tryLockSweeper,
 } from "../../queries/admin-maintenance.ts";
+import { scrubAuditPiiBatch } from "../../queries/audit-retention.ts";
 import { deleteIdleGuestsBatch } from "../../queries/guests.ts";
 import { addSeconds } from "../clock.ts";
 
@@ -21,6 +22,8 @@ export interface SweepReport {
   ran: boolean;
   /** Rows deleted per table; `guest_users`: guest accounts idle for GUEST_IDLE_DAYS (with their sessions). */
   deleted: Record<SweepTarget | "guest_users", number>;
+  /** Privacy (#16): audit events older than AUDIT_PII_RETENTION_DAYS stripped of email, IP and user agent. */
+  scrubbed: { audit_events: number };
 }
 
 /**
@@ -36,6 +39,7 @@ export async function sweep(deps: CoreContext, options: { batchSize?: number } =
     SweepTarget | "guest_users",
     number
   >;
+  const scrubbed = { audit_events: 0 };
   // Sessions first: deleting one cascades to its refresh tokens and codes.
   for (const target of Object.keys(SWEEP_TARGETS) as SweepTarget[]) {
     for (let i = 0; i < MAX_BATCHES_PER_TABLE; i++) {
@@ -43,7 +47,7 @@ export async function sweep(deps: CoreContext, options: { batchSize?: number } =
         if (!(await tryLockSweeper(tx))) return null;
         return deleteGarbageBatch(tx, target, cutoff, batchSize);
       });
-      if (count === null) return { ran: false, deleted };
+      if (count === null) return { ran: false, deleted, scrubbed };
       deleted[target] += count;
       if (count < batchSize) break;
     }
@@ -55,11 +59,23 @@ export async function sweep(deps: CoreContext, options: { batchSize?: number } =
       if (!(await tryLockSweeper(tx))) return null;
       return deleteIdleGuestsBatch(tx, guestCutoff, batchSize);
     });
-    if (count === null) return { ran: false, deleted };
+    if (count === null) return { ran: false, deleted, scrubbed };
     deleted.guest_users += count;
     if (count < batchSize) break;
   }
-  return { ran: true, deleted };
+  // Privacy (#16): personal data in old audit events (0 days: kept).
+  const retentionDays = deps.config.privacy.auditPiiRetentionDays;
+  const piiCutoff = addSeconds(deps.clock.now(), -retentionDays * 86400);
+  for (let i = 0; retentionDays > 0 && i < MAX_BATCHES_PER_TABLE; i++) {
+    const count = await deps.db.transaction(async (tx) => {
+      if (!(await tryLockSweeper(tx))) return null;
+      return scrubAuditPiiBatch(tx, piiCutoff, batchSize);
+    });
+    if (count === null) return { ran: false, deleted, scrubbed };
+    scrubbed.audit_events += count;
+    if (count < batchSize) break;
+  }
+  return { ran: true, deleted, scrubbed };
 }
 
 export interface Sweeper {

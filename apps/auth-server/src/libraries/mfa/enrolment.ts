@@ -29,6 +29,15 @@ import {
   useSecondFactor,
 } from "./factor.ts";
 
+/**
+ * How long a started enrolment can be confirmed (and its secret shown again): the enrolment began after a
+ * re-authentication (start-enrolment.ts), and a session left alone later must not finish it and keep the codes.
+ */
+export const PENDING_ENROLMENT_SECONDS = 15 * 60;
+
+const pendingIsFresh = (factor: { createdAt: Date }, now: Date) =>
+  now.getTime() - factor.createdAt.getTime() <= PENDING_ENROLMENT_SECONDS * 1000;
+
 export interface Enrolment {
   /** Base32, for typing into an app by hand. */
   secret: string;
@@ -71,6 +80,7 @@ export async function confirmTotpEnrolment(
   const factor = await findTotpFactor(deps.db, input.userId);
   if (!factor || factor.confirmedAt) throw new AppError(factor ? "MFA_ALREADY_ENABLED" : "MFA_NOT_ENABLED");
   const now = deps.clock.now();
+  if (!pendingIsFresh(factor, now)) throw new AppError("MFA_ENROLMENT_EXPIRED");
   const step = matchingStep(
     decrypt(deps.config.masterKey, factor.secretEncrypted, aad(input.userId)),
     normalizeOtp(input.code),
@@ -174,7 +184,7 @@ export async function pendingTotpEnrolment(
   user: { id: string; email: string },
 ): Promise<Enrolment | null> {
   const factor = await findTotpFactor(deps.db, user.id);
-  if (!factor || factor.confirmedAt) return null;
+  if (!factor || factor.confirmedAt || !pendingIsFresh(factor, deps.clock.now())) return null;
   return enrolmentView(deps, user, decrypt(deps.config.masterKey, factor.secretEncrypted, aad(user.id)));
 }
 

@@ -7,12 +7,12 @@ import { signInWithSecondFactor } from "../../libraries/accounts/sign-in.ts";
 import { sendInBackground } from "../../libraries/mailer/index.ts";
 import { accountEmail } from "../../libraries/mailer/messages.ts";
 import {
-  beginTotpEnrolment,
   confirmTotpEnrolment,
   disableTotpWithPassword,
   regenerateRecoveryCodes,
 } from "../../libraries/mfa/enrolment.ts";
 import { totpStatus } from "../../libraries/mfa/factor.ts";
+import { startTotpEnrolment } from "../../libraries/mfa/start-enrolment.ts";
 import { parse } from "../../validation.ts";
 import { mfaSchemas } from "../pages/mfa.ts";
 import { clearMfaCookie, mfaCookie } from "../pages/mfa-cookie.ts";
@@ -24,7 +24,8 @@ import { sessionJson, userJson } from "./accounts.ts";
  *
  * - POST /api/v1/login/otp `{ code }` — after /api/v1/login answered 401 MFA_REQUIRED (and set the challenge cookie)
  * - GET /api/v1/mfa — `{ enabled, pending, recoveryCodesLeft }`
- * - POST /api/v1/mfa/totp — starts enrolment: `{ secret, otpauthUri, qrCodeDataUrl }`
+ * - POST /api/v1/mfa/totp `{ password? }` — starts enrolment: `{ secret, otpauthUri, qrCodeDataUrl }`; the password
+ *   is needed unless the session signed in within REAUTH_WINDOW_SECONDS (401 STEP_UP_REQUIRED)
  * - POST /api/v1/mfa/totp/confirm `{ code }` — `{ recoveryCodes }` (shown once)
  * - POST /api/v1/mfa/recovery-codes `{ code }` — new `{ recoveryCodes }`
  * - POST /api/v1/mfa/totp/disable `{ password, code }` — 204
@@ -67,7 +68,9 @@ export async function mfaApiRoutes(app: FastifyInstance): Promise<void> {
 
   app.post("/api/v1/mfa/totp", mfa, async (request, reply) => {
     const current = await requireSession(request);
-    return reply.code(201).send(await beginTotpEnrolment(app.ctx, request.meta, current.user));
+    const { password } = parse(mfaSchemas.reauth, request.body ?? {});
+    const enrolment = await startTotpEnrolment(app.ctx, request.meta, { ...current, password });
+    return reply.code(201).send(enrolment);
   });
 
   app.post("/api/v1/mfa/totp/confirm", mfa, async (request) => {

@@ -14,6 +14,7 @@ import {
 import { accountSchemas } from "../../libraries/accounts/schemas.ts";
 import { userAuthorizationOverview } from "../../libraries/authorization/index.ts";
 import { userConsents } from "../../libraries/oauth/consent.ts";
+import { type ActivityItem, securityActivity } from "../../libraries/privacy/activity.ts";
 import type { SessionRow } from "../../libraries/sessions.ts";
 import { parse } from "../../validation.ts";
 import { identitiesSection } from "./federation.ts";
@@ -76,6 +77,7 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
         formError: extra.error && Object.keys(fieldErrors).length === 0 ? extra.error.message : undefined,
         values: extra.values ?? {},
         ...(await identitiesSection(app, current.user)),
+        activity: (await securityActivity(app.ctx, current.user.id)).map(describeActivity),
       },
       extra.error?.status ?? 200,
     );
@@ -216,6 +218,17 @@ export function describeSession(session: SessionRow, currentId: string) {
     ip: session.ip ?? "unknown",
     signedIn: formatTime(session.authenticatedAt),
     lastSeen: formatTime(session.lastSeenAt),
+  };
+}
+
+/** One line of the security activity (#16), as the account page shows it. */
+function describeActivity(a: ActivityItem) {
+  return {
+    label: a.label,
+    newDevice: a.newDevice,
+    when: formatTime(a.at),
+    device: a.userAgent ? deviceName(a.userAgent) : "",
+    ip: a.ip ?? "",
   };
 }
 

@@ -10,6 +10,7 @@ import { publicDir } from "../../paths.ts";
 import { accountPages } from "./account.ts";
 import { accountConsentPages } from "./account-consents.ts";
 import { emailLinkPages } from "./email-links.ts";
+import { exportPages } from "./export.ts";
 import { federationPages } from "./federation.ts";
 import { mfaPages } from "./mfa.ts";
 import { passkeyPages } from "./passkeys.ts";
@@ -30,6 +31,7 @@ export const pageRoutes = fp(async (app: FastifyInstance) => {
   await app.register(accountPages);
   await app.register(accountConsentPages);
   await app.register(mfaPages);
+  await app.register(exportPages);
   await app.register(federationPages);
   await app.register(passkeyPages);
   if (app.ctx.config.env !== "production") await app.register(devOutbox);

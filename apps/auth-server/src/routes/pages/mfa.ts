@@ -7,13 +7,13 @@ import { signInWithSecondFactor } from "../../libraries/accounts/sign-in.ts";
 import { sendInBackground } from "../../libraries/mailer/index.ts";
 import { accountEmail, type MfaChange } from "../../libraries/mailer/messages.ts";
 import {
-  beginTotpEnrolment,
   confirmTotpEnrolment,
   disableTotpWithPassword,
   pendingTotpEnrolment,
   regenerateRecoveryCodes,
 } from "../../libraries/mfa/enrolment.ts";
 import { totpStatus } from "../../libraries/mfa/factor.ts";
+import { startTotpEnrolment } from "../../libraries/mfa/start-enrolment.ts";
 import { parse } from "../../validation.ts";
 import { formRoute, signedInFormRoute } from "./form-route.ts";
 import { clearMfaCookie, mfaCookie } from "./mfa-cookie.ts";
@@ -39,6 +39,10 @@ export const mfaSchemas = {
       .min(1, { error: "Enter the code." })
       .max(32, { error: "That code is too long." }),
   }),
+  /** Re-authentication before enrolment: the password, optional while the sign-in is recent. */
+  reauth: z.object({
+    password: z.string().max(1024).optional(),
+  }),
   disable: z.object({
     password: z.string({ error: "Enter your password." }).min(1, { error: "Enter your password." }).max(1024),
     code: z.string({ error: "Enter the code." }).trim().min(1, { error: "Enter the code." }).max(32),
@@ -55,6 +59,7 @@ const FORM_ERRORS = new Set([
   "ACCOUNT_LOCKED",
   "ACCOUNT_DISABLED",
   "EMAIL_NOT_VERIFIED",
+  "STEP_UP_REQUIRED",
 ]);
 const isFormError = (error: unknown): error is AppError => error instanceof AppError && FORM_ERRORS.has(error.code);
 
@@ -145,7 +150,7 @@ export async function mfaPages(app: FastifyInstance): Promise<void> {
     request: FastifyRequest,
     reply: FastifyReply,
     current: CurrentSession,
-    extra: { notice?: Notice | undefined; form?: "disable" | "regen"; error?: AppError } = {},
+    extra: { notice?: Notice | undefined; form?: "disable" | "regen" | "setup"; error?: AppError } = {},
   ) {
     const errors = extra.error ? errorMap(extra.error) : {};
     return renderMfa(
@@ -155,6 +160,7 @@ export async function mfaPages(app: FastifyInstance): Promise<void> {
       {
         title: "Two-step verification",
         status: await totpStatus(app.ctx, current.user.id),
+        hasPassword: Boolean(current.user.passwordHash),
         notice: extra.notice,
         form: extra.form,
         errors,
@@ -176,13 +182,15 @@ export async function mfaPages(app: FastifyInstance): Promise<void> {
     const current = await requireSession(request, reply, "/account/mfa");
     if (!current) return reply;
     try {
-      const enrolment = await beginTotpEnrolment(app.ctx, request.meta, current.user);
+      const { password } = parse(mfaSchemas.reauth, request.body ?? {});
+      const enrolment = await startTotpEnrolment(app.ctx, request.meta, {
+        ...current,
+        password: password || undefined,
+      });
       return renderMfa(request, reply, "setup", { title: "Set up your authenticator app", enrolment });
     } catch (error) {
       if (error instanceof AppError && error.code === "MFA_ALREADY_ENABLED") return seeOther(reply, "/account/mfa");
-      if (error instanceof AppError && error.code === "EMAIL_NOT_VERIFIED") {
-        return renderManage(request, reply, current, { error });
-      }
+      if (isFormError(error)) return renderManage(request, reply, current, { form: "setup", error });
       throw error;
     }
   });
@@ -204,7 +212,7 @@ export async function mfaPages(app: FastifyInstance): Promise<void> {
         notify(current.user.email, "mfa_enabled", request);
         return renderMfa(request, reply, "recovery-codes", { title: "Your recovery codes", codes: recoveryCodes });
       },
-      recover: backToManage("MFA_NOT_ENABLED", "MFA_ALREADY_ENABLED"),
+      recover: backToManage("MFA_NOT_ENABLED", "MFA_ALREADY_ENABLED", "MFA_ENROLMENT_EXPIRED"),
       view: async (request, reply, { current }, error) => {
         // Show the same secret again: it is still the pending one.
         const enrolment = await pendingTotpEnrolment(app.ctx, current.user);

@@ -108,6 +108,7 @@ export function isFormError(error: unknown): error is AppError {
       "CONFLICT",
       "EMAIL_NOT_VERIFIED",
       "ACCOUNT_DISABLED",
+      "TERMS_NOT_ACCEPTED",
     ].includes(error.code)
   );
 }

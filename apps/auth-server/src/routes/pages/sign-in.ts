@@ -101,6 +101,7 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
     return renderPage(request, reply, "register", {
       title: "Create your account",
       continuation,
+      documents: config.privacy,
       links: { login: withContinuation("/login", continuation) },
       providers: await providerButtons(app, continuation),
     });
@@ -134,6 +135,7 @@ export async function signInPages(app: FastifyInstance): Promise<void> {
           {
             title: "Create your account",
             continuation,
+            documents: config.privacy,
             values: { email: str(body.email, 254), displayName: str(body.displayName, 100) },
             errors,
             formError: Object.keys(errors).length ? undefined : error.message,
