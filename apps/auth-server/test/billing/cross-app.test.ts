@@ -50,7 +50,7 @@ describe("buy in one app, see it in another", () => {
   it("the game's next refresh carries the entitlement bought in the shop", async () => {
     const user = await createUser(t.app);
     const { cookie } = await sessionCookie(t.app, user);
-    const { code, verifier } = await getCode(t.app, game, cookie, { scope: SCOPE, prompt: "consent" });
+    const { code, verifier } = await getCode(t.app, game, cookie, { scope: SCOPE });
     const first = (await redeem(t.app, game, code, verifier)).json();
     expect(decodeJwt(first.id_token).payload.entitlements ?? []).toEqual([]);
 
