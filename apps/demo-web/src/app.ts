@@ -117,8 +117,14 @@ export async function buildDemoWeb(options: DemoWebOptions): Promise<FastifyInst
 
   // Tessera's checkout for the "premium" plan; the price and the plan come from Tessera's records, not from here.
   app.get("/premium", { onRequest: requireUser }, async (_request, reply) =>
-    reply.redirect(app.tessera.checkoutUrl("premium", { returnTo: "/" }), 303),
+    reply.redirect(app.tessera.checkoutUrl("premium", { returnTo: "/premium/done" }), 303),
   );
+  // Back from the checkout: what the user owns may have changed, so the next request refreshes the claims at once
+  // (Tessera grants only on the provider's signed webhook; the page says so while it is still processing).
+  app.get("/premium/done", { onRequest: requireUser }, async (request, reply) => {
+    app.tessera.markClaimsStale(request.user!.id);
+    return reply.redirect("/", 303);
+  });
 
   app.get("/api/me", { onRequest: requireUser }, async (request, reply) => {
     const user = request.user!;

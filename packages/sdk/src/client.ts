@@ -260,6 +260,23 @@ export class TesseraClient {
    * reply.redirect(tessera.checkoutUrl("premium", { returnTo: "/premium/thanks" }), 303);
    * ```
    */
+  /**
+   * Marks a user's claims stale in this process: their next request refreshes its tokens at once (new roles,
+   * permissions, entitlements) instead of at the access JWT's expiry — e.g. when the user comes back from Tessera's
+   * checkout. Webhooks (`roles.changed`, `entitlements.changed`) do the same through `webhooks.verify`.
+   *
+   * @example
+   * ```ts
+   * app.get("/premium/done", { onRequest: requireUser }, async (request, reply) => {
+   *   tessera.markClaimsStale(request.user!.id);
+   *   return reply.redirect("/", 303);
+   * });
+   * ```
+   */
+  markClaimsStale(sub: string): void {
+    this.#context.staleClaims.mark(sub, this.options.now());
+  }
+
   checkoutUrl(plan: string, options: { returnTo?: string; method?: "card" | "crypto" } = {}): string {
     if (!/^[a-z0-9][a-z0-9._:-]{0,62}$/.test(plan)) {
       throw new TesseraConfigError(`Tessera SDK: checkoutUrl: "${plan}" is not a plan name`);

@@ -117,6 +117,8 @@ describe("the demo shop sells Premium through Tessera", () => {
     await shop.getByRole("link", { name: "Continue" }).click();
     await shop.waitForURL(`${demo.webUrl}/`);
     await shot(shop, "04-back-in-the-shop");
+    // Back from the checkout the shop refreshes the claims at once (markClaimsStale): Premium without waiting.
+    expect(await text(shop, "premium-status")).toContain("★ Premium");
   });
 
   it("the game shows the premium badge at its next refresh, and the shop says Premium", async () => {
