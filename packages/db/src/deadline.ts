@@ -66,8 +66,17 @@ interface QueryInternals {
 /**
  * Attaches the current deadline to one query. Works on the lazy postgres.js query object before it is awaited:
  * the query is handed to the pool only by its first `then`, through `query.handler`.
+ *
+ * `withdraw`: whether a query still queued when the deadline passes is taken out of its queue. Only for the pool's
+ * queue. A transaction or reserved connection queues its statements in its own list, which postgres.js's cancel()
+ * does not know: it marks the query cancelled but leaves it there, and the connection, on reaching it, skips it
+ * without sending anything — so no ReadyForQuery ever comes to send the statements queued after it, the ROLLBACK
+ * among them. The connection then stays inside its transaction for good, holding the session's row lock, and every
+ * later refresh of that session waits on it (seen in test/fault/deadline.test.ts). On such a connection a queued
+ * statement waits behind this request's own statements and is sent in order; what the deadline stops there is
+ * sending new ones (refused unsent) and committing.
  */
-function bound<Q>(query: Q): Q {
+function bound<Q>(query: Q, withdraw: boolean): Q {
   const remaining = deadlineRemainingMs();
   if (remaining === undefined) return query;
   const q = query as unknown as QueryInternals;
@@ -76,6 +85,7 @@ function bound<Q>(query: Q): Q {
     q.handler = (self) => self.reject(new DeadlineExceededError());
     return query;
   }
+  if (!withdraw) return query;
   let expired = false;
   const { resolve, reject } = q;
   const timer = setTimeout(() => {
@@ -115,7 +125,7 @@ function assertTime(): number | undefined {
 function boundTransaction<T>(fn: (sql: TransactionSql) => T | Promise<T>) {
   return async (tx: TransactionSql): Promise<T> => {
     const remaining = assertTime();
-    const guarded = withDeadlines(tx);
+    const guarded = withDeadlines(tx, false);
     if (remaining !== undefined) {
       // SET cannot take a bind parameter; the value is an integer we computed.
       await guarded.unsafe(`set local statement_timeout = ${Math.max(1, Math.ceil(remaining))}`);
@@ -144,7 +154,7 @@ async function reserveBounded(target: Sql): Promise<postgres.ReservedSql<Record<
   });
   try {
     const connection = await Promise.race([pending, expired]);
-    return withDeadlines(connection);
+    return withDeadlines(connection, false);
   } catch (error) {
     pending.then(
       (late) => late.release(),
@@ -156,13 +166,20 @@ async function reserveBounded(target: Sql): Promise<postgres.ReservedSql<Record<
   }
 }
 
-/** The postgres.js client (or a transaction's) with every statement bound to the current request deadline. */
-export function withDeadlines<S extends Sql | TransactionSql | postgres.ReservedSql<Record<string, never>>>(sql: S): S {
+/**
+ * The postgres.js client (or a transaction's, or a reserved connection's) with every statement bound to the current
+ * request deadline. `pool`: true for the pool's client (queued statements are withdrawn at the deadline), false for
+ * a transaction or reserved connection (see `bound`).
+ */
+export function withDeadlines<S extends Sql | TransactionSql | postgres.ReservedSql<Record<string, never>>>(
+  sql: S,
+  pool = true,
+): S {
   return new Proxy(sql, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver);
       if (property === "unsafe") {
-        return (...args: Parameters<Sql["unsafe"]>) => bound(target.unsafe(...args));
+        return (...args: Parameters<Sql["unsafe"]>) => bound(target.unsafe(...args), pool);
       }
       if (property === "begin") {
         return (...args: unknown[]) => {
@@ -188,7 +205,7 @@ export function withDeadlines<S extends Sql | TransactionSql | postgres.Reserved
           }
           return (target as TransactionSql).savepoint(
             ...(args as [string]),
-            async (tx: TransactionSql) => await fn(withDeadlines(tx)),
+            async (tx: TransactionSql) => await fn(withDeadlines(tx, false)),
           );
         };
       }

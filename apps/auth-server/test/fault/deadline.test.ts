@@ -1,8 +1,8 @@
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createDatabase, type DatabaseHandle, refreshTokens } from "@tessera/db";
+import { createDatabase, type DatabaseHandle, refreshTokens, rowsOf } from "@tessera/db";
 import { createTestDatabase, TcpProxy } from "@tessera/db/testing";
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { build } from "../../src/app.ts";
@@ -106,6 +106,15 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("request deadlines while the dat
     const all = await base.db.select().from(refreshTokens);
     expect(all.filter((row) => row.rotatedAt !== null || row.revokedAt !== null)).toEqual([]);
     expect(all.filter((row) => row.parentId !== null)).toEqual([]);
+    // No connection was left inside the stuck request's transaction (holding the session's row lock, every later
+    // refresh of the session would wait on it): its ROLLBACK reached the database. postgres.js's cancel() of a
+    // statement queued on a reserved connection used to strand the statements queued after it, the ROLLBACK too.
+    const stranded = rowsOf<{ pid: number }>(
+      await base.db.execute(
+        sql`select pid from pg_stat_activity where datname = current_database() and state like 'idle in transaction%'`,
+      ),
+    );
+    expect(stranded).toEqual([]);
     // ...and the client can still refresh with it: the session was not ended behind its back.
     const retry = await refresh(app, client, token);
     expect(retry.statusCode).toBe(200);
