@@ -6,9 +6,27 @@ import { ciReporters } from "./vitest.reporters.ts";
 export default defineConfig({
   test: {
     reporters: ciReporters(),
+    // Only with --coverage (.ci/run's embedded step), thresholds on line coverage (issue #17): 95% for the
+    // auth-server's libraries and for the SDK, 85% overall. The SDK's Redis store runs against a RESP stub here
+    // (test/redis-wire.test.ts) and against real Redis in the PostgreSQL step.
+    coverage: {
+      provider: "v8",
+      // TypeScript only: templates (.eta) and static assets are not JavaScript and only fail to parse.
+      include: ["apps/*/src/**/*.ts", "packages/*/src/**/*.ts"],
+      // The summary is printed also when a test failed (vitest skips it by default then).
+      reportOnFailure: true,
+      reporter: ["text-summary", "json-summary"],
+      thresholds: {
+        lines: 85,
+        "apps/auth-server/src/libraries/**": { lines: 95 },
+        "packages/sdk/src/**": { lines: 95 },
+      },
+      reportsDirectory: "test-output/coverage",
+    },
     // Vitest's default is one worker fewer than the CPUs: one file at a time on the 2-core machines here, while most
-    // files spend their time waiting (argon2's thread pool, PGlite, child processes). Two files at a time took the
-    // embedded suite from 6.5 to 4.6 minutes there, all green. The PostgreSQL run keeps the default (one at a time).
+    // files spend their time waiting (argon2's thread pool, PGlite, PostgreSQL, child processes). Two files at a time
+    // took the embedded suite from 6.5 to 4.6 minutes there, all green. The PostgreSQL run keeps one at a time: with
+    // two, the fault/deadline test (1 s deadlines) failed in a fresh-clone CI run (a 503 where the retry expects 200).
     ...(process.env.TEST_DATABASE_URL ? {} : { maxWorkers: 2 }),
     projects: [
       {
@@ -17,7 +35,7 @@ export default defineConfig({
           root: "packages/db",
           include: ["test/**/*.test.ts"],
           testTimeout: 30_000,
-          hookTimeout: 60_000,
+          hookTimeout: 120_000,
         },
       },
       {
@@ -27,7 +45,7 @@ export default defineConfig({
           include: ["test/**/*.test.ts"],
           exclude: ["test/**/*.browser.test.ts"],
           testTimeout: 30_000,
-          hookTimeout: 60_000,
+          hookTimeout: 120_000,
         },
       },
       {
@@ -37,7 +55,7 @@ export default defineConfig({
           include: ["test/**/*.test.ts"],
           exclude: ["test/**/*.browser.test.ts"],
           testTimeout: 30_000,
-          hookTimeout: 60_000,
+          hookTimeout: 120_000,
         },
       },
       {
@@ -47,7 +65,7 @@ export default defineConfig({
           include: ["test/**/*.test.ts"],
           exclude: ["test/**/*.browser.test.ts"],
           testTimeout: 30_000,
-          hookTimeout: 60_000,
+          hookTimeout: 120_000,
         },
       },
       {
@@ -57,7 +75,7 @@ export default defineConfig({
           include: ["test/**/*.test.ts"],
           exclude: ["test/**/*.browser.test.ts"],
           testTimeout: 30_000,
-          hookTimeout: 60_000,
+          hookTimeout: 120_000,
         },
       },
     ],

@@ -14,14 +14,17 @@ import {
 } from "./http/errors.ts";
 import { loggerOptions } from "./http/logger.ts";
 import { registerMetrics } from "./http/metrics.ts";
+import { registerOpenApi } from "./http/openapi.ts";
 import { rateLimitPlugin } from "./http/rate-limit.ts";
 import { registerSecurityHeaders } from "./http/security-headers.ts";
 import { sessionPlugin } from "./http/session.ts";
+import { requestLanguage } from "./i18n/index.ts";
 import { type Clock, systemClock } from "./libraries/clock.ts";
 import { startBackchannelWorker } from "./libraries/jobs/backchannel.ts";
 import { startSweeper } from "./libraries/jobs/sweeper.ts";
 import { startWebhookWorker } from "./libraries/jobs/webhooks.ts";
 import { createMailer, type Mailer } from "./libraries/mailer/index.ts";
+import { startOwnersCache } from "./queries/owners-cache.ts";
 import { adminAuthorizationRoutes } from "./routes/admin/authorization/index.ts";
 import { adminClientRoutes } from "./routes/admin/clients.ts";
 import { adminConsoleRoutes } from "./routes/admin/index.ts";
@@ -93,7 +96,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   app.decorate("database", database);
   app.decorateRequest("meta", {
     getter(this: FastifyRequest) {
-      return { ip: this.ip, userAgent: this.headers["user-agent"] };
+      return { ip: this.ip, userAgent: this.headers["user-agent"], locale: requestLanguage(this) };
     },
   });
 
@@ -101,6 +104,7 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
     reply.header("x-request-id", request.id);
   });
   registerDeadlines(app);
+  app.addHook("onClose", startOwnersCache(ctx.db, database));
   if (ownsDatabase) app.addHook("onClose", async () => database.close());
 
   let htmlErrors: HtmlErrorRenderer | undefined;
@@ -114,6 +118,8 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
   // Before any route: @fastify/rate-limit attaches per-route limits when routes are added.
   await app.register(rateLimitPlugin);
 
+  // Before every route: @fastify/swagger collects them as they are added (OpenAPI at /openapi.json, issue #17).
+  await registerOpenApi(app);
   await registerMetrics(app);
   await app.register(healthRoutes);
   await app.register(pageRoutes);

@@ -99,7 +99,7 @@ function page(body: string): string {
   body { font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; background: #101522; color: #e8ecf6; }
   header { display: flex; justify-content: space-between; align-items: center; border-bottom: 1px solid #2b3450; }
   a { color: #9fb4ff; }
-  button { background: #e0a526; color: #101522; border: 0; border-radius: .4rem; padding: .5rem .9rem; font: inherit; cursor: pointer; }
+  button, a.button { background: #e0a526; color: #101522; border: 0; border-radius: .4rem; padding: .5rem .9rem; font: inherit; cursor: pointer; text-decoration: none; display: inline-block; }
   button:disabled { opacity: .4; }
   #target { font-size: 2rem; padding: 1.5rem 2.5rem; margin: 1.5rem 0; }
 </style></head><body>${body}</body></html>`;
@@ -183,7 +183,7 @@ export async function buildDemoGame(options: DemoGameOptions): Promise<FastifyIn
          <button id="target" data-testid="target" disabled>Hit!</button>
          <h2>Scores</h2><ol data-testid="scoreboard"></ol>${shop}<script src="/game.js"></script>`
       : `<header><h1>Tessera Arena</h1><div><p data-testid="status">Signed out</p>
-           <a data-testid="sign-in" href="/auth/login?returnTo=/"><button>Sign in with Tessera</button></a></div></header>${shop}`;
+           <a data-testid="sign-in" class="button" href="/auth/login?returnTo=/">Sign in with Tessera</a></div></header>${shop}`;
     return reply.type("text/html").header("cache-control", "no-store").send(page(body));
   });
 

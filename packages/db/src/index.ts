@@ -10,6 +10,7 @@ import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
 import { withDeadlines } from "./deadline.ts";
+import { countingPglite, countingPostgres, PoolCounter, type PoolStats } from "./pool-stats.ts";
 import * as schema from "./schema/index.ts";
 
 export {
@@ -19,6 +20,7 @@ export {
   outsideDeadline,
   runWithDeadline,
 } from "./deadline.ts";
+export type { PoolStats } from "./pool-stats.ts";
 export * from "./schema/index.ts";
 export { schema };
 
@@ -37,6 +39,11 @@ export interface DatabaseOptions {
   url?: string | undefined;
   /** PGlite data directory; `memory://` (or undefined with `memory: true`) keeps everything in memory. */
   dataDir?: string | undefined;
+  /**
+   * In-memory PGlite only: start from this data directory dump (`PGlite.dumpDataDir()`) instead of an empty cluster.
+   * Tests use a migrated dump: loading it takes ~0.5 s where initdb in WebAssembly takes 2-4 s.
+   */
+  template?: Blob | undefined;
   /** Pool size for PostgreSQL. */
   maxConnections?: number | undefined;
   /** Connect timeout for PostgreSQL, in seconds. */
@@ -60,10 +67,114 @@ export interface DatabaseHandle {
   /** Where the data lives, without credentials (safe to log). */
   describe: string;
   ping(): Promise<void>;
+  /** Pool use (statements in flight, reserved connections, the maximum), live, for metrics. */
+  pool: PoolStats;
   migrate(): Promise<void>;
   /** Number of migrations in `drizzle/` not yet applied to this database. */
   pendingMigrations(): Promise<number>;
   close(): Promise<void>;
+  /**
+   * PostgreSQL only: LISTEN on `channel` over a connection of its own (see `listenChannel`). Returns a stop function.
+   * Absent on PGlite (one process: its callers invalidate locally).
+   */
+  listen?(channel: string, handlers: ListenHandlers): () => Promise<void>;
+}
+
+export interface ListenHandlers {
+  /** A notification's payload (never the listener's own heartbeat). */
+  notify(payload: string): void;
+  /** The listener is (again) receiving every notification (true), or may be missing some (false). */
+  state(up: boolean): void;
+  /** The listener's heartbeat came back (about once a second while up). */
+  beat(): void;
+}
+
+/** How often the listener proves its connection alive, and after how long without proof it counts as down. */
+const LISTEN_HEARTBEAT_MS = 1000;
+const LISTEN_STALE_MS = 2500;
+
+/**
+ * LISTEN on a dedicated one-connection postgres.js client, watched: every second the listener sends itself a heartbeat
+ * notification (from its own connection, so it proves the subscription end to end); without one for 2.5 s, or when
+ * the connection closes, it reports down and re-issues LISTEN on a fresh connection at the next tick. postgres.js's own
+ * `sql.listen` re-subscribes once after a close but gives up for good if that attempt fails (the database is still
+ * down), and never says when notifications may have been lost, which a cache must know.
+ */
+function listenChannel(
+  url: string,
+  options: DatabaseOptions,
+  channel: string,
+  handlers: ListenHandlers,
+): () => Promise<void> {
+  const heartbeat = `hb:${Math.random().toString(36).slice(2)}`;
+  let client: postgres.Sql | null = null;
+  let listening = false;
+  let up = false;
+  let lastBeatMs = 0;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const setUp = (value: boolean) => {
+    if (up === value) return;
+    up = value;
+    handlers.state(value);
+  };
+  const drop = () => {
+    listening = false;
+    setUp(false);
+    const old = client;
+    client = null;
+    old?.end({ timeout: 0 }).catch(() => {});
+  };
+  const tick = async () => {
+    try {
+      if (!listening) {
+        // `onnotify` is how postgres.js hands over NotificationResponse messages (its typings leave it out).
+        const listenerOptions = {
+          max: 1,
+          idle_timeout: 0,
+          max_lifetime: null,
+          fetch_types: false,
+          connect_timeout: options.connectTimeoutSeconds ?? 5,
+          connection: { statement_timeout: 5000 },
+          onnotice: () => {},
+          debug: false,
+          onnotify: (name: string, payload: string) => {
+            if (name !== channel) return;
+            if (payload === heartbeat) {
+              lastBeatMs = Date.now();
+              if (up) handlers.beat();
+            } else if (!payload.startsWith("hb:")) handlers.notify(payload);
+          },
+          onclose: () => {
+            if (!stopped && client === opened) drop();
+          },
+        };
+        const opened = client ?? postgres(url, listenerOptions as postgres.Options<Record<string, never>>);
+        client = opened;
+        await client.unsafe(`listen "${channel.replace(/"/g, '""')}"`);
+        listening = true;
+        lastBeatMs = Date.now();
+        setUp(true);
+        handlers.beat();
+      } else {
+        await client?.unsafe("select pg_notify($1, $2)", [channel, heartbeat]);
+        if (Date.now() - lastBeatMs > LISTEN_STALE_MS) drop();
+      }
+    } catch {
+      if (!stopped) drop();
+    }
+    if (!stopped) {
+      timer = setTimeout(tick, LISTEN_HEARTBEAT_MS);
+      timer.unref();
+    }
+  };
+  void tick();
+  return async () => {
+    stopped = true;
+    clearTimeout(timer);
+    listening = false;
+    await client?.end({ timeout: 1 }).catch(() => {});
+  };
 }
 
 interface JournalEntry {
@@ -183,7 +294,7 @@ export function dataDirHolder(dataDir: string): number | null {
 
 export async function createDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
   if (options.url) return createPostgres(options.url, options);
-  return createPglite(options.dataDir);
+  return createPglite(options.dataDir, options.template);
 }
 
 async function createPostgres(url: string, options: DatabaseOptions): Promise<DatabaseHandle> {
@@ -202,9 +313,14 @@ async function createPostgres(url: string, options: DatabaseOptions): Promise<Da
   });
   // Statements issued inside a request are bound to its deadline (see deadline.ts); the handle's own ping and
   // migrations are not.
-  const db = drizzlePostgres(withDeadlines(client), { schema, casing: "snake_case" }) as unknown as Database;
+  const pool = new PoolCounter(options.maxConnections ?? 10);
+  const db = drizzlePostgres(withDeadlines(countingPostgres(client, pool)), {
+    schema,
+    casing: "snake_case",
+  }) as unknown as Database;
   return {
     db,
+    pool,
     kind: "postgres",
     describe: redactUrl(url),
     async ping() {
@@ -227,15 +343,17 @@ async function createPostgres(url: string, options: DatabaseOptions): Promise<Da
     async close() {
       await client.end({ timeout: 5 });
     },
+    listen: (channel, handlers) => listenChannel(url, options, channel, handlers),
   };
 }
 
-async function createPglite(dataDir: string | undefined): Promise<DatabaseHandle> {
+async function createPglite(dataDir: string | undefined, template?: Blob): Promise<DatabaseHandle> {
   const inMemory = !dataDir || dataDir === "memory://";
+  if (template && !inMemory) throw new Error("a PGlite template applies to an in-memory database only");
   const release = inMemory ? () => {} : lockDataDir(dataDir);
   let client: PGlite;
   try {
-    if (inMemory) client = new PGlite();
+    if (inMemory) client = template ? new PGlite({ loadDataDir: template }) : new PGlite();
     else {
       const fresh = !existsSync(resolve(dataDir, "PG_VERSION"));
       client = new PGlite(resolve(dataDir));
@@ -254,10 +372,12 @@ async function createPglite(dataDir: string | undefined): Promise<DatabaseHandle
     release();
     throw error;
   }
-  const db = drizzlePglite(client, { schema, casing: "snake_case" }) as unknown as Database;
+  const pool = new PoolCounter(1);
+  const db = drizzlePglite(countingPglite(client, pool), { schema, casing: "snake_case" }) as unknown as Database;
   let migrated = false;
   return {
     db,
+    pool,
     kind: "pglite",
     describe: inMemory ? "embedded PGlite (in memory)" : `embedded PGlite in ${resolve(dataDir)}`,
     async ping() {

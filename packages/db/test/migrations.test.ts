@@ -86,5 +86,6 @@ describe.skipIf(usingPostgres())("embedded data directory", () => {
     } finally {
       await second.close();
     }
-  });
+    // Two initdb runs in WebAssembly plus the migrations: well over the default timeout on a loaded 2-core machine.
+  }, 180_000);
 });

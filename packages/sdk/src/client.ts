@@ -2,7 +2,7 @@ import { AccessTokenCodec } from "./access-token.ts";
 import { Authenticator } from "./authenticator.ts";
 import { SdkContext } from "./context.ts";
 import { SessionCookies } from "./cookies.ts";
-import { TesseraConfigError } from "./errors.ts";
+import { TesseraConfigError, TesseraError } from "./errors.ts";
 import { IssuerClient } from "./issuer.ts";
 import { LoginFlow } from "./login-flow.ts";
 import { Logout } from "./logout.ts";
@@ -76,6 +76,8 @@ export class TesseraClient {
   readonly #logout: Logout;
   /** Verifies Tessera's signed webhooks and reacts to them (see {@link TesseraWebhooks}). */
   readonly webhooks: TesseraWebhooks;
+  /** Misconfigurations already reported: each cause is logged once, not on every request. */
+  readonly #reported = new Set<string>();
 
   constructor(options: TesseraOptions) {
     const o = resolveOptions(options);
@@ -120,7 +122,107 @@ export class TesseraClient {
    * ```
    */
   async ready(): Promise<void> {
-    await this.#context.issuer.metadata();
+    try {
+      await this.#context.issuer.metadata();
+    } catch (error) {
+      if (error instanceof TesseraError) this.#report(error);
+      throw error;
+    }
+  }
+
+  /**
+   * Checks this app's configuration against Tessera, for start-up: discovery answers and names exactly `issuer`, the
+   * client credentials are accepted (a call to the revocation endpoint with a token that does not exist: changes
+   * nothing), and `redirectUri` is registered for this client (/authorize asked without following it). Each problem
+   * is logged once through `logger` and returned; never rejects.
+   *
+   * @example
+   * ```ts
+   * const { ok, problems } = await tessera.check();
+   * if (!ok) process.exitCode = 1; // e.g. [{ code: "INVALID_CLIENT", message: "Tessera refused ... client secret" }]
+   * ```
+   */
+  async check(): Promise<{ ok: boolean; problems: { code: string; message: string }[] }> {
+    const problems: { code: string; message: string }[] = [];
+    const add = (code: string, message: string) => {
+      problems.push({ code, message });
+      this.#warnOnce(code, message);
+    };
+    const { issuer } = this.#context;
+    try {
+      await issuer.metadata();
+      if ((await issuer.checkCredentials()) === "invalid_client") {
+        add("INVALID_CLIENT", this.#describe("INVALID_CLIENT"));
+      } else if ((await issuer.checkRedirectUri(this.options.redirectUri)) === "refused") {
+        add("REDIRECT_URI_NOT_REGISTERED", this.#describe("REDIRECT_URI_NOT_REGISTERED"));
+      }
+    } catch (error) {
+      if (!(error instanceof TesseraError)) throw error;
+      add(error.code, this.#describe(error.code, error));
+    }
+    return { ok: problems.length === 0, problems };
+  }
+
+  /**
+   * The HTML page for a failed sign-in callback: `errorPage` when configured, otherwise a short page with the
+   * message, the stable code (`data-error`) and a link to a fresh sign-in at `loginPath`.
+   *
+   * @example
+   * ```ts
+   * res.writeHead(error.status, { "content-type": "text/html; charset=utf-8" }).end(tessera.errorPage(error, "/auth/login"));
+   * ```
+   */
+  errorPage(error: TesseraError, loginPath = "/auth/login"): string {
+    if (this.options.errorPage) return this.options.errorPage(error);
+    const code = escapeHtml(error.code);
+    const detail = error.oauthError ? ` (${escapeHtml(error.oauthError)})` : "";
+    return `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign-in failed</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 36rem; margin: 3rem auto; padding: 0 1rem; line-height: 1.5">
+<main>
+<h1>Sign-in failed</h1>
+<p>${escapeHtml(error.message)} Please try again; if it keeps failing, contact the site's support with the code below.</p>
+<p>Error code: <code data-error="${code}">${code}</code>${detail}</p>
+<p><a href="${escapeHtml(loginPath)}">Sign in again</a></p>
+</main>
+</body>
+</html>
+`;
+  }
+
+  /** Logs a misconfiguration a failed call revealed, once per cause. */
+  #report(error: TesseraError): void {
+    if (error.code === "TOKEN_EXCHANGE_FAILED" && error.oauthError === "invalid_client") {
+      this.#warnOnce("INVALID_CLIENT", this.#describe("INVALID_CLIENT"));
+    } else if (error.code === "TOKEN_EXCHANGE_FAILED" && error.oauthError) {
+      this.#warnOnce(`TOKEN_EXCHANGE_FAILED:${error.oauthError}`, this.#describe(error.code, error));
+    } else if (error.code === "ISSUER_MISMATCH" || error.code === "ISSUER_UNAVAILABLE") {
+      this.#warnOnce(error.code, this.#describe(error.code, error));
+    }
+  }
+
+  #warnOnce(key: string, message: string): void {
+    if (this.#reported.has(key)) return;
+    this.#reported.add(key);
+    this.options.logger.warn(message);
+  }
+
+  #describe(code: string, error?: TesseraError): string {
+    const { clientId, issuer, redirectUri } = this.options;
+    const prefix = `@tessera/sdk (client ${clientId}): ${code}:`;
+    switch (code) {
+      case "INVALID_CLIENT":
+        return `${prefix} Tessera refused this app's client credentials (invalid_client). Check clientId and clientSecret (TESSERA_CLIENT_ID / TESSERA_CLIENT_SECRET): the secret is shown once when the client is created or rotated.`;
+      case "REDIRECT_URI_NOT_REGISTERED":
+        return `${prefix} Tessera refused /authorize for redirectUri ${redirectUri}. Register exactly this URI for the client (tessera clients update … --redirect-uri ${redirectUri}).`;
+      case "ISSUER_MISMATCH":
+        return `${prefix} the sign-in response named another issuer than ${issuer}. Set issuer to Tessera's ISSUER exactly (scheme, host, port, no trailing slash).`;
+      case "ISSUER_UNAVAILABLE":
+        return `${prefix} ${error?.message ?? "Tessera is unreachable."} Discovery: ${issuer}/.well-known/openid-configuration.`;
+      default:
+        return `${prefix} ${error?.message ?? ""}${error?.oauthError ? ` Tessera answered ${error.oauthError}.` : ""}`;
+    }
   }
 
   /**
@@ -149,8 +251,13 @@ export class TesseraClient {
    * res.setHeader("set-cookie", setCookies).writeHead(303, { location: returnTo }).end();
    * ```
    */
-  callback(input: { url: string; cookieHeader?: string | undefined }): Promise<CallbackResult> {
-    return this.#login.callback(input);
+  async callback(input: { url: string; cookieHeader?: string | undefined }): Promise<CallbackResult> {
+    try {
+      return await this.#login.callback(input);
+    } catch (error) {
+      if (error instanceof TesseraError) this.#report(error);
+      throw error;
+    }
   }
 
   /**
@@ -314,4 +421,11 @@ export class TesseraClient {
   clearTransactionCookie(): string {
     return this.#context.cookies.clearTransaction();
   }
+}
+
+function escapeHtml(value: string): string {
+  return value.replace(
+    /[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string,
+  );
 }

@@ -70,7 +70,8 @@ export const ROUTE_METHODS: Readonly<Record<RouteName, "GET" | "POST">> = Object
  */
 export interface HandlerRequest {
   url: string;
-  headers: { cookie?: string | undefined; origin?: string | undefined };
+  /** `accept`: a browser (text/html) gets a failed callback as an HTML page, anything else as JSON. */
+  headers: { cookie?: string | undefined; origin?: string | undefined; accept?: string | undefined };
   /** The `application/x-www-form-urlencoded` body, parsed (only the back-channel route reads it). */
   form?: Record<string, unknown> | undefined;
 }
@@ -88,6 +89,7 @@ export interface HandlerRequest {
 export interface HandlerResponse {
   status: number;
   headers: Record<string, string | string[]>;
+  /** A string (an HTML page, with its content-type) is sent as is; anything else as JSON. */
   body?: unknown;
   error?: TesseraError;
 }
@@ -174,8 +176,19 @@ export function createHandler(client: TesseraClient, options: { routes?: RoutePa
         return redirect(303, returnTo, setCookies);
       } catch (error) {
         if (!(error instanceof TesseraError)) throw error;
-        // The transaction is spent whatever went wrong: a retry starts a fresh sign-in.
-        const response = errorResponse(error);
+        // The transaction is spent whatever went wrong: a retry starts a fresh sign-in. A browser (Accept: text/html,
+        // as every navigation sends) gets a readable page with the stable code, not JSON.
+        const response = (request.headers.accept ?? "").includes("text/html")
+          ? {
+              status: error.status,
+              headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" } as Record<
+                string,
+                string | string[]
+              >,
+              body: client.errorPage(error, routes?.login ?? DEFAULT_ROUTES.login),
+              error,
+            }
+          : errorResponse(error);
         response.headers["set-cookie"] = [client.clearTransactionCookie()];
         return response;
       }

@@ -237,6 +237,65 @@ export class IssuerClient {
     }
   }
 
+  /**
+   * Presents the client's credentials to the revocation endpoint with a token that does not exist (RFC 7009: 200 for
+   * an unknown token, 401 `invalid_client` for wrong credentials). Changes nothing at Tessera.
+   */
+  async checkCredentials(): Promise<"ok" | "invalid_client" | "no_endpoint"> {
+    const metadata = await this.metadata();
+    if (!metadata.revocation_endpoint) return "no_endpoint";
+    const body = new URLSearchParams({ token: "tessera-sdk-check", token_type_hint: "refresh_token" });
+    const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded" };
+    this.#authenticate(body, headers);
+    let response: Response;
+    try {
+      response = await this.#options.fetch(metadata.revocation_endpoint, {
+        method: "POST",
+        headers,
+        body,
+        signal: AbortSignal.timeout(this.#options.httpTimeoutMs),
+      });
+      await response.body?.cancel();
+    } catch (cause) {
+      throw new TesseraError("ISSUER_UNAVAILABLE", { cause });
+    }
+    if (response.status === 401 || response.status === 400) return "invalid_client";
+    if (response.status >= 500) throw new TesseraError("ISSUER_UNAVAILABLE");
+    return "ok";
+  }
+
+  /**
+   * Asks /authorize for this client and `redirectUri` without following the answer: a redirect (to the sign-in page,
+   * or back to `redirectUri`) means Tessera accepts the pair; a 4xx page means it refuses it (an unregistered redirect
+   * URI, or an unknown client). Creates nothing a user could use (no session, no code).
+   */
+  async checkRedirectUri(redirectUri: string): Promise<"ok" | "refused"> {
+    const metadata = await this.metadata();
+    const url = new URL(metadata.authorization_endpoint);
+    url.search = new URLSearchParams({
+      response_type: "code",
+      client_id: this.#options.clientId,
+      redirect_uri: redirectUri,
+      scope: "openid",
+      state: "tessera-sdk-check",
+      code_challenge: "tessera-sdk-check-tessera-sdk-check-tessera-sdk",
+      code_challenge_method: "S256",
+    }).toString();
+    let response: Response;
+    try {
+      response = await this.#options.fetch(url, {
+        redirect: "manual",
+        headers: { accept: "text/html" },
+        signal: AbortSignal.timeout(this.#options.httpTimeoutMs),
+      });
+      await response.body?.cancel();
+    } catch (cause) {
+      throw new TesseraError("ISSUER_UNAVAILABLE", { cause });
+    }
+    if (response.status >= 500) throw new TesseraError("ISSUER_UNAVAILABLE");
+    return response.status >= 400 ? "refused" : "ok";
+  }
+
   #authenticate(body: URLSearchParams, headers: Record<string, string>): void {
     const { clientId, clientSecret } = this.#options;
     if (this.#options.authMethod === "client_secret_post") {

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { parseCookie } from "cookie";
 import type { SdkContext } from "./context.ts";
 import { TesseraError } from "./errors.ts";
@@ -45,8 +44,8 @@ export class Logout {
       if (idToken && idToken.length <= 16384) end.searchParams.set("id_token_hint", idToken);
       end.searchParams.set("client_id", options.clientId);
       if (options.postLogoutRedirectUri) {
+        // No `state`: the SDK would never check it, and Tessera would append it to the app's URL (`/?state=…`).
         end.searchParams.set("post_logout_redirect_uri", options.postLogoutRedirectUri);
-        end.searchParams.set("state", randomBytes(16).toString("base64url"));
       }
       url = end.toString();
     }

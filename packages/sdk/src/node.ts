@@ -61,7 +61,8 @@ function send(res: ServerResponse, response: HandlerResponse): void {
     if (name === "set-cookie") appendSetCookie(res, value as string[]);
     else res.setHeader(name, value);
   }
-  res.end(response.body === undefined ? undefined : JSON.stringify(response.body));
+  const { body } = response;
+  res.end(body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body));
 }
 
 function appendSetCookie(res: ServerResponse, values: readonly string[]): void {

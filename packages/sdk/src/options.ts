@@ -1,4 +1,4 @@
-import { TesseraConfigError } from "./errors.ts";
+import { TesseraConfigError, type TesseraError } from "./errors.ts";
 import { MemoryRevokedSessionStore, type RevokedSessionStore } from "./revocation.ts";
 import type { WebhookOptions } from "./webhooks.ts";
 
@@ -105,6 +105,16 @@ export interface TesseraOptions {
   fetch?: typeof fetch;
   /** Verifying Tessera's webhooks (`tessera.webhooks.verify`): the signing secret and handlers. */
   webhooks?: WebhookOptions;
+  /**
+   * Where the SDK reports a misconfiguration it detects (wrong client secret, issuer mismatch, unregistered redirect
+   * URI, Tessera unreachable): once per cause, never with a secret. Default `console`.
+   */
+  logger?: { warn(message: string): void };
+  /**
+   * The HTML page a browser gets when the sign-in callback fails (a failed code exchange, a state mismatch, …).
+   * Default: a short page naming the stable code (`data-error`) and linking to a fresh sign-in.
+   */
+  errorPage?: (error: TesseraError) => string;
 }
 
 /**
@@ -136,6 +146,8 @@ export interface ResolvedOptions {
   httpTimeoutMs: number;
   now: () => number;
   fetch: typeof fetch;
+  logger: { warn(message: string): void };
+  errorPage: ((error: TesseraError) => string) | undefined;
 }
 
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/;
@@ -264,5 +276,7 @@ export function resolveOptions(options: TesseraOptions): ResolvedOptions {
     httpTimeoutMs: seconds("httpTimeoutMs", options.httpTimeoutMs, 5000, 100, 120_000),
     now,
     fetch: fetchImpl,
+    logger: options.logger ?? console,
+    errorPage: options.errorPage,
   };
 }

@@ -33,7 +33,11 @@ export type WebhookRequest =
     };
 
 export interface WebhookOptions {
-  /** The client's signing secret (`whsec_…`), shown once by `tessera clients webhook set|rotate-secret`. */
+  /**
+   * The client's signing secret (`whsec_…`), shown once by `tessera clients webhook set|rotate-secret`. After a
+   * rotation Tessera signs with the new and the previous secret for 24 hours (`webhook-signature` lists both), so
+   * either verifies while the new one is deployed.
+   */
   secret: string;
   /** How far `webhook-timestamp` may be from now, either way. Default 300 seconds. */
   toleranceSeconds?: number;

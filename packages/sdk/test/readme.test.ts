@@ -30,7 +30,7 @@ beforeAll(async () => {
       JSON.stringify(pathToFileURL(fileURLToPath(new URL("../src/fastify.ts", import.meta.url))).href),
     )
     .replace('"https://id.example.com"', JSON.stringify(stub.issuer))
-    .replace("await app.listen({ port: 3000 });", "export { app };");
+    .replace("await app.listen({ port: Number(process.env.PORT ?? 3000) });", "export { app };");
   dir = mkdtempSync(join(tmpdir(), "sdk-readme-"));
   const file = join(dir, "example.ts");
   writeFileSync(file, source);
@@ -47,7 +47,7 @@ afterAll(async () => {
 describe("README", () => {
   it("has a complete Fastify example under 30 lines, run here with only the issuer, secrets and listen swapped", () => {
     expect(example).toContain("await app.register(tesseraPlugin");
-    expect(example).toContain("await app.listen({ port: 3000 });");
+    expect(example).toContain("await app.listen({ port: Number(process.env.PORT ?? 3000) });");
     expect(example.trimEnd().split("\n").length).toBeLessThan(30);
   });
 

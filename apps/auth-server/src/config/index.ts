@@ -6,7 +6,7 @@ import { bool, ConfigError, type Env, field, int, readSecret, url } from "./env.
 
 import { devMasterKey, parseMasterKey } from "./master-key.ts";
 import { privacyConfig } from "./privacy.ts";
-import { type Config, RATE_LIMIT_DEFAULTS, type RateLimitRoute } from "./types.ts";
+import { type Config, RATE_LIMIT_DEFAULTS, type RateLimitRoute, WEBHOOK_SECRET_OVERLAP_MAX_SECONDS } from "./types.ts";
 
 export { ConfigError } from "./env.ts";
 export { type Config, RATE_LIMIT_DEFAULTS, type RateLimitRoute } from "./types.ts";
@@ -169,6 +169,12 @@ export function loadConfig(env: Env = process.env, overrides: { dataDirForDevKey
         problems,
       ),
       backchannelIntervalSeconds: field(env, "BACKCHANNEL_INTERVAL_SECONDS", int(1, 3600).default(5), problems),
+      webhookSecretOverlapSeconds: field(
+        env,
+        "WEBHOOK_SECRET_OVERLAP_SECONDS",
+        int(0, WEBHOOK_SECRET_OVERLAP_MAX_SECONDS).default(86400),
+        problems,
+      ),
     },
     mail: {
       driver: mailDriver,

@@ -1,6 +1,9 @@
 import type { BillingConfig } from "./billing.ts";
 import type { PrivacyConfig } from "./privacy.ts";
 
+/** The longest webhook secret rotation overlap (7 days), for WEBHOOK_SECRET_OVERLAP_SECONDS and a rotation's own. */
+export const WEBHOOK_SECRET_OVERLAP_MAX_SECONDS = 7 * 86400;
+
 /**
  * The whole configuration, parsed once from the environment and frozen. Units are in the names.
  * Development defaults let `pnpm start` run with no variables; production mode refuses each of them by name.
@@ -65,6 +68,11 @@ export interface Config {
     sweeperIntervalSeconds: number;
     sweeperRetentionSeconds: number;
     backchannelIntervalSeconds: number;
+    /**
+     * After a webhook secret rotation, deliveries are signed with the previous secret too for this long (default 24 h;
+     * 0..7 days), so an app can deploy the new secret without refusing events meanwhile. A rotation may ask another.
+     */
+    webhookSecretOverlapSeconds: number;
   };
   mail: {
     driver: "outbox" | "mailjet";

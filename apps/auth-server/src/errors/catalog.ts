@@ -29,6 +29,8 @@ const oauthErrors = {
   unsupported_token_type: { status: 400, message: "This token type cannot be revoked here." },
   request_not_supported: { status: 400, message: "The request parameter is not supported." },
   request_uri_not_supported: { status: 400, message: "The request_uri parameter is not supported." },
+  // RFC 9449 8: the DPoP proof must carry the server's current nonce (sent in the DPoP-Nonce header)
+  use_dpop_nonce: { status: 400, message: "Send the DPoP proof again with the server's nonce." },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 /** An RFC 6749 / 6750 / OIDC `error` value (one of the catalog's OAuth entries). */
@@ -58,6 +60,13 @@ export const tesseraOAuthCodes = {
   ACCOUNT_LOCKED: "slow_down",
   /** Direct sign-in, 429 with Retry-After: this IP address is suspended after many failures. */
   IP_SUSPENDED: "slow_down",
+  /**
+   * Direct sign-in: the password is right, but the user has not accepted the current terms/privacy documents. The
+   * answer lists them in `required_documents` ([{ kind: "terms" | "privacy", version, url }]); show them, then send
+   * the sign-in again with `accept_terms_version` / `accept_privacy_version` naming each current version (an older
+   * version named there gets this answer again).
+   */
+  TERMS_ACCEPTANCE_REQUIRED: "invalid_grant",
 } as const satisfies Record<string, OAuthErrorCode>;
 
 export type TesseraOAuthCode = keyof typeof tesseraOAuthCodes;

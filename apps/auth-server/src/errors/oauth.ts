@@ -10,6 +10,8 @@ export class OAuthError extends AppError {
   override name = "OAuthError";
   /** Set on outcomes a client must tell apart from others with the same `error` (see tesseraOAuthCodes). */
   tesseraCode: TesseraOAuthCode | undefined;
+  /** Machine-readable extension fields beside `error` (RFC 6749 5.2 allows more members), e.g. the documents to accept. */
+  extensions: Record<string, unknown> | undefined;
   declare readonly headers: Record<string, string>;
   constructor(
     readonly error: OAuthErrorCode,
@@ -23,7 +25,13 @@ export class OAuthError extends AppError {
   withHeaders(headers: Record<string, string>): OAuthError {
     const copy = new OAuthError(this.error, this.description, this.status, { ...this.headers, ...headers });
     copy.tesseraCode = this.tesseraCode;
+    copy.extensions = this.extensions;
     return copy;
+  }
+
+  withExtensions(fields: Record<string, unknown>): OAuthError {
+    this.extensions = { ...this.extensions, ...fields };
+    return this;
   }
 
   withCode(code: TesseraOAuthCode): OAuthError {

@@ -104,11 +104,12 @@ export function sendOAuthError(reply: FastifyReply, error: OAuthError): FastifyR
   return noStore(reply)
     .code(error.status)
     .headers(error.headers)
-    .send(
-      error.tesseraCode
-        ? { error: error.error, error_description: error.description, tessera_code: error.tesseraCode }
-        : { error: error.error, error_description: error.description },
-    );
+    .send({
+      ...error.extensions,
+      error: error.error,
+      error_description: error.description,
+      ...(error.tesseraCode ? { tessera_code: error.tesseraCode } : {}),
+    });
 }
 
 /**

@@ -21,7 +21,7 @@ export async function registerMetrics(app: FastifyInstance): Promise<void> {
   const { token, port } = app.ctx.config.metrics;
   if (!token && port === undefined) return;
   enableDefaultMetrics();
-  const registry = appRegistry(app.ctx);
+  const registry = appRegistry(app.ctx, 5000, app.database.pool);
   app.decorate("metricsText", () => metricsText(registry));
 
   app.addHook("onResponse", async (request, reply) => {

@@ -1,7 +1,6 @@
 import rateLimit, { type RateLimitOptions } from "@fastify/rate-limit";
 import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
-import { Redis } from "ioredis";
 import type { Config, RateLimitRoute } from "../config/index.ts";
 import { AppError } from "../errors/index.ts";
 import { audit } from "../libraries/audit.ts";
@@ -27,6 +26,8 @@ export const rateLimitPlugin = fp(
     const { config, clock } = app.ctx;
     let store: RateLimitStore;
     if (config.redisUrl) {
+      // Loaded only when configured: most processes (development, tests, single instances) never use Redis.
+      const { Redis } = await import("ioredis");
       const redis = new Redis(config.redisUrl, {
         // Fail fast instead of holding requests behind a dead connection: no offline queue (a command while
         // disconnected fails at once and the request goes through), one retry, short timeouts. ioredis keeps

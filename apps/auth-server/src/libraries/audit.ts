@@ -1,4 +1,5 @@
 import type { Executor } from "@tessera/db";
+import type { Locale } from "../i18n/index.ts";
 import { insertAuditEvent } from "../queries/audit.ts";
 import { countAuditEvent } from "./metrics.ts";
 
@@ -6,6 +7,8 @@ import { countAuditEvent } from "./metrics.ts";
 export interface RequestMeta {
   ip: string | undefined;
   userAgent: string | undefined;
+  /** The language the request asks for (i18n `requestLanguage`): emails use it when the user saved none. */
+  locale?: Locale | undefined;
 }
 
 export interface AuditEvent {
@@ -35,5 +38,5 @@ export async function audit(db: Executor, meta: RequestMeta, event: AuditEvent):
     userAgent: meta.userAgent?.slice(0, 512) ?? null,
     details: event.details ?? null,
   });
-  countAuditEvent(event.event, event.details);
+  countAuditEvent(event.event);
 }

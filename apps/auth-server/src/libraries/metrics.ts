@@ -1,3 +1,4 @@
+import type { PoolStats } from "@tessera/db";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { CoreContext } from "../context.ts";
 import { countActiveSessions } from "../queries/metrics.ts";
@@ -6,8 +7,9 @@ import { countActiveSessions } from "../queries/metrics.ts";
  * Prometheus metrics (issue #17). One process-wide registry for what the process does (requests, sign-ins, refreshes,
  * event-loop lag: counted where it happens, whichever app instance in the process saw it) and one registry per app
  * for what is read from the database on scrape (active sessions, back-channel queue), cached a few seconds so a scrape
- * storm cannot become a query storm. The counters are fed from one call in `audit()` and one in the refresh grant, so
- * the business rules do not know about metrics.
+ * storm cannot become a query storm. Sign-ins and their failures are counted by the sign-in code once the work is
+ * committed (a rolled-back sign-in is none), reuse detections from `audit()`, refreshes from the refresh grant. Pool use
+ * is read from the database handle's own counters (@tessera/db `PoolStats`).
  */
 export const processRegistry = new Registry();
 
@@ -83,22 +85,19 @@ function methodOf(amr: unknown): string {
   return "other";
 }
 
+/** A sign-in that committed (call after its transaction, never inside it), by its `amr`. */
+export function countSignIn(amr: readonly string[]): void {
+  signIns.inc({ method: methodOf(amr) });
+}
+
+/** A refused sign-in, once its audit row is written; `reason` is a catalog error code. */
+export function countSignInFailure(method: "password" | "federation", reason: unknown): void {
+  signInFailures.inc({ method, reason: typeof reason === "string" && REASON.test(reason) ? reason : "other" });
+}
+
 /** Counts the audit events that are metrics too. Called by `audit()` for every event; cheap for all others. */
-export function countAuditEvent(event: string, details: Record<string, unknown> | null | undefined): void {
-  switch (event) {
-    case "user.signed_in":
-      signIns.inc({ method: methodOf(details?.amr) });
-      return;
-    case "user.sign_in_failed":
-    case "user.federated_sign_in_failed": {
-      const reason = typeof details?.reason === "string" && REASON.test(details.reason) ? details.reason : "other";
-      signInFailures.inc({ method: event === "user.federated_sign_in_failed" ? "federation" : "password", reason });
-      return;
-    }
-    case "token.reuse_detected":
-      reuseDetections.inc();
-      return;
-  }
+export function countAuditEvent(event: string): void {
+  if (event === "token.reuse_detected") reuseDetections.inc();
 }
 
 /** Counts a refresh-token grant that issued new tokens. */
@@ -107,8 +106,34 @@ export function countRefresh(): void {
 }
 
 /** Database-read gauges of one app, refreshed at most every `cacheMs` however often Prometheus scrapes. */
-export function appRegistry(ctx: CoreContext, cacheMs = 5000): Registry {
+export function appRegistry(ctx: CoreContext, cacheMs = 5000, pool?: PoolStats): Registry {
   const registry = new Registry();
+  if (pool) {
+    new Gauge({
+      name: `${PREFIX}db_pool_max_connections`,
+      help: "Connections the database pool may open (DB_MAX_CONNECTIONS; 1 for embedded PGlite).",
+      registers: [registry],
+      collect() {
+        this.set(pool.max);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}db_queries_in_flight`,
+      help: "Statements handed to the database pool and not answered yet (waiting for a connection or running).",
+      registers: [registry],
+      collect() {
+        this.set(pool.queriesInFlight);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}db_reserved_connections`,
+      help: "Connections held by a transaction (or reserved) until it commits, rolls back or is released.",
+      registers: [registry],
+      collect() {
+        this.set(pool.reservedConnections);
+      },
+    });
+  }
   let cached: { at: number; value: Awaited<ReturnType<typeof countActiveSessions>> } | undefined;
   let pending: Promise<Awaited<ReturnType<typeof countActiveSessions>>> | undefined;
   const read = async () => {
@@ -145,6 +170,31 @@ export function appRegistry(ctx: CoreContext, cacheMs = 5000): Registry {
     async collect() {
       const { backchannelOldest } = await read();
       this.set(backchannelOldest ? Math.max(0, (ctx.clock.now().getTime() - backchannelOldest.getTime()) / 1000) : 0);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}webhook_queue_depth`,
+    help: "Webhook deliveries waiting (not delivered, not dead-lettered), retries included.",
+    registers: [registry],
+    async collect() {
+      this.set((await read()).webhookPending);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}webhook_queue_oldest_age_seconds`,
+    help: "Age of the oldest webhook delivery still waiting (0 when none waits).",
+    registers: [registry],
+    async collect() {
+      const { webhookOldest } = await read();
+      this.set(webhookOldest ? Math.max(0, (ctx.clock.now().getTime() - webhookOldest.getTime()) / 1000) : 0);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}webhook_dead_letters`,
+    help: "Webhook deliveries that gave up after their last retry (shown to admins; redeliverable).",
+    registers: [registry],
+    async collect() {
+      this.set((await read()).webhookDead);
     },
   });
   return registry;

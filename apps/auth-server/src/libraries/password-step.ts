@@ -30,8 +30,8 @@ export type PasswordStep =
 interface StepInput {
   password: string;
   meta: RequestMeta;
-  /** Runs when this failure locks the account, with the owner's address (never for an unknown email). */
-  onLocked?: ((ownerEmail: string, until: Date) => void) | undefined;
+  /** Runs when this failure locks the account, with the owner's address and saved language (never for an unknown email). */
+  onLocked?: ((ownerEmail: string, until: Date, ownerLocale: string | null) => void) | undefined;
 }
 
 /** A sign-in (or register-existing, or direct sign-in) password: the account is looked up after the gate. */
@@ -97,7 +97,7 @@ async function passwordStepInLine(
     userId: account?.id ?? null,
     reason: "password",
     onLocked: async (until) => {
-      if (account) input.onLocked?.(account.email, until);
+      if (account) input.onLocked?.(account.email, until, account.locale);
     },
   });
   // lock: the failure that locks the account already answers ACCOUNT_LOCKED.
@@ -118,8 +118,32 @@ export async function checkPasswordAgain(ctx: CoreContext, input: PasswordAgain)
   if (!step.ok) throw step.error;
 }
 
-/** The `onLocked` that emails the account's owner that sign-ins are paused (in the background). */
-export function emailOwnerOnLock(ctx: Pick<AppContext, "config" | "mailer">, log: Logger) {
-  return (ownerEmail: string, until: Date): void =>
-    sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "account_locked", to: ownerEmail, until }), log);
+/**
+ * The `onLocked` that emails the account's owner that sign-ins are paused (in the background), in the owner's saved
+ * language, else the language of the request that locked it. A caller that does not know the owner's language (the
+ * second-factor step) leaves it undefined: it is looked up, in the background too.
+ */
+export function emailOwnerOnLock(ctx: Pick<AppContext, "config" | "mailer" | "db">, log: Logger, meta?: RequestMeta) {
+  const send = (ownerEmail: string, until: Date, ownerLocale: string | null | undefined) =>
+    sendInBackground(
+      ctx.mailer,
+      accountEmail(ctx.config, {
+        kind: "account_locked",
+        to: ownerEmail,
+        until,
+        locale: ownerLocale,
+        requestLocale: meta?.locale,
+      }),
+      log,
+    );
+  return (ownerEmail: string, until: Date, ownerLocale?: string | null): void => {
+    if (ownerLocale !== undefined) {
+      send(ownerEmail, until, ownerLocale);
+      return;
+    }
+    findUserByEmail(ctx.db, ownerEmail).then(
+      (owner) => send(ownerEmail, until, owner?.locale),
+      () => send(ownerEmail, until, null),
+    );
+  };
 }

@@ -4,6 +4,7 @@ import {
   backchannelLogoutJobs,
   type Executor,
   emailTokens,
+  federationFlows,
   ipSuspensions,
   mfaChallenges,
   passkeyChallenges,
@@ -63,6 +64,15 @@ export const SWEEP_TARGETS = {
     table: passkeyChallenges,
     id: passkeyChallenges.id,
     garbage: (cutoff: Date) => or(lt(passkeyChallenges.expiresAt, cutoff), lt(passkeyChallenges.usedAt, cutoff)),
+  },
+  /**
+   * Upstream sign-in ceremonies (#15: upstream redirects, pending links, emailed link proofs, federated first factors
+   * waiting for the code step): expired or used before the cutoff. Each lives minutes; only the sweeper removes them.
+   */
+  federation_flows: {
+    table: federationFlows,
+    id: federationFlows.id,
+    garbage: (cutoff: Date) => or(lt(federationFlows.expiresAt, cutoff), lt(federationFlows.usedAt, cutoff)),
   },
   backchannel_logout_jobs: {
     table: backchannelLogoutJobs,

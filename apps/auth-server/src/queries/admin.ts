@@ -1,5 +1,6 @@
 import { apiKeys, type Executor, users } from "@tessera/db";
 import { and, count, desc, eq, isNull, sql } from "drizzle-orm";
+import { notifyUserChange } from "./owners-cache.ts";
 
 export type AdminUserRow = typeof users.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
@@ -45,6 +46,7 @@ export async function updateAdminUser(
   values: Partial<typeof users.$inferInsert>,
 ): Promise<AdminUserRow | null> {
   const [row] = await db.update(users).set(values).where(eq(users.id, id)).returning();
+  if (row) await notifyUserChange(db, id);
   return row ?? null;
 }
 

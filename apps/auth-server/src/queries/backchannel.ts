@@ -64,7 +64,11 @@ export async function markJobFailed(
   id: string,
   values: { lastError: string; nextAttemptAt: Date; abandonedAt: Date | null },
 ): Promise<void> {
-  await db.update(backchannelLogoutJobs).set(values).where(eq(backchannelLogoutJobs.id, id));
+  // A stale attempt (its lease ran out and another instance delivered the job meanwhile) must not undo the delivery.
+  await db
+    .update(backchannelLogoutJobs)
+    .set(values)
+    .where(and(eq(backchannelLogoutJobs.id, id), isNull(backchannelLogoutJobs.deliveredAt)));
 }
 
 export async function listJobsForSession(db: Executor, sessionId: string): Promise<BackchannelJobRow[]> {

@@ -1,5 +1,6 @@
 import { clients, type Executor } from "@tessera/db";
 import { and, arrayContains, asc, eq, gt, isNull, sql } from "drizzle-orm";
+import { notifyAllChange } from "./owners-cache.ts";
 import { prepared } from "./prepared.ts";
 
 export type ClientRow = typeof clients.$inferSelect;
@@ -108,6 +109,7 @@ export async function updateClientByClientId(
   values: Partial<NewClientRow>,
 ): Promise<ClientRow | null> {
   const [row] = await db.update(clients).set(values).where(eq(clients.clientId, clientId)).returning();
+  if (row) await notifyAllChange(db);
   return row ?? null;
 }
 

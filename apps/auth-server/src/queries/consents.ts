@@ -1,5 +1,6 @@
 import { clients, consents, type Executor, refreshTokens } from "@tessera/db";
 import { and, asc, eq, isNull, sql } from "drizzle-orm";
+import { notifyUserChange } from "./owners-cache.ts";
 
 export async function findConsentScopes(db: Executor, userId: string, clientId: string): Promise<string[] | null> {
   const [row] = await db
@@ -68,5 +69,6 @@ export async function revokeUserClientTokens(db: Executor, userId: string, clien
     .set({ revokedAt: now })
     .where(and(eq(refreshTokens.userId, userId), eq(refreshTokens.clientId, clientId), isNull(refreshTokens.revokedAt)))
     .returning({ id: refreshTokens.id });
+  if (rows.length > 0) await notifyUserChange(db, userId);
   return rows.length;
 }

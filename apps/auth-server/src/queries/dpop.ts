@@ -1,5 +1,6 @@
 import { dpopBindings, dpopProofs, type Executor } from "@tessera/db";
 import { eq, lt, sql } from "drizzle-orm";
+import { prepared } from "./prepared.ts";
 
 /** Records a proof id; false when it was already recorded (a replay). */
 export async function recordProofJti(db: Executor, jtiHash: string, expiresAt: Date): Promise<boolean> {
@@ -24,10 +25,13 @@ export async function insertDpopBinding(db: Executor, row: typeof dpopBindings.$
 
 /** The key thumbprint a refresh-token chain is bound to, or null when it is not bound. */
 export async function findDpopBinding(db: Executor, chainId: string): Promise<string | null> {
-  const [row] = await db
-    .select({ jkt: dpopBindings.jkt })
-    .from(dpopBindings)
-    .where(eq(dpopBindings.chainId, chainId))
-    .limit(1);
+  const [row] = await prepared(db, "dpop_binding_by_chain", (d) =>
+    d
+      .select({ jkt: dpopBindings.jkt })
+      .from(dpopBindings)
+      .where(eq(dpopBindings.chainId, sql.placeholder("chainId")))
+      .limit(1)
+      .prepare("dpop_binding_by_chain"),
+  ).execute({ chainId });
   return row?.jkt ?? null;
 }

@@ -163,3 +163,23 @@ export async function findLiveFlow(
     .limit(1);
   return row ?? null;
 }
+
+/** Changes a provider's settings (not its slug or kind). Null when absent. */
+export async function updateIdentityProvider(
+  db: Executor,
+  id: string,
+  patch: Partial<
+    Pick<
+      typeof identityProviders.$inferInsert,
+      "displayName" | "issuer" | "clientId" | "clientSecretEncrypted" | "scopes" | "trustedForEmail" | "clientIds"
+    >
+  >,
+  now: Date,
+): Promise<IdentityProviderRow | null> {
+  const [row] = await db
+    .update(identityProviders)
+    .set({ ...patch, updatedAt: now })
+    .where(eq(identityProviders.id, id))
+    .returning();
+  return row ?? null;
+}

@@ -1,5 +1,6 @@
 import { type Executor, sessions, users } from "@tessera/db";
 import { and, eq, gte, lt, sql } from "drizzle-orm";
+import { notifyAllChange, notifyUserChange } from "./owners-cache.ts";
 import { isUniqueViolation, type UserRow } from "./users.ts";
 
 /** A guest account: no password, an address under the reserved `.invalid` TLD (RFC 2606) that no mail reaches. */
@@ -36,6 +37,7 @@ export async function upgradeGuestUser(
       })
       .where(and(eq(users.id, id), eq(users.isAnonymous, true)))
       .returning();
+    if (row) await notifyUserChange(db, id);
     return row ? { user: row } : "not_a_guest";
   } catch (error) {
     if (isUniqueViolation(error)) return "email_in_use";
@@ -48,6 +50,7 @@ export async function deleteGuestUser(db: Executor, id: string): Promise<boolean
     .delete(users)
     .where(and(eq(users.id, id), eq(users.isAnonymous, true)))
     .returning({ id: users.id });
+  if (rows.length > 0) await notifyUserChange(db, id);
   return rows.length > 0;
 }
 
@@ -66,5 +69,6 @@ export async function deleteIdleGuestsBatch(db: Executor, cutoff: Date, limit: n
     .where(and(eq(users.isAnonymous, true), lt(users.createdAt, cutoff), sql`not exists (${active})`))
     .limit(limit);
   const deleted = await db.delete(users).where(sql`${users.id} = any(array(${batch}))`).returning({ id: users.id });
+  if (deleted.length > 0) await notifyAllChange(db);
   return deleted.length;
 }

@@ -1,5 +1,6 @@
 import { type Executor, passkeyChallenges, passkeys } from "@tessera/db";
-import { and, asc, eq, gt, isNull } from "drizzle-orm";
+import { and, asc, eq, gt, isNull, sql } from "drizzle-orm";
+import { prepared } from "./prepared.ts";
 
 export type PasskeyRow = typeof passkeys.$inferSelect;
 export type PasskeyChallengeRow = typeof passkeyChallenges.$inferSelect;
@@ -9,7 +10,14 @@ export async function listPasskeys(db: Executor, userId: string): Promise<Passke
 }
 
 export async function passkeyExists(db: Executor, userId: string): Promise<boolean> {
-  const [row] = await db.select({ id: passkeys.id }).from(passkeys).where(eq(passkeys.userId, userId)).limit(1);
+  const [row] = await prepared(db, "passkey_exists", (d) =>
+    d
+      .select({ id: passkeys.id })
+      .from(passkeys)
+      .where(eq(passkeys.userId, sql.placeholder("userId")))
+      .limit(1)
+      .prepare("passkey_exists"),
+  ).execute({ userId });
   return Boolean(row);
 }
 

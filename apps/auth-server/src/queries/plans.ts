@@ -64,3 +64,18 @@ export async function isRegisteredOrigin(db: Executor, origin: string): Promise<
     .limit(1);
   return Boolean(row);
 }
+
+/** Changes what a plan says and grants (not its prices or kind). Null when absent or archived. */
+export async function updatePlanRow(
+  db: Executor,
+  id: string,
+  patch: Pick<NewPlanRow, "description" | "entitlements" | "clientIds">,
+  now: Date,
+): Promise<PlanRow | null> {
+  const [row] = await db
+    .update(plans)
+    .set({ ...patch, updatedAt: now })
+    .where(and(eq(plans.id, id), isNull(plans.archivedAt)))
+    .returning();
+  return row ?? null;
+}

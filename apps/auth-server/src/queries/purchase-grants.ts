@@ -1,5 +1,6 @@
 import { type Executor, entitlements, userEntitlements } from "@tessera/db";
 import { and, eq, inArray, sql } from "drizzle-orm";
+import { notifyClaimsChange } from "./owners-cache.ts";
 
 export interface PurchaseGrant {
   entitlementId: string;
@@ -24,7 +25,7 @@ export async function grantsOfPurchase(db: Executor, purchaseId: string): Promis
 
 export async function deletePurchaseGrants(db: Executor, purchaseId: string, entitlementIds: string[]): Promise<void> {
   if (entitlementIds.length === 0) return;
-  await db
+  const deleted = await db
     .delete(userEntitlements)
     .where(
       and(
@@ -32,7 +33,13 @@ export async function deletePurchaseGrants(db: Executor, purchaseId: string, ent
         eq(userEntitlements.sourceRef, purchaseId),
         inArray(userEntitlements.entitlementId, entitlementIds),
       ),
-    );
+    )
+    .returning({ userId: userEntitlements.userId });
+  // The users' claims changed: every instance's claims cache drops them at commit (owners-cache.ts).
+  await notifyClaimsChange(
+    db,
+    deleted.map((row) => row.userId),
+  );
 }
 
 /** Inserts or updates one grant of a purchase (unique on user, entitlement, source, source_ref). */
@@ -61,4 +68,5 @@ export async function upsertPurchaseGrant(
       ],
       set: { clientIds: input.grant.clientIds, expiresAt: input.grant.expiresAt, updatedAt: sql`excluded.updated_at` },
     });
+  await notifyClaimsChange(db, input.userId);
 }

@@ -1,5 +1,6 @@
 import { type Executor, outsideDeadline } from "@tessera/db";
-import { lockRefreshTokenByHash, type NewRefreshToken, type RefreshTokenWithOwners } from "./refresh-tokens.ts";
+import { findDpopBinding } from "./dpop.ts";
+import { lockRefreshTokenForRotation, type NewRefreshToken, type RefreshTokenForRotation } from "./refresh-tokens.ts";
 
 /** A postgres.js connection reserved from the pool (only the calls used here). */
 interface ReservedConnection {
@@ -10,9 +11,10 @@ interface ReservedConnection {
 type PendingQuery = Promise<Record<string, unknown>[]> & { execute(): PendingQuery };
 
 /**
- * On PostgreSQL (postgres.js), a refresh in two round trips instead of four: BEGIN is sent with the locking read, and
- * the writes go as one statement sent with COMMIT. `decide` gets the locked read (as lockRefreshTokenByHash returns
- * it) and answers the rotation's values, or null when the request is anything but a plain rotation (unknown, retired,
+ * On PostgreSQL (postgres.js), a refresh in two round trips instead of four: BEGIN is sent with the locking read (and
+ * the read of the chain's DPoP binding, when `chainId` is given), and the writes go as one statement sent with COMMIT.
+ * `decide` gets the locked read (as lockRefreshTokenForRotation returns it) and the binding's key thumbprint (null: not
+ * bound), and answers the rotation's values, or null when the request is anything but a plain rotation (unknown, retired,
  * revoked, refused...): then the transaction is rolled back and the caller takes the general path. Every write is
  * conditional on the retirement (the conditional UPDATE), so COMMIT can be sent without waiting: when the retirement
  * matches nothing (a concurrent rotation committed while this one waited for the session lock), nothing was written
@@ -21,8 +23,12 @@ type PendingQuery = Promise<Record<string, unknown>[]> & { execute(): PendingQue
 export async function rotateInTwoRoundTrips(
   db: Executor,
   tokenHash: string,
-  decide: (found: RefreshTokenWithOwners | null) => (NewRefreshToken & { idleExpiresAt: Date }) | null,
-): Promise<{ found: RefreshTokenWithOwners; successorId: string } | { rotated: false } | null> {
+  chainId: string | null,
+  decide: (
+    found: RefreshTokenForRotation | null,
+    boundJkt: string | null,
+  ) => (NewRefreshToken & { idleExpiresAt: Date }) | null,
+): Promise<{ found: RefreshTokenForRotation; successorId: string } | { rotated: false } | null> {
   const session = (db as unknown as { session: { client: { reserve?: () => Promise<ReservedConnection> } } }).session;
   if (typeof session.client.reserve !== "function") return null;
   const connection = await session.client.reserve();
@@ -34,8 +40,12 @@ export async function rotateInTwoRoundTrips(
   try {
     const begin = connection.unsafe("begin").execute();
     open = true;
-    const [, found] = await Promise.all([begin, lockRefreshTokenByHash(onConnection, tokenHash)]);
-    const rotation = decide(found);
+    const [, found, boundJkt] = await Promise.all([
+      begin,
+      lockRefreshTokenForRotation(onConnection, tokenHash),
+      chainId ? findDpopBinding(onConnection, chainId) : null,
+    ]);
+    const rotation = decide(found, boundJkt);
     if (!found || !rotation) {
       // Outside the request's deadline: a late ROLLBACK must still be sent, never skipped (see outsideDeadline).
       await outsideDeadline(() => connection.unsafe("rollback"));

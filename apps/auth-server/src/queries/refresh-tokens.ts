@@ -1,5 +1,6 @@
 import { clients, type Executor, refreshTokens, sessions, users } from "@tessera/db";
 import { and, desc, eq, isNotNull, isNull, sql } from "drizzle-orm";
+import { notifySessionChange } from "./owners-cache.ts";
 import { prepared } from "./prepared.ts";
 
 export type RefreshTokenRow = typeof refreshTokens.$inferSelect;
@@ -12,6 +13,11 @@ export interface RefreshTokenWithOwners {
   session: SessionRow;
   user: UserRow;
   client: ClientRow;
+}
+
+/** What a plain rotation reads: the token, its session and user in full, of the client only whether it is disabled. */
+export interface RefreshTokenForRotation extends Omit<RefreshTokenWithOwners, "client"> {
+  client: Pick<ClientRow, "disabledAt">;
 }
 
 export async function insertRefreshToken(
@@ -94,6 +100,30 @@ export async function lockRefreshTokenByHash(db: Executor, tokenHash: string): P
       .limit(1)
       .for("no key update", { of: sessions })
       .prepare("refresh_token_by_hash_locked"),
+  ).execute({ tokenHash });
+  return row ?? null;
+}
+
+/**
+ * lockRefreshTokenByHash for the plain rotation (refresh-rotation.ts), reading of the client only `disabled_at`: the
+ * grant has the authenticated client's row already, and its ~25 columns (five arrays) need not be sent, parsed and
+ * mapped again on every refresh.
+ */
+export async function lockRefreshTokenForRotation(
+  db: Executor,
+  tokenHash: string,
+): Promise<RefreshTokenForRotation | null> {
+  const [row] = await prepared(db, "refresh_token_rotation_locked", (d) =>
+    d
+      .select({ token: refreshTokens, session: sessions, user: users, client: { disabledAt: clients.disabledAt } })
+      .from(refreshTokens)
+      .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
+      .innerJoin(users, eq(users.id, refreshTokens.userId))
+      .innerJoin(clients, eq(clients.id, refreshTokens.clientId))
+      .where(eq(refreshTokens.tokenHash, sql.placeholder("tokenHash")))
+      .limit(1)
+      .for("no key update", { of: sessions })
+      .prepare("refresh_token_rotation_locked"),
   ).execute({ tokenHash });
   return row ?? null;
 }
@@ -254,6 +284,7 @@ export async function revokeClientChain(db: Executor, sessionId: string, clientI
       ),
     )
     .returning({ id: refreshTokens.id });
+  if (revoked.length > 0) await notifySessionChange(db, sessionId);
   return revoked.length;
 }
 

@@ -7,7 +7,9 @@ import {
   sessions,
   users,
 } from "@tessera/db";
-import { and, desc, eq, gt, inArray, isNotNull, isNull, ne, type SQL } from "drizzle-orm";
+import { and, desc, eq, gt, inArray, isNotNull, isNull, ne, type SQL, sql } from "drizzle-orm";
+import { notifySessionChange } from "./owners-cache.ts";
+import { prepared } from "./prepared.ts";
 
 export type SessionRow = typeof sessions.$inferSelect;
 export type UserRow = typeof users.$inferSelect;
@@ -20,8 +22,30 @@ export function sessionIsLive(now: Date): SQL {
   return and(isNull(sessions.revokedAt), gt(sessions.expiresAt, now), gt(sessions.idleExpiresAt, now)) as SQL;
 }
 
-export async function insertSession(db: Executor, row: typeof sessions.$inferInsert): Promise<SessionRow> {
-  const [created] = await db.insert(sessions).values(row).returning();
+/** The columns a sign-in sets (every one: the statement is prepared once with a placeholder for each). */
+type NewSession = Pick<
+  typeof sessions.$inferInsert,
+  "userId" | "tokenHash" | "authenticatedAt" | "lastSeenAt" | "expiresAt" | "idleExpiresAt" | "amr"
+> & { ip: string | null; userAgent: string | null };
+
+export async function insertSession(db: Executor, row: NewSession): Promise<SessionRow> {
+  const [created] = await prepared(db, "session_insert", (d) =>
+    d
+      .insert(sessions)
+      .values({
+        userId: sql.placeholder("userId"),
+        tokenHash: sql.placeholder("tokenHash"),
+        authenticatedAt: sql.placeholder("authenticatedAt"),
+        lastSeenAt: sql.placeholder("lastSeenAt"),
+        expiresAt: sql.placeholder("expiresAt"),
+        idleExpiresAt: sql.placeholder("idleExpiresAt"),
+        ip: sql.placeholder("ip"),
+        userAgent: sql.placeholder("userAgent"),
+        amr: sql.placeholder("amr"),
+      })
+      .returning()
+      .prepare("session_insert"),
+  ).execute(row);
   if (!created) throw new Error("insert returned no row");
   return created;
 }
@@ -100,6 +124,10 @@ export async function revokeSessionRows(
     .set({ revokedAt: now, revokedReason: reason })
     .where(and(...conditions))
     .returning({ id: sessions.id });
+  await notifySessionChange(
+    db,
+    revoked.map((r) => r.id),
+  );
   return revoked.map((r) => r.id);
 }
 

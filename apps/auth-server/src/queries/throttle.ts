@@ -1,5 +1,6 @@
 import { accountThrottles, type Executor, ipSuspensions } from "@tessera/db";
 import { and, asc, eq, gt, gte, isNotNull, isNull, lte, or, sql } from "drizzle-orm";
+import { prepared } from "./prepared.ts";
 
 export type IpSuspensionRow = typeof ipSuspensions.$inferSelect;
 export type AccountThrottleRow = typeof accountThrottles.$inferSelect;
@@ -7,7 +8,14 @@ export type AccountThrottleRow = typeof accountThrottles.$inferSelect;
 const ts = (date: Date) => sql`${date.toISOString()}::timestamptz`;
 
 export async function findIpSuspension(db: Executor, ip: string): Promise<IpSuspensionRow | null> {
-  const [row] = await db.select().from(ipSuspensions).where(eq(ipSuspensions.ip, ip)).limit(1);
+  const [row] = await prepared(db, "ip_suspension", (d) =>
+    d
+      .select()
+      .from(ipSuspensions)
+      .where(eq(ipSuspensions.ip, sql.placeholder("ip")))
+      .limit(1)
+      .prepare("ip_suspension"),
+  ).execute({ ip });
   return row ?? null;
 }
 
@@ -89,7 +97,14 @@ export async function listActiveIpSuspensions(db: Executor, now: Date, limit: nu
 }
 
 export async function findAccountThrottle(db: Executor, key: string): Promise<AccountThrottleRow | null> {
-  const [row] = await db.select().from(accountThrottles).where(eq(accountThrottles.key, key)).limit(1);
+  const [row] = await prepared(db, "account_throttle", (d) =>
+    d
+      .select()
+      .from(accountThrottles)
+      .where(eq(accountThrottles.key, sql.placeholder("key")))
+      .limit(1)
+      .prepare("account_throttle"),
+  ).execute({ key });
   return row ?? null;
 }
 
@@ -144,7 +159,12 @@ export async function lockAccount(
 }
 
 export async function deleteAccountThrottle(db: Executor, key: string): Promise<void> {
-  await db.delete(accountThrottles).where(eq(accountThrottles.key, key));
+  await prepared(db, "account_throttle_delete", (d) =>
+    d
+      .delete(accountThrottles)
+      .where(eq(accountThrottles.key, sql.placeholder("key")))
+      .prepare("account_throttle_delete"),
+  ).execute({ key });
 }
 
 /** Deletes one key's counter; true when there was one. */

@@ -1,5 +1,6 @@
 import { type Executor, mfaChallenges, recoveryCodes, totpFactors, users } from "@tessera/db";
 import { and, eq, gt, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
+import { prepared } from "./prepared.ts";
 
 export type TotpFactorRow = typeof totpFactors.$inferSelect;
 export type MfaChallengeRow = typeof mfaChallenges.$inferSelect;
@@ -11,11 +12,14 @@ export async function findTotpFactor(db: Executor, userId: string): Promise<Totp
 
 /** Whether the user has a confirmed TOTP factor (without reading the secret). */
 export async function confirmedTotpExists(db: Executor, userId: string): Promise<boolean> {
-  const [row] = await db
-    .select({ userId: totpFactors.userId })
-    .from(totpFactors)
-    .where(and(eq(totpFactors.userId, userId), isNotNull(totpFactors.confirmedAt)))
-    .limit(1);
+  const [row] = await prepared(db, "totp_confirmed_exists", (d) =>
+    d
+      .select({ userId: totpFactors.userId })
+      .from(totpFactors)
+      .where(and(eq(totpFactors.userId, sql.placeholder("userId")), isNotNull(totpFactors.confirmedAt)))
+      .limit(1)
+      .prepare("totp_confirmed_exists"),
+  ).execute({ userId });
   return Boolean(row);
 }
 

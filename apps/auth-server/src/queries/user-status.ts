@@ -1,5 +1,6 @@
 import { type Executor, users } from "@tessera/db";
 import { and, eq, isNotNull, isNull } from "drizzle-orm";
+import { notifyUserChange } from "./owners-cache.ts";
 import type { UserRow } from "./users.ts";
 
 /** Re-exported for routes/admin/users.ts; declared once, in queries/users.ts. */
@@ -22,6 +23,7 @@ export async function markUserDisabled(db: Executor, id: string, now: Date): Pro
     .set({ disabledAt: now, updatedAt: now })
     .where(and(eq(users.id, id), isNull(users.disabledAt), isNull(users.deletedAt)))
     .returning();
+  if (row) await notifyUserChange(db, id);
   return row ?? null;
 }
 

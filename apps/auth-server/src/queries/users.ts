@@ -11,17 +11,22 @@ import {
   users,
 } from "@tessera/db";
 import { and, eq, isNull, sql } from "drizzle-orm";
+import { notifyUserChange } from "./owners-cache.ts";
+import { prepared } from "./prepared.ts";
 
 /** A users row: the one declaration (queries/sessions.ts still has its own copy, outside this refactor). */
 export type UserRow = typeof users.$inferSelect;
 
 /** Emails are stored normalized (see `normalizeEmail` in libraries/throttle/keys.ts); the lookup lower-cases as well. */
 export async function findUserByEmail(db: Executor, email: string): Promise<UserRow | null> {
-  const [row] = await db
-    .select()
-    .from(users)
-    .where(and(sql`lower(${users.email}) = lower(${email})`, isNull(users.deletedAt)))
-    .limit(1);
+  const [row] = await prepared(db, "user_by_email", (d) =>
+    d
+      .select()
+      .from(users)
+      .where(and(sql`lower(${users.email}) = lower(${sql.placeholder("email")})`, isNull(users.deletedAt)))
+      .limit(1)
+      .prepare("user_by_email"),
+  ).execute({ email });
   return row ?? null;
 }
 
@@ -60,7 +65,9 @@ export async function insertUser(
 export async function updateUser(
   db: Executor,
   id: string,
-  values: Partial<Pick<UserRow, "email" | "emailVerifiedAt" | "passwordHash" | "passwordChangedAt" | "displayName">> & {
+  values: Partial<
+    Pick<UserRow, "email" | "emailVerifiedAt" | "passwordHash" | "passwordChangedAt" | "displayName" | "locale">
+  > & {
     updatedAt: Date;
   },
 ): Promise<UserRow | null> {
@@ -69,6 +76,7 @@ export async function updateUser(
     .set(values)
     .where(and(eq(users.id, id), isNull(users.deletedAt)))
     .returning();
+  if (row) await notifyUserChange(db, id);
   return row ?? null;
 }
 
@@ -133,6 +141,7 @@ export async function anonymizeUser(db: Executor, id: string, now: Date): Promis
     .where(and(eq(users.id, id), isNull(users.deletedAt)))
     .returning({ id: users.id });
   if (!row) return false;
+  await notifyUserChange(db, id);
   await db.delete(emailTokens).where(eq(emailTokens.userId, id));
   // Second factors, pending second steps and API keys go too: nothing can sign in as a deleted account.
   await db.delete(totpFactors).where(eq(totpFactors.userId, id));

@@ -3,11 +3,12 @@ import {
   clients,
   type Executor,
   refreshTokens,
+  rowsOf,
   sessions,
   webhookDeliveries,
   webhookEndpoints,
 } from "@tessera/db";
-import { and, arrayContains, asc, desc, eq, inArray, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { and, arrayContains, asc, desc, eq, inArray, isNotNull, isNull, lt, lte, or, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 
 export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect;
@@ -44,15 +45,22 @@ export async function upsertEndpoint(
   return row;
 }
 
+/** Sets a new secret; the one it replaces stays valid for signing until `previousUntil` (the rotation overlap). */
 export async function setEndpointSecret(
   db: Executor,
   clientId: string,
   secretEncrypted: string,
   now: Date,
+  previousUntil: Date | null = null,
 ): Promise<WebhookEndpointRow | null> {
   const [row] = await db
     .update(webhookEndpoints)
-    .set({ secretEncrypted, updatedAt: now })
+    .set({
+      secretEncrypted,
+      updatedAt: now,
+      previousSecretEncrypted: previousUntil ? sql`${webhookEndpoints.secretEncrypted}` : null,
+      previousSecretExpiresAt: previousUntil,
+    })
     .where(eq(webhookEndpoints.clientId, clientId))
     .returning();
   return row ?? null;
@@ -111,6 +119,9 @@ export interface ClaimedDelivery {
   delivery: WebhookDeliveryRow;
   url: string;
   secretEncrypted: string;
+  /** The secret before the last rotation while its overlap lasts (signed with too), else null. */
+  previousSecretEncrypted: string | null;
+  previousSecretExpiresAt: Date | null;
 }
 
 /**
@@ -170,7 +181,13 @@ export async function claimDueDeliveries(
     .sort((a, b) => a.seq - b.seq)
     .map((delivery) => {
       const endpoint = byClient.get(delivery.clientId);
-      return { delivery, url: endpoint?.url ?? "", secretEncrypted: endpoint?.secretEncrypted ?? "" };
+      return {
+        delivery,
+        url: endpoint?.url ?? "",
+        secretEncrypted: endpoint?.secretEncrypted ?? "",
+        previousSecretEncrypted: endpoint?.previousSecretEncrypted ?? null,
+        previousSecretExpiresAt: endpoint?.previousSecretExpiresAt ?? null,
+      };
     });
 }
 
@@ -251,4 +268,57 @@ export async function sessionOwners(
     .select({ sessionId: sessions.id, userId: sessions.userId })
     .from(sessions)
     .where(inArray(sessions.id, sessionIds));
+}
+
+/**
+ * Catalog-wide role changes (#16): records ONE fan-out row per role scope (the app, or null for a global role) with
+ * the ids of every user holding (unexpired) one of the roles, snapshotted now (a deleted role's assignments are gone
+ * once the caller's transaction commits). One set-based statement in the caller's transaction, however many holders;
+ * the deliveries are queued later by `expandFanoutBatch`. `roles` is a subquery or list yielding role ids. Returns
+ * the number of holders recorded.
+ */
+export async function insertRoleFanouts(db: Executor, roleIds: SQL, timestamp: string, now: Date): Promise<number> {
+  const result = await db.execute(sql`
+    insert into webhook_fanouts (event_type, client_id, user_ids, event_timestamp)
+    select 'roles.changed', r.client_id, array_agg(distinct ur.user_id order by ur.user_id), ${timestamp}::text
+    from user_roles ur
+    join roles r on r.id = ur.role_id
+    where ur.role_id in (${roleIds})
+      and (ur.expires_at is null or ur.expires_at > ${now.toISOString()}::timestamptz)
+    group by r.client_id
+    returning cardinality(user_ids) as holders`);
+  return rowsOf<{ holders: number }>(result).reduce((sum, r) => sum + Number(r.holders), 0);
+}
+
+/**
+ * Expands the oldest pending fan-out by one batch of up to `batchSize` holders, in the caller's transaction `tx`:
+ * locks the row (FOR UPDATE SKIP LOCKED: two workers never take the same batch), queues the event for each holder of
+ * the batch on each subscribed client the holder used (the role's app; for a global role, every app), and moves
+ * `expanded` past the batch, or deletes the row after its last batch. The deliveries and the move commit together, so
+ * a batch whose transaction fails is simply done again. Returns the holders handled (0: nothing pending).
+ */
+export async function expandFanoutBatch(db: Executor, batchSize: number): Promise<number> {
+  const [job] = rowsOf<{ id: string; from: number; to: number; total: number }>(
+    await db.execute(sql`
+      select id, expanded::int as "from", least(expanded + ${batchSize}, cardinality(user_ids))::int as "to",
+        cardinality(user_ids)::int as total
+      from webhook_fanouts order by created_at, id limit 1 for update skip locked`),
+  );
+  if (!job) return 0;
+  await db.execute(sql`
+    insert into webhook_deliveries (client_id, user_id, event_type, payload)
+    select e.client_id, h.user_id, f.event_type,
+      jsonb_build_object('type', f.event_type, 'timestamp', f.event_timestamp,
+        'data', jsonb_build_object('sub', h.user_id::text))
+    from webhook_fanouts f
+    cross join lateral unnest(f.user_ids[${job.from + 1}:${job.to}]) with ordinality as h(user_id, n)
+    join webhook_endpoints e on e.events @> array[f.event_type]::text[]
+      and (f.client_id is null or e.client_id = f.client_id)
+    where f.id = ${job.id}::uuid
+      and (exists (select 1 from refresh_tokens t where t.user_id = h.user_id and t.client_id = e.client_id)
+        or exists (select 1 from authorization_codes c where c.user_id = h.user_id and c.client_id = e.client_id))
+    order by h.n, e.client_id`);
+  if (job.to >= job.total) await db.execute(sql`delete from webhook_fanouts where id = ${job.id}::uuid`);
+  else await db.execute(sql`update webhook_fanouts set expanded = ${job.to} where id = ${job.id}::uuid`);
+  return Math.max(1, Number(job.to) - Number(job.from));
 }

@@ -164,6 +164,7 @@ describe("POST /admin/api/v1/clients", () => {
       client_secret: expect.stringMatching(/^tcs_[A-Za-z0-9_-]{43}$/),
       name: "Shop",
       logo_uri: null,
+      brand_color: null,
       redirect_uris: ["https://shop.example/cb"],
       post_logout_redirect_uris: ["https://shop.example/"],
       backchannel_logout_uri: "https://shop.example/bcl",

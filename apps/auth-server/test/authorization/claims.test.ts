@@ -12,6 +12,7 @@ import {
   updateRole,
 } from "../../src/libraries/authorization/index.ts";
 import { bumpCatalogVersion } from "../../src/queries/authorization/catalog.ts";
+import { notifyClaimsChange } from "../../src/queries/owners-cache.ts";
 import type { TestApp } from "../helpers.ts";
 import {
   buildOAuthApp,
@@ -191,10 +192,15 @@ describe("changes take effect at the next refresh", () => {
     const next = await refreshTokens(app, shop, tokens.refresh_token);
     expect(idClaims(next).entitlements).toEqual(["premium", "season-pass-3"]);
     // A catalog row written without bumping the version is still picked up (the unknown id makes the catalog reload).
+    // A grant written by other code must still tell the claims cache (queries/owners-cache.ts), as every write path
+    // of Tessera's does; the catalog row need not.
     const [row] = await app.ctx.db.insert(entitlements).values({ name: "gift" }).returning();
-    await app.ctx.db
-      .insert(userEntitlements)
-      .values({ userId, entitlementId: row?.id as string, source: "purchase", sourceRef: "purchase-2" });
+    await app.ctx.db.transaction(async (tx) => {
+      await tx
+        .insert(userEntitlements)
+        .values({ userId, entitlementId: row?.id as string, source: "purchase", sourceRef: "purchase-2" });
+      await notifyClaimsChange(tx, userId);
+    });
     const third = await refreshTokens(app, shop, next.refresh_token);
     expect(idClaims(third).entitlements).toEqual(["gift", "premium", "season-pass-3"]);
     // The admin revoke removes only the admin grant: purchases keep theirs.

@@ -203,6 +203,19 @@ export async function startStripeStub(options: { webhookSecret?: string } = {}):
         url: `${base}/portal/${body.customer}`,
       });
     }
+    // Account deletion (#16): the customer's subscriptions listed, and each live one cancelled at once.
+    if (path === "/v1/subscriptions" && method === "GET") {
+      const customer = url.searchParams.get("customer");
+      const data = [...stub.subscriptions.values()].filter((sub) => sub.customer === customer);
+      return json(res, 200, { object: "list", data, has_more: false, url: "/v1/subscriptions" });
+    }
+    const cancelId = param("DELETE", /^\/v1\/subscriptions\/([^/]+)$/);
+    if (cancelId) {
+      const sub = stub.subscriptions.get(cancelId);
+      if (!sub) return missing(res, "subscription");
+      Object.assign(sub, { status: "canceled", canceled_at: Math.floor(Date.now() / 1000) });
+      return json(res, 200, sub);
+    }
     if (subscriptionId) {
       const sub = stub.subscriptions.get(subscriptionId);
       return sub ? json(res, 200, sub) : missing(res, "subscription");

@@ -357,6 +357,23 @@ describe("/account/billing", () => {
 });
 
 describe("account deletion", () => {
+  it("cancels the deleted user's live subscription at Stripe at once, then detaches the customer", async () => {
+    const { user } = await buy("premium");
+    const [link] = await t.app.ctx.db.select().from(billingCustomers).where(eq(billingCustomers.userId, user.id));
+    const sub = [...stub.subscriptions.values()].find((s) => s.customer === link?.customerId);
+    expect(sub?.status).toBe("active");
+    await deleteAccount(t.app.ctx, {
+      user,
+      currentPassword: "correct horse battery staple",
+      meta: { ip: "127.0.0.1", userAgent: "vitest" },
+    });
+    expect(sub?.status).toBe("canceled");
+    expect(stub.requests.filter((r) => r.method === "DELETE").map((r) => r.path)).toContain(
+      `/v1/subscriptions/${sub?.id}`,
+    );
+    expect(stub.customers.get(link?.customerId ?? "")).toMatchObject({ email: "", metadata: { tessera_user_id: "" } });
+  });
+
   it("detaches the deleted user from the Stripe customer", async () => {
     const { user } = await checkout("premium");
     const [link] = await t.app.ctx.db.select().from(billingCustomers).where(eq(billingCustomers.userId, user.id));

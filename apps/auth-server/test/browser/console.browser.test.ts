@@ -11,6 +11,9 @@ import { launchTestBrowser, type TestBrowser } from "../../../../test-support/ch
 import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import { createAdmin } from "../../src/libraries/admin.ts";
+import { createRole } from "../../src/libraries/authorization/index.ts";
+import { createPlan } from "../../src/libraries/billing/plans.ts";
+import { createProvider } from "../../src/libraries/federation/providers.ts";
 import { OutboxMailer } from "../../src/libraries/mailer/index.ts";
 import { beginTotpEnrolment, confirmTotpEnrolment } from "../../src/libraries/mfa/enrolment.ts";
 import { currentCode } from "../../src/libraries/mfa/factor.ts";
@@ -217,6 +220,67 @@ describe("admin console in a real browser", () => {
     await shots(page, "08-client");
     await page.goto(`${issuer}/admin/security`);
     await shots(page, "09-security");
+
+    // The other areas' pages, with something on each (#11, #12, #15, #16).
+    const actor = { actorId: null, meta: { ip: "127.0.0.1", userAgent: "test" } };
+    await createRole(
+      app.ctx,
+      clientId,
+      { name: "moderator", description: "Mutes chat", permissions: ["chat:mute"] },
+      actor,
+    );
+    await createRole(app.ctx, null, { name: "staff" }, actor);
+    await createPlan(
+      app.ctx,
+      { name: "gold", entitlements: ["gold"], crypto_price: "5.00", crypto_currency: "USD" },
+      actor,
+    );
+    await createProvider(
+      app.ctx,
+      { slug: "github", type: "oauth2", preset: "github", clientId: "Iv1", clientSecret: "s" },
+      actor,
+    );
+    await page.goto(`${issuer}/admin/roles`);
+    await shots(page, "11-roles-global");
+    await page.goto(`${issuer}/admin/clients/${clientId}/roles`);
+    await shots(page, "12-client-roles");
+    await page.goto(`${issuer}/admin/users/${user.id}`);
+    await page.getByLabel("Assign a role").selectOption({ label: "Console RP · moderator" });
+    await page.getByRole("button", { name: "Assign role" }).click();
+    await page.getByText("The role is assigned.").waitFor();
+    await page.getByLabel("Grant an entitlement").fill("season-pass");
+    await page.getByRole("button", { name: "Grant entitlement" }).click();
+    await page.getByText("The entitlement is granted.").waitFor();
+    await shots(page, "13-user-roles-entitlements");
+    await page.goto(`${issuer}/admin/plans`);
+    await shots(page, "14-plans");
+    await page.goto(`${issuer}/admin/providers`);
+    await shots(page, "15-providers");
+    await page.getByRole("link", { name: "GitHub" }).click();
+    await page.waitForURL(`${issuer}/admin/providers/github`);
+    await shots(page, "16-provider");
+    await page.goto(`${issuer}/admin/clients/${clientId}/webhook`);
+    await page.getByLabel("URL").fill("https://rp.example/hooks");
+    await page.getByLabel("roles.changed").check();
+    await page.getByRole("button", { name: "Create webhook" }).click();
+    await expect(page.locator("h1").textContent()).resolves.toBe("Webhook signing secret");
+    await shots(page, "17-webhook-secret");
+    await page.goto(`${issuer}/admin/clients/${clientId}/webhook`);
+    await shots(page, "18-client-webhook");
+    await page.goto(`${issuer}/admin/webhooks?state=pending`);
+    await shots(page, "19-webhooks");
+
+    // "Try it": register the console's callback, then a real sign-in for the client that lands back here.
+    await page.goto(`${issuer}/admin/clients/${clientId}`);
+    await page.getByRole("button", { name: "Add it to the redirect URIs" }).click();
+    await page.getByRole("link", { name: "Try it: sign in to this client" }).click();
+    await page.waitForURL(/\/(authorize|admin\/try-it\/callback)/);
+    if (!page.url().includes("/admin/try-it/callback")) {
+      await page.getByRole("button", { name: "Allow" }).click();
+    }
+    await page.waitForURL(/\/admin\/try-it\/callback/);
+    await expect(page.locator("h1").textContent()).resolves.toBe("Sign-in worked");
+    await shots(page, "20-try-it");
     expect(cspViolations).toEqual([]);
     await page.close();
   });

@@ -104,7 +104,7 @@ describe("CLI remote mode (--url + admin API key)", () => {
   });
 
   it("a command without a remote form refuses --url instead of opening a local database", async () => {
-    const result = await cli(["keys", "rotate", "--url", base, "--api-key", key]);
+    const result = await cli(["db", "migrate", "--url", base, "--api-key", key]);
     expect(result.code).toBe(64);
     expect(result.stderr).toContain("does not take --url");
     const noKey = await cli(["clients", "list", "--url", base]);

@@ -233,6 +233,28 @@ describe("users: search with paging, delete and admin level with a fresh proof",
 });
 
 describe("hostile input is escaped", () => {
+  it("the client form sets and clears the brand colour; a colour that is not #rrggbb is refused and nothing changes", async () => {
+    const { client } = await createClient(t.app.ctx, { name: "Colours", redirectUris: ["https://c.example/cb"] });
+    const csrf = await csrfOf(admin.browser);
+    const url = `/admin/clients/${client.clientId}`;
+    const base = { _csrf: csrf, name: "Colours", redirect_uris: "https://c.example/cb" };
+    const colourOf = async () =>
+      (await t.app.ctx.db.select().from(clients).where(eq(clients.clientId, client.clientId)))[0]?.brandColor;
+
+    const set = await admin.browser.post(url, { ...base, brand_color: "#1A73E8" });
+    expect(set.statusCode).toBe(303);
+    expect(await colourOf()).toBe("#1a73e8");
+    expect((await admin.browser.get(url)).body).toContain('value="#1a73e8"');
+
+    const bad = await admin.browser.post(url, { ...base, brand_color: "red;}body{x" });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.body).toContain('value="red;}body{x"');
+    expect(await colourOf()).toBe("#1a73e8");
+
+    expect((await admin.browser.post(url, { ...base, brand_color: "" })).statusCode).toBe(303);
+    expect(await colourOf()).toBeNull();
+  });
+
   it("client names, logo URLs, search strings and audit filters never reach the page as markup", async () => {
     const { client } = await createClient(t.app.ctx, {
       name: '<script>alert("name")</script>',

@@ -33,19 +33,7 @@ describe("GET /", () => {
       // /account redirects a visitor who is not signed in to the sign-in page; everything else answers 200.
       expect([200, 303], `${href} answered ${target.statusCode}`).toContain(target.statusCode);
     }
-    // No docs route in this build: no dead link to one.
-    expect(res.body).not.toContain('href="/docs"');
-  });
-
-  it("links the API documentation once a /docs route exists", async () => {
-    const withDocs = await buildTestApp({}, (app) => {
-      app.get("/docs", async () => "docs");
-    });
-    try {
-      const res = await withDocs.app.inject({ method: "GET", url: "/" });
-      expect(res.body).toContain('<a href="/docs">API documentation</a>');
-    } finally {
-      await withDocs.close();
-    }
+    // The API documentation (/docs, from the OpenAPI document) is linked, and the loop above checked it answers.
+    expect(res.body).toContain('<a href="/docs">API documentation</a>');
   });
 });

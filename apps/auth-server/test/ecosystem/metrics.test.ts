@@ -1,3 +1,4 @@
+import { webhookDeliveries } from "@tessera/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMetricsServer } from "../../src/http/metrics.ts";
 import { buildTestApp, type TestApp } from "../helpers.ts";
@@ -53,6 +54,9 @@ describe("/metrics behind METRICS_TOKEN", () => {
       "tessera_active_sessions",
       "tessera_backchannel_queue_depth",
       "tessera_backchannel_queue_oldest_age_seconds",
+      "tessera_webhook_queue_depth",
+      "tessera_webhook_queue_oldest_age_seconds",
+      "tessera_webhook_dead_letters",
       "tessera_nodejs_eventloop_lag_seconds",
     ]) {
       expect(res.body).toMatch(new RegExp(`^# TYPE ${name} `, "m"));
@@ -114,6 +118,23 @@ describe("/metrics behind METRICS_TOKEN", () => {
     expect(sample(await scrape(), "tessera_active_sessions")).toBe(first); // cached
     await new Promise((r) => setTimeout(r, 5100));
     expect(sample(await scrape(), "tessera_active_sessions")).toBe(first + 1);
+  }, 20_000);
+
+  it("reads the webhook queue: waiting deliveries, the oldest one's age, and dead letters", async () => {
+    const { client } = await registerClient(t.app, { name: "Hooked" });
+    const now = t.clock.now();
+    const row = { clientId: client.id, userId: client.id, eventType: "user.updated", payload: {} };
+    await t.app.ctx.db.insert(webhookDeliveries).values([
+      { ...row, createdAt: new Date(now.getTime() - 120_000) },
+      { ...row, createdAt: now },
+      { ...row, createdAt: now, deliveredAt: now },
+      { ...row, createdAt: now, deadAt: now },
+    ]);
+    await new Promise((r) => setTimeout(r, 5100)); // past the scrape cache
+    const text = await scrape();
+    expect(sample(text, "tessera_webhook_queue_depth")).toBe(2);
+    expect(sample(text, "tessera_webhook_queue_oldest_age_seconds")).toBeGreaterThanOrEqual(120);
+    expect(sample(text, "tessera_webhook_dead_letters")).toBe(1);
   }, 20_000);
 });
 

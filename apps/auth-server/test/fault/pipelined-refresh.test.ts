@@ -47,7 +47,7 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("two-round-trip refresh past its
     const deadlineAt = performance.now() + 1500;
 
     const outcome = await runWithDeadline(deadlineAt, () =>
-      rotateInTwoRoundTrips(t.app.ctx.db, sha256(tokens.refresh_token), (found) => {
+      rotateInTwoRoundTrips(t.app.ctx.db, sha256(tokens.refresh_token), null, (found) => {
         if (!found) return null;
         // The decision takes until after the deadline (synchronously, so nothing else can run in between).
         while (performance.now() < deadlineAt + 50) {
@@ -57,7 +57,7 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("two-round-trip refresh past its
         return {
           tokenHash: sha256(token),
           sessionId: found.session.id,
-          clientId: found.client.id,
+          clientId: found.token.clientId,
           userId: found.user.id,
           parentId: found.token.id,
           chainId,

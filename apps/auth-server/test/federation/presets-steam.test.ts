@@ -1,4 +1,4 @@
-import { userIdentities, users } from "@tessera/db";
+import { sessions, userIdentities, users } from "@tessera/db";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createProvider } from "../../src/libraries/federation/providers.ts";
@@ -11,6 +11,7 @@ import { followToIssuer, type OAuthStub, type SteamStub, startOAuthStub, startSt
 let t: AccountsTestApp;
 let github: OAuthStub;
 let discord: OAuthStub;
+let twitch: OAuthStub;
 let steam: SteamStub;
 const ISSUER = "http://localhost:3000";
 const actor = { actorId: null, meta: { ip: undefined, userAgent: "vitest" } };
@@ -18,7 +19,12 @@ const meta = { ip: "127.0.0.1", userAgent: "vitest" };
 
 beforeAll(async () => {
   t = await buildAccountsApp({ ISSUER });
-  [github, discord, steam] = await Promise.all([startOAuthStub(), startOAuthStub(), startSteamStub()]);
+  [github, discord, twitch, steam] = await Promise.all([
+    startOAuthStub(),
+    startOAuthStub(),
+    startOAuthStub(),
+    startSteamStub(),
+  ]);
   const stub = (s: OAuthStub, user: string) => ({
     clientId: s.clientId,
     clientSecret: s.clientSecret,
@@ -41,10 +47,15 @@ beforeAll(async () => {
     { slug: "discord", type: "oauth2", preset: "discord", ...stub(discord, "/users/@me") },
     actor,
   );
+  await createProvider(
+    t.app.ctx,
+    { slug: "twitch", type: "oauth2", preset: "twitch", ...stub(twitch, "/helix/users") },
+    actor,
+  );
   await createProvider(t.app.ctx, { slug: "steam", type: "steam", endpoints: { login: steam.endpoint } }, actor);
 });
 afterAll(async () => {
-  await Promise.all([github.close(), discord.close(), steam.close()]);
+  await Promise.all([github.close(), discord.close(), twitch.close(), steam.close()]);
   await t.close();
 });
 
@@ -94,6 +105,31 @@ describe("OAuth 2.0 presets", () => {
     expect(refused.statusCode).toBe(400);
     expect(refused.body).toContain("FEDERATION_STATE_INVALID");
     expect(discord.tokenRequests).toBe(before);
+  });
+
+  it("Twitch: helix/users with the Client-Id header, the first of `data` as the user; its email not trusted", async () => {
+    twitch.user = {
+      id: "141981764",
+      login: "twitchdev",
+      display_name: "TwitchDev",
+      email: "twitchdev@twitch.test",
+      created_at: "2017-04-13T05:00:00Z",
+    };
+    const browser = new Browser(t.app);
+    const start = await browser.get("/federation/twitch/start");
+    const authorize = new URL(start.headers.location as string);
+    expect(authorize.origin + authorize.pathname).toBe(`${twitch.base}/authorize`);
+    expect(authorize.searchParams.get("scope")).toBe("user:read:email");
+    expect(authorize.searchParams.get("code_challenge_method")).toBe("S256");
+    const done = await browser.get(await followToIssuer(start.headers.location as string, ISSUER));
+    expect(done.statusCode).toBe(303);
+    const user = await userByEmail("twitchdev@twitch.test");
+    expect(user?.displayName).toBe("TwitchDev");
+    expect(user?.emailVerifiedAt).toBeNull();
+    const [identity] = await t.app.ctx.db.select().from(userIdentities).where(eq(userIdentities.userId, user!.id));
+    expect(identity).toMatchObject({ subject: "141981764", email: "twitchdev@twitch.test", displayName: "TwitchDev" });
+    const signedIn = await t.app.ctx.db.select().from(sessions).where(eq(sessions.userId, user!.id));
+    expect(signedIn.map((s) => s.amr)).toEqual([["fed", "twitch"]]);
   });
 
   it("the user cancelling at the provider (error=access_denied) is a clear page, nothing created", async () => {

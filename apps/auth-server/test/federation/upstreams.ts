@@ -103,7 +103,10 @@ export interface OAuthStub {
   close(): Promise<void>;
 }
 
-/** GitHub-/Discord-shaped endpoints: /authorize, /token (client secret + PKCE S256 checked), /user, /user/emails. */
+/**
+ * GitHub-/Discord-/Twitch-shaped endpoints: /authorize, /token (client secret + PKCE S256 checked), /user,
+ * /user/emails, /users/@me, and /helix/users (Client-Id header required).
+ */
 export async function startOAuthStub(): Promise<OAuthStub> {
   const codes = new Map<string, { challenge: string; redirectUri: string; user: Record<string, unknown> }>();
   const tokens = new Map<string, { user: Record<string, unknown>; emails: Array<Record<string, unknown>> }>();
@@ -159,6 +162,17 @@ export async function startOAuthStub(): Promise<OAuthStub> {
     if (!bearer) return json(res, 401, { message: "Bad credentials" });
     if (url.pathname === "/user" || url.pathname === "/users/@me") return json(res, 200, bearer.user);
     if (url.pathname === "/user/emails") return json(res, 200, bearer.emails);
+    // Twitch's Helix API: the app's Client-Id header must come with the user's token; the users in a `data` list.
+    if (url.pathname === "/helix/users") {
+      if (req.headers["client-id"] !== stub.clientId) {
+        return json(res, 401, {
+          error: "Unauthorized",
+          status: 401,
+          message: "Client ID and OAuth token do not match",
+        });
+      }
+      return json(res, 200, { data: [bearer.user] });
+    }
     return json(res, 404, {});
   });
   stub.base = base;

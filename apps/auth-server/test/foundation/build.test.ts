@@ -58,7 +58,8 @@ describe("the compiled server", () => {
       stdio: ["ignore", "pipe", "pipe"],
     });
     base = await new Promise<string>((resolvePromise, reject) => {
-      const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 30_000);
+      // A first start on PGlite (initdb in WebAssembly, migrations) takes seconds alone, over 30 s on a loaded CI machine.
+      const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 100_000);
       const onData = (chunk: Buffer) => {
         output += chunk.toString();
         const match = output.match(/Server listening at (http:\/\/127\.0\.0\.1:\d+)/);

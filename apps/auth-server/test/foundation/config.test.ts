@@ -58,6 +58,12 @@ describe("configuration", () => {
     expect(problems({ DATABASE_URL: "mysql://x" })).toEqual(["DATABASE_URL: expected a postgres:// URL"]);
     expect(problems({ TESSERA_MASTER_KEY: "short" })[0]).toMatch(/^TESSERA_MASTER_KEY: expected 32 bytes/);
     expect(problems({ ARGON2_MEMORY_KIB: "4096" })).toEqual(["ARGON2_MEMORY_KIB: must be at least 19456"]);
+    expect(problems({ WEBHOOK_SECRET_OVERLAP_SECONDS: "604801" })).toEqual([
+      "WEBHOOK_SECRET_OVERLAP_SECONDS: must be at most 604800",
+    ]);
+    expect(problems({ WEBHOOK_SECRET_OVERLAP_SECONDS: "a day" })).toEqual([
+      "WEBHOOK_SECRET_OVERLAP_SECONDS: expected a whole number",
+    ]);
     expect(problems({ PASSWORD_RESET_TTL_SECONDS: "7200" })).toEqual([
       "PASSWORD_RESET_TTL_SECONDS: must be at most 1800",
     ]);

@@ -7,7 +7,7 @@ import { testConfig } from "../../src/config/index.ts";
 import { disableClient, enableClient, rotateClientSecret } from "../../src/libraries/clients/index.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
 import { CLIENT_CACHE_TTL_MS } from "../../src/queries/clients.ts";
-import { basic, FORM, registerClient, type TestClient } from "./helpers.ts";
+import { basic, createUser, FORM, form, registerClient, sessionCookie, type TestClient, tokensFor } from "./helpers.ts";
 
 /**
  * Client rows are cached per instance (queries/clients.ts). A change takes effect at once on the instance that made
@@ -80,6 +80,26 @@ describe("client cache", () => {
       // Not cached while disabled, so enabling takes effect on b at once.
       expect(await introspectStatus(other, client.clientId, rotated.clientSecret)).toBe(200);
       expect(await introspectStatus(other, client.clientId, client.secret)).toBe(401);
+    },
+  );
+
+  it.skipIf(!usingPostgres())(
+    "a refresh on an instance still holding a disabled client's row is refused: the rotation reads disabled_at itself",
+    async () => {
+      const other = b as FastifyInstance;
+      const client: TestClient = await registerClient(a);
+      const user = await createUser(a);
+      const tokens = await tokensFor(a, client, (await sessionCookie(a, user)).cookie);
+      expect(await introspectStatus(other, client.clientId, client.secret)).toBe(200); // cached on b
+      await disableClient(a.ctx, client.clientId);
+      const refreshed = await other.inject({
+        method: "POST",
+        url: "/token",
+        headers: { ...FORM, authorization: basic(client.clientId, client.secret) },
+        payload: form({ grant_type: "refresh_token", refresh_token: tokens.refresh_token }),
+      });
+      expect(refreshed.statusCode).toBe(400);
+      expect(refreshed.json()).toEqual({ error: "invalid_grant", error_description: "The client is disabled." });
     },
   );
 });

@@ -1,10 +1,9 @@
 import { createHmac } from "node:crypto";
-import { users } from "@tessera/db";
-import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { disableClient } from "../../src/libraries/clients/index.ts";
 import { publicJwks } from "../../src/libraries/keys/index.ts";
 import { endSessions, type SessionRow, type UserRow } from "../../src/libraries/sessions.ts";
+import { markUserDisabled, markUserEnabled } from "../../src/queries/user-status.ts";
 import type { TestApp } from "../helpers.ts";
 import {
   basic,
@@ -143,9 +142,10 @@ describe("/userinfo", () => {
 
   it("tokens of a disabled user or a disabled client stop working (checked on every use)", async () => {
     expect((await userinfo(tokens.access_token)).statusCode).toBe(200);
-    await t.app.ctx.db.update(users).set({ disabledAt: t.clock.now() }).where(eq(users.id, user.id));
+    // Through the write path (it tells the access-token owners cache, queries/owners-cache.ts), not a bare UPDATE.
+    await markUserDisabled(t.app.ctx.db, user.id, t.clock.now());
     expectInvalidToken(await userinfo(tokens.access_token));
-    await t.app.ctx.db.update(users).set({ disabledAt: null }).where(eq(users.id, user.id));
+    await markUserEnabled(t.app.ctx.db, user.id, t.clock.now());
     expect((await userinfo(tokens.access_token)).statusCode).toBe(200);
     const doomed = await registerClient(t.app, { name: "Doomed" });
     const theirs = await tokensFor(t.app, doomed, cookie);

@@ -2,6 +2,8 @@ import {
   authorizationCodes,
   backchannelLogoutJobs,
   emailTokens,
+  federationFlows,
+  identityProviders,
   mfaChallenges,
   refreshTokens,
   sessions,
@@ -187,6 +189,7 @@ describe("sweeper", () => {
         email_tokens: 2,
         mfa_challenges: 2,
         passkey_challenges: 0,
+        federation_flows: 0,
         backchannel_logout_jobs: 2,
         webhook_deliveries: 0,
         account_throttles: 0,
@@ -214,6 +217,43 @@ describe("sweeper", () => {
     } finally {
       t.clock.advance(-RETENTION);
     }
+  });
+
+  it("deletes upstream sign-in ceremonies (federation_flows) that expired or were used before the cutoff (#15)", async () => {
+    const db = t.app.ctx.db;
+    const now = t.clock.now();
+    const longAgo = addSeconds(now, -2 * RETENTION);
+    const recently = addSeconds(now, -60);
+    const later = addSeconds(now, 600);
+    const slug = `sweep-${randomToken().slice(0, 8).toLowerCase()}`;
+    const [provider] = await db
+      .insert(identityProviders)
+      .values({ slug, kind: "oauth2", preset: "github", displayName: "GitHub" })
+      .returning();
+    if (!provider) throw new Error("no provider");
+    const flow = (label: string, purpose: "upstream" | "pending_link" | "email_link" | "mfa", values: object) =>
+      db.insert(federationFlows).values({
+        tokenHash: sha256(randomToken()),
+        purpose,
+        providerId: provider.id,
+        data: { label },
+        expiresAt: later,
+        ...values,
+      });
+    await flow("fresh", "upstream", {});
+    await flow("expired-recent", "pending_link", { expiresAt: recently });
+    await flow("used-recent", "email_link", { usedAt: recently });
+    await flow("expired-old", "upstream", { expiresAt: longAgo });
+    await flow("used-old", "mfa", { usedAt: longAgo });
+    await flow("pending-link-expired-old", "pending_link", { expiresAt: longAgo });
+
+    const report = await sweep(t.app.ctx, { batchSize: 2 });
+    expect(report.deleted.federation_flows).toBe(3);
+    const left = await db
+      .select({ data: federationFlows.data })
+      .from(federationFlows)
+      .where(sql`${federationFlows.providerId} = ${provider.id}`);
+    expect(left.map((r) => r.data.label).sort()).toEqual(["expired-recent", "fresh", "used-recent"]);
   });
 
   it("runs on its interval when build() starts the jobs, and stops when the app closes", async () => {

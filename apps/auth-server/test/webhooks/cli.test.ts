@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { auditEvents, createDatabase } from "@tessera/db";
+import { auditEvents, createDatabase, webhookEndpoints } from "@tessera/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/index.ts";
 import { testConfig } from "../../src/config/index.ts";
@@ -71,6 +71,32 @@ describe("tessera clients webhook", { timeout: 120_000 }, () => {
     expect(rotated.stdout).toMatch(/secret: +whsec_/);
     expect(rotated.stdout).not.toContain(created.secret);
 
+    for (const bad of ["604801", "1h", "1.5"]) {
+      const refused = await cli(["clients", "webhook", "rotate-secret", "--client", game, "--overlap-seconds", bad]);
+      expect(refused.code, bad).toBe(64);
+      expect(refused.stderr).toContain("--overlap-seconds must be a whole number from 0 to 604800");
+    }
+    const short = await cli([
+      "clients",
+      "webhook",
+      "rotate-secret",
+      "--client",
+      game,
+      "--overlap-seconds",
+      "0",
+      "--json",
+    ]);
+    expect(short.code).toBe(0);
+    expect(JSON.parse(short.stdout).previous_secret_expires_at).toBeNull();
+    const store = await createDatabase({ dataDir });
+    try {
+      const [endpoint] = await store.db.select().from(webhookEndpoints);
+      expect(endpoint?.previousSecretEncrypted).toBeNull();
+      expect(endpoint?.previousSecretExpiresAt).toBeNull();
+    } finally {
+      await store.close();
+    }
+
     const bad = await cli([
       "clients",
       "webhook",
@@ -108,7 +134,14 @@ describe("tessera clients webhook", { timeout: 120_000 }, () => {
       expect(mine.map((a) => a.event)).toEqual([
         "admin.client_webhook_set",
         "admin.client_webhook_secret_rotated",
+        "admin.client_webhook_secret_rotated",
         "admin.client_webhook_removed",
+      ]);
+      expect(mine.map((a) => (a.details as { overlapSeconds?: number }).overlapSeconds)).toEqual([
+        undefined,
+        86400,
+        0,
+        undefined,
       ]);
       expect(mine.every((a) => (a.details as { via?: string }).via === "cli")).toBe(true);
       expect(JSON.stringify(audits)).not.toContain(created.secret.slice(6));

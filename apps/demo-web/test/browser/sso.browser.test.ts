@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase } from "../../../../packages/db/src/testing.ts";
@@ -66,13 +66,38 @@ afterAll(async () => {
 
 const shot = (page: Page, name: string) => browser.shot(page, name);
 
+const SCREENSHOTS = resolve(import.meta.dirname, "../../../../test-output/screenshots/demo");
+
+/**
+ * A demo page as a desktop and a 390 px phone show it: screenshots of both into test-output/screenshots/demo, no
+ * horizontal scrolling at 390 px, and valid nesting (no button inside a link: interactive content in <a> is invalid).
+ */
+async function checkLayout(page: Page, name: string): Promise<void> {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  const original = page.viewportSize() ?? { width: 1000, height: 760 };
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}-desktop.png`), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}-390.png`), fullPage: true });
+  expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
+  expect(await page.locator("a button, a a, button a, button button").count()).toBe(0);
+  await page.setViewportSize(original);
+}
+
 const text = (page: Page, testId: string) => page.getByTestId(testId).textContent();
 
 describe("single sign-on across the demo shop and the demo game", () => {
   it("sign in on the shop → the game needs no prompt and its socket is authenticated → sign out in the game ends both", async () => {
     const shop = await context.newPage();
     const issuerPages: string[] = [];
+    const appPages: string[] = [];
     context.on("request", (request) => {
+      if (
+        request.isNavigationRequest() &&
+        (request.url().startsWith(demo.webUrl) || request.url().startsWith(demo.gameUrl))
+      ) {
+        appPages.push(request.url());
+      }
       if (
         request.isNavigationRequest() &&
         request.method() === "GET" &&
@@ -85,6 +110,7 @@ describe("single sign-on across the demo shop and the demo game", () => {
     // 1. The shop, signed out; sign in on Tessera's hosted page.
     await shop.goto(demo.webUrl);
     expect(await text(shop, "status")).toBe("Signed out");
+    await checkLayout(shop, "shop-signed-out");
     await shop.getByTestId("sign-in").click();
     await shop.waitForURL(`${demo.issuer}/login**`);
     await shot(shop, "01-tessera-sign-in");
@@ -94,6 +120,7 @@ describe("single sign-on across the demo shop and the demo game", () => {
     await shop.waitForURL(`${demo.webUrl}/`);
     expect(await text(shop, "user-email")).toBe(demo.user.email);
     await shot(shop, "02-shop-signed-in");
+    await checkLayout(shop, "shop-signed-in");
     expect(issuerPages).toHaveLength(1);
 
     // 2. The game: opening it is enough. Its silent check (prompt=none) finds the Tessera session: signed in at
@@ -109,6 +136,7 @@ describe("single sign-on across the demo shop and the demo game", () => {
     await game.getByTestId("target").click();
     await expect.poll(() => text(game, "scoreboard"), { timeout: 10_000 }).toBe("Demo Player: 1");
     await shot(game, "03-game-signed-in-socket-connected");
+    await checkLayout(game, "game-signed-in");
 
     // A second game tab keeps a socket open, to see the server close it when the session ends.
     const arena = await context.newPage();
@@ -122,6 +150,10 @@ describe("single sign-on across the demo shop and the demo game", () => {
       .toBe("Signed out");
     expect(game.url().startsWith(`${demo.gameUrl}/`)).toBe(true);
     await shot(game, "04-game-signed-out");
+    await checkLayout(game, "game-signed-out");
+    // Sign-out came back to the app's own URL: no `?state=` (nor any other OAuth parameter) left in it; only the
+    // sign-in callback carries them.
+    expect(appPages.filter((url) => /[?&](state|code|iss)=/.test(url) && !url.includes("/auth/callback"))).toEqual([]);
 
     // 5. Tessera's back-channel logout reaches the game, which closes the session's open socket...
     await expect.poll(() => text(arena, "socket-status"), { timeout: 15_000 }).toBe("closed: session ended");

@@ -11,6 +11,8 @@ export const clients = pgTable(
     clientId: text().notNull(),
     name: text().notNull(),
     logoUrl: text(),
+    /** The accent colour of the hosted pages for this client, `#rrggbb` (validated on input and again on use). */
+    brandColor: text(),
     /** Null for a public client (token_endpoint_auth_method none): it has no secret (RFC 8252 8.5). */
     clientSecretHash: text(),
     previousSecretHash: text(),

@@ -24,6 +24,8 @@ export const users = pgTable(
      * their meaning with no data migration; ignored when `is_admin` is false.
      */
     adminRole: text({ enum: ["admin", "support"] }),
+    /** The language the user chose for hosted pages and emails (`en`, `de`, `es`); null follows the browser. */
+    locale: text(),
     createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
     disabledAt: timestamp({ withTimezone: true }),

@@ -54,8 +54,24 @@ export const clientFlags = {
   "access-token-ttl": { type: "string" },
   "web-origin": { type: "string", multiple: true },
   "require-dpop": { type: "boolean" },
+  /** The same as --require-dpop (the issue's name): every token request needs a DPoP proof, tokens are bound. */
+  "dpop-bound": { type: "boolean" },
+  /** Comma-separated (or repeated): authorization_code, refresh_token, client_credentials, the device grant URN. */
+  "grant-types": { type: "string", multiple: true },
+  /** Guest accounts (POST /api/v1/guest) for this client. */
+  "allow-guests": { type: "boolean" },
   json: { type: "boolean" },
 } as const;
+
+/** `--grant-types a,b --grant-types c` as one list; the library validates each value (VALIDATION_FAILED). */
+function grantTypesOf(values: string[] | undefined): string[] | undefined {
+  if (values === undefined) return undefined;
+  const list = values.flatMap((v) => v.split(",")).map((v) => v.trim());
+  if (list.some((v) => v === "")) throw new UsageError("--grant-types must not contain an empty value");
+  return list;
+}
+
+const KIND_FLAGS = "[--grant-types TYPE,...] [--allow-guests] [--dpop-bound|--require-dpop]";
 
 const OTHER_URI_FLAGS =
   "[--post-logout-redirect-uri URI]... [--backchannel-logout-uri URI] [--logo-uri URI] [--web-origin ORIGIN]...";
@@ -97,6 +113,8 @@ export function describeClient(view: ClientView): string {
     `access_token_ttl_seconds:   ${view.access_token_ttl_seconds ?? "default"}`,
     `public (no secret):         ${view.token_endpoint_auth_method === "none"}`,
     `web_origins:                ${view.web_origins.join(" ") || "-"}`,
+    `grant_types:                ${view.grant_types.join(" ")}`,
+    `guest_accounts:             ${view.guest_accounts}`,
     `require_dpop:               ${view.require_dpop}`,
     ...(view.previous_secret_expires_at ? [`previous secret valid until: ${view.previous_secret_expires_at}`] : []),
     `created_at:                 ${view.created_at}`,
@@ -117,7 +135,7 @@ const deps = (database: { db: import("@tessera/db").Database }, config: import("
 export const clientsCreate: Command = {
   name: "clients create",
   summary: "Register a client app; prints its client_id and client_secret (shown once).",
-  usage: `tessera clients create --name NAME --redirect-uri URI [--redirect-uri URI]... ${OTHER_URI_FLAGS} [--public] [--require-dpop] [--first-party] [--direct-sign-in] [--scope SCOPE]... [--alg RS256|ES256|EdDSA] [--access-token-ttl SECONDS] [--json]`,
+  usage: `tessera clients create --name NAME --redirect-uri URI [--redirect-uri URI]... ${OTHER_URI_FLAGS} [--public] ${KIND_FLAGS} [--first-party] [--direct-sign-in] [--scope SCOPE]... [--alg RS256|ES256|EdDSA] [--access-token-ttl SECONDS] [--json]`,
   async run(argv, io) {
     const { values, positionals } = parseArgs({
       args: argv,
@@ -127,10 +145,15 @@ export const clientsCreate: Command = {
     });
     if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     if (!values.name) throw new UsageError("--name is required");
-    if (!values["redirect-uri"]?.length) throw new UsageError("at least one --redirect-uri is required");
+    const grantTypes = grantTypesOf(values["grant-types"]);
+    // A service (client_credentials) or a console (device grant) without authorization_code needs no redirect URI.
+    const redirects = !grantTypes || grantTypes.includes("authorization_code");
+    if (redirects && !values["redirect-uri"]?.length) {
+      throw new UsageError("at least one --redirect-uri is required");
+    }
     const input = {
       name: values.name,
-      redirectUris: values["redirect-uri"],
+      redirectUris: values["redirect-uri"] ?? [],
       postLogoutRedirectUris: values["post-logout-redirect-uri"],
       backchannelLogoutUri: values["backchannel-logout-uri"],
       logoUri: values["logo-uri"],
@@ -140,7 +163,9 @@ export const clientsCreate: Command = {
       idTokenSignedResponseAlg: algOf(values.alg),
       accessTokenTtlSeconds: secondsOf(values["access-token-ttl"]),
       webOrigins: values["web-origin"],
-      requireDpop: values["require-dpop"],
+      requireDpop: values["require-dpop"] || values["dpop-bound"] ? true : undefined,
+      grantTypes,
+      guestAccounts: values["allow-guests"],
     };
     await withDatabase(io, async (database, config) => {
       const { client, clientSecret } = await runAction(
@@ -204,52 +229,76 @@ export const clientsShow: Command = {
   },
 };
 
+/** `clients update`'s arguments as the library's patch (local and remote mode). */
+export function clientsUpdateArgs(argv: string[]): {
+  clientId: string;
+  patch: ClientUpdate;
+  json: boolean | undefined;
+} {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      ...clientFlags,
+      "no-first-party": { type: "boolean" },
+      "no-direct-sign-in": { type: "boolean" },
+      "no-backchannel-logout-uri": { type: "boolean" },
+      "no-logo-uri": { type: "boolean" },
+      "no-post-logout-redirect-uris": { type: "boolean" },
+      "no-access-token-ttl": { type: "boolean" },
+      "no-web-origins": { type: "boolean" },
+      "no-require-dpop": { type: "boolean" },
+      "no-dpop-bound": { type: "boolean" },
+      "no-allow-guests": { type: "boolean" },
+    },
+    strict: true,
+    allowPositionals: true,
+  });
+  const clientId = oneClientId(positionals);
+  const both = (a: string) => values[a as keyof typeof values] && values[`no-${a}` as keyof typeof values];
+  const flags = ["first-party", "direct-sign-in", "backchannel-logout-uri", "logo-uri", "access-token-ttl"];
+  for (const flag of [...flags, "require-dpop", "dpop-bound", "allow-guests"]) {
+    if (both(flag)) throw new UsageError(`--${flag} and --no-${flag} contradict each other`);
+  }
+  const flag = (yes: boolean | undefined, no: boolean | undefined) => (yes ? true : no ? false : undefined);
+  const patch: ClientUpdate = {
+    name: values.name,
+    redirectUris: values["redirect-uri"],
+    postLogoutRedirectUris: values["no-post-logout-redirect-uris"] ? [] : values["post-logout-redirect-uri"],
+    backchannelLogoutUri: values["no-backchannel-logout-uri"] ? null : values["backchannel-logout-uri"],
+    logoUri: values["no-logo-uri"] ? null : values["logo-uri"],
+    firstParty: flag(values["first-party"], values["no-first-party"]),
+    directSignIn: flag(values["direct-sign-in"], values["no-direct-sign-in"]),
+    allowedScopes: values.scope,
+    idTokenSignedResponseAlg: algOf(values.alg),
+    accessTokenTtlSeconds: values["no-access-token-ttl"] ? null : secondsOf(values["access-token-ttl"]),
+    webOrigins: values["no-web-origins"] ? [] : values["web-origin"],
+    requireDpop: flag(
+      values["require-dpop"] || values["dpop-bound"],
+      values["no-require-dpop"] || values["no-dpop-bound"],
+    ),
+    grantTypes: grantTypesOf(values["grant-types"]),
+    guestAccounts: flag(values["allow-guests"], values["no-allow-guests"]),
+  };
+  if (
+    patch.requireDpop !== undefined &&
+    (values["require-dpop"] || values["dpop-bound"]) &&
+    (values["no-require-dpop"] || values["no-dpop-bound"])
+  ) {
+    throw new UsageError("--dpop-bound and --no-dpop-bound contradict each other");
+  }
+  if (Object.values(patch).every((v) => v === undefined)) throw new UsageError("nothing to update");
+  return { clientId, patch, json: values.json };
+}
+
 export const clientsUpdate: Command = {
   name: "clients update",
   summary: "Change a client app's settings (URI flags replace the whole list).",
-  usage: `tessera clients update CLIENT_ID [--name NAME] [--redirect-uri URI]... ${OTHER_URI_FLAGS} [--no-backchannel-logout-uri] [--no-logo-uri] [--first-party|--no-first-party] [--direct-sign-in|--no-direct-sign-in] [--no-post-logout-redirect-uris] [--scope SCOPE]... [--alg ALG] [--access-token-ttl SECONDS|--no-access-token-ttl] [--no-web-origins] [--require-dpop|--no-require-dpop] [--json]`,
+  usage: `tessera clients update CLIENT_ID [--name NAME] [--redirect-uri URI]... ${OTHER_URI_FLAGS} [--no-backchannel-logout-uri] [--no-logo-uri] [--first-party|--no-first-party] [--direct-sign-in|--no-direct-sign-in] [--no-post-logout-redirect-uris] [--scope SCOPE]... [--alg ALG] [--access-token-ttl SECONDS|--no-access-token-ttl] [--no-web-origins] [--require-dpop|--no-require-dpop] [--grant-types TYPE,...] [--allow-guests|--no-allow-guests] [--dpop-bound|--no-dpop-bound] [--json]`,
   async run(argv, io) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      options: {
-        ...clientFlags,
-        "no-first-party": { type: "boolean" },
-        "no-direct-sign-in": { type: "boolean" },
-        "no-backchannel-logout-uri": { type: "boolean" },
-        "no-logo-uri": { type: "boolean" },
-        "no-post-logout-redirect-uris": { type: "boolean" },
-        "no-access-token-ttl": { type: "boolean" },
-        "no-web-origins": { type: "boolean" },
-        "no-require-dpop": { type: "boolean" },
-      },
-      strict: true,
-      allowPositionals: true,
-    });
-    const clientId = oneClientId(positionals);
-    const both = (a: string) => values[a as keyof typeof values] && values[`no-${a}` as keyof typeof values];
-    const flags = ["first-party", "direct-sign-in", "backchannel-logout-uri", "logo-uri", "access-token-ttl"];
-    for (const flag of [...flags, "require-dpop"]) {
-      if (both(flag)) throw new UsageError(`--${flag} and --no-${flag} contradict each other`);
-    }
-    const flag = (yes: boolean | undefined, no: boolean | undefined) => (yes ? true : no ? false : undefined);
-    const patch: ClientUpdate = {
-      name: values.name,
-      redirectUris: values["redirect-uri"],
-      postLogoutRedirectUris: values["no-post-logout-redirect-uris"] ? [] : values["post-logout-redirect-uri"],
-      backchannelLogoutUri: values["no-backchannel-logout-uri"] ? null : values["backchannel-logout-uri"],
-      logoUri: values["no-logo-uri"] ? null : values["logo-uri"],
-      firstParty: flag(values["first-party"], values["no-first-party"]),
-      directSignIn: flag(values["direct-sign-in"], values["no-direct-sign-in"]),
-      allowedScopes: values.scope,
-      idTokenSignedResponseAlg: algOf(values.alg),
-      accessTokenTtlSeconds: values["no-access-token-ttl"] ? null : secondsOf(values["access-token-ttl"]),
-      webOrigins: values["no-web-origins"] ? [] : values["web-origin"],
-      requireDpop: flag(values["require-dpop"], values["no-require-dpop"]),
-    };
-    if (Object.values(patch).every((v) => v === undefined)) throw new UsageError("nothing to update");
+    const { clientId, patch, json } = clientsUpdateArgs(argv);
     await withDatabase(io, async (database, config) => {
       const client = await runAction(() => updateClient(deps(database, config), clientId, patch, CLI_ACTOR));
-      print(io, values.json, clientView(client));
+      print(io, json, clientView(client));
     });
     return 0;
   },

@@ -7,7 +7,7 @@ import { CLI_ACTOR, runAction } from "./clients.ts";
 
 type PlanView = Awaited<ReturnType<typeof planView>>;
 
-function describe(plan: PlanView): string {
+export function describePlan(plan: PlanView): string {
   const prices = [
     plan.stripe_price ? `Stripe ${plan.stripe_price}` : null,
     plan.crypto_price ? `${plan.crypto_price} ${plan.crypto_currency} (crypto)` : null,
@@ -20,6 +20,42 @@ function describe(plan: PlanView): string {
   ].join("\n");
 }
 
+/** The arguments of `plans create` as the library's input (the same for local and remote mode). */
+export function planCreateArgs(argv: string[]) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      name: { type: "string" },
+      description: { type: "string" },
+      "stripe-price": { type: "string" },
+      "crypto-price": { type: "string" },
+      "crypto-currency": { type: "string" },
+      entitlement: { type: "string", multiple: true },
+      client: { type: "string", multiple: true },
+      "duration-days": { type: "string" },
+      json: { type: "boolean" },
+    },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (!values.name) throw new UsageError("--name is required");
+  if (!values.entitlement?.length) throw new UsageError("give at least one --entitlement");
+  const duration = values["duration-days"];
+  if (duration !== undefined && !/^\d{1,5}$/.test(duration)) throw new UsageError("--duration-days takes a number");
+  const input = {
+    name: values.name,
+    ...(values.description !== undefined ? { description: values.description } : {}),
+    ...(values["stripe-price"] !== undefined ? { stripe_price: values["stripe-price"] } : {}),
+    ...(values["crypto-price"] !== undefined ? { crypto_price: values["crypto-price"] } : {}),
+    ...(values["crypto-currency"] !== undefined ? { crypto_currency: values["crypto-currency"] } : {}),
+    entitlements: values.entitlement,
+    ...(values.client ? { clients: values.client } : {}),
+    ...(duration !== undefined ? { duration_days: Number(duration) } : {}),
+  };
+  return { input, json: values.json };
+}
+
 export const plansCreate: Command = {
   name: "plans create",
   summary: "Create a plan: a Stripe price and/or a crypto price that grants entitlements (kind from the Stripe price).",
@@ -27,41 +63,11 @@ export const plansCreate: Command = {
     "tessera plans create --name NAME (--stripe-price PRICE_ID | --crypto-price 5.00 --crypto-currency USD)... " +
     "--entitlement NAME... [--client CLIENT_ID]... [--duration-days N] [--description TEXT] [--json]",
   async run(argv, io) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      options: {
-        name: { type: "string" },
-        description: { type: "string" },
-        "stripe-price": { type: "string" },
-        "crypto-price": { type: "string" },
-        "crypto-currency": { type: "string" },
-        entitlement: { type: "string", multiple: true },
-        client: { type: "string", multiple: true },
-        "duration-days": { type: "string" },
-        json: { type: "boolean" },
-      },
-      strict: true,
-      allowPositionals: true,
-    });
-    if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-    if (!values.name) throw new UsageError("--name is required");
-    if (!values.entitlement?.length) throw new UsageError("give at least one --entitlement");
-    const duration = values["duration-days"];
-    if (duration !== undefined && !/^\d{1,5}$/.test(duration)) throw new UsageError("--duration-days takes a number");
-    const input = {
-      name: values.name,
-      ...(values.description !== undefined ? { description: values.description } : {}),
-      ...(values["stripe-price"] !== undefined ? { stripe_price: values["stripe-price"] } : {}),
-      ...(values["crypto-price"] !== undefined ? { crypto_price: values["crypto-price"] } : {}),
-      ...(values["crypto-currency"] !== undefined ? { crypto_currency: values["crypto-currency"] } : {}),
-      entitlements: values.entitlement,
-      ...(values.client ? { clients: values.client } : {}),
-      ...(duration !== undefined ? { duration_days: Number(duration) } : {}),
-    };
+    const { input, json } = planCreateArgs(argv);
     await withDatabase(io, async (database, config) => {
       const ctx = { db: database.db, clock: systemClock, config };
       const view = await planView(ctx, await runAction(() => createPlan(ctx, input, CLI_ACTOR)));
-      io.out(values.json ? JSON.stringify(view, null, 2) : `Created plan:\n${describe(view)}`);
+      io.out(json ? JSON.stringify(view, null, 2) : `Created plan:\n${describePlan(view)}`);
     });
     return 0;
   },
@@ -80,13 +86,13 @@ export const plansListCommand: Command = {
       const views = await Promise.all((await plansList(ctx, all)).map((p) => planView(ctx, p)));
       if (json) io.out(JSON.stringify(views, null, 2));
       else if (views.length === 0) io.out("No plans.");
-      else io.out(views.map(describe).join("\n"));
+      else io.out(views.map(describePlan).join("\n"));
     });
     return 0;
   },
 };
 
-function oneName(argv: string[]) {
+export function oneName(argv: string[]) {
   const { json, positionals } = jsonFlagArgs(argv);
   if (positionals.length !== 1) throw new UsageError("give the plan's name");
   return { json, name: positionals[0] as string };
@@ -101,7 +107,7 @@ export const plansShow: Command = {
     await withDatabase(io, async (database, config) => {
       const ctx = { db: database.db, clock: systemClock, config };
       const view = await planView(ctx, await runAction(() => getPlan(ctx, name)));
-      io.out(json ? JSON.stringify(view, null, 2) : describe(view));
+      io.out(json ? JSON.stringify(view, null, 2) : describePlan(view));
     });
     return 0;
   },

@@ -18,7 +18,7 @@ type View = ReturnType<typeof providerView>;
 
 const ctxOf = (database: { db: Database }, config: Config) => ({ db: database.db, clock: systemClock, config });
 
-function describe(v: View): string {
+export function describeProvider(v: View): string {
   return [
     `slug:               ${v.slug}`,
     `type:               ${v.type}${v.preset && v.type !== "steam" ? ` (${v.preset})` : ""}`,
@@ -36,7 +36,64 @@ function describe(v: View): string {
 }
 
 const print = (io: CliIo, json: boolean | undefined, v: View) =>
-  io.out(json ? JSON.stringify(v, null, 2) : describe(v));
+  io.out(json ? JSON.stringify(v, null, 2) : describeProvider(v));
+
+/** The arguments of `providers create` as the library's input (the same for local and remote mode). */
+export function providerCreateArgs(argv: string[]) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      slug: { type: "string" },
+      type: { type: "string" },
+      preset: { type: "string" },
+      issuer: { type: "string" },
+      name: { type: "string" },
+      "client-id": { type: "string" },
+      "client-secret-file": { type: "string" },
+      scope: { type: "string", multiple: true },
+      "trusted-for-email": { type: "boolean" },
+      client: { type: "string", multiple: true },
+      endpoint: { type: "string", multiple: true },
+      json: { type: "boolean" },
+    },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const preset = values.preset;
+  const type = values.type ?? (preset === "steam" ? "steam" : preset ? "oauth2" : undefined);
+  if (!type) throw new UsageError("give --type oidc --issuer URL, or --preset github|discord|twitch|steam");
+  if (!values.slug && !preset) throw new UsageError("--slug is required");
+  // The secret comes from a file (never a flag: flags end up in shell history and `ps`).
+  let clientSecret: string | undefined;
+  if (values["client-secret-file"]) {
+    try {
+      clientSecret = readFileSync(values["client-secret-file"], "utf8").trim();
+    } catch {
+      throw new UsageError(`cannot read ${values["client-secret-file"]}`);
+    }
+  }
+  const endpoints: Record<string, string> = {};
+  for (const e of values.endpoint ?? []) {
+    const at = e.indexOf("=");
+    if (at < 1) throw new UsageError("--endpoint takes NAME=URL");
+    endpoints[e.slice(0, at)] = e.slice(at + 1);
+  }
+  const input = {
+    slug: values.slug ?? preset,
+    type,
+    ...(preset ? { preset } : {}),
+    ...(values.issuer ? { issuer: values.issuer } : {}),
+    ...(values.name ? { displayName: values.name } : {}),
+    ...(values["client-id"] ? { clientId: values["client-id"] } : {}),
+    ...(clientSecret ? { clientSecret } : {}),
+    ...(values.scope ? { scopes: values.scope } : {}),
+    ...(values["trusted-for-email"] ? { trustedForEmail: true } : {}),
+    ...(values.client ? { clientIds: values.client } : {}),
+    ...(Object.keys(endpoints).length ? { endpoints } : {}),
+  };
+  return { input, json: values.json };
+}
 
 export const providersCreate: Command = {
   name: "providers create",
@@ -46,61 +103,10 @@ export const providersCreate: Command = {
     "[--client-id ID --client-secret-file PATH] [--name NAME] [--scope S]... [--trusted-for-email] [--client APP_CLIENT_ID]... " +
     "[--endpoint NAME=URL]... [--json]",
   async run(argv, io) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      options: {
-        slug: { type: "string" },
-        type: { type: "string" },
-        preset: { type: "string" },
-        issuer: { type: "string" },
-        name: { type: "string" },
-        "client-id": { type: "string" },
-        "client-secret-file": { type: "string" },
-        scope: { type: "string", multiple: true },
-        "trusted-for-email": { type: "boolean" },
-        client: { type: "string", multiple: true },
-        endpoint: { type: "string", multiple: true },
-        json: { type: "boolean" },
-      },
-      strict: true,
-      allowPositionals: true,
-    });
-    if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-    const preset = values.preset;
-    const type = values.type ?? (preset === "steam" ? "steam" : preset ? "oauth2" : undefined);
-    if (!type) throw new UsageError("give --type oidc --issuer URL, or --preset github|discord|twitch|steam");
-    if (!values.slug && !preset) throw new UsageError("--slug is required");
-    // The secret comes from a file (never a flag: flags end up in shell history and `ps`).
-    let clientSecret: string | undefined;
-    if (values["client-secret-file"]) {
-      try {
-        clientSecret = readFileSync(values["client-secret-file"], "utf8").trim();
-      } catch {
-        throw new UsageError(`cannot read ${values["client-secret-file"]}`);
-      }
-    }
-    const endpoints: Record<string, string> = {};
-    for (const e of values.endpoint ?? []) {
-      const at = e.indexOf("=");
-      if (at < 1) throw new UsageError("--endpoint takes NAME=URL");
-      endpoints[e.slice(0, at)] = e.slice(at + 1);
-    }
-    const input = {
-      slug: values.slug ?? preset,
-      type,
-      ...(preset ? { preset } : {}),
-      ...(values.issuer ? { issuer: values.issuer } : {}),
-      ...(values.name ? { displayName: values.name } : {}),
-      ...(values["client-id"] ? { clientId: values["client-id"] } : {}),
-      ...(clientSecret ? { clientSecret } : {}),
-      ...(values.scope ? { scopes: values.scope } : {}),
-      ...(values["trusted-for-email"] ? { trustedForEmail: true } : {}),
-      ...(values.client ? { clientIds: values.client } : {}),
-      ...(Object.keys(endpoints).length ? { endpoints } : {}),
-    };
+    const { input, json } = providerCreateArgs(argv);
     await withDatabase(io, async (database, config) => {
       const created = await runAction(() => createProvider(ctxOf(database, config), input, CLI_ACTOR));
-      print(io, values.json, providerView(created));
+      print(io, json, providerView(created));
     });
     return 0;
   },

@@ -20,7 +20,7 @@ export function roleScope(values: { client?: string | undefined; global?: boolea
   return values.client ?? null;
 }
 
-const describe = (r: RoleView) =>
+export const describeRole = (r: RoleView) =>
   `${r.client_id ?? "(global)"}  ${r.name}  ${r.id}${r.permissions.length ? `  [${r.permissions.join(", ")}]` : ""}`;
 
 const rolesCreate: Command = {
@@ -51,7 +51,7 @@ const rolesCreate: Command = {
         ...(values.permission ? { permissions: values.permission } : {}),
       };
       const role = await runAction(() => createRole(ctx, scope, input, CLI_ACTOR));
-      io.out(values.json ? JSON.stringify(role, null, 2) : `Created role ${describe(role)}`);
+      io.out(values.json ? JSON.stringify(role, null, 2) : `Created role ${describeRole(role)}`);
     });
     return 0;
   },
@@ -78,7 +78,7 @@ const rolesList: Command = {
           : listAllRoles(ctx, LIST_LIMIT),
       );
       if (values.json) io.out(JSON.stringify({ roles }, null, 2));
-      else io.out(roles.length ? roles.map(describe).join("\n") : "No roles.");
+      else io.out(roles.length ? roles.map(describeRole).join("\n") : "No roles.");
     });
     return 0;
   },
@@ -111,7 +111,7 @@ const rolesDelete: Command = {
       io.out(
         values.json
           ? JSON.stringify(result, null, 2)
-          : `Deleted role ${describe(result.role)}; ${result.assignments_removed} assignment(s) removed.`,
+          : `Deleted role ${describeRole(result.role)}; ${result.assignments_removed} assignment(s) removed.`,
       );
     });
     return 0;

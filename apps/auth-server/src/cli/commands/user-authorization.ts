@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import type { CoreContext } from "../../context.ts";
 import {
+  type AssignmentOverview,
   assignRole,
   grantEntitlement,
   revokeEntitlement,
@@ -90,37 +91,53 @@ const show: Command = {
   summary: "Show an account with its roles (per app) and entitlements.",
   usage: "tessera users show --email EMAIL [--json]",
   async run(argv, io) {
-    const { values } = parseArgs({
-      args: argv,
-      options: { email: { type: "string" }, json: { type: "boolean" } },
-      strict: true,
-    });
+    const values = userShowArgs(argv);
     await withUser(io, values.email, async (ctx, user) => {
-      const overview = await userAuthorizationOverview(ctx, user.id);
-      const account = { id: user.id, email: user.email, ...overview };
-      if (values.json) {
-        io.out(JSON.stringify(account, null, 2));
-        return;
-      }
-      const lines = [`${user.email} (${user.id})`, "Roles:"];
-      for (const r of overview.roles) {
-        lines.push(
-          `  ${r.client_id ?? "(global)"}  ${r.role}${r.expires_at ? `  until ${r.expires_at}` : ""}${r.active ? "" : "  (expired)"}`,
-        );
-      }
-      if (!overview.roles.length) lines.push("  none");
-      lines.push("Entitlements:");
-      for (const e of overview.entitlements) {
-        lines.push(
-          `  ${e.name}  ${e.client_ids ? e.client_ids.join(", ") : "every app"}  ${e.source}${e.source_ref ? ` ${e.source_ref}` : ""}${e.expires_at ? `  until ${e.expires_at}` : ""}${e.active ? "" : "  (expired)"}`,
-        );
-      }
-      if (!overview.entitlements.length) lines.push("  none");
-      io.out(lines.join("\n"));
+      printUserShow(io, values.json, {
+        id: user.id,
+        email: user.email,
+        ...(await userAuthorizationOverview(ctx, user.id)),
+      });
     });
     return 0;
   },
 };
+
+/** `users show`'s arguments (local and remote mode). */
+export function userShowArgs(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    options: { email: { type: "string" }, json: { type: "boolean" } },
+    strict: true,
+  }).values;
+}
+
+/** `users show`'s output (local and remote mode). */
+export function printUserShow(
+  io: CliIo,
+  json: boolean | undefined,
+  account: { id: string; email: string } & AssignmentOverview,
+): void {
+  if (json) {
+    io.out(JSON.stringify(account, null, 2));
+    return;
+  }
+  const lines = [`${account.email} (${account.id})`, "Roles:"];
+  for (const r of account.roles) {
+    lines.push(
+      `  ${r.client_id ?? "(global)"}  ${r.role}${r.expires_at ? `  until ${r.expires_at}` : ""}${r.active ? "" : "  (expired)"}`,
+    );
+  }
+  if (!account.roles.length) lines.push("  none");
+  lines.push("Entitlements:");
+  for (const e of account.entitlements) {
+    lines.push(
+      `  ${e.name}  ${e.client_ids ? e.client_ids.join(", ") : "every app"}  ${e.source}${e.source_ref ? ` ${e.source_ref}` : ""}${e.expires_at ? `  until ${e.expires_at}` : ""}${e.active ? "" : "  (expired)"}`,
+    );
+  }
+  if (!account.entitlements.length) lines.push("  none");
+  io.out(lines.join("\n"));
+}
 
 const entitlementsGrant: Command = {
   name: "entitlements grant",

@@ -72,7 +72,16 @@ export async function confirmEmailLink(
     await enqueueWebhook(ctx, tx, { type: "user.updated", userId: user.id });
     return { user: updated, oldEmail: user.email };
   });
-  sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "email_changed", to: oldEmail }), log);
+  sendInBackground(
+    ctx.mailer,
+    accountEmail(ctx.config, {
+      kind: "email_changed",
+      to: oldEmail,
+      locale: user.locale,
+      requestLocale: input.meta.locale,
+    }),
+    log,
+  );
   return { purpose, user };
 }
 
@@ -82,6 +91,7 @@ export async function resendVerification(
   log: Logger,
   user: UserRow,
   continuation?: Continuation,
+  meta?: RequestMeta,
 ): Promise<void> {
   if (user.emailVerifiedAt) return;
   const token = await issueEmailToken(ctx.db, {
@@ -92,7 +102,14 @@ export async function resendVerification(
   });
   sendInBackground(
     ctx.mailer,
-    accountEmail(ctx.config, { kind: "verify_email", to: user.email, token, continuation }),
+    accountEmail(ctx.config, {
+      kind: "verify_email",
+      to: user.email,
+      token,
+      continuation,
+      locale: user.locale,
+      requestLocale: meta?.locale,
+    }),
     log,
   );
 }
@@ -118,5 +135,16 @@ export async function requestEmailChange(
     now: ctx.clock.now(),
     newEmail: input.newEmail,
   });
-  sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "change_email", to: input.newEmail, token }), log);
+  // The new address belongs to the same person: the account's language.
+  sendInBackground(
+    ctx.mailer,
+    accountEmail(ctx.config, {
+      kind: "change_email",
+      to: input.newEmail,
+      token,
+      locale: input.user.locale,
+      requestLocale: input.meta.locale,
+    }),
+    log,
+  );
 }

@@ -102,7 +102,17 @@ export async function upgradeGuest(ctx: AppContext, guest: UserRow, input: Upgra
     await audit(tx, input.meta, { event: "guest.upgraded", outcome: "success", userId: result.user.id });
     return { user: result.user, token };
   });
-  sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "verify_email", to: user.email, token }), input.log);
+  sendInBackground(
+    ctx.mailer,
+    accountEmail(ctx.config, {
+      kind: "verify_email",
+      to: user.email,
+      token,
+      locale: user.locale,
+      requestLocale: input.meta.locale,
+    }),
+    input.log,
+  );
   return user;
 }
 

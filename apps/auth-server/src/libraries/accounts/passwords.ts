@@ -62,7 +62,14 @@ async function issueResetLink(
   });
   sendInBackground(
     ctx.mailer,
-    accountEmail(ctx.config, { kind: "reset_password", to: user.email, token, continuation: input.continuation }),
+    accountEmail(ctx.config, {
+      kind: "reset_password",
+      to: user.email,
+      token,
+      continuation: input.continuation,
+      locale: user.locale,
+      requestLocale: input.meta.locale,
+    }),
     log,
   );
 }
@@ -112,7 +119,16 @@ export async function resetPassword(
   // keep the owner out). It proves nothing about the second factor, so wrong codes stay counted: otherwise whoever
   // reads the mailbox could reset, guess codes until the lock, and reset again.
   await clearAccountThrottle(ctx, user.email);
-  sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "password_changed", to: user.email }), log);
+  sendInBackground(
+    ctx.mailer,
+    accountEmail(ctx.config, {
+      kind: "password_changed",
+      to: user.email,
+      locale: user.locale,
+      requestLocale: input.meta.locale,
+    }),
+    log,
+  );
   return user;
 }
 
@@ -155,7 +171,16 @@ export async function changePassword(
       sessionId: input.session.id,
     });
   });
-  sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "password_changed", to: input.user.email }), log);
+  sendInBackground(
+    ctx.mailer,
+    accountEmail(ctx.config, {
+      kind: "password_changed",
+      to: input.user.email,
+      locale: input.user.locale,
+      requestLocale: input.meta.locale,
+    }),
+    log,
+  );
 }
 
 /**
@@ -171,6 +196,6 @@ export async function checkCurrentPassword(
     password: input.plain,
     meta: input.meta,
     field: "currentPassword",
-    onLocked: emailOwnerOnLock(ctx, input.log ?? quietLogger),
+    onLocked: emailOwnerOnLock(ctx, input.log ?? quietLogger, input.meta),
   });
 }

@@ -12,10 +12,20 @@ import { checkCurrentPassword } from "./passwords.ts";
 
 export async function updateProfile(
   ctx: AppContext,
-  input: { user: UserRow; displayName: string | null; meta: RequestMeta },
+  input: {
+    user: UserRow;
+    displayName: string | null;
+    /** The saved language; null follows the browser; undefined leaves it as it is. */
+    locale?: string | null | undefined;
+    meta: RequestMeta;
+  },
 ): Promise<UserRow> {
   const updated = await ctx.db.transaction(async (tx) => {
-    const row = await updateUser(tx, input.user.id, { displayName: input.displayName, updatedAt: ctx.clock.now() });
+    const row = await updateUser(tx, input.user.id, {
+      displayName: input.displayName,
+      ...(input.locale !== undefined ? { locale: input.locale } : {}),
+      updatedAt: ctx.clock.now(),
+    });
     if (row) await enqueueWebhook(ctx, tx, { type: "user.updated", userId: row.id });
     return row;
   });

@@ -87,7 +87,7 @@ async function registerChecked(ctx: AppContext, log: Logger, input: RegisterInpu
   if (!created) {
     // Lost a race with a concurrent registration of the same address: answer exactly as for an existing email.
     const winner = await findUserByEmail(ctx.db, input.email);
-    if (winner) notifyRegistrationAttempt(ctx, log, winner);
+    if (winner) notifyRegistrationAttempt(ctx, log, winner, input.meta);
     return { outcome: "check_email" };
   }
   sendInBackground(
@@ -97,6 +97,8 @@ async function registerChecked(ctx: AppContext, log: Logger, input: RegisterInpu
       to: created.user.email,
       token: created.token,
       continuation: input.continuation,
+      locale: created.user.locale,
+      requestLocale: input.meta.locale,
     }),
     log,
   );
@@ -118,7 +120,7 @@ async function registerExisting(
       email: user.email,
       password: input.password,
       meta: input.meta,
-      onLocked: emailOwnerOnLock(ctx, log),
+      onLocked: emailOwnerOnLock(ctx, log, input.meta),
     });
   } catch (error) {
     if (!(error instanceof AppError)) throw error;
@@ -142,10 +144,19 @@ async function registerExisting(
     userId: user.id,
     details: { reason: "email_taken" },
   });
-  notifyRegistrationAttempt(ctx, log, user);
+  notifyRegistrationAttempt(ctx, log, user, input.meta);
   return { outcome: "check_email" };
 }
 
-function notifyRegistrationAttempt(ctx: AppContext, log: Logger, user: UserRow): void {
-  sendInBackground(ctx.mailer, accountEmail(ctx.config, { kind: "registration_attempt", to: user.email }), log);
+function notifyRegistrationAttempt(ctx: AppContext, log: Logger, user: UserRow, meta: RequestMeta): void {
+  sendInBackground(
+    ctx.mailer,
+    accountEmail(ctx.config, {
+      kind: "registration_attempt",
+      to: user.email,
+      locale: user.locale,
+      requestLocale: meta.locale,
+    }),
+    log,
+  );
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { LOCALES } from "../../i18n/index.ts";
 import { PASSWORD_MAX_LENGTH } from "../passwords.ts";
 import { normalizeEmail } from "../throttle/keys.ts";
 
@@ -52,7 +53,11 @@ export const accountSchemas = {
   verifyEmail: z.object({ token }),
   changePassword: z.object({ currentPassword: password, newPassword: password }),
   changeEmail: z.object({ currentPassword: password, newEmail: email }),
-  profile: z.object({ displayName }),
+  /** `locale`: the language of hosted pages and emails (en, de, es); empty follows the browser; absent keeps it. */
+  profile: z.object({
+    displayName,
+    locale: z.union([z.enum(LOCALES, { error: "Choose a language from the list." }), z.literal("")]).optional(),
+  }),
   deleteAccount: z.object({ currentPassword: password }),
   sessionId: z.object({ sessionId: z.uuid({ error: "Unknown session." }) }),
 };

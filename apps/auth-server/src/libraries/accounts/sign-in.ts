@@ -5,6 +5,7 @@ import { confirmedTotpExists } from "../../queries/totp.ts";
 import { findUserById, type UserRow } from "../../queries/users.ts";
 import { audit, type RequestMeta } from "../audit.ts";
 import { federatedFirstFactor } from "../federation/accounts.ts";
+import { countSignIn, countSignInFailure } from "../metrics.ts";
 import { completeMfaChallenge, createMfaChallenge } from "../mfa/challenge.ts";
 import { emailOwnerOnLock, passwordStep } from "../password-step.ts";
 import { endSessions, type SessionRow, signIn } from "../sessions.ts";
@@ -57,7 +58,7 @@ export async function startSession(
   ctx: AppContext,
   input: { user: UserRow; amr: string[]; meta: RequestMeta; existing?: SessionRow | null; clientId?: string },
 ): Promise<SignedIn> {
-  return ctx.db.transaction(async (tx) => {
+  const signedIn = await ctx.db.transaction(async (tx) => {
     const existing = input.existing;
     if (existing && existing.userId !== input.user.id) {
       await endSessions(ctx, tx, { ids: [existing.id] }, "replaced");
@@ -85,6 +86,8 @@ export async function startSession(
     });
     return { user: input.user, session, token };
   });
+  countSignIn(input.amr); // after the commit: a rolled-back sign-in is not one
+  return signedIn;
 }
 
 /** Audits a failed sign-in. The email is not stored (audit rows outlive accounts); the reason code is. */
@@ -102,6 +105,7 @@ export async function auditSignInFailure(
     clientId: clientId ?? null,
     details: { reason: error.code },
   });
+  countSignInFailure("password", error.code);
 }
 
 /**
@@ -126,7 +130,7 @@ export async function passwordSignIn(
       email: input.email,
       password: input.password,
       meta: input.meta,
-      onLocked: emailOwnerOnLock(ctx, input.log ?? quietLogger),
+      onLocked: emailOwnerOnLock(ctx, input.log ?? quietLogger, input.meta),
     });
     if (!step.ok) {
       account = step.account;
@@ -212,7 +216,7 @@ export async function signInWithSecondFactor(
   const { userId } = await completeMfaChallenge(ctx, input.meta, {
     token: input.challengeToken,
     code: input.code,
-    onLocked: async (email, until) => emailOwnerOnLock(ctx, log)(email, until),
+    onLocked: async (email, until) => emailOwnerOnLock(ctx, log, input.meta)(email, until),
   });
   const user = await findUserById(ctx.db, userId);
   if (!user) throw new AppError("MFA_CHALLENGE_EXPIRED");

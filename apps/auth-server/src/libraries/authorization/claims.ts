@@ -1,5 +1,6 @@
 import type { CoreContext } from "../../context.ts";
 import { selectUserAuthorization, type UserAuthorizationRow } from "../../queries/authorization/catalog.ts";
+import { cachedClaims } from "../../queries/owners-cache.ts";
 import { type Catalog, catalogAt, reloadCatalog } from "./catalog.ts";
 
 /** The scope that releases the claims below (advertised in discovery, asked for by default by the SDK). */
@@ -23,16 +24,29 @@ const NONE: AuthorizationClaims = Object.freeze({
 
 /**
  * The `roles`, `permissions` and `entitlements` claims of a user for one app (`clientRowId`: the internal
- * `clients.id`). One indexed statement (the user's assignments, grants and the catalog version); names come from the
- * in-memory catalog. Assignments and grants past their expiry do not count (judged against the context's clock).
+ * `clients.id`). From the instance's cache when it holds them (queries/owners-cache.ts: dropped on every instance when
+ * the user's assignments or grants or the catalog change, and not used past the earliest expiry they depend on);
+ * otherwise one indexed statement (the user's assignments, grants and the catalog version), names from the in-memory
+ * catalog. Assignments and grants past their expiry do not count (judged against the context's clock).
  */
 export async function authorizationClaims(
   ctx: CoreContext,
   userId: string,
   clientRowId: string,
 ): Promise<AuthorizationClaims> {
-  const row = await selectUserAuthorization(ctx.db, userId, ctx.clock.now());
-  if (!row) return NONE;
+  const now = ctx.clock.now();
+  return cachedClaims(ctx.db, userId, clientRowId, now, async () => {
+    const row = await selectUserAuthorization(ctx.db, userId, now);
+    if (!row) return { claims: NONE, validUntil: null };
+    return { claims: await claimsOf(ctx, row, clientRowId), validUntil: row.nextExpiry };
+  });
+}
+
+async function claimsOf(
+  ctx: CoreContext,
+  row: UserAuthorizationRow,
+  clientRowId: string,
+): Promise<AuthorizationClaims> {
   const catalog = await catalogAt(ctx.db, row.version);
   // An id the catalog does not know: a row written without bumping the version. Load once more; what is still
   // unknown then (a load that began before that write) is left out of this token rather than failing it.

@@ -19,7 +19,7 @@ export {
   revokeEntitlement,
 } from "./entitlements.ts";
 export type { Page } from "./input.ts";
-export { type AssignmentOverview, userAuthorizationOverview } from "./overview.ts";
+export { type AssignmentOverview, sortOverview, userAuthorizationOverview } from "./overview.ts";
 export {
   createPermission,
   deletePermission,

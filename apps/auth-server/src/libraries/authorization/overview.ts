@@ -19,10 +19,18 @@ export async function userAuthorizationOverview(ctx: CoreContext, userId: string
     selectUserRoles(ctx.db, userId, { limit: OVERVIEW_LIMIT }),
     selectUserGrants(ctx.db, userId, { limit: OVERVIEW_LIMIT }),
   ]);
+  return sortOverview({
+    roles: roles.map((r) => userRoleView(r, now)),
+    entitlements: await grantViews(ctx.db, grants, now),
+  });
+}
+
+/** The overview's order: roles by app name then role, entitlements by name (the CLI's remote mode sorts the same). */
+export function sortOverview(overview: AssignmentOverview): AssignmentOverview {
   return {
-    roles: roles
-      .map((r) => userRoleView(r, now))
-      .sort((a, b) => (a.client_name ?? "").localeCompare(b.client_name ?? "") || a.role.localeCompare(b.role)),
-    entitlements: (await grantViews(ctx.db, grants, now)).sort((a, b) => a.name.localeCompare(b.name)),
+    roles: [...overview.roles].sort(
+      (a, b) => (a.client_name ?? "").localeCompare(b.client_name ?? "") || a.role.localeCompare(b.role),
+    ),
+    entitlements: [...overview.entitlements].sort((a, b) => a.name.localeCompare(b.name)),
   };
 }

@@ -12,6 +12,7 @@ import {
 import { parse } from "../../validation.ts";
 import { audit } from "../audit.ts";
 import type { Actor } from "../clients/index.ts";
+import { enqueueRolesChanged } from "../webhooks/index.ts";
 import { appRowId, catalogChange } from "./change.ts";
 import { changeDetails, type Page, permissionCreateSchema, permissionUpdateSchema, UUID } from "./input.ts";
 
@@ -96,6 +97,8 @@ export async function updatePermission(
         updatedAt: now,
       })) ?? permission;
     const after = view(updated, clientId);
+    // A renamed permission reaches apps under its new name: holders of the roles that have it hear roles.changed.
+    if (updated.name !== permission.name) await enqueueRolesChanged(ctx, tx, { permissionId: permission.id });
     await audit(tx, actor.meta, {
       event: "admin.permission_updated",
       outcome: "success",
@@ -117,6 +120,8 @@ export async function deletePermission(
   const appId = (await appRowId(ctx.db, clientId)) as string;
   return catalogChange(ctx, "PERMISSION_NAME_TAKEN", async (tx) => {
     const permission = await permissionOf(tx, appId, id);
+    // Before the delete: holders of the roles that had it hear roles.changed (#16).
+    await enqueueRolesChanged(ctx, tx, { permissionId: permission.id });
     const roles = (await deletePermissionRow(tx, permission.id)) ?? [];
     const before = view(permission, clientId);
     await audit(tx, actor.meta, {

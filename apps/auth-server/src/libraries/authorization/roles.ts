@@ -18,6 +18,7 @@ import {
 import { parse } from "../../validation.ts";
 import { audit } from "../audit.ts";
 import type { Actor } from "../clients/index.ts";
+import { enqueueRolesChanged } from "../webhooks/index.ts";
 import { appRowId, catalogChange, type RoleScope } from "./change.ts";
 import { changeDetails, type Page, roleCreateSchema, roleUpdateSchema, UUID } from "./input.ts";
 
@@ -130,6 +131,10 @@ export async function updateRole(
         role.id,
         ensured.rows.map((p) => p.id),
       );
+      // Holders' permissions changed: every app they use hears roles.changed (#16).
+      if (permissionNames.join("\n") !== [...before.permissions].sort().join("\n")) {
+        await enqueueRolesChanged(ctx, tx, { roleIds: [role.id] });
+      }
     }
     const after = view(updated, scope, permissionNames);
     await audit(tx, actor.meta, {
@@ -154,6 +159,8 @@ export async function deleteRole(
   return catalogChange(ctx, "ROLE_NAME_TAKEN", async (tx) => {
     const role = await lockedRoleOf(tx, appId, roleId);
     const before = view(role, scope, (await selectRolePermissionNames(tx, [role.id])).get(role.id) ?? []);
+    // Before the delete (its assignments cascade): every holder's apps hear roles.changed (#16).
+    await enqueueRolesChanged(ctx, tx, { roleIds: [role.id] });
     const removed = (await deleteRoleRow(tx, role.id)) ?? 0;
     await audit(tx, actor.meta, {
       event: "admin.role_deleted",

@@ -5,6 +5,17 @@ import { deleteCustomers, findCustomer, purchasesOfUser } from "../../queries/bi
 import { audit, type RequestMeta } from "../audit.ts";
 import { billingEnabled, paymentProviders } from "./index.ts";
 
+/** Provider statuses in words of the message catalog (the page translates them); others are shown as the provider says. */
+const STATUS_WORDS: Record<string, string> = {
+  active: "active",
+  trialing: "active",
+  past_due: "payment overdue",
+  unpaid: "payment overdue",
+  canceled: "canceled",
+  Settled: "paid",
+  settled: "paid",
+};
+
 const day = (date: Date | null) => (date ? `${date.toISOString().slice(0, 10)}` : null);
 
 /** What /account/billing shows: each purchase with its status and renewal or end date, and receipt links. */
@@ -20,7 +31,7 @@ export async function billingOverview(ctx: CoreContext, userId: string) {
       plan: p.planName,
       provider: p.provider === "stripe" ? "Card (Stripe)" : "Crypto (BTCPay)",
       kind: p.kind === "subscription" ? "Subscription" : "One-time",
-      status: p.refundedAt ? "refunded" : p.status,
+      status: p.refundedAt ? "refunded" : (STATUS_WORDS[p.status] ?? p.status),
       renews:
         p.kind === "subscription" && !p.cancelAtPeriodEnd && p.status === "active" ? day(p.currentPeriodEnd) : null,
       ends: p.kind === "subscription" && p.cancelAtPeriodEnd ? day(p.currentPeriodEnd) : null,

@@ -9,6 +9,7 @@ import {
   insertPlan,
   listPlans,
   type PlanRow,
+  updatePlanRow,
 } from "../../queries/plans.ts";
 import { parse } from "../../validation.ts";
 import { audit } from "../audit.ts";
@@ -169,3 +170,49 @@ const auditView = (plan: PlanRow) => ({
   client_ids: plan.clientIds,
   archived_at: plan.archivedAt?.toISOString() ?? null,
 });
+
+const planUpdateSchema = z.strictObject({
+  description: z.string().max(500).optional(),
+  entitlements: z.array(slug).min(1).max(20).optional(),
+  /** Public client ids; an empty list = every app. */
+  clients: z.array(z.string().min(1).max(200)).max(50).optional(),
+});
+
+/**
+ * Changes a plan's description, entitlements or apps (prices and kind stay: they are the provider's). Purchases made
+ * from now on grant the new entitlements; grants already made are untouched. Audited.
+ */
+export async function updatePlan(ctx: CoreContext, name: string, raw: unknown, actor: Actor): Promise<PlanRow> {
+  const input = parse(planUpdateSchema, raw);
+  const plan = await getPlan(ctx, name);
+  if (plan.archivedAt) throw new AppError("PLAN_ARCHIVED");
+  let clientIds = plan.clientIds;
+  if (input.clients !== undefined) {
+    const ids: string[] = [];
+    for (const [i, clientId] of input.clients.entries()) {
+      const client = await findClientByClientId(ctx.db, clientId);
+      if (!client)
+        throw new AppError("CLIENT_NOT_FOUND", undefined, [{ field: `clients.${i}`, message: "no such client" }]);
+      if (!ids.includes(client.id)) ids.push(client.id);
+    }
+    clientIds = ids.length ? ids : null;
+  }
+  return ctx.db.transaction(async (tx) => {
+    const entitlements = input.entitlements ? [...new Set(input.entitlements)] : plan.entitlements;
+    if (input.entitlements) await ensureEntitlements(ctx, tx, entitlements);
+    const updated = await updatePlanRow(
+      tx,
+      plan.id,
+      { description: input.description ?? plan.description, entitlements, clientIds },
+      ctx.clock.now(),
+    );
+    if (!updated) throw new AppError("PLAN_ARCHIVED");
+    await audit(tx, actor.meta, {
+      event: "billing.plan_updated",
+      outcome: "success",
+      actorId: actor.actorId,
+      details: { plan: plan.name, before: auditView(plan), after: auditView(updated), via: actor.via },
+    });
+    return updated;
+  });
+}

@@ -62,7 +62,11 @@ export interface PaymentProvider {
   /** Unlinks a provider customer from the (deleted) Tessera user. */
   detachCustomer(customerId: string): Promise<void>;
   /** Checks the signature on the raw body; throws WEBHOOK_SIGNATURE_INVALID. */
-  verifyWebhook(rawBody: Buffer, headers: Record<string, string | string[] | undefined>, now: Date): VerifiedEvent;
+  verifyWebhook(
+    rawBody: Buffer,
+    headers: Record<string, string | string[] | undefined>,
+    now: Date,
+  ): VerifiedEvent | Promise<VerifiedEvent>;
   /** The provider's current state of an object; null when it is not a Tessera purchase. */
   currentState(ref: PurchaseRef): Promise<ProviderPurchase | null>;
 }

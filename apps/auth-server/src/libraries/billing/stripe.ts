@@ -1,4 +1,4 @@
-import Stripe from "stripe";
+import type Stripe from "stripe";
 import type { BillingConfig } from "../../config/billing.ts";
 import { AppError } from "../../errors/index.ts";
 import type { PlanRow } from "../../queries/plans.ts";
@@ -16,16 +16,23 @@ const date = (seconds: unknown): Date | null => (typeof seconds === "number" ? n
 /** The official `stripe` package, pointed at STRIPE_API_URL (Stripe's own by default; a local stub in tests). */
 export function createStripeProvider(settings: StripeSettings): PaymentProvider {
   const api = new URL(settings.apiUrl);
-  const stripe = new Stripe(settings.secretKey, {
-    host: api.hostname,
-    port: api.port || (api.protocol === "https:" ? 443 : 80),
-    protocol: api.protocol === "http:" ? "http" : "https",
-    // Within the request deadline (REQUEST_DEADLINE_MS, 5 s by default): a slow Stripe fails the request with 502 and
-    // is retried by whoever asked (the user; Stripe's own webhook retries), not by the package behind the deadline.
-    maxNetworkRetries: 0,
-    timeout: 4_000,
-    telemetry: false,
-  });
+  // Loaded on first use: the package takes a noticeable share of start-up (and of every test file's import time), and
+  // most deployments and tests never call Stripe.
+  let loaded: Promise<{ stripe: Stripe; module: typeof Stripe }> | undefined;
+  const load = () =>
+    (loaded ??= import("stripe").then(({ default: StripeClass }) => ({
+      module: StripeClass,
+      stripe: new StripeClass(settings.secretKey, {
+        host: api.hostname,
+        port: api.port || (api.protocol === "https:" ? 443 : 80),
+        protocol: api.protocol === "http:" ? "http" : "https",
+        // Within the request deadline (REQUEST_DEADLINE_MS, 5 s by default): a slow Stripe fails the request with 502
+        // and is retried by whoever asked (the user; Stripe's own webhook retries), not by the package behind it.
+        maxNetworkRetries: 0,
+        timeout: 4_000,
+        telemetry: false,
+      }),
+    })));
 
   /** Any failure talking to Stripe is a 502 with a code; Stripe's message (which may quote ids) stays in the log. */
   async function call<T>(what: () => Promise<T>): Promise<T> {
@@ -43,7 +50,9 @@ export function createStripeProvider(settings: StripeSettings): PaymentProvider 
   };
 
   async function subscriptionState(id: string): Promise<ProviderPurchase | null> {
-    const sub = obj(await call(() => stripe.subscriptions.retrieve(id, { expand: ["latest_invoice"] })));
+    const sub = obj(
+      await call(async () => (await load()).stripe.subscriptions.retrieve(id, { expand: ["latest_invoice"] })),
+    );
     const { userId, planId } = metadataOf(sub);
     if (!userId || !planId) return null;
     const status = str(sub.status) ?? "unknown";
@@ -73,7 +82,9 @@ export function createStripeProvider(settings: StripeSettings): PaymentProvider 
   }
 
   async function paymentState(id: string): Promise<ProviderPurchase | null> {
-    const intent = obj(await call(() => stripe.paymentIntents.retrieve(id, { expand: ["latest_charge"] })));
+    const intent = obj(
+      await call(async () => (await load()).stripe.paymentIntents.retrieve(id, { expand: ["latest_charge"] })),
+    );
     const { userId, planId } = metadataOf(intent);
     if (!userId || !planId) return null;
     const charge = obj(intent.latest_charge);
@@ -102,16 +113,18 @@ export function createStripeProvider(settings: StripeSettings): PaymentProvider 
     sells: (plan: PlanRow) => Boolean(plan.stripePriceId),
 
     async priceKind(priceId) {
+      const { stripe, module } = await load();
       try {
         const price = await stripe.prices.retrieve(priceId);
         return price.type === "recurring" ? "subscription" : "one_time";
       } catch (error) {
-        if (error instanceof Stripe.errors.StripeInvalidRequestError && error.statusCode === 404) return null;
+        if (error instanceof module.errors.StripeInvalidRequestError && error.statusCode === 404) return null;
         throw new AppError("PAYMENT_PROVIDER_ERROR");
       }
     },
 
     async createCustomer(user) {
+      const { stripe } = await load();
       const customer = await call(() =>
         stripe.customers.create(
           { email: user.email, metadata: { tessera_user_id: user.id } },
@@ -124,6 +137,7 @@ export function createStripeProvider(settings: StripeSettings): PaymentProvider 
     async createCheckout({ plan, user, customerId, successUrl, cancelUrl }) {
       const metadata = { tessera_user_id: user.id, tessera_plan_id: plan.id };
       const subscription = plan.kind === "subscription";
+      const { stripe } = await load();
       const session = await call(() =>
         stripe.checkout.sessions.create({
           mode: subscription ? "subscription" : "payment",
@@ -141,6 +155,7 @@ export function createStripeProvider(settings: StripeSettings): PaymentProvider 
     },
 
     async portalUrl(customerId, returnUrl) {
+      const { stripe } = await load();
       const portal = await call(() =>
         stripe.billingPortal.sessions.create({ customer: customerId, return_url: returnUrl }),
       );
@@ -148,13 +163,24 @@ export function createStripeProvider(settings: StripeSettings): PaymentProvider 
     },
 
     async detachCustomer(customerId) {
+      // A deleted account is never billed again: its live subscriptions end now (#16), not at the period's end.
+      const { stripe } = await load();
+      const subscriptions = await call(() =>
+        stripe.subscriptions.list({ customer: customerId, status: "all", limit: 100 }),
+      );
+      for (const sub of subscriptions.data) {
+        if (sub.status !== "canceled" && sub.status !== "incomplete_expired") {
+          await call(() => stripe.subscriptions.cancel(sub.id));
+        }
+      }
       // The customer stays at Stripe (its invoices are accounting records); the link to the person is removed.
       await call(() => stripe.customers.update(customerId, { email: "", metadata: { tessera_user_id: "" } }));
     },
 
-    verifyWebhook(rawBody, headers, now): VerifiedEvent {
+    async verifyWebhook(rawBody, headers, now): Promise<VerifiedEvent> {
       const signature = headers["stripe-signature"];
       if (typeof signature !== "string" || signature.length > 2048) throw new AppError("WEBHOOK_SIGNATURE_INVALID");
+      const { stripe } = await load();
       let event: Stripe.Event;
       try {
         // The package's own verifier: HMAC-SHA256 of `t.payload`, compared in constant time, `t` within tolerance.

@@ -29,7 +29,7 @@ export async function handleWebhook(
   },
 ): Promise<WebhookResult> {
   const payments = provider(ctx.config, input.provider);
-  const event = payments.verifyWebhook(input.rawBody, input.headers, ctx.clock.now());
+  const event = await payments.verifyWebhook(input.rawBody, input.headers, ctx.clock.now());
   // A replay costs one indexed read, not a call to the provider (recording below still decides races).
   if (await billingEventRecorded(ctx.db, input.provider, event.id)) return { received: true, duplicate: true };
   const states: ProviderPurchase[] = [];

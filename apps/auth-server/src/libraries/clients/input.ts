@@ -10,6 +10,8 @@ import { parse } from "../../validation.ts";
 export interface ClientInput {
   name: string;
   logoUri?: string | null | undefined;
+  /** Accent colour of the hosted pages for this client, `#rrggbb`. */
+  brandColor?: string | null | undefined;
   redirectUris: string[];
   postLogoutRedirectUris?: string[] | undefined;
   backchannelLogoutUri?: string | null | undefined;
@@ -154,6 +156,10 @@ const grantTypesSchema = z
 const createSchema = z.strictObject({
   name: nameSchema,
   logoUri: z.string().max(MAX_URI_LENGTH).nullish(),
+  brandColor: z
+    .string()
+    .regex(/^#[0-9a-fA-F]{6}$/, "must be a colour like #2948c7")
+    .nullish(),
   // At least one unless the client cannot use authorization_code (a device-only console, a client_credentials service).
   redirectUris: uriList,
   postLogoutRedirectUris: uriList.optional(),
@@ -244,6 +250,7 @@ export function rowValues(input: ClientUpdate) {
   return {
     ...(input.name !== undefined ? { name: input.name } : {}),
     ...(input.logoUri !== undefined ? { logoUrl: input.logoUri || null } : {}),
+    ...(input.brandColor !== undefined ? { brandColor: input.brandColor?.toLowerCase() || null } : {}),
     ...(input.redirectUris !== undefined ? { redirectUris: dedupe(input.redirectUris) } : {}),
     ...(input.postLogoutRedirectUris !== undefined
       ? { postLogoutRedirectUris: dedupe(input.postLogoutRedirectUris) }

@@ -17,6 +17,7 @@ import { passwordSignIn, type SignedIn, startSession } from "../accounts/sign-in
 import { audit, type RequestMeta } from "../audit.ts";
 import { addSeconds } from "../clock.ts";
 import { randomToken, sha256 } from "../crypto.ts";
+import { countSignInFailure } from "../metrics.ts";
 import { createMfaChallenge } from "../mfa/challenge.ts";
 import { hasConfirmedTotp } from "../mfa/factor.ts";
 import type { SessionRow } from "../sessions.ts";
@@ -260,4 +261,5 @@ export async function auditFederationFailure(ctx: AppContext, meta: RequestMeta,
     outcome: "failure",
     details: { provider, reason: error.code },
   });
+  countSignInFailure("federation", error.code);
 }

@@ -1,5 +1,6 @@
 import type { AppContext, Logger } from "../../context.ts";
 import { AppError } from "../../errors/index.ts";
+import { translator } from "../../i18n/index.ts";
 import { consumeFlow, findLiveFlow, insertFlow } from "../../queries/federation.ts";
 import { renderView } from "../../views/index.ts";
 import type { RequestMeta } from "../audit.ts";
@@ -7,6 +8,7 @@ import { audit } from "../audit.ts";
 import { addSeconds } from "../clock.ts";
 import { randomToken, safeEqual, sha256 } from "../crypto.ts";
 import { sendInBackground } from "../mailer/index.ts";
+import { emailLocale } from "../mailer/messages.ts";
 import type { SessionRow } from "../sessions.ts";
 import { type FederatedOutcome, link, pendingLink, signInOrSecondFactor } from "./accounts.ts";
 
@@ -39,16 +41,21 @@ export async function sendLinkEmail(
   const url = new URL("/federation/link/email", `${ctx.config.issuer}/`);
   url.searchParams.set("token", token);
   const product = ctx.config.mail.fromName;
+  const { t, locale } = translator(emailLocale(pending.user.locale, input.meta.locale));
+  const provider = pending.provider.displayName;
   const content = {
-    subject: `Link your ${pending.provider.displayName} sign-in to ${product}`,
-    intro: `Someone asked to link a ${pending.provider.displayName} sign-in to your ${product} account (${pending.user.email}). If it was you, open this link in the same browser to confirm.`,
-    action: { label: `Link ${pending.provider.displayName}`, url: url.toString() },
-    outro: "The link works once and expires in 15 minutes. If it was not you, ignore this email: nothing is linked.",
+    subject: t("Link your {provider} sign-in to {product}", { provider, product }),
+    intro: t(
+      "Someone asked to link a {provider} sign-in to your {product} account ({email}). If it was you, open this link in the same browser to confirm.",
+      { provider, product, email: pending.user.email },
+    ),
+    action: { label: t("Link {provider}", { provider }), url: url.toString() },
+    outro: t("The link works once and expires in 15 minutes. If it was not you, ignore this email: nothing is linked."),
   };
   const text = [content.intro, `${content.action.label}:\n${content.action.url}`, content.outro, `— ${product}`].join(
     "\n\n",
   );
-  const html = renderView("emails/account", { ...content, product });
+  const html = renderView("emails/account", { ...content, product, locale, t });
   sendInBackground(
     ctx.mailer,
     { to: pending.user.email, subject: content.subject, text, html, kind: "federation_link" },

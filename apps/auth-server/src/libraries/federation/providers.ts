@@ -7,6 +7,7 @@ import {
   insertIdentityProvider,
   listIdentityProviders,
   setIdentityProviderDisabled,
+  updateIdentityProvider,
 } from "../../queries/federation.ts";
 import { fieldErrors } from "../../validation.ts";
 import { audit, type RequestMeta } from "../audit.ts";
@@ -226,4 +227,76 @@ export async function buttonsFor(
       (p) => options.everyClient || p.clientIds === null || (clientId !== undefined && p.clientIds.includes(clientId)),
     )
     .map((p) => ({ slug: p.slug, name: p.displayName }));
+}
+
+const providerUpdate = z.strictObject({
+  displayName: z.string().trim().min(1).max(60).optional(),
+  issuer: url.optional(),
+  clientId: z.string().min(1).max(500).optional(),
+  /** Write-only: a new secret replaces the sealed one; absent keeps it. */
+  clientSecret: z.string().min(1).max(2000).optional(),
+  scopes: z
+    .array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,100}$/, "not a scope value"))
+    .max(30)
+    .optional(),
+  trustedForEmail: z.boolean().optional(),
+  clientIds: z
+    .array(z.string().regex(/^[\x21-\x7e]{1,200}$/))
+    .max(100)
+    .nullable()
+    .optional(),
+});
+
+/**
+ * Changes a provider's settings (its slug and kind stay: identities are linked by them). The client secret is
+ * write-only: a new one is sealed like at creation, and neither it nor the old one is ever shown. Audited (without
+ * secrets: `providerView` only says whether one is set).
+ */
+export async function updateProvider(
+  ctx: CoreContext,
+  slug: string,
+  raw: unknown,
+  actor: ProviderActor,
+): Promise<IdentityProviderRow> {
+  const parsed = providerUpdate.safeParse(raw ?? {});
+  if (!parsed.success) throw new AppError("VALIDATION_FAILED", undefined, fieldErrors(parsed.error));
+  const v = parsed.data;
+  const before = await getProvider(ctx, slug);
+  if (v.issuer !== undefined && before.kind !== "oidc") {
+    throw new AppError("VALIDATION_FAILED", undefined, [
+      { field: "issuer", message: "only an OpenID provider has one" },
+    ]);
+  }
+  const now = ctx.clock.now();
+  return ctx.db.transaction(async (tx) => {
+    const after = await updateIdentityProvider(
+      tx,
+      before.id,
+      {
+        ...(v.displayName !== undefined ? { displayName: v.displayName } : {}),
+        ...(v.issuer !== undefined ? { issuer: v.issuer } : {}),
+        ...(v.clientId !== undefined ? { clientId: v.clientId } : {}),
+        ...(v.clientSecret !== undefined
+          ? { clientSecretEncrypted: encrypt(ctx.config.masterKey, v.clientSecret, aad(before.slug)) }
+          : {}),
+        ...(v.scopes !== undefined ? { scopes: v.scopes } : {}),
+        ...(v.trustedForEmail !== undefined ? { trustedForEmail: v.trustedForEmail } : {}),
+        ...(v.clientIds !== undefined ? { clientIds: v.clientIds } : {}),
+      },
+      now,
+    );
+    if (!after) throw new AppError("PROVIDER_NOT_FOUND");
+    await audit(tx, actor.meta, {
+      event: "admin.provider_updated",
+      outcome: "success",
+      actorId: actor.actorId,
+      details: {
+        via: actor.via,
+        before: providerView(before),
+        after: providerView(after),
+        secretReplaced: v.clientSecret !== undefined,
+      },
+    });
+    return after;
+  });
 }

@@ -1,9 +1,23 @@
 import type { AppContext, Logger } from "../../context.ts";
-import { type ClaimedDelivery, claimDueDeliveries, markDelivered, markFailed } from "../../queries/webhooks.ts";
-import { addSeconds } from "../clock.ts";
+import {
+  type ClaimedDelivery,
+  claimDueDeliveries,
+  expandFanoutBatch,
+  markDelivered,
+  markFailed,
+} from "../../queries/webhooks.ts";
 import { decrypt } from "../crypto.ts";
 import { secretAad } from "../webhooks/endpoints.ts";
 import { webhookHeaders } from "../webhooks/signing.ts";
+import {
+  drainOutbox,
+  type OutboxProblem,
+  type OutboxQueue,
+  type OutboxReport,
+  postOutboxMessage,
+  runOutbox,
+  startOutboxWorker,
+} from "./outbox.ts";
 
 /**
  * Webhook delivery (issue #16), modelled on the back-channel logout queue: rows of webhook_deliveries are written in
@@ -11,7 +25,8 @@ import { webhookHeaders } from "../webhooks/signing.ts";
  * signed event and records the outcome. Failures are retried with exponential backoff and jitter; after
  * `maxAttempts` the delivery is dead (listed for admins, who may redeliver it). Per client and user only the oldest
  * pending delivery is ever claimed, so a receiver sees a user's events in order. The row id is the `webhook-id` on
- * every attempt, across retries and restarts, so a receiver that deduplicates on it acts exactly once.
+ * every attempt, across retries and restarts, so a receiver that deduplicates on it acts exactly once. The loop
+ * itself (claim, lease, backoff, dead letter, drain, worker) is jobs/outbox.ts, shared with back-channel logout.
  */
 export const WEBHOOK_DELIVERY = {
   batchSize: 50,
@@ -40,116 +55,101 @@ export interface WebhookDeliveryReport {
   dead: number;
 }
 
+/** The webhook queue for the shared outbox loop (jobs/outbox.ts). */
+function webhookQueue(ctx: AppContext): OutboxQueue<ClaimedDelivery> {
+  return {
+    name: "webhook",
+    policy: WEBHOOK_DELIVERY,
+    claim: (now, leaseUntil, limit) => claimDueDeliveries(ctx.db, now, leaseUntil, limit),
+    attempts: (claimed) => claimed.delivery.attempts,
+    deliver: (claimed, timeoutMs) => deliver(ctx, claimed, timeoutMs),
+    markDelivered: (claimed, at) => markDelivered(ctx.db, claimed.delivery.id, at),
+    markFailed: (claimed, { lastError, nextAttemptAt, endedAt }) =>
+      markFailed(ctx.db, claimed.delivery.id, { lastError, nextAttemptAt, deadAt: endedAt }),
+    retryDelaySeconds: (attempts) => webhookRetryDelaySeconds(attempts),
+    logFields: (claimed) => ({ deliveryId: claimed.delivery.id }),
+  };
+}
+
+const asWebhookReport = (r: OutboxReport): WebhookDeliveryReport => ({
+  delivered: r.delivered,
+  failed: r.failed,
+  dead: r.ended,
+});
+
 /** One run: claims due deliveries and POSTs them in parallel. Safe to run on every instance at once. */
 export async function deliverWebhooks(
   ctx: AppContext,
   log?: Logger,
   options: { timeoutMs?: number } = {},
 ): Promise<WebhookDeliveryReport> {
-  const now = ctx.clock.now();
-  const claimed = await claimDueDeliveries(
-    ctx.db,
-    now,
-    addSeconds(now, WEBHOOK_DELIVERY.leaseSeconds),
-    WEBHOOK_DELIVERY.batchSize,
-  );
-  const report: WebhookDeliveryReport = { delivered: 0, failed: 0, dead: 0 };
-  await Promise.all(
-    claimed.map(async (claimed) => {
-      const problem = await deliver(ctx, claimed, options.timeoutMs ?? WEBHOOK_DELIVERY.timeoutMs);
-      const done = ctx.clock.now();
-      const { delivery } = claimed;
-      if (problem === null) {
-        await markDelivered(ctx.db, delivery.id, done);
-        report.delivered++;
-        return;
-      }
-      const dead = problem.permanent || delivery.attempts >= WEBHOOK_DELIVERY.maxAttempts;
-      await markFailed(ctx.db, delivery.id, {
-        lastError: problem.message.slice(0, 500),
-        nextAttemptAt: addSeconds(done, webhookRetryDelaySeconds(delivery.attempts)),
-        deadAt: dead ? done : null,
-      });
-      if (dead) report.dead++;
-      else report.failed++;
-      log?.warn(
-        { deliveryId: delivery.id, attempts: delivery.attempts, dead, problem: problem.message },
-        "webhook delivery failed",
-      );
-    }),
-  );
-  return report;
+  return asWebhookReport(await runOutbox(ctx, webhookQueue(ctx), log, options));
 }
 
-/** Runs delivery until the backlog is gone (a run claims less than a batch), at most `maxRuns` times. */
+/** Holders per fan-out batch: one transaction inserts at most this many holders' deliveries. */
+export const FANOUT_BATCH_SIZE = 500;
+
+/**
+ * Queues the deliveries of pending fan-outs (a catalog-wide role change, queries/webhooks.ts insertRoleFanouts), one
+ * batch of `batchSize` holders per transaction, at most `maxBatches` batches. Each batch's deliveries commit with
+ * the fan-out's progress, so a crash mid-way repeats no batch and loses none; SKIP LOCKED keeps instances apart.
+ * Returns the holders handled.
+ */
+export async function expandWebhookFanouts(
+  ctx: Pick<AppContext, "db">,
+  options: { batchSize?: number; maxBatches?: number } = {},
+): Promise<number> {
+  let handled = 0;
+  for (let batch = 0; batch < (options.maxBatches ?? 200); batch++) {
+    const n = await ctx.db.transaction((tx) => expandFanoutBatch(tx, options.batchSize ?? FANOUT_BATCH_SIZE));
+    if (n === 0) break;
+    handled += n;
+  }
+  return handled;
+}
+
+/** Expands pending fan-outs, then runs delivery until the backlog is gone, at most `maxRuns` times. */
 export async function drainWebhooks(
   ctx: AppContext,
   log?: Logger,
   options: { maxRuns?: number; timeoutMs?: number } = {},
 ): Promise<WebhookDeliveryReport> {
-  const total: WebhookDeliveryReport = { delivered: 0, failed: 0, dead: 0 };
-  for (let run = 0; run < (options.maxRuns ?? 20); run++) {
-    const report = await deliverWebhooks(ctx, log, options);
-    total.delivered += report.delivered;
-    total.failed += report.failed;
-    total.dead += report.dead;
-    const handled = report.delivered + report.failed + report.dead;
-    // A delivered event may unblock the next one of the same user: run again while anything was delivered.
-    if (handled === 0 || (report.delivered === 0 && handled < WEBHOOK_DELIVERY.batchSize)) break;
-  }
-  return total;
+  // A failed expansion (retried next run) must not hold up the deliveries already queued.
+  await expandWebhookFanouts(ctx).catch((error: unknown) => log?.error({ err: error }, "webhook fan-out failed"));
+  return asWebhookReport(await drainOutbox(ctx, webhookQueue(ctx), log, options));
 }
 
 /** POSTs the signed event; null on a 2xx answer, otherwise what went wrong (permanent: retrying cannot help). */
-async function deliver(
-  ctx: AppContext,
-  claimed: ClaimedDelivery,
-  timeoutMs: number,
-): Promise<{ message: string; permanent: boolean } | null> {
+async function deliver(ctx: AppContext, claimed: ClaimedDelivery, timeoutMs: number): Promise<OutboxProblem | null> {
   const { delivery } = claimed;
   if (!claimed.url) return { message: "the client has no webhook endpoint any more", permanent: true };
-  let secret: string;
+  const now = ctx.clock.now();
+  const secrets: string[] = [];
   try {
-    secret = decrypt(ctx.config.masterKey, claimed.secretEncrypted, secretAad(delivery.clientId));
+    secrets.push(decrypt(ctx.config.masterKey, claimed.secretEncrypted, secretAad(delivery.clientId)));
+    // The rotation overlap: the previous secret signs too, so a receiver not yet updated still verifies.
+    if (claimed.previousSecretEncrypted && claimed.previousSecretExpiresAt && claimed.previousSecretExpiresAt > now) {
+      secrets.push(decrypt(ctx.config.masterKey, claimed.previousSecretEncrypted, secretAad(delivery.clientId)));
+    }
   } catch {
     return { message: "the signing secret cannot be decrypted with the master key", permanent: true };
   }
   const body = JSON.stringify(delivery.payload);
-  const timestamp = Math.floor(ctx.clock.now().getTime() / 1000);
-  try {
-    const response = await fetch(claimed.url, {
-      method: "POST",
-      headers: webhookHeaders(secret, delivery.id, timestamp, body),
-      body,
-      redirect: "manual",
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    await response.body?.cancel().catch(() => {});
-    if (response.status >= 200 && response.status < 300) return null;
-    return { message: `HTTP ${response.status}`, permanent: false };
-  } catch (error) {
-    const e = error as Error & { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } };
-    if (e.name === "TimeoutError") return { message: "timeout", permanent: false };
-    const message = e.cause?.code ?? e.cause?.errors?.[0]?.code ?? e.cause?.message ?? "network error";
-    return { message, permanent: false };
-  }
+  const timestamp = Math.floor(now.getTime() / 1000);
+  const problem = await postOutboxMessage(
+    claimed.url,
+    { headers: webhookHeaders(secrets, delivery.id, timestamp, body), body },
+    timeoutMs,
+  );
+  return problem === null ? null : { message: problem, permanent: false };
 }
 
-/** Runs delivery every `jobs.webhookIntervalSeconds` until stopped; returns a stop function that awaits a run. */
+/** Runs delivery every `jobs.backchannelIntervalSeconds` until stopped (jobs/outbox.ts startOutboxWorker). */
 export function startWebhookWorker(ctx: AppContext, log: Logger): () => Promise<void> {
-  let running: Promise<unknown> | null = null;
-  const tick = () => {
-    if (running) return;
-    running = drainWebhooks(ctx, log)
-      .catch((error) => log.error({ err: error }, "webhook delivery run failed"))
-      .finally(() => {
-        running = null;
-      });
-  };
-  const timer = setInterval(tick, ctx.config.jobs.backchannelIntervalSeconds * 1000);
-  timer.unref();
-  return async () => {
-    clearInterval(timer);
-    await running;
-  };
+  return startOutboxWorker(
+    "webhook delivery",
+    ctx.config.jobs.backchannelIntervalSeconds,
+    () => drainWebhooks(ctx, log),
+    log,
+  );
 }

@@ -2,6 +2,7 @@ import type { AppContext } from "../../context.ts";
 import { OAuthError } from "../../errors/index.ts";
 import { insertAuthorizationCode } from "../../queries/codes.ts";
 import { passkeyExists } from "../../queries/passkeys.ts";
+import { termsAcceptanceNeeded } from "../accounts/terms.ts";
 import { addSeconds } from "../clock.ts";
 import { randomToken, sha256 } from "../crypto.ts";
 import { hasConfirmedTotp } from "../mfa/factor.ts";
@@ -16,7 +17,9 @@ export type AuthorizeDecision =
   /** The user must sign in (again) on Tessera's hosted page first; `location` is /login with return_to. */
   | { kind: "login"; location: string }
   /** A third-party client: the user approves or denies on the consent page, which posts back to /authorize/consent. */
-  | { kind: "consent"; request: AuthorizationRequest; user: UserRow };
+  | { kind: "consent"; request: AuthorizationRequest; user: UserRow }
+  /** A newer TERMS_VERSION/PRIVACY_VERSION than the user accepted: the interstitial, which posts to /authorize/terms. */
+  | { kind: "terms"; request: AuthorizationRequest; user: UserRow };
 
 /**
  * Decides what happens for a validated request and the browser's current session: sign in first, ask for consent,
@@ -26,7 +29,7 @@ export async function decide(
   ctx: AppContext,
   request: AuthorizationRequest,
   current: { session: SessionRow; user: UserRow } | null,
-  options: { consented?: boolean } = {},
+  options: { consented?: boolean; termsAccepted?: boolean } = {},
 ): Promise<AuthorizeDecision> {
   const now = ctx.clock.now();
   const fail = (error: OAuthError) => redirectError(ctx, request.redirectUri, request.state, error);
@@ -61,6 +64,15 @@ export async function decide(
       );
     }
     return { kind: "login", location: loginLocation(request, true) };
+  }
+
+  // checkTerms (#16): a newer terms or privacy version than the user accepted is accepted before any app gets a code,
+  // whichever way the user signed in (password, passkey, upstream) or when the session signs in silently.
+  if (!options.termsAccepted && (await termsAcceptanceNeeded(ctx.db, ctx.config, session.user.id))) {
+    if (request.prompt.has("none")) {
+      throw fail(new OAuthError("interaction_required", "The user must accept the updated terms first."));
+    }
+    return { kind: "terms", request, user: session.user };
   }
 
   // checkConsent: prompt=consent always asks; otherwise first-party clients are trusted, and a third-party one asks
@@ -142,5 +154,15 @@ export function accessDenied(ctx: AppContext, request: AuthorizationRequest): st
     request.redirectUri,
     request.state,
     new OAuthError("access_denied", "The user denied the request.").withCode("CONSENT_DENIED"),
+  ).location;
+}
+
+/** The error redirect for a user who declined updated terms (#16). */
+export function termsDeclined(ctx: AppContext, request: AuthorizationRequest): string {
+  return redirectError(
+    ctx,
+    request.redirectUri,
+    request.state,
+    new OAuthError("access_denied", "The user declined the updated terms."),
   ).location;
 }

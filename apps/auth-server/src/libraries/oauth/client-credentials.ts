@@ -20,7 +20,7 @@ const USER_ONLY_SCOPES = new Set(["openid", "offline_access"]);
 /** The RFC 6749 5.1 response of this grant (no refresh_token, no id_token). */
 export interface ClientTokenResponse {
   access_token: string;
-  token_type: "Bearer";
+  token_type: "Bearer" | "DPoP";
   expires_in: number;
   scope: string;
 }
@@ -30,6 +30,8 @@ export async function clientCredentialsGrant(
   client: ClientRow,
   authMethod: ClientAuthMethod,
   requested: string | undefined,
+  /** The DPoP key thumbprint of the request's proof: the token is bound to it (`cnf.jkt`, RFC 9449 6). */
+  dpopJkt: string | null = null,
 ): Promise<ClientTokenResponse> {
   // Confidential clients only (RFC 6749 4.4): a client that authenticated without a secret cannot act for itself.
   if (authMethod !== "client_secret_basic" && authMethod !== "client_secret_post") {
@@ -55,10 +57,11 @@ export async function clientCredentialsGrant(
       client_id: client.clientId,
       scope,
       jti: randomUUID(),
+      ...(dpopJkt ? { cnf: { jkt: dpopJkt } } : {}),
     },
     { typ: "at+jwt", expiresInSeconds: ttl },
   );
-  return { access_token: accessToken, token_type: "Bearer", expires_in: ttl, scope };
+  return { access_token: accessToken, token_type: dpopJkt ? "DPoP" : "Bearer", expires_in: ttl, scope };
 }
 
 /**
@@ -81,9 +84,10 @@ export async function introspectClientToken(
     return null;
   // The caller authenticated moments ago; a disabled client could not have. Read again for a client disabled since.
   if (!(await findActiveClientByClientId(ctx.db, client.clientId))) return null;
+  const jkt = boundKey(payload);
   return {
     active: true,
-    token_type: "Bearer",
+    token_type: jkt ? "DPoP" : "Bearer",
     scope: typeof payload.scope === "string" ? payload.scope : "",
     client_id: client.clientId,
     sub: client.clientId,
@@ -92,5 +96,12 @@ export async function introspectClientToken(
     iat: payload.iat,
     exp: payload.exp,
     jti: payload.jti,
+    ...(jkt ? { cnf: { jkt } } : {}),
   };
+}
+
+/** The DPoP key thumbprint an access token is bound to (`cnf.jkt`), or null. */
+export function boundKey(payload: Record<string, unknown>): string | null {
+  const cnf = payload.cnf as { jkt?: unknown } | undefined;
+  return typeof cnf?.jkt === "string" ? cnf.jkt : null;
 }

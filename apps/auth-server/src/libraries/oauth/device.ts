@@ -19,6 +19,7 @@ import { type SessionRow, signIn, type UserRow } from "../sessions.ts";
 import { recordSignInFailure } from "../throttle/failures.ts";
 import { accountLockedError, checkSignIn, oneAtATime } from "../throttle/gate.ts";
 import { accountKey } from "../throttle/keys.ts";
+import { bindRefreshChain } from "./dpop.ts";
 import { splitScope } from "./params.ts";
 import { checkScope } from "./scopes.ts";
 import { createRefreshToken, type Grant, type TokenResponse, tokenResponse } from "./tokens.ts";
@@ -200,6 +201,8 @@ export async function deviceCodeGrant(
   client: ClientRow,
   deviceCode: string | undefined,
   meta: RequestMeta,
+  /** The DPoP key thumbprint of the polling request's proof: the tokens are bound to it (RFC 9449 5). */
+  dpopJkt: string | null = null,
 ): Promise<TokenResponse> {
   if (!deviceCode) throw new OAuthError("invalid_request", "The device_code parameter is required.");
   const unknown = "The device code is invalid.";
@@ -231,8 +234,9 @@ export async function deviceCodeGrant(
     const user = await findUserById(tx, consumed.userId);
     if (!user || user.disabledAt || user.deletedAt) return fail("invalid_grant", "The user account is disabled.");
     const { session } = await signIn(ctx, tx, { userId: user.id, amr: consumed.amr ?? ["pwd"], meta });
-    const grant: Grant = { client, user, session, scopes: splitScope(consumed.scope) };
+    const grant: Grant = { client, user, session, scopes: splitScope(consumed.scope), dpopJkt };
     const { token } = await createRefreshToken(tx, { grant, now });
+    if (dpopJkt) await bindRefreshChain(tx, token, dpopJkt, now);
     await audit(tx, meta, {
       event: "device.tokens_issued",
       outcome: "success",

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { Executor } from "@tessera/db";
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, type JWK, jwtVerify } from "jose";
 import type { AppContext } from "../../context.ts";
@@ -24,12 +24,46 @@ const SWEEP_EVERY = 50;
 
 const invalidProof = (description: string) => new OAuthError("invalid_dpop_proof", description);
 
+/**
+ * Server nonces (RFC 9449 8), stateless: `<window>.<HMAC(master key, window)>`, a new one every NONCE_WINDOW_SECONDS;
+ * the current and the previous window's nonce are accepted, so a nonce lives 5 to 10 minutes and needs no storage
+ * (the proof's jti, stored anyway, stops replays within that time).
+ */
+const NONCE_WINDOW_SECONDS = 300;
+
+function nonceFor(ctx: AppContext, window: number): string {
+  const key = createHmac("sha256", ctx.config.masterKey).update("tessera/dpop-nonce/v1").digest();
+  const mac = createHmac("sha256", key).update(String(window)).digest("base64url").slice(0, 32);
+  return `${window.toString(36)}.${mac}`;
+}
+
+/** The nonce to send in the DPoP-Nonce header now. */
+export function dpopNonce(ctx: AppContext): string {
+  return nonceFor(ctx, Math.floor(ctx.clock.now().getTime() / 1000 / NONCE_WINDOW_SECONDS));
+}
+
+function nonceIsCurrent(ctx: AppContext, nonce: string): boolean {
+  const current = Math.floor(ctx.clock.now().getTime() / 1000 / NONCE_WINDOW_SECONDS);
+  return [current, current - 1].some((window) => {
+    const expected = Buffer.from(nonceFor(ctx, window));
+    const given = Buffer.from(nonce);
+    return expected.length === given.length && timingSafeEqual(expected, given);
+  });
+}
+
+/** use_dpop_nonce with a fresh nonce in the DPoP-Nonce header (RFC 9449 8). */
+function useNonce(ctx: AppContext, description: string): OAuthError {
+  return new OAuthError("use_dpop_nonce", description, 400, { "dpop-nonce": dpopNonce(ctx) });
+}
+
 export interface DpopRequest {
   method: string;
   /** The endpoint's URL from the configured issuer (never from the Host header). */
   url: string;
   /** Present at a protected resource: the proof must carry `ath`, the hash of this access token. */
   accessToken?: string;
+  /** The proof must carry a current server nonce (RFC 9449 8); a stale or forged nonce is refused either way. */
+  requireNonce?: boolean;
 }
 
 /**
@@ -74,6 +108,13 @@ export async function verifyDpopProof(
     const expected = createHash("sha256").update(request.accessToken).digest("base64url");
     if (ath !== expected) throw invalidProof("The DPoP proof's ath does not match the access token.");
   }
+  const { nonce } = payload;
+  if (nonce !== undefined && (typeof nonce !== "string" || nonce.length > 128 || !nonceIsCurrent(ctx, nonce))) {
+    throw useNonce(ctx, "The DPoP proof's nonce is not current; use the one in the DPoP-Nonce header.");
+  }
+  if (nonce === undefined && request.requireNonce) {
+    throw useNonce(ctx, "This client's DPoP proofs must carry the nonce sent in the DPoP-Nonce header.");
+  }
   const jkt = await calculateJwkThumbprint(jwk, "sha256");
   // Replay: a proof id is accepted once per key while it could still verify (RFC 9449 11.1).
   const expiresAt = new Date(((iat as number) + 2 * PROOF_WINDOW_SECONDS) * 1000);
@@ -95,14 +136,19 @@ function stripQuery(url: string): string {
 
 /**
  * The proof of a /token request: its key thumbprint, or null without one. A client registered with `requireDpop`
- * must send a proof on every token request.
+ * must send a proof on every token request, carrying a server nonce (RFC 9449 8: the first request is answered
+ * use_dpop_nonce with the nonce; the client's DPoP library retries with it). Other clients may include the nonce.
  */
 export async function tokenRequestKey(
   ctx: AppContext,
   client: ClientRow,
   header: string | string[] | undefined,
 ): Promise<string | null> {
-  const jkt = await verifyDpopProof(ctx, header, { method: "POST", url: `${ctx.config.issuer}/token` });
+  const jkt = await verifyDpopProof(ctx, header, {
+    method: "POST",
+    url: `${ctx.config.issuer}/token`,
+    requireNonce: client.requireDpop,
+  });
   if (!jkt && client.requireDpop) throw invalidProof("This client must send a DPoP proof with every token request.");
   return jkt;
 }

@@ -12,6 +12,7 @@ import {
   findChildToken,
   lockChainByChainId,
   lockRefreshTokenByHash,
+  type RefreshTokenForRotation,
   type RefreshTokenWithOwners,
   retireRefreshToken,
   slideSessionIdle,
@@ -174,12 +175,10 @@ export async function refreshTokenGrant(
   const chainId = chainIdOf(params.refreshToken);
   const now = ctx.clock.now();
   const receivedAt = params.receivedAt ?? now;
-  // checkDpopBinding: a DPoP-bound chain needs a proof with its key before anything else happens to it.
-  await checkRefreshBinding(ctx.db, params.refreshToken, params.dpopJkt ?? null);
   const dpopJkt = params.dpopJkt ?? null;
 
   /** The rules every presented token meets before rotation or reuse is considered, in order; null when it does. */
-  function check(owned: RefreshTokenWithOwners): Outcome | null {
+  function check(owned: RefreshTokenForRotation): Outcome | null {
     if (owned.token.clientId !== client.id) return fail("The refresh token was not issued to this client.");
     if (owned.token.revokedAt) return fail("The refresh token has been revoked.");
     const problem = owned.client.disabledAt
@@ -191,10 +190,12 @@ export async function refreshTokenGrant(
     return null;
   }
 
-  // PostgreSQL: a plain rotation (a live token that passes every check) in two round trips. Anything else, and a
-  // rotation that lost a race, takes the general path below, which reads everything again.
+  // PostgreSQL: a plain rotation (a live token that passes every check, of a chain not bound to another DPoP key than
+  // the proof's) in two round trips, the binding read with the token. Anything else, and a rotation that lost a race,
+  // takes the general path below, which checks the binding first and reads everything again.
   let rotation: { grant: Grant; token: string } | undefined;
-  const fast = await rotateInTwoRoundTrips(ctx.db, tokenHash, (found) => {
+  const fast = await rotateInTwoRoundTrips(ctx.db, tokenHash, chainId, (found, boundJkt) => {
+    if (boundJkt !== null && boundJkt !== dpopJkt) return null;
     if (!found || check(found) || found.token.rotatedAt) return null;
     const session = { ...found.session, ...slideIdle(found.session, now, ctx.config) };
     const scopes = narrowScope(splitScope(found.token.scope), params.scope);
@@ -218,6 +219,8 @@ export async function refreshTokenGrant(
     return tokenResponse(ctx, rotation.grant, rotation.token);
   }
 
+  // checkDpopBinding: a DPoP-bound chain needs a proof with its key before anything else happens to it.
+  await checkRefreshBinding(ctx.db, params.refreshToken, dpopJkt);
   const attempt = () =>
     ctx.db.transaction(async (tx): Promise<Outcome> => {
       // checkToken, checkClientBinding, lockSession, checkRevoked, checkSession: in this order. The token is read and

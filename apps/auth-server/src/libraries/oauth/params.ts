@@ -9,6 +9,9 @@ export type ParamSpec = Record<string, number>;
 
 export type Params<S extends ParamSpec> = { [K in keyof S]: string | undefined };
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused.
+const CONTROL = /[\x00-\x1f\x7f]/;
+
 /** One parameter: a bounded string without control characters, or absent (an empty value counts as absent). */
 function paramSchema(name: string, max: number): z.ZodType<string | undefined> {
   return (
@@ -16,8 +19,7 @@ function paramSchema(name: string, max: number): z.ZodType<string | undefined> {
       .string({ message: `The ${name} parameter must be a string.` })
       .max(max, { message: `The ${name} parameter is too long.` })
       // Control characters have no place in any OAuth parameter (RFC 6749 Appendix A), and NUL cannot be stored.
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused.
-      .refine((v) => !/[\x00-\x1f\x7f]/.test(v), { message: `The ${name} parameter contains invalid characters.` })
+      .refine((v) => !CONTROL.test(v), { message: `The ${name} parameter contains invalid characters.` })
       .optional()
       .transform((v) => (v === "" ? undefined : v))
   );
@@ -29,7 +31,12 @@ function paramSchema(name: string, max: number): z.ZodType<string | undefined> {
  */
 const schemas = new Map<string, { names: string[]; schema: z.ZodType<Record<string, string | undefined>> }>();
 
+/** The same, by spec object: the usual spec is a module constant, so its content key is computed once. */
+const bySpec = new WeakMap<ParamSpec, { names: string[]; schema: z.ZodType<Record<string, string | undefined>> }>();
+
 function schemaFor(spec: ParamSpec) {
+  const known = bySpec.get(spec);
+  if (known) return known;
   const key = JSON.stringify(spec);
   let entry = schemas.get(key);
   if (!entry) {
@@ -38,6 +45,7 @@ function schemaFor(spec: ParamSpec) {
     entry = { names: Object.keys(spec), schema: z.object(shape) as z.ZodType<Record<string, string | undefined>> };
     schemas.set(key, entry);
   }
+  bySpec.set(spec, entry);
   return entry;
 }
 
@@ -55,10 +63,19 @@ export function readParams<S extends ParamSpec>(
   const input = source && typeof source === "object" ? (source as Record<string, unknown>) : {};
   const { names, schema } = schemaFor(spec);
   const picked: Record<string, unknown> = {};
+  // The common case, checked by hand (the schema's rules, no allocation beyond the result): every value absent or a
+  // string within its bound without control characters. Anything else goes through the schema, for its message.
+  let plain = true;
   for (const name of names) {
-    if (Array.isArray(input[name])) throw fail(`The ${name} parameter is included more than once.`);
-    picked[name] = input[name];
+    const value = input[name];
+    if (Array.isArray(value)) throw fail(`The ${name} parameter is included more than once.`);
+    picked[name] = value;
+    if (value === undefined) continue;
+    if (typeof value !== "string" || value.length > (spec[name] as number) || CONTROL.test(value)) plain = false;
+    else if (value === "") picked[name] = undefined;
   }
+  if (plain) return picked as Params<S>;
+  for (const name of names) picked[name] = input[name];
   const result = schema.safeParse(picked);
   if (!result.success) throw fail(result.error.issues[0]?.message ?? "The request is malformed.");
   return result.data as Params<S>;

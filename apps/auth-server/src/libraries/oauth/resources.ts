@@ -1,31 +1,36 @@
 import type { JWTPayload } from "jose";
 import type { AppContext } from "../../context.ts";
 import { AppError, OAuthError } from "../../errors/index.ts";
-import {
-  findAccessTokenOwners,
-  findChainByChainId,
-  findRefreshTokenByHash,
-  revokeClientChain,
-} from "../../queries/refresh-tokens.ts";
+import { acceptedAccessTokenOwners } from "../../queries/owners-cache.ts";
+import { findChainByChainId, findRefreshTokenByHash, revokeClientChain } from "../../queries/refresh-tokens.ts";
 import { audit, type RequestMeta } from "../audit.ts";
 import { authorizationClaimsFor } from "../authorization/scope.ts";
 import type { ClientRow } from "../clients/index.ts";
 import { sha256 } from "../crypto.ts";
 import { verifyJwt } from "../keys/index.ts";
 import type { SessionRow, UserRow } from "../sessions.ts";
-import { introspectClientToken } from "./client-credentials.ts";
-import { verifyDpopProof } from "./dpop.ts";
+import { boundKey, introspectClientToken } from "./client-credentials.ts";
+import { DPOP_ALGS, verifyDpopProof } from "./dpop.ts";
 import { sessionProblem } from "./grants.ts";
 import { splitScope } from "./params.ts";
 import { chainIdOf, REFRESH_TOKEN_PREFIX, userClaims } from "./tokens.ts";
 
 const MAX_TOKEN_LENGTH = 16 * 1024;
 
-/** RFC 6750 3.1: errors of a protected resource carry a WWW-Authenticate challenge naming the error. */
-function invalidToken(description: string): OAuthError {
+/**
+ * RFC 6750 3.1: errors of a protected resource carry a WWW-Authenticate challenge naming the error. For a request
+ * under the DPoP scheme or with a DPoP-bound token, the challenge is DPoP's (RFC 9449 7.1), with the algorithms.
+ */
+function invalidToken(description: string, scheme: "Bearer" | "DPoP" = "Bearer"): OAuthError {
   return new OAuthError("invalid_token", description, 401, {
-    "www-authenticate": `Bearer realm="tessera", error="invalid_token", error_description="${description}"`,
+    "www-authenticate": challenge(scheme, "invalid_token", description),
   });
+}
+
+function challenge(scheme: "Bearer" | "DPoP", error: string, description: string): string {
+  const text = description.replace(/["\\]/g, "'");
+  const algs = scheme === "DPoP" ? `, algs="${DPOP_ALGS.join(" ")}"` : "";
+  return `${scheme} realm="tessera", error="${error}", error_description="${text}"${algs}`;
 }
 
 export interface VerifiedAccessToken {
@@ -62,14 +67,22 @@ export async function checkAccessToken(
   if (!/^[0-9a-f-]{36}$/i.test(payload.sid)) return null;
   if (audience !== undefined && aud !== audience) return null;
   if (aud.length === 0 || aud.length > 128) return null;
-  // Session, user, client and chain in one statement.
-  const owners = await findAccessTokenOwners(ctx.db, payload.sid, aud);
-  if (!owners || owners.user.id !== payload.sub) return null;
-  if (sessionProblem(owners.session, owners.user, ctx.clock.now())) return null;
-  if (owners.client.disabledAt) return null;
-  // Issued with a refresh-token chain of this client in this session: when the chain is revoked (a replayed code,
-  // RFC 7009 revocation), the access token stops too, instead of living on to its expiry.
-  if (!owners.liveChain) return null;
+  // Session, user, client and chain in one statement, or from the instance's cache (queries/owners-cache.ts: every
+  // instance drops an entry when a write path ends the session, revokes a chain or changes the user or a client).
+  const now = ctx.clock.now();
+  const owners = await acceptedAccessTokenOwners(
+    ctx.db,
+    payload.sid,
+    aud,
+    (o) =>
+      o.user.id === payload.sub &&
+      !sessionProblem(o.session, o.user, now) &&
+      !o.client.disabledAt &&
+      // Issued with a refresh-token chain of this client in this session: when the chain is revoked (a replayed
+      // code, RFC 7009 revocation), the access token stops too, instead of living on to its expiry.
+      o.liveChain,
+  );
+  if (!owners) return null;
   return {
     payload,
     session: owners.session,
@@ -96,7 +109,7 @@ export async function userinfo(
     });
   }
   const verified = token.length <= MAX_TOKEN_LENGTH ? await checkAccessToken(ctx, token) : null;
-  if (!verified) throw invalidToken("The access token is invalid, expired or revoked.");
+  if (!verified) throw invalidToken("The access token is invalid, expired or revoked.", proof.scheme);
   await checkSenderConstraint(ctx, verified, token, proof);
   if (!verified.scopes.includes("openid")) {
     throw new OAuthError("insufficient_scope", "The access token lacks the openid scope.", 403, {
@@ -120,13 +133,14 @@ async function checkSenderConstraint(
   token: string,
   proof: { scheme: "Bearer" | "DPoP"; header: string | string[] | undefined; method: string },
 ): Promise<void> {
-  const cnf = verified.payload.cnf as { jkt?: unknown } | undefined;
-  const bound = typeof cnf?.jkt === "string" ? cnf.jkt : null;
+  const bound = boundKey(verified.payload);
   if (!bound) {
     if (proof.scheme === "DPoP") throw invalidToken("This access token is not DPoP-bound; use the Bearer scheme.");
     return;
   }
-  if (proof.scheme !== "DPoP") throw invalidToken("This access token is DPoP-bound; use the DPoP scheme and a proof.");
+  if (proof.scheme !== "DPoP") {
+    throw invalidToken("This access token is DPoP-bound; use the DPoP scheme and a proof.", "DPoP");
+  }
   const method = proof.method === "HEAD" ? "GET" : proof.method;
   let jkt: string | null;
   try {
@@ -136,10 +150,18 @@ async function checkSenderConstraint(
       accessToken: token,
     });
   } catch (error) {
-    if (error instanceof OAuthError) throw invalidToken(`The DPoP proof is invalid: ${error.description}`);
+    if (error instanceof OAuthError) throw invalidProof(`The DPoP proof is invalid: ${error.description}`);
     throw error;
   }
-  if (jkt !== bound) throw invalidToken("The DPoP proof is missing or signed by another key.");
+  if (!jkt) throw invalidProof("A DPoP proof is required with this access token.");
+  if (jkt !== bound) throw invalidToken("The DPoP proof is signed by another key than the token is bound to.", "DPoP");
+}
+
+/** RFC 9449 7.1: a missing or invalid proof at a resource is 401 invalid_dpop_proof with a DPoP challenge. */
+function invalidProof(description: string): OAuthError {
+  return new OAuthError("invalid_dpop_proof", description, 401, {
+    "www-authenticate": challenge("DPoP", "invalid_dpop_proof", description),
+  });
 }
 
 const isRefreshToken = (token: string) => token.startsWith(REFRESH_TOKEN_PREFIX);
@@ -174,9 +196,12 @@ export async function introspect(ctx: AppContext, client: ClientRow, token: stri
   if (!verified) return (await introspectClientToken(ctx, client, token)) ?? inactive;
   if (verified.clientId !== client.clientId) return inactive;
   const { payload } = verified;
+  const jkt = boundKey(payload);
   return {
     active: true,
-    token_type: "Bearer",
+    // RFC 9449 6.2: a DPoP-bound token is introspected with its key's thumbprint, so a resource can check the proof.
+    token_type: jkt ? "DPoP" : "Bearer",
+    ...(jkt ? { cnf: { jkt } } : {}),
     scope: verified.scopes.join(" "),
     client_id: verified.clientId,
     sub: verified.user.id,

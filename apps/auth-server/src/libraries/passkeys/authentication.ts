@@ -1,7 +1,6 @@
-import {
-  type AuthenticationResponseJSON,
-  generateAuthenticationOptions,
-  type PublicKeyCredentialRequestOptionsJSON,
+import type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialRequestOptionsJSON,
   verifyAuthenticationResponse,
 } from "@simplewebauthn/server";
 import type { AppContext, CoreContext } from "../../context.ts";
@@ -23,6 +22,7 @@ import { clearAccountThrottle } from "../throttle/failures.ts";
 import { challengeBytes, spendCeremony, startCeremony } from "./ceremony.ts";
 import { transportsOf, uuidFromHandle } from "./registration.ts";
 import { CEREMONY_TIMEOUT_MS, passkeyAmr, relyingParty } from "./relying-party.ts";
+import { webauthn } from "./webauthn.ts";
 
 type Options = { token: string; expiresAt: Date; options: PublicKeyCredentialRequestOptionsJSON };
 
@@ -32,7 +32,7 @@ type Options = { token: string; expiresAt: Date; options: PublicKeyCredentialReq
  */
 export async function beginPasskeySignIn(ctx: CoreContext): Promise<Options> {
   const ceremony = await startCeremony(ctx, { purpose: "sign_in" });
-  const options = await generateAuthenticationOptions({
+  const options = await (await webauthn()).generateAuthenticationOptions({
     rpID: relyingParty(ctx.config).id,
     challenge: challengeBytes(ceremony.challenge),
     timeout: CEREMONY_TIMEOUT_MS,
@@ -57,7 +57,7 @@ export async function beginPasskeySecondStep(ctx: CoreContext, mfaToken: string 
     userId: found.challenge.userId,
     mfaChallengeId: found.challenge.id,
   });
-  const options = await generateAuthenticationOptions({
+  const options = await (await webauthn()).generateAuthenticationOptions({
     rpID: relyingParty(ctx.config).id,
     challenge: challengeBytes(ceremony.challenge),
     timeout: CEREMONY_TIMEOUT_MS,
@@ -161,7 +161,7 @@ async function verifyAssertion(
   const rp = relyingParty(ctx.config);
   let info: Awaited<ReturnType<typeof verifyAuthenticationResponse>>["authenticationInfo"];
   try {
-    const result = await verifyAuthenticationResponse({
+    const result = await (await webauthn()).verifyAuthenticationResponse({
       response: input.credential,
       expectedChallenge: ceremony.challenge,
       expectedOrigin: rp.origin,

@@ -1,7 +1,6 @@
-import {
-  generateRegistrationOptions,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type RegistrationResponseJSON,
+import type {
+  PublicKeyCredentialCreationOptionsJSON,
+  RegistrationResponseJSON,
   verifyRegistrationResponse,
 } from "@simplewebauthn/server";
 import type { CoreContext } from "../../context.ts";
@@ -12,6 +11,7 @@ import { audit, type RequestMeta } from "../audit.ts";
 import { challengeBytes, spendCeremony, startCeremony } from "./ceremony.ts";
 import { reauthenticate } from "./reauth.ts";
 import { CEREMONY_TIMEOUT_MS, relyingParty } from "./relying-party.ts";
+import { webauthn } from "./webauthn.ts";
 
 /**
  * Adding a passkey from the account page, in two requests:
@@ -42,7 +42,7 @@ export async function beginPasskeyRegistration(
   const ceremony = await startCeremony(ctx, { purpose: "register", userId: user.id, sessionId: input.sessionId });
   const rp = relyingParty(ctx.config);
   const existing = await listPasskeys(ctx.db, user.id);
-  const options = await generateRegistrationOptions({
+  const options = await (await webauthn()).generateRegistrationOptions({
     rpName: rp.name,
     rpID: rp.id,
     // The user handle is the account's uuid: stable, and no personal data on the authenticator beyond the label.
@@ -79,7 +79,7 @@ export async function finishPasskeyRegistration(
   const rp = relyingParty(ctx.config);
   let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
   try {
-    verified = await verifyRegistrationResponse({
+    verified = await (await webauthn()).verifyRegistrationResponse({
       response: input.credential,
       expectedChallenge: ceremony.challenge,
       expectedOrigin: rp.origin,

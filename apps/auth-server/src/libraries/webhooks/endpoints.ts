@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { WEBHOOK_SECRET_OVERLAP_MAX_SECONDS } from "../../config/types.ts";
 import type { CoreContext } from "../../context.ts";
 import { AppError } from "../../errors/index.ts";
 import { findClientByClientId } from "../../queries/clients.ts";
@@ -102,20 +103,36 @@ export async function setWebhook(
   });
 }
 
-/** A new signing secret, returned once; deliveries from now on (retries included) are signed with it. */
+/** The admin API's rotate-secret body: how long the previous secret keeps signing, 0..7 days (default: the setting). */
+export const rotateSecretBody = z.strictObject({
+  overlap_seconds: z.number().int().min(0).max(WEBHOOK_SECRET_OVERLAP_MAX_SECONDS).optional(),
+});
+
+/**
+ * A new signing secret, returned once; deliveries from now on (retries included) are signed with it, and also with the
+ * previous secret (both in `webhook-signature`) for `overlapSeconds` — default `jobs.webhookSecretOverlapSeconds`
+ * (WEBHOOK_SECRET_OVERLAP_SECONDS, 24 h) — so the app can deploy the new secret without refusing events meanwhile.
+ * 0 ends the previous secret at once (a leaked secret). A second rotation within the overlap ends the older one.
+ * The caller validates `overlapSeconds` (0..WEBHOOK_SECRET_OVERLAP_MAX_SECONDS).
+ */
 export async function rotateWebhookSecret(
   deps: CoreContext,
   clientId: string,
   actor: Actor,
-): Promise<{ webhook: WebhookEndpointView; secret: string }> {
+  options: { overlapSeconds?: number } = {},
+): Promise<{ webhook: WebhookEndpointView; secret: string; previousSecretExpiresAt: Date | null }> {
   const id = await clientUuid(deps, clientId);
   const secret = newWebhookSecret();
+  const now = deps.clock.now();
+  const overlapSeconds = options.overlapSeconds ?? deps.config.jobs.webhookSecretOverlapSeconds;
+  const previousUntil = overlapSeconds > 0 ? new Date(now.getTime() + overlapSeconds * 1000) : null;
   return deps.db.transaction(async (tx) => {
     const row = await setEndpointSecret(
       tx,
       id,
       encrypt(deps.config.masterKey, secret, secretAad(id)),
-      deps.clock.now(),
+      now,
+      previousUntil,
     );
     if (!row) throw new AppError("WEBHOOK_NOT_FOUND");
     await audit(tx, actor.meta, {
@@ -123,9 +140,9 @@ export async function rotateWebhookSecret(
       outcome: "success",
       actorId: actor.actorId,
       clientId,
-      details: actor.via ? { via: actor.via } : undefined,
+      details: { ...(actor.via ? { via: actor.via } : {}), overlapSeconds },
     });
-    return { webhook: view(clientId, row), secret };
+    return { webhook: view(clientId, row), secret, previousSecretExpiresAt: previousUntil };
   });
 }
 

@@ -1,7 +1,9 @@
 import type { Executor } from "@tessera/db";
+import { sql } from "drizzle-orm";
 import type { CoreContext } from "../../context.ts";
 import {
   insertDeliveries,
+  insertRoleFanouts,
   sessionClientIds,
   sessionOwners,
   subscribedEndpoints,
@@ -57,4 +59,32 @@ export async function enqueueWebhook(deps: CoreContext, tx: Executor, event: Web
       payload: { type: event.type, timestamp, data: { sub: event.userId, ...event.data } },
     })),
   );
+}
+
+/**
+ * A catalog change that changes what holders of roles may do (#16): a role's permissions set, a role deleted (call
+ * before the delete: its assignments go with it), a permission deleted or renamed. Every user holding one of the
+ * roles gets `roles.changed` on each affected app they used. The change's transaction stays bounded however many
+ * holders there are: it records one fan-out row per role scope with the holders' ids (one statement), and the webhook
+ * worker queues the deliveries afterwards in batches (libraries/jobs/webhooks.ts expandWebhookFanouts). Nothing when
+ * no client subscribes to `roles.changed`. Returns the number of holders recorded.
+ */
+export async function enqueueRolesChanged(
+  deps: CoreContext,
+  tx: Executor,
+  target: { roleIds: string[] } | { permissionId: string },
+): Promise<number> {
+  if ((await subscribedEndpoints(tx, "roles.changed")).length === 0) return 0;
+  let roles: ReturnType<typeof sql>;
+  if ("roleIds" in target) {
+    if (target.roleIds.length === 0) return 0;
+    roles = sql.join(
+      target.roleIds.map((id) => sql`${id}::uuid`),
+      sql`, `,
+    );
+  } else {
+    roles = sql`select role_id from role_permissions where permission_id = ${target.permissionId}::uuid`;
+  }
+  const now = deps.clock.now();
+  return insertRoleFanouts(tx, roles, now.toISOString(), now);
 }

@@ -8,11 +8,12 @@ export { listWebhookDeliveries, redeliverWebhook } from "./deliveries.ts";
 export {
   getWebhook,
   removeWebhook,
+  rotateSecretBody,
   rotateWebhookSecret,
   setWebhook,
   WEBHOOK_EVENT_TYPES,
   type WebhookEndpointView,
   type WebhookEventType,
 } from "./endpoints.ts";
-export { enqueueWebhook, type WebhookEvent } from "./enqueue.ts";
+export { enqueueRolesChanged, enqueueWebhook, type WebhookEvent } from "./enqueue.ts";
 export { newWebhookSecret, signWebhook, webhookHeaders } from "./signing.ts";

@@ -21,17 +21,22 @@ export function signWebhook(secret: string, id: string, timestampSeconds: number
   return `v1,${mac.toString("base64")}`;
 }
 
-/** The headers of one delivery attempt: the id stays the same on every retry, the timestamp is the attempt's. */
+/**
+ * The headers of one delivery attempt: the id stays the same on every retry, the timestamp is the attempt's. With
+ * several secrets (the overlap after a rotation: current first, then the previous one) `webhook-signature` is their
+ * space-separated list, as Standard Webhooks allows: a receiver verifies if any one matches its secret.
+ */
 export function webhookHeaders(
-  secret: string,
+  secrets: string | readonly string[],
   id: string,
   timestampSeconds: number,
   body: string,
 ): Record<string, string> {
+  const list = typeof secrets === "string" ? [secrets] : secrets;
   return {
     "content-type": "application/json",
     "webhook-id": id,
     "webhook-timestamp": String(timestampSeconds),
-    "webhook-signature": signWebhook(secret, id, timestampSeconds, body),
+    "webhook-signature": list.map((secret) => signWebhook(secret, id, timestampSeconds, body)).join(" "),
   };
 }

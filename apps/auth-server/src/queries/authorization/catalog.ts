@@ -8,9 +8,13 @@ import {
   users,
 } from "@tessera/db";
 import { eq, sql } from "drizzle-orm";
+import { notifyCatalogChange } from "../owners-cache.ts";
 import { prepared } from "../prepared.ts";
 
-/** Bumps the catalog version (see the `authorization_catalog` table); call inside the transaction of the change. */
+/**
+ * Bumps the catalog version (see the `authorization_catalog` table); call inside the transaction of the change. Every
+ * instance's cached claims are dropped at commit (owners-cache.ts): names and role permissions may have changed.
+ */
 export async function bumpCatalogVersion(db: Executor, now: Date): Promise<void> {
   await db
     .insert(authorizationCatalog)
@@ -19,6 +23,7 @@ export async function bumpCatalogVersion(db: Executor, now: Date): Promise<void>
       target: authorizationCatalog.id,
       set: { version: sql`${authorizationCatalog.version} + 1`, updatedAt: now },
     });
+  await notifyCatalogChange(db);
 }
 
 export interface CatalogRows {
@@ -59,6 +64,8 @@ export interface UserAuthorizationRow {
   roleIds: string[];
   /** [entitlement id, client ids (internal) or null = every app] per grant in force. */
   grants: Array<[string, string[] | null]>;
+  /** The earliest expiry among those assignments and grants (when the claims next change by themselves), or null. */
+  nextExpiry: Date | null;
 }
 
 /**
@@ -85,13 +92,23 @@ export async function selectUserAuthorization(
         grants: sql<Array<[string, string[] | null]>>`(select coalesce(json_agg(json_build_array(
             ue.entitlement_id, ue.client_ids)), '[]'::json) from user_entitlements ue
           where ue.user_id = "users"."id" and (ue.expires_at is null or ue.expires_at > ${nowParam}))`,
+        // Epoch milliseconds (a number whatever the driver's date parsing); least() skips a null side.
+        nextExpiry: sql<number | string | null>`(extract(epoch from least(
+          (select min(ur.expires_at) from user_roles ur where ur.user_id = "users"."id" and ur.expires_at > ${nowParam}),
+          (select min(ue.expires_at) from user_entitlements ue
+            where ue.user_id = "users"."id" and ue.expires_at > ${nowParam}))) * 1000)::float8`,
       })
       .from(users)
       .where(eq(users.id, sql.placeholder("userId")))
       .prepare("authorization_user_claims");
   }).execute({ userId, now: now.toISOString() });
   if (!row) return null;
-  return { version: row.version, roleIds: jsonValue(row.roleIds), grants: jsonValue(row.grants) };
+  return {
+    version: row.version,
+    roleIds: jsonValue(row.roleIds),
+    grants: jsonValue(row.grants),
+    nextExpiry: row.nextExpiry === null ? null : new Date(Number(row.nextExpiry)),
+  };
 }
 
 /** json columns: parsed by postgres.js and PGlite alike, but a string if a driver hands back the text. */

@@ -1,5 +1,6 @@
 import { clients, type Executor, entitlements, roles, userEntitlements, userRoles, users } from "@tessera/db";
 import { and, asc, eq, gt, inArray } from "drizzle-orm";
+import { notifyClaimsChange } from "../owners-cache.ts";
 
 export type UserRoleRow = typeof userRoles.$inferSelect;
 export type UserEntitlementRow = typeof userEntitlements.$inferSelect;
@@ -32,6 +33,9 @@ export async function findUserRole(db: Executor, userId: string, roleId: string)
   return row ?? null;
 }
 
+// Every write below changes the user's claims: each tells every instance's claims cache (owners-cache.ts) at commit,
+// after the write (so even outside a transaction no instance can read the old rows after being told).
+
 /** Assigns, or re-assigns with the new expiry. */
 export async function upsertUserRole(db: Executor, row: typeof userRoles.$inferInsert): Promise<UserRoleRow> {
   const [saved] = await db
@@ -43,6 +47,7 @@ export async function upsertUserRole(db: Executor, row: typeof userRoles.$inferI
     })
     .returning();
   if (!saved) throw new Error("upsert returned no row");
+  await notifyClaimsChange(db, row.userId);
   return saved;
 }
 
@@ -51,6 +56,7 @@ export async function deleteUserRole(db: Executor, userId: string, roleId: strin
     .delete(userRoles)
     .where(and(eq(userRoles.userId, userId), eq(userRoles.roleId, roleId)))
     .returning();
+  if (row) await notifyClaimsChange(db, userId);
   return row ?? null;
 }
 
@@ -172,11 +178,13 @@ export async function upsertAdminGrant(
     })
     .returning();
   if (!saved) throw new Error("upsert returned no row");
+  await notifyClaimsChange(db, row.userId);
   return saved;
 }
 
 export async function deleteAdminGrant(db: Executor, userId: string, entitlementId: string) {
   const [row] = await db.delete(userEntitlements).where(adminGrant(userId, entitlementId)).returning();
+  if (row) await notifyClaimsChange(db, userId);
   return row ?? null;
 }
 

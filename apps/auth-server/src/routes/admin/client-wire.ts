@@ -14,6 +14,7 @@ export const WIRE_NAMES = {
   postLogoutRedirectUris: "post_logout_redirect_uris",
   backchannelLogoutUri: "backchannel_logout_uri",
   logoUri: "logo_uri",
+  brandColor: "brand_color",
   firstParty: "first_party",
   directSignIn: "direct_sign_in",
   allowedScopes: "allowed_scopes",
@@ -68,6 +69,8 @@ export interface ClientView {
   client_secret?: string;
   name: string;
   logo_uri: string | null;
+  /** Accent colour of the hosted pages for this client (`#rrggbb`), or null for Tessera's own. */
+  brand_color: string | null;
   redirect_uris: string[];
   post_logout_redirect_uris: string[];
   backchannel_logout_uri: string | null;
@@ -95,6 +98,7 @@ export function clientView(client: ClientRow, clientSecret?: string | undefined)
     ...(clientSecret ? { client_secret: clientSecret } : {}),
     name: client.name,
     logo_uri: client.logoUrl,
+    brand_color: client.brandColor,
     redirect_uris: client.redirectUris,
     post_logout_redirect_uris: client.postLogoutRedirectUris,
     backchannel_logout_uri: client.backchannelLogoutUri,

@@ -2,13 +2,15 @@ import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { clearAccountLock, listAccountLocks, rotateSigningKeyAsAdmin } from "../../libraries/admin/security.ts";
-import { listSigningKeys } from "../../libraries/keys/index.ts";
+import { keyPublishWindowSeconds, listSigningKeys } from "../../libraries/keys/index.ts";
+import { unlockAccount } from "../../libraries/throttle/operator.ts";
 import { parse } from "../../validation.ts";
 import { actorOf, requireAdmin } from "./auth.ts";
 
 const BASE = "/admin/api/v1";
 const rotateBody = z.strictObject({ alg: z.enum(["RS256", "ES256", "EdDSA"]).optional() }).optional();
 const emptyBody = z.strictObject({}).optional();
+const unlockBody = z.strictObject({ email: z.string().trim().min(3).max(254).includes("@") });
 
 /**
  * Security in the admin API (#14): signing keys (list; rotate: admin only) and account locks (list; clear: support
@@ -34,7 +36,9 @@ export async function adminSecurityRoutes(app: FastifyInstance): Promise<void> {
 
   app.post(`${BASE}/signing-keys/rotate`, routeConfig, async (request) => {
     const body = parse(rotateBody, request.body);
-    return rotateSigningKeyAsAdmin(app.ctx, body?.alg, actorOf(request));
+    const rotated = await rotateSigningKeyAsAdmin(app.ctx, body?.alg, actorOf(request));
+    // How long the retired keys stay in the JWKS (the CLI's remote `keys rotate` prints it).
+    return { ...rotated, published_for_seconds: keyPublishWindowSeconds(app.ctx.config) };
   });
 
   app.get(`${BASE}/account-locks`, routeConfig, async () => ({
@@ -45,6 +49,14 @@ export async function adminSecurityRoutes(app: FastifyInstance): Promise<void> {
       locked_until: l.lockedUntil?.toISOString() ?? null,
     })),
   }));
+
+  // By email, as `tessera throttle unlock <email>` does locally (the lock's key is an HMAC the caller cannot compute).
+  app.post(`${BASE}/account-locks/unlock`, { config: { rateLimit, adminLevel: "support" } }, async (request) => {
+    const { email } = parse(unlockBody, request.body);
+    const actor = actorOf(request);
+    const cleared = await unlockAccount(app.ctx, actor.meta, { email, actorId: actor.actorId });
+    return { email, cleared };
+  });
 
   app.delete(`${BASE}/account-locks/:key`, { config: { rateLimit, adminLevel: "support" } }, async (request, reply) => {
     parse(emptyBody, request.body);

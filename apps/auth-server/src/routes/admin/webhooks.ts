@@ -7,6 +7,7 @@ import {
   listWebhookDeliveries,
   redeliverWebhook,
   removeWebhook,
+  rotateSecretBody,
   rotateWebhookSecret,
   setWebhook,
   type WebhookEndpointView,
@@ -41,6 +42,15 @@ export function webhookView(webhook: WebhookEndpointView, secret?: string) {
     created_at: webhook.createdAt.toISOString(),
     updated_at: webhook.updatedAt.toISOString(),
     ...(secret ? { secret } : {}),
+  };
+}
+
+/** The answer to a rotation (API and CLI): the webhook, its new secret, and when the previous one stops signing. */
+export function rotatedWebhookView(webhook: WebhookEndpointView, secret: string, previousSecretExpiresAt: Date | null) {
+  // null: the previous secret stopped at once (overlap 0).
+  return {
+    ...webhookView(webhook, secret),
+    previous_secret_expires_at: previousSecretExpiresAt?.toISOString() ?? null,
   };
 }
 
@@ -90,9 +100,14 @@ export async function adminWebhookRoutes(app: FastifyInstance): Promise<void> {
 
   app.post(`${CLIENTS}/:id/webhook/rotate-secret`, routeConfig, async (request) => {
     const id = clientIdParam(request);
-    parse(emptyBody, request.body);
-    const { webhook, secret } = await rotateWebhookSecret(app.ctx, id, actorOf(request));
-    return webhookView(webhook, secret);
+    const body = parse(rotateSecretBody.optional(), request.body);
+    const { webhook, secret, previousSecretExpiresAt } = await rotateWebhookSecret(
+      app.ctx,
+      id,
+      actorOf(request),
+      body?.overlap_seconds !== undefined ? { overlapSeconds: body.overlap_seconds } : {},
+    );
+    return rotatedWebhookView(webhook, secret, previousSecretExpiresAt);
   });
 
   app.get(DELIVERIES, routeConfig, async (request) => {

@@ -179,7 +179,7 @@ export async function accountApiRoutes(app: FastifyInstance): Promise<void> {
     { config: { ...json, rateLimit: routeRateLimit(config, "verify_email") } },
     async (request, reply) => {
       const current = await requireSession(request);
-      await resendVerification(app.ctx, request.log, current.user);
+      await resendVerification(app.ctx, request.log, current.user, undefined, request.meta);
       return reply.code(202).send({ status: current.user.emailVerifiedAt ? "already_verified" : "check_email" });
     },
   );

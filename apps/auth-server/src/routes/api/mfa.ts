@@ -5,7 +5,7 @@ import { routeRateLimit } from "../../http/rate-limit.ts";
 import { requireSession, setSessionCookie } from "../../http/session.ts";
 import { signInWithSecondFactor } from "../../libraries/accounts/sign-in.ts";
 import { sendInBackground } from "../../libraries/mailer/index.ts";
-import { accountEmail } from "../../libraries/mailer/messages.ts";
+import { accountEmail, recipient } from "../../libraries/mailer/messages.ts";
 import {
   confirmTotpEnrolment,
   disableTotpWithPassword,
@@ -79,7 +79,7 @@ export async function mfaApiRoutes(app: FastifyInstance): Promise<void> {
     const result = await confirmTotpEnrolment(app.ctx, request.meta, { userId: current.user.id, code });
     sendInBackground(
       app.ctx.mailer,
-      accountEmail(config, { kind: "mfa_enabled", to: current.user.email }),
+      accountEmail(config, { kind: "mfa_enabled", ...recipient(current.user, request.meta) }),
       request.log,
     );
     return result;
@@ -91,7 +91,7 @@ export async function mfaApiRoutes(app: FastifyInstance): Promise<void> {
     const result = await regenerateRecoveryCodes(app.ctx, request.meta, { userId: current.user.id, code });
     sendInBackground(
       app.ctx.mailer,
-      accountEmail(config, { kind: "mfa_recovery_codes", to: current.user.email }),
+      accountEmail(config, { kind: "mfa_recovery_codes", ...recipient(current.user, request.meta) }),
       request.log,
     );
     return result;
@@ -103,7 +103,7 @@ export async function mfaApiRoutes(app: FastifyInstance): Promise<void> {
     await disableTotpWithPassword(app.ctx, request.meta, { user: current.user, ...input });
     sendInBackground(
       app.ctx.mailer,
-      accountEmail(config, { kind: "mfa_disabled", to: current.user.email }),
+      accountEmail(config, { kind: "mfa_disabled", ...recipient(current.user, request.meta) }),
       request.log,
     );
     return reply.code(204).send();

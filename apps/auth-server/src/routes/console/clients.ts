@@ -1,4 +1,3 @@
-import { createHash, randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { confirmStepUp } from "../../libraries/admin/step-up.ts";
 import {
@@ -25,6 +24,7 @@ import {
   renderWithError,
   type ShownError,
 } from "./render.ts";
+import { tryItReady, tryItRedirectUri } from "./try-it.ts";
 
 const lines = (value: string | undefined) =>
   (value ?? "")
@@ -37,9 +37,11 @@ function clientInput(body: unknown): UntrustedClientInput {
   const logo = field(body, "logo_uri")?.trim();
   const backchannel = field(body, "backchannel_logout_uri")?.trim();
   const scopes = field(body, "allowed_scopes")?.trim();
+  const color = field(body, "brand_color", 20)?.trim();
   return {
     name: field(body, "name", 200)?.trim() ?? "",
     logoUri: logo ? logo : null,
+    brandColor: color ? color : null,
     redirectUris: lines(field(body, "redirect_uris", 50_000)),
     postLogoutRedirectUris: lines(field(body, "post_logout_redirect_uris", 50_000)),
     backchannelLogoutUri: backchannel ? backchannel : null,
@@ -56,6 +58,7 @@ function formValues(source: ClientRow | unknown) {
     return {
       name: c.name,
       logo_uri: c.logoUrl ?? "",
+      brand_color: c.brandColor ?? "",
       redirect_uris: c.redirectUris.join("\n"),
       post_logout_redirect_uris: c.postLogoutRedirectUris.join("\n"),
       backchannel_logout_uri: c.backchannelLogoutUri ?? "",
@@ -67,6 +70,7 @@ function formValues(source: ClientRow | unknown) {
   return {
     name: field(source, "name", 200) ?? "",
     logo_uri: field(source, "logo_uri") ?? "",
+    brand_color: field(source, "brand_color", 20) ?? "",
     redirect_uris: field(source, "redirect_uris", 50_000) ?? "",
     post_logout_redirect_uris: field(source, "post_logout_redirect_uris", 50_000) ?? "",
     backchannel_logout_uri: field(source, "backchannel_logout_uri") ?? "",
@@ -76,21 +80,14 @@ function formValues(source: ClientRow | unknown) {
   };
 }
 
-/** A sign-in for the client, started from the console ("try it"): PKCE with a throwaway verifier. */
-function tryItUrl(client: ClientRow): string | null {
-  const redirect = client.redirectUris[0];
-  if (!redirect || client.disabledAt) return null;
-  const challenge = createHash("sha256").update(randomBytes(32).toString("base64url")).digest("base64url");
-  const params = new URLSearchParams({
-    response_type: "code",
-    client_id: client.clientId,
-    redirect_uri: redirect,
-    scope: "openid",
-    state: randomBytes(12).toString("base64url"),
-    code_challenge: challenge,
-    code_challenge_method: "S256",
-  });
-  return `/authorize?${params}`;
+/** "Try it" on the client page: the console's start link when the client can run it, else the URI to register. */
+function tryItOf(app: FastifyInstance, client: ClientRow) {
+  return {
+    ready: tryItReady(app.ctx.config, client),
+    href: `/admin/clients/${encodeURIComponent(client.clientId)}/try`,
+    uri: tryItRedirectUri(app.ctx.config),
+    disabled: client.disabledAt !== null,
+  };
 }
 
 const idOf = (request: FastifyRequest) => String((request.params as { id?: string }).id ?? "");
@@ -113,7 +110,7 @@ export async function clientPages(app: FastifyInstance): Promise<void> {
       active: "/admin/clients",
       notice: noticeFrom(request),
       client,
-      tryIt: tryItUrl(client),
+      tryIt: tryItOf(app, client),
       values: formValues(client),
       rotateErrors: {},
       ...extra,
@@ -208,6 +205,18 @@ export async function clientPages(app: FastifyInstance): Promise<void> {
       secret: rotated.clientSecret,
       overlapEnds: rotated.client.previousSecretExpiresAt?.toISOString() ?? null,
     });
+  });
+
+  /** Adds the console's "try it" callback to the client's redirect URIs (the same update as the edit form). */
+  app.post("/admin/clients/:id/try-it/register", form, async (request, reply) => {
+    const admin = await consoleAccess(request, reply, "admin");
+    if (!admin) return reply;
+    const client = await getClient(app.ctx.db, idOf(request));
+    const uri = tryItRedirectUri(app.ctx.config);
+    if (!client.redirectUris.includes(uri)) {
+      await updateClient(app.ctx, client.clientId, { redirectUris: [...client.redirectUris, uri] }, admin.actor);
+    }
+    return seeOther(reply, `/admin/clients/${encodeURIComponent(client.clientId)}?notice=client_saved`);
   });
 
   for (const action of ["disable", "enable"] as const) {

@@ -2,8 +2,13 @@ import type { FastifyInstance } from "fastify";
 import { auditPages } from "./audit.ts";
 import { clientPages } from "./clients.ts";
 import { overviewPage } from "./overview.ts";
+import { planPages } from "./plans.ts";
+import { providerPages } from "./providers.ts";
+import { rolePages } from "./roles.ts";
 import { securityPages } from "./security.ts";
+import { tryItPages } from "./try-it.ts";
 import { userPages } from "./users.ts";
+import { webhookPages } from "./webhooks.ts";
 
 /**
  * The admin console at /admin (#14): server-rendered pages over the same library functions as the admin API, with
@@ -17,4 +22,9 @@ export async function consoleRoutes(app: FastifyInstance): Promise<void> {
   await app.register(userPages);
   await app.register(auditPages);
   await app.register(securityPages);
+  await app.register(rolePages);
+  await app.register(planPages);
+  await app.register(providerPages);
+  await app.register(webhookPages);
+  await app.register(tryItPages);
 }

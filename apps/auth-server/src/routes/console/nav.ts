@@ -17,4 +17,8 @@ export const consoleNav: ConsoleNavItem[] = [
   { href: "/admin/users", label: "Users", level: "support" },
   { href: "/admin/audit", label: "Audit log", level: "support" },
   { href: "/admin/security", label: "Security", level: "support" },
+  { href: "/admin/roles", label: "Roles", level: "support" },
+  { href: "/admin/plans", label: "Plans", level: "support" },
+  { href: "/admin/providers", label: "Providers", level: "support" },
+  { href: "/admin/webhooks", label: "Webhooks", level: "support" },
 ];

@@ -102,7 +102,11 @@ export async function securityPages(app: FastifyInstance): Promise<void> {
     } catch (error) {
       const shown = formErrorOf(error);
       if (!shown) throw error;
-      return show(request, reply, admin, { values: { name: field(request.body, "name", 200) ?? "" } }, shown);
+      const values = {
+        name: field(request.body, "name", 200) ?? "",
+        owner_email: field(request.body, "owner_email", 254) ?? "",
+      };
+      return show(request, reply, admin, { values }, shown);
     }
   });
 

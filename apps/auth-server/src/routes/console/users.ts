@@ -9,13 +9,26 @@ import {
   sendPasswordResetAsAdmin,
   userProfile,
 } from "../../libraries/admin/users.ts";
+import {
+  assignRole,
+  grantEntitlement,
+  listAllRoles,
+  revokeEntitlement,
+  unassignRole,
+  userAuthorizationOverview,
+} from "../../libraries/authorization/index.ts";
+import { billingOverview } from "../../libraries/billing/account.ts";
+import { listClients } from "../../libraries/clients/index.ts";
 import { disableUser, enableUser } from "../../libraries/user-status.ts";
 import { seeOther } from "../pages/render.ts";
 import { type ConsoleAdmin, consoleAccess } from "./guard.ts";
 import {
+  actionErrorOf,
+  expiryField,
   field,
   formConfig,
   formErrorOf,
+  listField,
   noticeFrom,
   pageConfig,
   renderConsole,
@@ -42,11 +55,25 @@ export async function userPages(app: FastifyInstance): Promise<void> {
     shown?: ShownError & { form: string },
   ) {
     const profile = await userProfile(app.ctx, id);
+    const [authorization, roles, billing, apps] = await Promise.all([
+      userAuthorizationOverview(app.ctx, profile.user.id),
+      listAllRoles(app.ctx, 500),
+      billingOverview(app.ctx, profile.user.id),
+      listClients(app.ctx.db, { limit: 500, includeDisabled: true }),
+    ]);
+    const appNames = new Map(apps.map((c) => [c.clientId, c.name]));
+    const roleChoices = roles.map((r) => ({
+      id: r.id,
+      label: `${r.client_id ? (appNames.get(r.client_id) ?? r.client_id) : "Global"} · ${r.name}`,
+    }));
     const data = {
       title: profile.user.email,
       active: "/admin/users",
       notice: noticeFrom(request),
       profile,
+      authorization,
+      roleChoices,
+      billing,
       isSelf: profile.user.id === admin.current.user.id,
       failedForm: shown?.form,
       stepErrors: shown?.errors ?? {},
@@ -109,6 +136,66 @@ export async function userPages(app: FastifyInstance): Promise<void> {
         await run(id, admin, request);
       } catch (error) {
         const shown = formErrorOf(error);
+        if (!shown) throw error;
+        return showUser(request, reply, admin, id, { ...shown, form: path });
+      }
+      return seeOther(reply, userUrl(id, notice));
+    });
+  }
+
+  /** Roles and entitlements (#11): assign with an optional expiry, take away; grant and revoke admin grants. */
+  const authorization: Array<
+    [string, string, (id: string, admin: ConsoleAdmin, request: FastifyRequest) => Promise<unknown>]
+  > = [
+    [
+      "roles",
+      "role_assigned",
+      (id, admin, request) =>
+        assignRole(
+          app.ctx,
+          id,
+          { roleId: field(request.body, "role_id", 64) ?? "", expiresAt: expiryField(request.body) },
+          admin.actor,
+        ),
+    ],
+    [
+      "roles/:roleId/unassign",
+      "role_unassigned",
+      (id, admin, request) =>
+        unassignRole(app.ctx, id, String((request.params as { roleId?: string }).roleId ?? ""), admin.actor),
+    ],
+    [
+      "entitlements",
+      "entitlement_granted",
+      (id, admin, request) => {
+        const clientIds = listField(request.body, "client_ids");
+        return grantEntitlement(
+          app.ctx,
+          id,
+          {
+            name: field(request.body, "name", 200)?.trim() ?? "",
+            ...(clientIds.length ? { clientIds } : {}),
+            expiresAt: expiryField(request.body),
+          },
+          admin.actor,
+        );
+      },
+    ],
+    [
+      "entitlements/revoke",
+      "entitlement_revoked",
+      (id, admin, request) => revokeEntitlement(app.ctx, id, field(request.body, "name", 200) ?? "", admin.actor),
+    ],
+  ];
+  for (const [path, notice, run] of authorization) {
+    app.post(`/admin/users/:id/${path}`, form, async (request, reply) => {
+      const admin = await consoleAccess(request, reply, "admin");
+      if (!admin) return reply;
+      const id = idOf(request);
+      try {
+        await run(id, admin, request);
+      } catch (error) {
+        const shown = actionErrorOf(error);
         if (!shown) throw error;
         return showUser(request, reply, admin, id, { ...shown, form: path });
       }

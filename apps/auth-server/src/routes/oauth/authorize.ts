@@ -3,11 +3,12 @@ import { OAuthPageError } from "../../errors/index.ts";
 import { type AuthorizeDecision, decide } from "../../libraries/oauth/authorize.ts";
 import { validateAuthorizationRequest } from "../../libraries/oauth/authorize-request.ts";
 import { methodNotAllowed } from "./http.ts";
-import { sendConsentPage } from "./pages.ts";
+import { sendConsentPage, sendTermsPage } from "./pages.ts";
 
 /** Answers a decision: a redirect (code, error or sign-in page) or the consent page. 303 after a POST. */
 export function sendDecision(request: FastifyRequest, reply: FastifyReply, decision: AuthorizeDecision) {
   if (decision.kind === "consent") return sendConsentPage(reply, decision.request, decision.user);
+  if (decision.kind === "terms") return sendTermsPage(reply, decision.request, decision.user);
   return reply.redirect(decision.location, request.method === "GET" ? 302 : 303);
 }
 

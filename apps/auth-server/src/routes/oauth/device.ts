@@ -3,6 +3,7 @@ import { AppError, OAuthError } from "../../errors/index.ts";
 import { noStore } from "../../http/errors.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import type { CurrentSession } from "../../http/session.ts";
+import { recordTermsAcceptance, termsAcceptanceNeeded } from "../../libraries/accounts/terms.ts";
 import { authenticateOAuthClient, checkGrantAllowed } from "../../libraries/oauth/client-auth.ts";
 import {
   DEVICE_CODE_GRANT,
@@ -12,8 +13,8 @@ import {
   startDeviceAuthorization,
 } from "../../libraries/oauth/device.ts";
 import { readParams } from "../../libraries/oauth/params.ts";
-import { renderPage, seeOther, str } from "../pages/render.ts";
-import { clientCredentials, methodNotAllowed, requireForm } from "./http.ts";
+import { errorMap, renderPage, seeOther, str } from "../pages/render.ts";
+import { clientCredentials, failureLog, methodNotAllowed, requireForm } from "./http.ts";
 
 /**
  * RFC 8628: POST /device_authorization (client-authenticated, OAuth JSON errors) and the hosted verification page
@@ -30,7 +31,12 @@ export async function deviceRoutes(app: FastifyInstance): Promise<void> {
     async (request, reply) => {
       requireForm(request);
       const p = readParams(request.body, { scope: 1024 });
-      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body), request.meta);
+      const client = await authenticateOAuthClient(
+        ctx,
+        clientCredentials(request, request.body),
+        request.meta,
+        failureLog(request),
+      );
       checkGrantAllowed(client, DEVICE_CODE_GRANT);
       return noStore(reply).send(await startDeviceAuthorization(ctx, client, p.scope));
     },
@@ -69,6 +75,32 @@ export async function deviceRoutes(app: FastifyInstance): Promise<void> {
     );
   }
 
+  /** The confirmation page; with the terms box when the user has not accepted the configured versions. */
+  async function renderConfirm(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    current: CurrentSession,
+    found: { userCode: string; clientName: string; scopes: string[] },
+    error?: AppError,
+  ) {
+    const terms = await termsAcceptanceNeeded(ctx.db, ctx.config, current.user.id);
+    return renderPage(
+      request,
+      reply,
+      "device-confirm",
+      {
+        title: "Connect a device",
+        email: current.user.email,
+        userCode: found.userCode,
+        clientName: found.clientName,
+        scopes: found.scopes,
+        ...(terms ? { documents: ctx.config.privacy } : {}),
+        errors: error ? errorMap(error) : {},
+      },
+      error ? error.status : 200,
+    );
+  }
+
   app.get(DEVICE_PAGE, { config: { errorFormat: "html" } }, async (request, reply) => {
     const userCode = str((request.query as Record<string, unknown>).user_code, 64);
     const current = await signedIn(request, reply, userCode);
@@ -88,13 +120,7 @@ export async function deviceRoutes(app: FastifyInstance): Promise<void> {
       if (!current) return reply;
       try {
         const found = await lookUpUserCode(ctx, userCode, current.user, request.meta);
-        return renderPage(request, reply, "device-confirm", {
-          title: "Connect a device",
-          email: current.user.email,
-          userCode: found.userCode,
-          clientName: found.clientName,
-          scopes: found.scopes,
-        });
+        return renderConfirm(request, reply, current, found);
       } catch (error) {
         if (error instanceof AppError && error.code === "USER_CODE_INVALID") {
           return renderEntry(request, reply, current, userCode, error);
@@ -119,15 +145,34 @@ export async function deviceRoutes(app: FastifyInstance): Promise<void> {
       const current = await signedIn(request, reply, userCode);
       if (!current) return reply;
       try {
+        // Newer terms (#16): approving a device is a sign-in to that app, so it needs them accepted, as /authorize
+        // does (there through the interstitial; here by the box on the confirmation page). Denying needs nothing.
+        if (decision === "approve" && (await termsAcceptanceNeeded(ctx.db, ctx.config, current.user.id))) {
+          if (str(body.acceptTerms, 8) !== "on") {
+            const found = await lookUpUserCode(ctx, userCode, current.user, request.meta);
+            const refused = new AppError("TERMS_NOT_ACCEPTED", undefined, [
+              { field: "acceptTerms", message: "Accept the terms of service and the privacy notice to continue." },
+            ]);
+            return renderConfirm(request, reply, current, found, refused);
+          }
+          await recordTermsAcceptance(ctx.db, ctx.config, {
+            userId: current.user.id,
+            context: "sign_in",
+            now: ctx.clock.now(),
+          });
+        }
         const found = await decideUserCode(ctx, userCode, decision, current, request.meta);
         const approved = decision === "approve";
         return renderPage(request, reply, "message", {
           title: "Connect a device",
           heading: approved ? "Device connected" : "Request denied",
           paragraphs: [
-            approved
-              ? `${found.clientName} is now signed in on your device. You can close this page.`
-              : `${found.clientName} was not allowed to sign in. You can close this page.`,
+            {
+              key: approved
+                ? "{app} is now signed in on your device. You can close this page."
+                : "{app} was not allowed to sign in. You can close this page.",
+              params: { app: found.clientName },
+            },
           ],
         });
       } catch (error) {

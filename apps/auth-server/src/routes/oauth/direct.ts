@@ -4,12 +4,12 @@ import { routeRateLimit } from "../../http/rate-limit.ts";
 import { authenticateOAuthClient } from "../../libraries/oauth/client-auth.ts";
 import { directSignIn } from "../../libraries/oauth/direct.ts";
 import { readParams } from "../../libraries/oauth/params.ts";
-import { clientCredentials, methodNotAllowed, requireForm } from "./http.ts";
+import { clientCredentials, failureLog, methodNotAllowed, requireForm } from "./http.ts";
 
 /**
  * POST /api/v1/clients/sessions: server-to-server sign-in for trusted first-party clients. Form body with the
- * client's credentials (Basic or client_secret_post) and the user's `username` (email) and `password`; answers the
- * /token response. Rate-limited with the hosted sign-in form's limit.
+ * client's credentials (Basic or client_secret_post) and the user's `username` (email) and `password` (and, after a
+ * TERMS_ACCEPTANCE_REQUIRED answer, `accept_terms_version` / `accept_privacy_version`); answers the /token response. Rate-limited with the hosted sign-in form's limit.
  */
 export async function directSignInRoutes(app: FastifyInstance): Promise<void> {
   const { ctx } = app;
@@ -18,9 +18,25 @@ export async function directSignInRoutes(app: FastifyInstance): Promise<void> {
     { config: { errorFormat: "oauth", rateLimit: routeRateLimit(ctx.config, "login") } },
     async (request, reply) => {
       requireForm(request);
-      const p = readParams(request.body, { username: 320, password: 1024, scope: 1024 });
-      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body), request.meta);
-      const response = await directSignIn(ctx, client, p, request.meta);
+      const p = readParams(request.body, {
+        username: 320,
+        password: 1024,
+        scope: 1024,
+        accept_terms_version: 64,
+        accept_privacy_version: 64,
+      });
+      const client = await authenticateOAuthClient(
+        ctx,
+        clientCredentials(request, request.body),
+        request.meta,
+        failureLog(request),
+      );
+      const response = await directSignIn(
+        ctx,
+        client,
+        { ...p, acceptTermsVersion: p.accept_terms_version, acceptPrivacyVersion: p.accept_privacy_version },
+        request.meta,
+      );
       return noStore(reply).send(response);
     },
   );

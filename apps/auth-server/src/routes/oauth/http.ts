@@ -36,6 +36,11 @@ export function methodNotAllowed(app: FastifyInstance, url: string, allowed: HTT
   });
 }
 
+/** Where authenticateOAuthClient logs a failed client authentication (the request's logger and the endpoint). */
+export function failureLog(request: FastifyRequest): { log: FastifyRequest["log"]; endpoint: string | undefined } {
+  return { log: request.log, endpoint: request.routeOptions.url };
+}
+
 /** Decodes one half of a client_secret_basic header (RFC 6749 2.3.1: form-urlencoded before base64). */
 function formDecode(value: string): string {
   try {

@@ -6,11 +6,11 @@ import { originOf, originRefused } from "../../libraries/clients/index.ts";
 import { authenticateOAuthClient, checkGrantAllowed } from "../../libraries/oauth/client-auth.ts";
 import { CLIENT_CREDENTIALS_GRANT, clientCredentialsGrant } from "../../libraries/oauth/client-credentials.ts";
 import { DEVICE_CODE_GRANT, deviceCodeGrant } from "../../libraries/oauth/device.ts";
-import { tokenRequestKey } from "../../libraries/oauth/dpop.ts";
+import { dpopNonce, tokenRequestKey } from "../../libraries/oauth/dpop.ts";
 import { authorizationCodeGrant, refreshTokenGrant } from "../../libraries/oauth/grants.ts";
 import { readParams } from "../../libraries/oauth/params.ts";
 import { introspect, revoke } from "../../libraries/oauth/resources.ts";
-import { clientCredentials, methodNotAllowed, requireForm } from "./http.ts";
+import { clientCredentials, failureLog, methodNotAllowed, requireForm } from "./http.ts";
 
 const TOKEN_PARAMS = {
   grant_type: 64,
@@ -43,18 +43,24 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
         throw new OAuthError("unsupported_grant_type", `Supported grant types: ${GRANT_TYPES.join(", ")}.`);
       }
       const credentials = clientCredentials(request, request.body);
-      const client = await authenticateOAuthClient(ctx, credentials, request.meta, { allowPublic: true });
+      const client = await authenticateOAuthClient(ctx, credentials, request.meta, {
+        allowPublic: true,
+        ...failureLog(request),
+      });
       checkGrantAllowed(client, p.grant_type);
       if (originRefused(client, originOf(request.headers.origin))) {
         throw new OAuthError("invalid_client", "This browser origin is not registered for this client.");
       }
+      // DPoP (RFC 9449) for every grant: the tokens issued are bound to the proof's key. A request with a proof is
+      // answered with the current server nonce, for the client's next proof (RFC 9449 8).
+      const dpopJkt = await tokenRequestKey(ctx, client, request.headers.dpop);
+      if (dpopJkt) reply.header("dpop-nonce", dpopNonce(ctx));
       if (p.grant_type === CLIENT_CREDENTIALS_GRANT && credentials) {
-        return noStore(reply).send(await clientCredentialsGrant(ctx, client, credentials.method, p.scope));
+        return noStore(reply).send(await clientCredentialsGrant(ctx, client, credentials.method, p.scope, dpopJkt));
       }
       if (p.grant_type === DEVICE_CODE_GRANT) {
-        return noStore(reply).send(await deviceCodeGrant(ctx, client, p.device_code, request.meta));
+        return noStore(reply).send(await deviceCodeGrant(ctx, client, p.device_code, request.meta, dpopJkt));
       }
-      const dpopJkt = await tokenRequestKey(ctx, client, request.headers.dpop);
       const response =
         p.grant_type === "authorization_code"
           ? await authorizationCodeGrant(
@@ -82,6 +88,7 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
       const p = readParams(request.body, TOKEN_HINT_PARAMS);
       const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body), request.meta, {
         allowPublic: true,
+        ...failureLog(request),
       });
       if (!p.token) throw new OAuthError("invalid_request", "The token parameter is required.");
       await revoke(ctx, client, p.token, request.meta);
@@ -97,7 +104,12 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
     async (request, reply) => {
       requireForm(request);
       const p = readParams(request.body, TOKEN_HINT_PARAMS);
-      const client = await authenticateOAuthClient(ctx, clientCredentials(request, request.body), request.meta);
+      const client = await authenticateOAuthClient(
+        ctx,
+        clientCredentials(request, request.body),
+        request.meta,
+        failureLog(request),
+      );
       if (!p.token) throw new OAuthError("invalid_request", "The token parameter is required.");
       return noStore(reply).send(await introspect(ctx, client, p.token));
     },

@@ -12,11 +12,13 @@ import {
   userSessions,
 } from "../../libraries/accounts/profile.ts";
 import { accountSchemas } from "../../libraries/accounts/schemas.ts";
+import { termsAcceptanceNeeded } from "../../libraries/accounts/terms.ts";
 import { userAuthorizationOverview } from "../../libraries/authorization/index.ts";
 import { userConsents } from "../../libraries/oauth/consent.ts";
 import { type ActivityItem, securityActivity } from "../../libraries/privacy/activity.ts";
 import type { SessionRow } from "../../libraries/sessions.ts";
 import { parse } from "../../validation.ts";
+import { sendAccountTermsPage } from "./account-terms.ts";
 import { identitiesSection } from "./federation.ts";
 import { signedInFormRoute } from "./form-route.ts";
 import { errorMap, isFormError, type Notice, renderPage, seeOther, str } from "./render.ts";
@@ -64,12 +66,14 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
           email: current.user.email,
           displayName: current.user.displayName ?? "",
           emailVerified: Boolean(current.user.emailVerifiedAt),
+          locale: current.user.locale,
         },
         sessions: sessions.map((s) => describeSession(s, current.session.id)),
         authorization,
         consents: (await userConsents(app.ctx, current.user.id)).map((c) => ({
           ...c,
           grantedAt: c.grantedAt.toISOString().slice(0, 10),
+          grantedOn: c.grantedAt,
           scopes: c.scopes.join(", "),
         })),
         form: extra.form,
@@ -124,8 +128,13 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
     "/account/profile",
     post,
     formAction("profile", async (current, body, request) => {
-      const { displayName } = parse(accountSchemas.profile, body);
-      await updateProfile(app.ctx, { user: current.user, displayName: displayName ?? null, meta: request.meta });
+      const { displayName, locale } = parse(accountSchemas.profile, body);
+      await updateProfile(app.ctx, {
+        user: current.user,
+        displayName: displayName ?? null,
+        locale: locale === undefined ? undefined : locale || null,
+        meta: request.meta,
+      });
       return "/account?notice=profile_saved";
     }),
   );
@@ -159,7 +168,7 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
     "/account/resend-verification",
     { config: { ...html, rateLimit: routeRateLimit(config, "verify_email") }, preHandler: app.csrfProtection },
     formAction("profile", async (current, _body, request) => {
-      await resendVerification(app.ctx, request.log, current.user);
+      await resendVerification(app.ctx, request.log, current.user, undefined, request.meta);
       return "/account?notice=verification_sent";
     }),
   );
@@ -204,7 +213,11 @@ export async function accountPages(app: FastifyInstance): Promise<void> {
         clearSessionCookie(reply, config);
         return seeOther(reply, "/login?notice=deleted");
       },
-      view: (request, reply, { current }, error) => renderAccount(request, reply, current, { form: "delete", error }),
+      // A user who has not accepted the current terms deletes from the terms box (account-terms.ts): shown there again.
+      view: async (request, reply, { current }, error) =>
+        (await termsAcceptanceNeeded(app.ctx.db, config, current.user.id))
+          ? sendAccountTermsPage(request, reply, current, "/account", error)
+          : renderAccount(request, reply, current, { form: "delete", error }),
     }),
   );
 }
@@ -218,6 +231,9 @@ export function describeSession(session: SessionRow, currentId: string) {
     ip: session.ip ?? "unknown",
     signedIn: formatTime(session.authenticatedAt),
     lastSeen: formatTime(session.lastSeenAt),
+    // The page formats these for its language (the strings above are the English, UTC forms).
+    signedInAt: session.authenticatedAt,
+    lastSeenAt: session.lastSeenAt,
   };
 }
 
@@ -227,6 +243,7 @@ function describeActivity(a: ActivityItem) {
     label: a.label,
     newDevice: a.newDevice,
     when: formatTime(a.at),
+    at: a.at,
     device: a.userAgent ? deviceName(a.userAgent) : "",
     ip: a.ip ?? "",
   };

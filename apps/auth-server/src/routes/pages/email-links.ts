@@ -114,7 +114,10 @@ export async function emailLinkPages(app: FastifyInstance): Promise<void> {
       heading: "Check your email",
       paragraphs: [
         "If an account uses that address, we sent it a link to choose a new password.",
-        `The link works once and expires in ${Math.round(config.tokens.passwordResetTtlSeconds / 60)} minutes.`,
+        {
+          key: "The link works once and expires in {n} minutes.",
+          params: { n: Math.round(config.tokens.passwordResetTtlSeconds / 60) },
+        },
       ],
       action: { href: withContinuation("/login", continuation), label: "Back to sign in" },
     });

@@ -49,7 +49,9 @@ export async function federationEmailPages(app: FastifyInstance): Promise<void> 
       return renderPage(request, reply, "message", {
         title: "Check your email",
         heading: "Check your email",
-        paragraphs: [`We sent a link to ${email}. Open it in this browser to link your sign-in.`],
+        paragraphs: [
+          { key: "We sent a link to {email}. Open it in this browser to link your sign-in.", params: { email } },
+        ],
       });
     }
     const current = await request.currentSession();

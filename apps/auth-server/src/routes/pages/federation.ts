@@ -241,6 +241,7 @@ export async function identitiesSection(app: FastifyInstance, user: UserRow) {
       provider: i.providerName,
       label: i.email ?? i.displayName ?? i.subject,
       linkedAt: i.linkedAt.toISOString().slice(0, 10),
+      linkedOn: i.linkedAt,
     })),
     linkable: providers.filter((p) => !linked.has(p.slug)),
     hasPassword: user.passwordHash !== null,

@@ -4,11 +4,13 @@ import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
 import { AppError } from "../../errors/index.ts";
 import { csrfPlugin } from "../../http/csrf.ts";
+import { brandStylesheet, clientBranding } from "../../libraries/branding.ts";
 import { sha256 } from "../../libraries/crypto.ts";
 import { OutboxMailer } from "../../libraries/mailer/index.ts";
 import { publicDir } from "../../paths.ts";
 import { accountPages } from "./account.ts";
 import { accountConsentPages } from "./account-consents.ts";
+import { accountTermsGate, accountTermsPages } from "./account-terms.ts";
 import { emailLinkPages } from "./email-links.ts";
 import { exportPages } from "./export.ts";
 import { federationPages } from "./federation.ts";
@@ -25,11 +27,14 @@ import { signInPages } from "./sign-in.ts";
 export const pageRoutes = fp(async (app: FastifyInstance) => {
   await app.register(csrfPlugin);
   app.setHtmlErrorRenderer(renderErrorPage);
+  // Before any account route: a newer terms version is accepted before the account pages are used (#16).
+  app.addHook("preHandler", accountTermsGate(app));
   await app.register(staticAssets);
   await app.register(signInPages);
   await app.register(emailLinkPages);
   await app.register(accountPages);
   await app.register(accountConsentPages);
+  await app.register(accountTermsPages);
   await app.register(mfaPages);
   await app.register(exportPages);
   await app.register(federationPages);
@@ -58,6 +63,17 @@ async function staticAssets(app: FastifyInstance): Promise<void> {
     const body = readFileSync(join(publicDir, name));
     files.set(name, { body, type, etag: `"${sha256(body.toString("base64")).slice(0, 16)}"` });
   }
+  // A client's colour as a stylesheet (see libraries/branding.ts): unknown, disabled or colourless clients are 404.
+  app.get("/assets/brand/:file", async (request, reply) => {
+    const file = (request.params as { file: string }).file;
+    const clientId = file.endsWith(".css") ? file.slice(0, -".css".length) : "";
+    const branding = clientId && clientId.length <= 200 ? await clientBranding(app.ctx, clientId) : null;
+    if (!branding?.brandColor) throw new AppError("NOT_FOUND");
+    return reply
+      .header("cache-control", "public, max-age=300")
+      .type("text/css; charset=utf-8")
+      .send(brandStylesheet(branding.brandColor));
+  });
   app.get("/assets/:file", async (request, reply) => {
     const file = files.get((request.params as { file: string }).file);
     if (!file) throw new AppError("NOT_FOUND");

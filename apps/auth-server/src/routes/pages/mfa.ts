@@ -5,7 +5,7 @@ import { routeRateLimit } from "../../http/rate-limit.ts";
 import { type CurrentSession, requireSession, setSessionCookie } from "../../http/session.ts";
 import { signInWithSecondFactor } from "../../libraries/accounts/sign-in.ts";
 import { sendInBackground } from "../../libraries/mailer/index.ts";
-import { accountEmail, type MfaChange } from "../../libraries/mailer/messages.ts";
+import { accountEmail, type MfaChange, recipient } from "../../libraries/mailer/messages.ts";
 import {
   confirmTotpEnrolment,
   disableTotpWithPassword,
@@ -14,6 +14,7 @@ import {
 } from "../../libraries/mfa/enrolment.ts";
 import { totpStatus } from "../../libraries/mfa/factor.ts";
 import { startTotpEnrolment } from "../../libraries/mfa/start-enrolment.ts";
+import type { UserRow } from "../../queries/users.ts";
 import { parse } from "../../validation.ts";
 import { formRoute, signedInFormRoute } from "./form-route.ts";
 import { clearMfaCookie, mfaCookie } from "./mfa-cookie.ts";
@@ -84,8 +85,8 @@ function withHeaders(reply: FastifyReply, error: AppError): number {
  */
 export async function mfaPages(app: FastifyInstance): Promise<void> {
   const { config } = app.ctx;
-  const notify = (to: string, kind: MfaChange, request: FastifyRequest) =>
-    sendInBackground(app.ctx.mailer, accountEmail(config, { kind, to }), request.log);
+  const notify = (user: UserRow, kind: MfaChange, request: FastifyRequest) =>
+    sendInBackground(app.ctx.mailer, accountEmail(config, { kind, ...recipient(user, request.meta) }), request.log);
   const otpPost = { config: { ...html, rateLimit: routeRateLimit(config, "otp") }, preHandler: app.csrfProtection };
   const mfaPost = { config: { ...html, rateLimit: routeRateLimit(config, "mfa") }, preHandler: app.csrfProtection };
 
@@ -209,7 +210,7 @@ export async function mfaPages(app: FastifyInstance): Promise<void> {
       handle: async (request, reply, { body, current }) => {
         const { code } = parse(mfaSchemas.code, body);
         const { recoveryCodes } = await confirmTotpEnrolment(app.ctx, request.meta, { userId: current.user.id, code });
-        notify(current.user.email, "mfa_enabled", request);
+        notify(current.user, "mfa_enabled", request);
         return renderMfa(request, reply, "recovery-codes", { title: "Your recovery codes", codes: recoveryCodes });
       },
       recover: backToManage("MFA_NOT_ENABLED", "MFA_ALREADY_ENABLED", "MFA_ENROLMENT_EXPIRED"),
@@ -245,7 +246,7 @@ export async function mfaPages(app: FastifyInstance): Promise<void> {
           userId: current.user.id,
           code,
         });
-        notify(current.user.email, "mfa_recovery_codes", request);
+        notify(current.user, "mfa_recovery_codes", request);
         return renderMfa(request, reply, "recovery-codes", { title: "Your recovery codes", codes: recoveryCodes });
       },
       recover: backToManage("MFA_NOT_ENABLED"),
@@ -261,7 +262,7 @@ export async function mfaPages(app: FastifyInstance): Promise<void> {
       handle: async (request, reply, { current }) => {
         const input = parse(mfaSchemas.disable, request.body);
         await disableTotpWithPassword(app.ctx, request.meta, { user: current.user, ...input });
-        notify(current.user.email, "mfa_disabled", request);
+        notify(current.user, "mfa_disabled", request);
         return seeOther(reply, "/account/mfa?notice=disabled");
       },
       recover: backToManage("MFA_NOT_ENABLED"),

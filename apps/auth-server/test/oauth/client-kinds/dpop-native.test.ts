@@ -86,15 +86,22 @@ describe("native app with a loopback redirect and DPoP (oauth4webapi)", () => {
     const { callback, redirectUri, verifier, state } = await signIn(row);
     expect(callback.port).not.toBe("");
     const params = oauth.validateAuthResponse(as, client, callback, state);
-    const codeResponse = await oauth.authorizationCodeGrantRequest(
-      as,
-      client,
-      oauth.None(),
-      params,
-      redirectUri,
-      verifier,
-      options(t.app, DPoP),
-    );
+    const exchange = () =>
+      oauth.authorizationCodeGrantRequest(
+        as,
+        client,
+        oauth.None(),
+        params,
+        redirectUri,
+        verifier,
+        options(t.app, DPoP),
+      );
+    // requireDpop: the first proof has no server nonce and is answered use_dpop_nonce with one (RFC 9449 8); the
+    // library keeps it and the retry carries it.
+    const nonceChallenge = await exchange();
+    expect(nonceChallenge.status).toBe(400);
+    expect(((await nonceChallenge.json()) as { error: string }).error).toBe("use_dpop_nonce");
+    const codeResponse = await exchange();
     const tokens = await oauth.processAuthorizationCodeResponse(as, client, codeResponse);
     expect(tokens.token_type).toBe("dpop");
     const jkt = (decodeJwt(tokens.access_token).payload.cnf as { jkt: string }).jkt;
@@ -146,6 +153,8 @@ describe("native app with a loopback redirect and DPoP (oauth4webapi)", () => {
       error_description: "This client must send a DPoP proof with every token request.",
     });
     const thief = oauth.DPoP(client, await oauth.generateKeyPair("ES256"));
+    // The thief's library first gets the (public) server nonce, then retries with it: still refused.
+    await oauth.refreshTokenGrantRequest(as, client, oauth.None(), stolen, options(t.app, thief));
     const wrongKey = await oauth.refreshTokenGrantRequest(as, client, oauth.None(), stolen, options(t.app, thief));
     expect(wrongKey.status).toBe(400);
     expect(await wrongKey.json()).toEqual({
@@ -153,7 +162,7 @@ describe("native app with a loopback redirect and DPoP (oauth4webapi)", () => {
       error_description: "The refresh token is bound to another DPoP key.",
     });
     // Attack: a replayed proof (same jti) is refused, even from the key's owner.
-    const replayed = sentProofs.at(-2) as string;
+    const replayed = sentProofs.at(-3) as string;
     const replay = await t.app.inject({
       method: "POST",
       url: "/token",
