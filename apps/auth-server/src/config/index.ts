@@ -159,6 +159,13 @@ export function loadConfig(env: Env = process.env, overrides: { dataDirForDevKey
         problems,
       ),
       signingAlg: field(env, "SIGNING_ALG", z.enum(["RS256", "ES256", "EdDSA"]).default("RS256"), problems),
+      // Unset: access tokens are signed with SIGNING_ALG like every other Tessera JWT.
+      accessTokenSigningAlg: field(
+        env,
+        "ACCESS_TOKEN_SIGNING_ALG",
+        z.enum(["RS256", "ES256", "EdDSA"]).optional(),
+        problems,
+      ),
     },
     jobs: {
       sweeperIntervalSeconds: field(env, "SWEEPER_INTERVAL_SECONDS", int(1, 86400).default(300), problems),

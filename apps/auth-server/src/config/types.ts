@@ -63,6 +63,12 @@ export interface Config {
     refreshGraceSeconds: number;
     clientSecretOverlapSeconds: number;
     signingAlg: "RS256" | "ES256" | "EdDSA";
+    /**
+     * The algorithm of Tessera's access tokens (`at+jwt`), when it differs from `signingAlg`. ES256 signs in ~0.07 ms
+     * against ~0.4 ms for RS256 — the largest CPU cost of a refresh — but a resource server that verifies access
+     * tokens itself must then accept ES256 (RFC 9068 only obliges it to support RS256), so it is the operator's call.
+     */
+    accessTokenSigningAlg?: "RS256" | "ES256" | "EdDSA";
   };
   jobs: {
     sweeperIntervalSeconds: number;

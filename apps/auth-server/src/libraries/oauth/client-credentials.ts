@@ -59,7 +59,7 @@ export async function clientCredentialsGrant(
       jti: randomUUID(),
       ...(dpopJkt ? { cnf: { jkt: dpopJkt } } : {}),
     },
-    { typ: "at+jwt", expiresInSeconds: ttl },
+    { typ: "at+jwt", alg: ctx.config.tokens.accessTokenSigningAlg, expiresInSeconds: ttl },
   );
   return { access_token: accessToken, token_type: dpopJkt ? "DPoP" : "Bearer", expires_in: ttl, scope };
 }

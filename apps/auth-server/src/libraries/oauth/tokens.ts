@@ -144,7 +144,7 @@ export async function tokenResponse(ctx: AppContext, grant: Grant, refreshToken:
       auth_time: epoch(session.authenticatedAt),
       ...(grant.dpopJkt ? { cnf: { jkt: grant.dpopJkt } } : {}),
     },
-    { typ: "at+jwt", expiresInSeconds: ttl },
+    { typ: "at+jwt", alg: ctx.config.tokens.accessTokenSigningAlg, expiresInSeconds: ttl },
   );
   const idToken = await signJwt(
     ctx,
