@@ -281,6 +281,30 @@ describe("admin console in a real browser", () => {
     await page.waitForURL(/\/admin\/try-it\/callback/);
     await expect(page.locator("h1").textContent()).resolves.toBe("Sign-in worked");
     await shots(page, "20-try-it");
+
+    // A public client (a browser game), keyboard only: the type by arrow keys, boxes by space, Enter to create.
+    await page.goto(`${issuer}/admin/clients/new`);
+    await page.getByLabel("Name").focus();
+    await page.keyboard.type("Web game");
+    await page.getByRole("radio", { name: /^Confidential: a back end/ }).focus();
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("ArrowDown");
+    await expect(page.getByRole("radio", { name: /^Public:/ }).isChecked()).resolves.toBe(true);
+    await page.getByLabel("Redirect URIs", { exact: true }).fill("https://game.example/cb");
+    await page.getByLabel("Web origins (CORS)").fill("https://game.example");
+    await page.getByRole("checkbox", { name: /^Require DPoP/ }).press("Space");
+    await page.getByRole("checkbox", { name: /^Device code/ }).press("Space");
+    await shots(page, "21-client-new-public");
+    await page.getByRole("button", { name: "Create client" }).press("Enter");
+    await page.getByText("The public client is created. It has no secret").waitFor();
+    await expect(page.locator("h1").textContent()).resolves.toBe("Web game");
+    await expect(page.getByLabel("Client secret").count()).resolves.toBe(0);
+    await expect(page.getByRole("button", { name: "Rotate secret" }).count()).resolves.toBe(0);
+    const facts = (await page.locator("dl.facts").first().textContent()) as string;
+    expect(facts).toContain("public (no secret, PKCE)");
+    expect(facts).toContain("urn:ietf:params:oauth:grant-type:device_code");
+    expect(facts).toContain("https://game.example");
+    await shots(page, "22-client-public");
     expect(cspViolations).toEqual([]);
     await page.close();
   });
@@ -291,9 +315,10 @@ describe("admin console in a real browser", () => {
     const page = await context.newPage();
     await signInToConsole(page, "help@console.test", supportSecret);
     await page.getByRole("link", { name: "Clients", exact: true }).click();
-    const first = page.locator("table tbody tr a").first();
-    const clientId = (await page.locator("table tbody tr code").first().textContent()) as string;
-    await first.click();
+    // The confidential client (the public one has no secret to rotate, so it would prove nothing).
+    const row = page.locator("table tbody tr", { hasText: "Console RP" });
+    const clientId = (await row.locator("code").textContent()) as string;
+    await row.getByRole("link").click();
     await page.waitForURL(`${issuer}/admin/clients/${clientId}`);
     await expect(page.getByRole("button", { name: "Rotate secret" }).count()).resolves.toBe(0);
     await shots(page, "10-client-as-support");

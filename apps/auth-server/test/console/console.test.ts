@@ -44,13 +44,13 @@ const routes = (): Route[] => [
     method: "POST",
     url: "/admin/clients",
     level: "admin",
-    fields: { name: "New", redirect_uris: "https://n.example/cb" },
+    fields: { name: "New", redirect_uris: "https://n.example/cb", grant_types: "authorization_code" },
   },
   {
     method: "POST",
     url: `/admin/clients/${clientId}`,
     level: "admin",
-    fields: { name: "Shop", redirect_uris: "https://shop.example/cb" },
+    fields: { name: "Shop", redirect_uris: "https://shop.example/cb", grant_types: "authorization_code" },
   },
   { method: "POST", url: `/admin/clients/${clientId}/rotate-secret`, level: "admin" },
   { method: "POST", url: `/admin/clients/${clientId}/disable`, level: "admin" },
@@ -237,7 +237,12 @@ describe("hostile input is escaped", () => {
     const { client } = await createClient(t.app.ctx, { name: "Colours", redirectUris: ["https://c.example/cb"] });
     const csrf = await csrfOf(admin.browser);
     const url = `/admin/clients/${client.clientId}`;
-    const base = { _csrf: csrf, name: "Colours", redirect_uris: "https://c.example/cb" };
+    const base = {
+      _csrf: csrf,
+      name: "Colours",
+      redirect_uris: "https://c.example/cb",
+      grant_types: "authorization_code",
+    };
     const colourOf = async () =>
       (await t.app.ctx.db.select().from(clients).where(eq(clients.clientId, client.clientId)))[0]?.brandColor;
 

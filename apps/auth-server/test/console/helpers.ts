@@ -7,7 +7,7 @@ import type { TestClock } from "../../src/libraries/clock.ts";
 import { beginTotpEnrolment, confirmTotpEnrolment } from "../../src/libraries/mfa/enrolment.ts";
 import { currentCode } from "../../src/libraries/mfa/factor.ts";
 import { signIn } from "../../src/libraries/sessions.ts";
-import { Browser, PASSWORD } from "../accounts/helpers.ts";
+import { Browser, formFor, PASSWORD } from "../accounts/helpers.ts";
 
 const META = { ip: "127.0.0.1", userAgent: "test" };
 
@@ -54,4 +54,25 @@ export async function consoleUser(
       return currentCode(secret, clock.now());
     },
   };
+}
+
+/** A CSRF token for a browser (from the sign-in form; the token is bound to the browser's CSRF cookie). */
+export async function csrfOf(browser: Browser): Promise<string> {
+  const page = await browser.get("/login?prompt=login");
+  return formFor(page.body, "/login")._csrf!;
+}
+
+/** Posts a form whose fields may repeat (checkbox groups), as a browser sends it. */
+export async function postPairs(browser: Browser, url: string, pairs: Array<[string, string]>) {
+  const response = await browser.app.inject({
+    method: "POST",
+    url,
+    headers: {
+      cookie: browser.cookieHeader(),
+      "user-agent": browser.userAgent,
+      "content-type": "application/x-www-form-urlencoded",
+    },
+    payload: new URLSearchParams(pairs).toString(),
+  });
+  return response;
 }

@@ -1,6 +1,8 @@
 import type { AppContext, CoreContext, Logger } from "../../context.ts";
 import { AppError } from "../../errors/index.ts";
 import { type ConsoleUserRow, searchUsers } from "../../queries/admin-console.ts";
+import { listIdentitiesOfUser } from "../../queries/federation.ts";
+import { listPasskeys } from "../../queries/passkeys.ts";
 import { deleteRecoveryCodes, deleteTotpFactor } from "../../queries/totp.ts";
 import { findManageableUser } from "../../queries/user-status.ts";
 import type { UserRow } from "../../queries/users.ts";
@@ -46,20 +48,65 @@ export async function findUsers(
   return { users: page, next: rows.length > limit ? (page.at(-1)?.email ?? null) : null };
 }
 
+/** An upstream account linked to the user (federation), as an admin sees it. */
+export interface LinkedIdentity {
+  id: string;
+  providerSlug: string;
+  providerName: string;
+  /** The upstream's email at the last sign-in, if it gave one. */
+  email: string | null;
+  linkedAt: Date;
+  lastSignInAt: Date | null;
+}
+
+/** A passkey of the user, as an admin sees it: never its credential id or public key. */
+export interface PasskeySummary {
+  id: string;
+  name: string;
+  backedUp: boolean;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+}
+
 export interface UserProfile {
   user: UserRow;
   level: AdminLevel | null;
   sessions: SessionRow[];
   twoStep: TotpStatus;
+  /** How else the account signs in (read-only here; the owner links and removes them on the account pages). */
+  identities: LinkedIdentity[];
+  passkeys: PasskeySummary[];
 }
 
 export async function userProfile(deps: CoreContext, userId: string): Promise<UserProfile> {
   const user = await manageable(deps, userId);
+  const [sessions, twoStep, identities, keys] = await Promise.all([
+    listSessions(deps, user.id),
+    totpStatus(deps, user.id),
+    listIdentitiesOfUser(deps.db, user.id),
+    listPasskeys(deps.db, user.id),
+  ]);
   return {
     user,
     level: adminLevelOf({ ...user, disabledAt: null, deletedAt: null }),
-    sessions: await listSessions(deps, user.id),
-    twoStep: await totpStatus(deps, user.id),
+    sessions,
+    twoStep,
+    // Picked field by field, so a column added to either table never reaches an admin page unseen.
+    identities: identities.map((i) => ({
+      id: i.id,
+      providerSlug: i.providerSlug,
+      providerName: i.providerName,
+      email: i.email,
+      linkedAt: i.linkedAt,
+      lastSignInAt: i.lastSignInAt,
+    })),
+    passkeys: keys.map((k) => ({
+      id: k.id,
+      name: k.name,
+      backedUp: k.backedUp,
+      createdAt: k.createdAt,
+      lastUsedAt: k.lastUsedAt,
+    })),
   };
 }
 

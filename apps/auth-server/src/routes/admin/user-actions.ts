@@ -74,6 +74,21 @@ export async function adminUserActionRoutes(app: FastifyInstance): Promise<void>
         user_agent: s.userAgent,
         amr: s.amr,
       })),
+      identities: profile.identities.map((i) => ({
+        id: i.id,
+        provider: i.providerSlug,
+        provider_name: i.providerName,
+        email: i.email,
+        linked_at: i.linkedAt.toISOString(),
+        last_sign_in_at: i.lastSignInAt?.toISOString() ?? null,
+      })),
+      passkeys: profile.passkeys.map((k) => ({
+        id: k.id,
+        name: k.name,
+        backed_up: k.backedUp,
+        created_at: k.createdAt.toISOString(),
+        last_used_at: k.lastUsedAt?.toISOString() ?? null,
+      })),
     };
   });
 

@@ -3,6 +3,8 @@ import { confirmStepUp } from "../../libraries/admin/step-up.ts";
 import {
   type ClientRow,
   createClient,
+  createPublicClient,
+  DEFAULT_SCOPES,
   disableClient,
   enableClient,
   getClient,
@@ -11,6 +13,7 @@ import {
   type UntrustedClientInput,
   updateClient,
 } from "../../libraries/clients/index.ts";
+import { withWireNames } from "../admin/client-wire.ts";
 import { seeOther } from "../pages/render.ts";
 import { type ConsoleAdmin, consoleAccess } from "./guard.ts";
 import {
@@ -18,6 +21,7 @@ import {
   field,
   formConfig,
   formErrorOf,
+  multiField,
   noticeFrom,
   pageConfig,
   renderConsole,
@@ -32,7 +36,14 @@ const lines = (value: string | undefined) =>
     .map((v) => v.trim())
     .filter(Boolean);
 
-/** The client form's fields as library input (the library validates the values, as for the admin API). */
+/** The client types the new-client form offers (the admin API's token_endpoint_auth_method values). */
+const AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"] as const;
+
+/**
+ * The client form's fields as library input (the library validates the values, as for the admin API). Unchecked
+ * boxes are sent as false and an empty list of origins clears them: the form always shows every field. The auth
+ * method is not here: it is fixed at registration (see `createInput`).
+ */
 function clientInput(body: unknown): UntrustedClientInput {
   const logo = field(body, "logo_uri")?.trim();
   const backchannel = field(body, "backchannel_logout_uri")?.trim();
@@ -48,7 +59,21 @@ function clientInput(body: unknown): UntrustedClientInput {
     firstParty: field(body, "first_party") === "on",
     directSignIn: field(body, "direct_sign_in") === "on",
     ...(scopes ? { allowedScopes: scopes.split(/\s+/) } : {}),
+    // Every checked box as sent: an unknown value or none at all is the library's VALIDATION_FAILED on grant_types.
+    grantTypes: multiField(body, "grant_types", 10),
+    webOrigins: lines(field(body, "web_origins", 50_000)),
+    requireDpop: field(body, "require_dpop") === "on",
+    guestAccounts: field(body, "guest_accounts") === "on",
   };
+}
+
+/** A new registration: the form's fields and its client type (public clients go through createPublicClient). */
+function createInput(body: unknown): { input: UntrustedClientInput; isPublic: boolean } {
+  const method = field(body, "token_endpoint_auth_method", 40);
+  const input = clientInput(body);
+  if (method === "none") return { input, isPublic: true };
+  // Anything but the two secret methods is passed on, so the library refuses it as the admin API would.
+  return { input: method ? { ...input, tokenEndpointAuthMethod: method } : input, isPublic: false };
 }
 
 /** The form's values back from a client row (for the edit form) or from the posted body (after an error). */
@@ -65,8 +90,14 @@ function formValues(source: ClientRow | unknown) {
       first_party: c.firstParty,
       direct_sign_in: c.directSignInEnabled,
       allowed_scopes: c.allowedScopes.join(" "),
+      token_endpoint_auth_method: c.tokenEndpointAuthMethod,
+      grant_types: c.grantTypes,
+      web_origins: c.webOrigins.join("\n"),
+      require_dpop: c.requireDpop,
+      guest_accounts: c.guestAccountsEnabled,
     };
   }
+  const method = field(source, "token_endpoint_auth_method", 40);
   return {
     name: field(source, "name", 200) ?? "",
     logo_uri: field(source, "logo_uri") ?? "",
@@ -77,8 +108,21 @@ function formValues(source: ClientRow | unknown) {
     first_party: field(source, "first_party") === "on",
     direct_sign_in: field(source, "direct_sign_in") === "on",
     allowed_scopes: field(source, "allowed_scopes") ?? "",
+    token_endpoint_auth_method: AUTH_METHODS.find((m) => m === method) ?? "client_secret_basic",
+    grant_types: multiField(source, "grant_types", 10),
+    web_origins: field(source, "web_origins", 50_000) ?? "",
+    require_dpop: field(source, "require_dpop") === "on",
+    guest_accounts: field(source, "guest_accounts") === "on",
   };
 }
+
+/** What the new-client form starts with: a confidential web app, the library's default grants and scopes. */
+const NEW_CLIENT_VALUES = {
+  allowed_scopes: DEFAULT_SCOPES.join(" "),
+  first_party: false,
+  token_endpoint_auth_method: "client_secret_basic",
+  grant_types: ["authorization_code", "refresh_token"],
+};
 
 /** "Try it" on the client page: the console's start link when the client can run it, else the URI to register. */
 function tryItOf(app: FastifyInstance, client: ClientRow) {
@@ -138,15 +182,21 @@ export async function clientPages(app: FastifyInstance): Promise<void> {
     return renderConsole(request, reply, admin, "client-new", {
       title: "New client",
       active: "/admin/clients",
-      values: { allowed_scopes: "openid profile email offline_access", first_party: false },
+      values: NEW_CLIENT_VALUES,
     });
   });
 
   app.post("/admin/clients", form, async (request, reply) => {
     const admin = await consoleAccess(request, reply, "admin");
     if (!admin) return reply;
+    const { input, isPublic } = createInput(request.body);
     try {
-      const { client, clientSecret } = await createClient(app.ctx, clientInput(request.body), admin.actor);
+      if (isPublic) {
+        // A public client has no secret to show: straight to its page (a reload cannot register it twice).
+        const { client } = await withWireNames(() => createPublicClient(app.ctx, input, admin.actor));
+        return seeOther(reply, `/admin/clients/${encodeURIComponent(client.clientId)}?notice=public_client_created`);
+      }
+      const { client, clientSecret } = await withWireNames(() => createClient(app.ctx, input, admin.actor));
       return renderConsole(request, reply, admin, "secret", {
         title: "Client created",
         active: "/admin/clients",
@@ -173,7 +223,7 @@ export async function clientPages(app: FastifyInstance): Promise<void> {
     if (!admin) return reply;
     const client = await getClient(app.ctx.db, idOf(request));
     try {
-      await updateClient(app.ctx, client.clientId, clientInput(request.body), admin.actor);
+      await withWireNames(() => updateClient(app.ctx, client.clientId, clientInput(request.body), admin.actor));
       return seeOther(reply, `/admin/clients/${encodeURIComponent(client.clientId)}?notice=client_saved`);
     } catch (error) {
       const shown = formErrorOf(error);

@@ -23,6 +23,10 @@ export function formConfig(app: FastifyInstance) {
 /** Fixed notices after a redirect (`?notice=`): the text never comes from the URL. */
 export const NOTICES: Record<string, Notice> = {
   client_saved: { kind: "ok", text: "The client is saved." },
+  public_client_created: {
+    kind: "ok",
+    text: "The public client is created. It has no secret: its apps sign in with PKCE.",
+  },
   client_disabled: { kind: "ok", text: "The client is disabled: its sign-ins and refreshes stop." },
   client_enabled: { kind: "ok", text: "The client is enabled again." },
   sessions_ended: { kind: "ok", text: "Sessions ended: every app of them is signed out." },
@@ -129,13 +133,21 @@ const FORM_ERRORS = new Set([
 export interface ShownError {
   errors: Record<string, string>;
   formError: string;
+  /** The catalog code (the same one the admin API answers), shown after the message. */
+  code?: string | undefined;
   status: number;
   headers: Record<string, string> | undefined;
 }
 
 export function formErrorOf(error: unknown): ShownError | null {
   if (!(error instanceof AppError) || !FORM_ERRORS.has(error.code)) return null;
-  return { errors: errorMap(error), formError: error.message, status: error.status, headers: error.headers };
+  return {
+    errors: errorMap(error),
+    formError: error.message,
+    code: error.code,
+    status: error.status,
+    headers: error.headers,
+  };
 }
 
 /** Renders a console page again with a form error: its status, and its headers (Retry-After on a 429). */
@@ -153,7 +165,7 @@ export function renderWithError(
     reply,
     admin,
     view,
-    { ...data, errors: shown.errors, formError: shown.formError },
+    { ...data, errors: shown.errors, formError: shown.formError, formErrorCode: shown.code },
     shown.status,
   );
 }
