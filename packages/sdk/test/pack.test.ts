@@ -33,7 +33,10 @@ const ENTRIES = ["@tessera/sdk", "@tessera/sdk/fastify", "@tessera/sdk/node", "@
 let dir: string;
 let app: string;
 let files: string[];
+let sdkDir: string;
 let packed: {
+  version: string;
+  private?: boolean;
   exports: Record<string, Record<string, string>>;
   files: string[];
   engines: Record<string, string>;
@@ -48,7 +51,7 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "tessera-sdk-pack-"));
   const copy = join(dir, "sdk");
   mkdirSync(copy);
-  for (const item of ["package.json", "README.md", "src"])
+  for (const item of ["package.json", "README.md", "CHANGELOG.md", "src"])
     cpSync(`${root}${item}`, join(copy, item), { recursive: true });
   const build = JSON.parse(readFileSync(`${root}tsconfig.build.json`, "utf8")) as { compilerOptions: object };
   writeFileSync(
@@ -72,6 +75,7 @@ beforeAll(() => {
 
   app = join(dir, "app");
   const sdk = join(app, "node_modules", "@tessera", "sdk");
+  sdkDir = sdk;
   mkdirSync(sdk, { recursive: true });
   execFileSync("tar", ["xzf", join(dir, tarball), "-C", sdk, "--strip-components=1"]);
   packed = JSON.parse(readFileSync(join(sdk, "package.json"), "utf8"));
@@ -87,17 +91,24 @@ afterAll(() => {
 });
 
 describe("the packed @tessera/sdk", () => {
-  it("holds package.json, the README and dist/ only (no sources, tests or config)", () => {
-    expect(files).toContain("package/package.json");
-    expect(files).toContain("package/README.md");
-    const other = files.filter(
-      (f) => !f.startsWith("package/dist/") && !["package/package.json", "package/README.md"].includes(f),
-    );
+  it("holds package.json, the README, the changelog and dist/ only (no sources, tests or config)", () => {
+    const top = ["package/package.json", "package/README.md", "package/CHANGELOG.md"];
+    for (const file of top) expect(files).toContain(file);
+    const other = files.filter((f) => !f.startsWith("package/dist/") && !top.includes(f));
     expect(other).toEqual([]);
     for (const entry of ["index", "fastify", "node", "redis"]) {
       expect(files).toContain(`package/dist/${entry}.js`);
       expect(files).toContain(`package/dist/${entry}.d.ts`);
     }
+  });
+
+  it("is publishable (not private), with a version and the changelog entry for that version", () => {
+    expect(packed.private).toBeUndefined();
+    expect(packed.version).toMatch(/^\d+\.\d+\.\d+$/);
+    const changelog = readFileSync(join(sdkDir, "CHANGELOG.md"), "utf8");
+    expect(changelog).toContain(`\n## ${packed.version}\n`);
+    // The packed README points at it.
+    expect(readFileSync(join(sdkDir, "README.md"), "utf8")).toContain("[CHANGELOG.md](CHANGELOG.md)");
   });
 
   it("publishes an exports map with types and JavaScript for each entry point, engines and peer dependencies", () => {
@@ -107,7 +118,7 @@ describe("the packed @tessera/sdk", () => {
       "./node": { types: "./dist/node.d.ts", import: "./dist/node.js" },
       "./redis": { types: "./dist/redis.d.ts", import: "./dist/redis.js" },
     });
-    expect(packed.files).toEqual(["dist", "README.md"]);
+    expect(packed.files).toEqual(["dist", "README.md", "CHANGELOG.md"]);
     expect(packed.engines.node).toMatch(/^>=\d+/);
     expect(packed.peerDependencies).toMatchObject({ fastify: "5.x", ioredis: expect.any(String) });
     expect(packed.peerDependenciesMeta.ioredis?.optional).toBe(true);

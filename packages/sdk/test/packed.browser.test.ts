@@ -83,7 +83,7 @@ function packSdk(dir: string): string {
   const source = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> };
   const copy = join(dir, "sdk");
   mkdirSync(copy);
-  for (const item of ["package.json", "README.md", "src"])
+  for (const item of ["package.json", "README.md", "CHANGELOG.md", "src"])
     cpSync(join(root, item), join(copy, item), { recursive: true });
   const build = JSON.parse(readFileSync(join(root, "tsconfig.build.json"), "utf8")) as { compilerOptions: object };
   writeFileSync(

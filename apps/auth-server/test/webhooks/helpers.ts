@@ -6,8 +6,10 @@ import { seedAdmin } from "../admin/helpers.ts";
 
 /**
  * An app's webhook endpoint on 127.0.0.1, verifying with the SDK. `failures` answers 503 to the next N requests
- * (after verifying them); `hang` leaves the next request unanswered until `release()`. `handled` holds the events the
- * SDK accepted (replays excluded); `requests` every request with its webhook-id.
+ * (after verifying them); `hang` leaves the next request unanswered until `release()`; `hangAfterHandling` lets the SDK
+ * handle the next request, then leaves it unanswered until `release()` (the app acted, but its answer is lost).
+ * `handled` holds the events the SDK accepted (replays excluded); `requests` every request with its webhook-id and the
+ * status answered (0: never answered; a replay the SDK refused as already handled is answered 200).
  */
 export interface Receiver {
   url: string;
@@ -17,6 +19,7 @@ export interface Receiver {
   /** When set, `failures` applies only to this webhook-id. */
   failOnly: string | undefined;
   hang: boolean;
+  hangAfterHandling: boolean;
   release(): void;
   setSecret(secret: string): void;
   close(): Promise<void>;
@@ -32,6 +35,7 @@ export async function startReceiver(now: () => number = Date.now): Promise<Recei
     failures: 0,
     failOnly: undefined,
     hang: false,
+    hangAfterHandling: false,
     release: () => {
       for (const done of hung.splice(0)) done();
     },
@@ -63,6 +67,12 @@ export async function startReceiver(now: () => number = Date.now): Promise<Recei
         receiver.handled.push(await webhooks.verify({ headers: req.headers, body: Buffer.concat(chunks) }));
       } catch (error) {
         status = (error as { status?: number }).status ?? 500;
+      }
+      if (receiver.hangAfterHandling && status === 204) {
+        receiver.hangAfterHandling = false;
+        receiver.requests.push({ id, status: 0 });
+        hung.push(() => res.destroy());
+        return;
       }
       receiver.requests.push({ id, status });
       res.writeHead(status).end();
