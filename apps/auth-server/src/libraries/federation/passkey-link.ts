@@ -50,7 +50,11 @@ export async function confirmPasskeyLink(
   const ceremony = await spendCeremony(ctx, input.token, "federation_link");
   const pending = await pendingLink(ctx, input.pendingCookie);
   if (!pending || ceremony.userId !== pending.user.id) throw new AppError("FEDERATION_STATE_INVALID");
-  const used = await verifyPasskeyProof(ctx, { credential: input.credential, meta: input.meta }, ceremony);
+  const used = await verifyPasskeyProof(
+    ctx,
+    { credential: input.credential, meta: input.meta, purpose: "federation_link" },
+    ceremony,
+  );
   checkCanSignIn(ctx, pending.user);
   if (!(await consumeFlow(ctx.db, pending.flow.tokenHash, "pending_link", ctx.clock.now()))) {
     throw new AppError("FEDERATION_STATE_INVALID");

@@ -97,11 +97,12 @@ export async function beginPasskeyProof(
  */
 export async function verifyPasskeyProof(
   ctx: CoreContext,
-  input: { credential: AuthenticationResponseJSON; meta: RequestMeta },
+  input: { credential: AuthenticationResponseJSON; meta: RequestMeta; purpose: ProofPurpose },
   ceremony: PasskeyChallengeRow,
 ): Promise<{ passkey: PasskeyRow; userVerified: boolean; backedUp: boolean }> {
-  if (!ceremony.userId) throw new AppError("PASSKEY_CHALLENGE_EXPIRED");
-  return verifyAssertion(ctx, { token: undefined, ...input }, ceremony, {
+  // A ceremony of another purpose (a registration is bound to a user too) never stands as a proof.
+  if (!ceremony.userId || ceremony.purpose !== input.purpose) throw new AppError("PASSKEY_CHALLENGE_EXPIRED");
+  return verifyAssertion(ctx, { token: undefined, credential: input.credential, meta: input.meta }, ceremony, {
     requireUserVerification: true,
     userId: ceremony.userId,
   });
