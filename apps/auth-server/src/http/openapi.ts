@@ -463,6 +463,8 @@ export const HIDDEN_PAGES = {
     "/dev/outbox",
     "/federation/link",
     "/federation/link/email",
+    "/federation/link/passkey/options",
+    "/federation/link/passkey",
     "/federation/:slug/start",
     "/federation/:slug/callback",
     "/billing/checkout",

@@ -177,6 +177,8 @@ const messages = {
   "One account for every app that signs in with {product}.": "Ein Konto für jede App, die sich mit {product} anmeldet.",
   "OpenID Connect discovery": "OpenID-Connect-Discovery",
   "Or a code from your authenticator app": "Oder ein Code aus Ihrer Authenticator-App",
+  "Or confirm it is yours with one of its passkeys.":
+    "Oder bestätigen Sie mit einem seiner Passkeys, dass es Ihres ist.",
   "Or continue with": "Oder weiter mit",
   "Or enter a code from your authenticator app below.":
     "Oder geben Sie unten einen Code aus Ihrer Authenticator-App ein.",
@@ -278,6 +280,8 @@ const messages = {
     "Der Link funktioniert einmal und läuft in {ttl} ab. Wenn Sie kein Konto erstellt haben, ignorieren Sie diese E-Mail.",
   "The link works once and expires in {ttl}. Resetting signs you out on every device. If you did not ask for this, ignore this email; your password stays the same.":
     "Der Link funktioniert einmal und läuft in {ttl} ab. Das Zurücksetzen meldet Sie auf allen Geräten ab. Wenn Sie das nicht angefordert haben, ignorieren Sie diese E-Mail; Ihr Passwort bleibt unverändert.",
+  "The passkey could not be used. Try again, or choose another way.":
+    "Der Passkey konnte nicht verwendet werden. Versuchen Sie es erneut oder wählen Sie einen anderen Weg.",
   "The password of the {product} account for {email} was just changed.":
     "Das Passwort des {product}-Kontos für {email} wurde soeben geändert.",
   "The session has ended.": "Die Sitzung wurde beendet.",

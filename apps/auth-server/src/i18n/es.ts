@@ -178,6 +178,7 @@ const messages = {
     "Una cuenta para todas las apps que inician sesión con {product}.",
   "OpenID Connect discovery": "Descubrimiento de OpenID Connect",
   "Or a code from your authenticator app": "O un código de tu app de autenticación",
+  "Or confirm it is yours with one of its passkeys.": "O confirma que es tuya con una de sus llaves de acceso.",
   "Or continue with": "O continúa con",
   "Or enter a code from your authenticator app below.": "O introduce abajo un código de tu app de autenticación.",
   "Other ways to sign in": "Otras formas de iniciar sesión",
@@ -278,6 +279,8 @@ const messages = {
     "El enlace funciona una vez y caduca en {ttl}. Si no creaste una cuenta, ignora este correo.",
   "The link works once and expires in {ttl}. Resetting signs you out on every device. If you did not ask for this, ignore this email; your password stays the same.":
     "El enlace funciona una vez y caduca en {ttl}. Restablecerla cierra tu sesión en todos los dispositivos. Si no lo pediste, ignora este correo; tu contraseña no cambia.",
+  "The passkey could not be used. Try again, or choose another way.":
+    "No se pudo usar la llave de acceso. Inténtalo de nuevo o elige otra forma.",
   "The password of the {product} account for {email} was just changed.":
     "Se acaba de cambiar la contraseña de la cuenta de {product} de {email}.",
   "The session has ended.": "La sesión ha terminado.",

@@ -78,4 +78,43 @@
       }
     });
   }
+
+  // Pending link (/federation/link): prove the existing account with one of its passkeys. Needs
+  // /assets/simplewebauthn-browser.js, which the page loads before this script; without it the button stays hidden and
+  // the password and emailed-link proofs still work.
+  const linkButton = document.getElementById("passkey-link");
+  const swa = window.SimpleWebAuthnBrowser;
+  if (linkButton && swa?.browserSupportsWebAuthn()) {
+    for (const el of document.querySelectorAll("[data-passkey-only]")) el.hidden = false;
+    const errorBox = document.getElementById("passkey-error");
+    const csrf = document.querySelector('input[name="_csrf"]')?.value;
+    const post = async (url, body = {}) => {
+      const response = await fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "content-type": "application/json", accept: "application/json" },
+        body: JSON.stringify({ ...body, _csrf: csrf }),
+      });
+      const data = await response.json().catch(() => ({}));
+      // The JSON error shape: { error: { code, message, status } }, the message in the page's language.
+      if (!response.ok) throw new Error(data.error?.message || linkButton.dataset.error);
+      return data;
+    };
+    linkButton.addEventListener("click", async () => {
+      linkButton.disabled = true;
+      try {
+        const optionsJSON = await post("/federation/link/passkey/options");
+        const credential = await swa.startAuthentication({ optionsJSON });
+        const { redirect } = await post("/federation/link/passkey", { credential });
+        window.location.assign(redirect);
+      } catch (error) {
+        // The browser's "cancelled" and "timed out" are not worth a message.
+        if (error?.name !== "NotAllowedError" && error?.name !== "AbortError" && errorBox) {
+          errorBox.textContent = error?.message || linkButton.dataset.error;
+          errorBox.hidden = false;
+        }
+        linkButton.disabled = false;
+      }
+    });
+  }
 })();

@@ -32,6 +32,8 @@ const EXCLUDED = [
   "/dev/outbox",
   "/federation/link",
   "/federation/link/email",
+  "/federation/link/passkey/options",
+  "/federation/link/passkey",
   "/federation/:slug/start",
   "/federation/:slug/callback",
   "/billing/checkout",

@@ -1,15 +1,21 @@
 import { auditEvents, federationFlows, userIdentities, users } from "@tessera/db";
 import { eq, sql } from "drizzle-orm";
+import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createProvider } from "../../src/libraries/federation/providers.ts";
+import { beginTotpEnrolment, confirmTotpEnrolment } from "../../src/libraries/mfa/enrolment.ts";
+import { currentCode } from "../../src/libraries/mfa/factor.ts";
+import { ACR_MULTI_FACTOR } from "../../src/libraries/oauth/acr.ts";
 import {
   type AccountsTestApp,
   Browser,
   buildAccountsApp,
   createVerifiedAccount,
+  decode,
   formFor,
   PASSWORD,
 } from "../accounts/helpers.ts";
+import { authorizeQuery, locationParams, pkce, redeem, registerClient } from "../oauth/helpers.ts";
 import { followToIssuer, type OidcUpstream, startOidcUpstream } from "./upstreams.ts";
 
 /** Sign-in with a real OpenID Provider (node-oidc-provider on loopback): accounts, linking, and forged answers. */
@@ -133,6 +139,55 @@ describe("OpenID Connect upstream", () => {
     const replay = await browser.post("/federation/link", { ...form, password: PASSWORD });
     expect(replay.statusCode).toBe(400);
     expect(replay.body).toContain("FEDERATION_STATE_INVALID");
+  });
+
+  it("an app asking acr_values for MFA still gets the code step after an upstream sign-in of an account with two-step verification", async () => {
+    // An account made by an acme sign-in, which then turned on an authenticator app (it needs a confirmed address).
+    upstream.as("mfa-sub", { email: "mfa@upstream.test" });
+    const first = new Browser(t.app);
+    expect((await first.get(await roundTrip(first, "acme"))).statusCode).toBe(303);
+    const user = (await userByEmail("mfa@upstream.test"))!;
+    const meta = { ip: "127.0.0.1", userAgent: "vitest" };
+    await t.app.ctx.db.update(users).set({ emailVerifiedAt: t.clock.now() }).where(eq(users.id, user.id));
+    const { secret } = await beginTotpEnrolment(t.app.ctx, meta, { ...user, emailVerifiedAt: t.clock.now() });
+    await confirmTotpEnrolment(t.app.ctx, meta, { userId: user.id, code: currentCode(secret, t.clock.now()) });
+
+    // The app asks for a second factor; the user picks the upstream on the sign-in page it is sent to.
+    const client = await registerClient(t.app);
+    const { verifier, challenge } = pkce();
+    const authorize = `/authorize?${authorizeQuery(client, { acr_values: ACR_MULTI_FACTOR }, challenge)}`;
+    const browser = new Browser(t.app);
+    const toLogin = await browser.get(authorize);
+    expect(toLogin.statusCode).toBe(302);
+    const login = await browser.get(toLogin.headers.location as string);
+    const start = decode(/href="(\/federation\/acme\/start\?[^"]+)"/.exec(login.body)?.[1] ?? "");
+    expect(start).toContain("return_to=");
+    const started = await browser.get(start);
+    const back = await browser.get(await followToIssuer(started.headers.location as string, ISSUER));
+    expect(back.statusCode).toBe(303);
+    expect(back.headers.location).toMatch(/^\/login\/otp\?/);
+    expect(back.cookies.find((c) => c.name === "tessera_session")).toBeUndefined();
+    // Before the code the app gets nothing: /authorize sends the browser to sign in again.
+    const early = await browser.get(authorize);
+    expect(early.statusCode).toBe(302);
+    expect(new URL(early.headers.location as string, ISSUER).pathname).toBe("/login");
+
+    t.clock.advance(30);
+    const page = await browser.get(back.headers.location as string);
+    const done = await browser.post("/login/otp", {
+      ...formFor(page.body, "/login/otp"),
+      code: currentCode(secret, t.clock.now()),
+    });
+    expect(done.statusCode).toBe(303);
+    expect(done.headers.location).toMatch(/^\/authorize\?/);
+    const granted = await browser.get(done.headers.location as string);
+    expect(granted.statusCode).toBe(302);
+    const code = locationParams(granted).get("code") ?? "";
+    const tokens = await redeem(t.app, client, code, verifier);
+    expect(tokens.statusCode).toBe(200);
+    const claims = decodeJwt(tokens.json().id_token);
+    expect(claims.acr).toBe(ACR_MULTI_FACTOR);
+    expect(claims.amr).toEqual(["fed", "acme", "otp"]);
   });
 
   it("a replayed callback is refused with a clear page and signs nobody in", async () => {

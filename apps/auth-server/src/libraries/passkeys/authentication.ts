@@ -19,7 +19,7 @@ import { audit, type RequestMeta } from "../audit.ts";
 import { sha256 } from "../crypto.ts";
 import type { SessionRow } from "../sessions.ts";
 import { clearAccountThrottle } from "../throttle/failures.ts";
-import { challengeBytes, spendCeremony, startCeremony } from "./ceremony.ts";
+import { challengeBytes, type ProofPurpose, spendCeremony, startCeremony } from "./ceremony.ts";
 import { transportsOf, uuidFromHandle } from "./registration.ts";
 import { CEREMONY_TIMEOUT_MS, passkeyAmr, relyingParty } from "./relying-party.ts";
 import { webauthn } from "./webauthn.ts";
@@ -65,6 +65,47 @@ export async function beginPasskeySecondStep(ctx: CoreContext, mfaToken: string 
     allowCredentials: keys.map((p) => ({ id: p.credentialId, transports: transportsOf(p) })),
   });
   return { token: ceremony.token, expiresAt: ceremony.expiresAt, options };
+}
+
+/**
+ * A passkey as the proof of one known account outside sign-in (the pending link of libraries/federation): the options
+ * list that account's passkeys only, and user verification is required, as in passkey sign-in, because the key stands
+ * alone here (no password before it). The ceremony is bound to the account and to its purpose.
+ */
+export async function beginPasskeyProof(
+  ctx: CoreContext,
+  input: { purpose: ProofPurpose; userId: string },
+): Promise<Options> {
+  const keys = await listPasskeys(ctx.db, input.userId);
+  if (keys.length === 0) throw new AppError("PASSKEY_NOT_FOUND");
+  const ceremony = await startCeremony(ctx, { purpose: input.purpose, userId: input.userId });
+  const options = await (await webauthn()).generateAuthenticationOptions({
+    rpID: relyingParty(ctx.config).id,
+    challenge: challengeBytes(ceremony.challenge),
+    timeout: CEREMONY_TIMEOUT_MS,
+    userVerification: "required",
+    allowCredentials: keys.map((p) => ({ id: p.credentialId, transports: transportsOf(p) })),
+  });
+  return { token: ceremony.token, expiresAt: ceremony.expiresAt, options };
+}
+
+/**
+ * The assertion of a `beginPasskeyProof` ceremony the caller has spent (`spendCeremony` with the same purpose): made
+ * by a key of the account the ceremony was begun for (another user's key is refused as `other_user`, PASSKEY_INVALID),
+ * with user verification, and a counter that grew (recorded). Signs nobody in: the caller decides what the proof
+ * unlocks, and `passkeyAmr` of the result (afterPassword: false) is the sign-in's `amr`, as for passkey sign-in.
+ */
+export async function verifyPasskeyProof(
+  ctx: CoreContext,
+  input: { credential: AuthenticationResponseJSON; meta: RequestMeta; purpose: ProofPurpose },
+  ceremony: PasskeyChallengeRow,
+): Promise<{ passkey: PasskeyRow; userVerified: boolean; backedUp: boolean }> {
+  // A ceremony of another purpose (a registration is bound to a user too) never stands as a proof.
+  if (!ceremony.userId || ceremony.purpose !== input.purpose) throw new AppError("PASSKEY_CHALLENGE_EXPIRED");
+  return verifyAssertion(ctx, { token: undefined, credential: input.credential, meta: input.meta }, ceremony, {
+    requireUserVerification: true,
+    userId: ceremony.userId,
+  });
 }
 
 interface Finish {

@@ -11,7 +11,10 @@ import { CHALLENGE_TTL_SECONDS } from "./relying-party.ts";
  * only back from the browser holding that cookie, for the same purpose, once, within five minutes: a challenge seen
  * by another browser, or replayed, or used for another purpose (a sign-in challenge to register, say) is refused.
  */
-export type CeremonyPurpose = "register" | "sign_in" | "second_step";
+export type CeremonyPurpose = "register" | "sign_in" | "second_step" | ProofPurpose;
+
+/** A passkey proving one known account outside sign-in (libraries/passkeys/authentication.ts `beginPasskeyProof`). */
+export type ProofPurpose = "federation_link";
 
 export interface Ceremony {
   /** For the cookie (routes/api/passkeys.ts); never stored, never logged. */

@@ -12,10 +12,12 @@ import {
   pendingLink,
 } from "../../libraries/federation/accounts.ts";
 import { checkLinkAllowed, identitiesOf, unlinkIdentity } from "../../libraries/federation/identities.ts";
+import { canProveWithPasskey } from "../../libraries/federation/passkey-link.ts";
 import { buttonsFor, getProvider, type IdentityProviderRow } from "../../libraries/federation/providers.ts";
 import { finishUpstream, startUpstream } from "../../libraries/federation/upstream.ts";
 import type { UserRow } from "../../libraries/sessions.ts";
 import { federationEmailPages } from "./federation-email.ts";
+import { federationPasskeyPages } from "./federation-passkey.ts";
 import { formRoute, signedInFormRoute } from "./form-route.ts";
 import { setMfaCookie } from "./mfa-cookie.ts";
 import {
@@ -38,6 +40,7 @@ const html = { errorFormat: "html" as const };
  *   GET  /federation/:slug/callback   the provider's answer, verified; then sign in, register, or a pending link
  *   GET  /federation/link             an identity whose email has an account: prove that account first
  *   POST /federation/link             the account's password; only then is the identity linked
+ *                                     (or an emailed link: federation-email.ts; or a passkey: federation-passkey.ts)
  *   GET  /account/identities          linked sign-ins (also a section of /account)
  *   POST /account/identities/link     link another provider (current password first)
  *   POST /account/identities/unlink   unlink one (current password first; never the last way to sign in)
@@ -48,6 +51,7 @@ const html = { errorFormat: "html" as const };
 export async function federationPages(app: FastifyInstance): Promise<void> {
   const { config } = app.ctx;
   await app.register(federationEmailPages);
+  await app.register(federationPasskeyPages);
   const flowCookie = cookieOf(config, "fed");
   const linkCookie = cookieOf(config, "fed_link");
 
@@ -126,6 +130,7 @@ export async function federationPages(app: FastifyInstance): Promise<void> {
         providerName: pending.provider.displayName,
         email: pending.user.email,
         hasPassword: pending.user.passwordHash !== null,
+        hasPasskey: await canProveWithPasskey(app.ctx, pending.user.id),
         formError: error?.message,
         links: { login: withContinuation("/login", pending.continuation) },
       },
