@@ -30,7 +30,7 @@ export const passkeys = pgTable(
 
 /**
  * One WebAuthn ceremony in progress: the random challenge the browser must sign, bound to the browser by a cookie
- * (`token_hash`, SHA-256 of its 256-bit value) and to what it is for (`purpose`: register | sign_in | second_step),
+ * (`token_hash`, SHA-256 of its 256-bit value) and to what it is for (`purpose`: register | sign_in | second_step | federation_link),
  * the session that registers, or the half-finished sign-in (`mfa_challenge_id`) it completes. Short-lived, used once.
  */
 export const passkeyChallenges = pgTable(
