@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -77,6 +78,15 @@ describe("oidcc-basic-certification-test-plan", () => {
     expect(typeof payload.iat).toBe("number");
     expect((payload.exp as number) > (payload.iat as number)).toBe(true);
     expect(typeof payload.auth_time).toBe("number");
+    // OIDCCServerTest's extra checks: at_hash and c_hash are optional in the token endpoint's ID token but must be
+    // right if present, name does not go into the ID token for scope=openid (a warning), and the code has at least
+    // 128 bits (EnsureMinimumAuthorizationCodeLength).
+    const half = (value: string) => createHash("sha256").update(value).digest().subarray(0, 16).toString("base64url");
+    if (payload.at_hash !== undefined) expect(payload.at_hash).toBe(half(tokens.access_token));
+    const code = visit.redirectedTo?.searchParams.get("code") as string;
+    if (payload.c_hash !== undefined) expect(payload.c_hash).toBe(half(code));
+    expect(payload.name).toBeUndefined();
+    expect(Buffer.byteLength(code) * 8).toBeGreaterThanOrEqual(128);
     const info = await userinfo(tokens.access_token, claims.sub);
     expect(info.sub).toBe(claims.sub);
   });
