@@ -504,8 +504,18 @@ describe("oidcc-basic-certification-test-plan", () => {
   });
 
   it("oidcc-ensure-post-request-succeeds", async () => {
+    // The request POSTed by a browser with no session yet: the sign-in and consent pages, then the code.
+    const fresh = await authorizationUrl(c, rp.client);
+    const freshVisit = await agent().visit(c.as.authorization_endpoint as string, {
+      form: Object.fromEntries(fresh.url.searchParams),
+    });
+    expect(freshVisit.pages[0]).toBe("/login");
+    const freshCallback = callbackParams(c, rp.client, freshVisit, fresh.state);
+    const freshTokens = await redeem(c, rp.client, rp.secret, freshCallback, fresh.verifier, fresh.nonce);
+    expect(oauth.getValidatedIdTokenClaims(freshTokens)?.sub).toBe(tester.user.id);
+    // And from a browser already signed in and consented: the POSTed request completes at once.
     const ua = agent();
-    await signIn(c, rp, ua); // signed in and consented; the POSTed request then completes at once
+    await signIn(c, rp, ua);
     const request = await authorizationUrl(c, rp.client);
     const form = Object.fromEntries(request.url.searchParams);
     const visit = await ua.visit(c.as.authorization_endpoint as string, { form });
