@@ -458,11 +458,44 @@ describe("oidcc-basic-certification-test-plan", () => {
     // OIDC Core 11: offline_access is honoured with prompt=consent.
     const { tokens, claims } = await signIn(c, rp, agent(), { scope: "openid offline_access", prompt: "consent" });
     expect(typeof tokens.refresh_token).toBe("string");
-    const response = await oauth.refreshTokenGrantRequest(
+    // RefreshTokenRequestSteps: the refresh token has at least 128 bits; the request repeats the scope (RFC 6749 6)
+    // a second after the sign-in, and the response is 200 JSON with Cache-Control no-store (RFC 6749 5.1).
+    expect(Buffer.byteLength(tokens.refresh_token as string) * 8).toBeGreaterThanOrEqual(128);
+    c.t.clock.advance(1);
+    const withScope = await oauth.refreshTokenGrantRequest(
       c.as,
       rp.client,
       oauth.ClientSecretBasic(rp.secret),
       tokens.refresh_token as string,
+      { ...c.options, additionalParameters: { scope: "openid offline_access" } },
+    );
+    expect(withScope.status).toBe(200);
+    expect(withScope.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(
+      withScope.headers
+        .get("cache-control")
+        ?.split(",")
+        .map((v) => v.trim()),
+    ).toContain("no-store");
+    const first = await oauth.processRefreshTokenResponse(c.as, rp.client, withScope);
+    expect(first.token_type).toBe("bearer");
+    expect(first.access_token).not.toBe(tokens.access_token);
+    const firstClaims = oauth.getValidatedIdTokenClaims(first);
+    if (firstClaims) {
+      // CompareIdTokenClaims (OIDC Core 12.2): same iss, sub, aud, azp and auth_time; a later iat.
+      expect(firstClaims.iss).toBe(claims.iss);
+      expect(firstClaims.sub).toBe(claims.sub);
+      expect(firstClaims.aud).toEqual(claims.aud);
+      expect(firstClaims.azp).toBe(claims.azp);
+      expect(firstClaims.auth_time).toBe(claims.auth_time);
+      expect(firstClaims.iat).toBeGreaterThan(claims.iat);
+    }
+    // And without the scope (it defaults to the original grant's).
+    const response = await oauth.refreshTokenGrantRequest(
+      c.as,
+      rp.client,
+      oauth.ClientSecretBasic(rp.secret),
+      (first.refresh_token ?? tokens.refresh_token) as string,
       c.options,
     );
     const refreshed = await oauth.processRefreshTokenResponse(c.as, rp.client, response);
