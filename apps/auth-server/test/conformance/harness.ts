@@ -218,15 +218,44 @@ export function callbackParams(c: Conformance, client: oauth.Client, visit: Visi
   return oauth.validateAuthResponse(c.as, client, visit.redirectedTo as URL, state ?? oauth.skipStateCheck);
 }
 
-/** The error a callback carries (the suite's "expected error" checks), after oauth4webapi's iss check. */
+/** RFC 6749 5.2 and 4.1.2.1: the characters allowed in `error` and `error_description`. */
+const ERROR_FIELD = /^[\x20-\x21\x23-\x5B\x5D-\x7E]+$/;
+
+/**
+ * The error a callback carries (the suite's "expected error" checks), after oauth4webapi's state and iss checks and
+ * the suite's generic checks on every authorization error response (performGenericAuthorizationEndpointErrorResponse
+ * Validation): no code beside the error, error and error_description in RFC 6749's character set, and no parameter
+ * beyond error, error_description, error_uri, state and iss (the suite only warns on that one).
+ */
 export function callbackError(c: Conformance, client: oauth.Client, visit: Visit, state: string | undefined) {
   try {
     callbackParams(c, client, visit, state);
   } catch (error) {
-    if (error instanceof oauth.AuthorizationResponseError) return error;
+    if (error instanceof oauth.AuthorizationResponseError) {
+      const params = (visit.redirectedTo as URL).searchParams;
+      expect(params.has("code")).toBe(false);
+      expect(params.get("error")).toMatch(ERROR_FIELD);
+      if (params.has("error_description")) expect(params.get("error_description")).toMatch(ERROR_FIELD);
+      const expected = ["error", "error_description", "error_uri", "state", "iss"];
+      expect([...params.keys()].filter((k) => !expected.includes(k))).toEqual([]);
+      return error;
+    }
     throw error;
   }
   throw new Error("expected an error response at the redirect URI");
+}
+
+/**
+ * A token endpoint error as the suite checks it (AbstractOIDCCAuthCodeReuse.checkResponse): 400, JSON, the expected
+ * error, and error and error_description in RFC 6749 5.2's character set.
+ */
+export async function expectTokenError(response: Response, error: string) {
+  expect(response.status).toBe(400);
+  expect(response.headers.get("content-type")).toMatch(/^application\/json/);
+  const body = (await response.json()) as Record<string, unknown>;
+  expect(body.error).toBe(error);
+  expect(body.error).toMatch(ERROR_FIELD);
+  if (body.error_description !== undefined) expect(body.error_description).toMatch(ERROR_FIELD);
 }
 
 /** Redeems a code with client_secret_basic (the suite's default) and validates the ID token (nonce included). */

@@ -1,8 +1,9 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
+import { createRemoteJWKSet, decodeProtectedHeader, generateKeyPair, jwtVerify, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKCHANNEL_EVENT, drainBackchannelLogouts } from "../../src/libraries/jobs/backchannel.ts";
+import { openidConfiguration } from "../../src/routes/discovery.ts";
 import {
   authorizationUrl,
   type Conformance,
@@ -28,7 +29,11 @@ let receiver: Server;
 let receiverUrl: string;
 const received: string[] = [];
 
-const QUERY_POST_LOGOUT_URI = "https://rp.conformance.example/logged-out?foo=bar";
+/**
+ * A registered post_logout_redirect_uri with a query of its own. Not POST_LOGOUT_URI + "?foo=bar": that is the
+ * unregistered URI oidcc-rp-initiated-logout-query-added-to-post-logout-redirect-uri sends and expects refused.
+ */
+const QUERY_POST_LOGOUT_URI = "https://rp.conformance.example/logged-out?client=conformance";
 
 /** Building the app and migrating its database can take minutes on a loaded CI machine. */
 const BUILD_TIMEOUT_MS = 180_000;
@@ -87,6 +92,29 @@ function expectErrorPage(visit: Visit) {
   expect(visit.status).toBe(400);
 }
 
+/**
+ * The discovery modules' checks: end_session_endpoint is there, and every endpoint is on the issuer's origin. The suite
+ * also wants every endpoint https (CheckDiscEndpointAllEndpointsAreHttps); the harness's issuer is plain http on
+ * loopback, so that is checked on the metadata for an https issuer (production refuses any other ISSUER).
+ */
+function expectLogoutDiscovery(metadata: Record<string, unknown>) {
+  expect(typeof metadata.end_session_endpoint).toBe("string");
+  expect(metadata.end_session_endpoint).toBe(`${c.issuer}/logout`);
+  const endpoints = Object.entries(metadata).filter(([k]) => k.endsWith("_endpoint") || k === "jwks_uri");
+  expect(endpoints.length).toBeGreaterThan(5);
+  for (const [name, value] of endpoints) expect(new URL(value as string).origin, name).toBe(c.issuer);
+  const https = openidConfiguration("https://id.conformance.example") as Record<string, unknown>;
+  for (const [name, value] of Object.entries(https)) {
+    if (name.endsWith("_endpoint") || name === "jwks_uri") expect(String(value), name).toMatch(/^https:\/\//);
+  }
+}
+
+async function discovery(): Promise<Record<string, unknown>> {
+  const response = await fetch(`${c.issuer}/.well-known/openid-configuration`);
+  expect(response.status).toBe(200);
+  return (await response.json()) as Record<string, unknown>;
+}
+
 /** The confirmation page Tessera shows without an id_token_hint; the tester confirms, as the suite asks. */
 async function confirm(ua: UserAgent, visit: Visit): Promise<Visit> {
   expect(visit.status).toBe(200);
@@ -99,17 +127,20 @@ async function confirm(ua: UserAgent, visit: Visit): Promise<Visit> {
 }
 
 describe("oidcc-rp-initiated-logout-certification-test-plan", () => {
+  it("oidcc-rp-initiated-logout-discovery-endpoint-verification", async () => {
+    expectLogoutDiscovery(await discovery());
+  });
+
   it("oidcc-rp-initiated-logout", async () => {
     const ua = agent();
     const { tokens } = await signIn(c, rp, ua);
+    // The suite's logout state is 128 characters, to check the OP does not truncate or corrupt it.
+    const state = Buffer.from(crypto.getRandomValues(new Uint8Array(96))).toString("base64url");
+    expect(state).toHaveLength(128);
     const visit = await ua.visit(
-      logoutUrl({
-        id_token_hint: tokens.id_token as string,
-        post_logout_redirect_uri: POST_LOGOUT_URI,
-        state: "logout-state",
-      }),
+      logoutUrl({ id_token_hint: tokens.id_token as string, post_logout_redirect_uri: POST_LOGOUT_URI, state }),
     );
-    expect(visit.redirectedTo?.href).toBe(`${POST_LOGOUT_URI}?state=logout-state`);
+    expect(visit.redirectedTo?.href).toBe(`${POST_LOGOUT_URI}?state=${state}`);
     await expectSignedOut(ua);
   });
 
@@ -130,7 +161,15 @@ describe("oidcc-rp-initiated-logout-certification-test-plan", () => {
   it("oidcc-rp-initiated-logout-modified-id-token-hint", async () => {
     const ua = agent();
     const { tokens } = await signIn(c, rp, ua);
+    // The module's modification: the same claims, the header changed to alg "none" and the signature dropped.
     const [h, p, s] = (tokens.id_token as string).split(".");
+    const unsigned = `${Buffer.from(JSON.stringify({ alg: "none" })).toString("base64url")}.${p}.`;
+    const refused = await ua.visit(
+      logoutUrl({ id_token_hint: unsigned, post_logout_redirect_uri: POST_LOGOUT_URI, state: "s" }),
+    );
+    expectErrorPage(refused);
+    await expectStillSignedIn(ua);
+    // Also a changed claim under the original signature.
     const payload = JSON.parse(Buffer.from(p as string, "base64url").toString());
     payload.sub = "someone-else";
     const modified = `${h}.${Buffer.from(JSON.stringify(payload)).toString("base64url")}.${s}`;
@@ -156,7 +195,15 @@ describe("oidcc-rp-initiated-logout-certification-test-plan", () => {
   it("oidcc-rp-initiated-logout-no-id-token-hint", async () => {
     const ua = agent();
     await signIn(c, rp, ua);
-    // Without a hint the OP must not sign out silently: it asks; after the tester confirms, it may redirect.
+    // The module's request: post_logout_redirect_uri and state, no id_token_hint and no client_id. The OP must not
+    // redirect back (the module fails on any call to the post_logout_redirect_uri) and shows an error or asks: nothing
+    // names the application whose URI it is, so Tessera shows an error and the session stays.
+    const refused = await ua.visit(logoutUrl({ post_logout_redirect_uri: POST_LOGOUT_URI, state: "s1" }));
+    expectErrorPage(refused);
+    expect(refused.body).toContain("client_id");
+    await expectStillSignedIn(ua);
+    // Beyond the module: with client_id (RP-Initiated Logout 1.0 section 2), the OP must not sign out silently either;
+    // it asks, and after the tester confirms it may redirect to the client's registered URI.
     const page = await ua.visit(
       logoutUrl({ client_id: rp.client.client_id, post_logout_redirect_uri: POST_LOGOUT_URI, state: "s2" }),
     );
@@ -167,27 +214,105 @@ describe("oidcc-rp-initiated-logout-certification-test-plan", () => {
   });
 
   it("oidcc-rp-initiated-logout-no-post-logout-redirect-uri", async () => {
-    const ua = agent();
-    const { tokens } = await signIn(c, rp, ua);
-    const visit = await ua.visit(logoutUrl({ id_token_hint: tokens.id_token as string }));
-    expect(visit.redirectedTo).toBeUndefined();
-    expect(visit.status).toBe(200);
-    expect(visit.body).toContain("signed out");
-    await expectSignedOut(ua);
-  });
-
-  it("oidcc-rp-initiated-logout-only-state", async () => {
+    // The module's request: id_token_hint and state, no post_logout_redirect_uri: signed out, the signed-out page.
     const ua = agent();
     const { tokens } = await signIn(c, rp, ua);
     const visit = await ua.visit(logoutUrl({ id_token_hint: tokens.id_token as string, state: "only" }));
     expect(visit.redirectedTo).toBeUndefined(); // no post_logout_redirect_uri: nowhere to send the state
     expect(visit.status).toBe(200);
+    expect(visit.body).toContain("signed out");
     await expectSignedOut(ua);
+    // The id_token_hint alone.
+    const again = await signIn(c, rp, ua);
+    const hintOnly = await ua.visit(logoutUrl({ id_token_hint: again.tokens.id_token as string }));
+    expect(hintOnly.redirectedTo).toBeUndefined();
+    expect(hintOnly.status).toBe(200);
+    expect(hintOnly.body).toContain("signed out");
+    await expectSignedOut(ua);
+  });
+
+  it("oidcc-rp-initiated-logout-no-state", async () => {
+    // id_token_hint and post_logout_redirect_uri, no state: the redirect carries no state and no other parameter
+    // (CheckNoPostLogoutState, CheckForUnexpectedParametersInPostLogoutRedirect), and the session is gone.
+    const ua = agent();
+    const { tokens } = await signIn(c, rp, ua);
+    const visit = await ua.visit(
+      logoutUrl({ id_token_hint: tokens.id_token as string, post_logout_redirect_uri: POST_LOGOUT_URI }),
+    );
+    expect(visit.redirectedTo?.href).toBe(POST_LOGOUT_URI);
+    expect([...(visit.redirectedTo as URL).searchParams]).toEqual([]);
+    await expectSignedOut(ua);
+  });
+
+  it("oidcc-rp-initiated-logout-only-state", async () => {
+    // Only state: no id_token_hint, no post_logout_redirect_uri. The OP must sign the user out and show that it did
+    // (the module fails on a call to the post_logout_redirect_uri). Without a hint Tessera asks first; the tester
+    // confirms, as in oidcc-rp-initiated-logout-no-params.
+    const ua = agent();
+    await signIn(c, rp, ua);
+    const page = await ua.visit(logoutUrl({ state: "only" }));
+    expect(page.redirectedTo).toBeUndefined();
+    const done = await confirm(ua, page);
+    expect(done.redirectedTo).toBeUndefined(); // nowhere to send the state
+    expect(done.status).toBe(200);
+    expect(done.body).toContain("signed out");
+    await expectSignedOut(ua);
+  });
+
+  it("oidcc-rp-initiated-logout-bad-id-token-hint", async () => {
+    // An id_token_hint signed by the suite, not the OP: an error page, no redirect, and the session stays.
+    const ua = agent();
+    const { claims } = await signIn(c, rp, ua);
+    const { privateKey } = await generateKeyPair("RS256");
+    const now = Math.floor(c.t.clock.now().getTime() / 1000);
+    // The module's token: iss and aud the wrong way round ("issued" by the client), a made-up subject.
+    const fake = await new SignJWT({ nonce: "flibble" })
+      .setProtectedHeader({ alg: "RS256", kid: "conformance-suite" })
+      .setIssuer(rp.client.client_id)
+      .setSubject("SubjectID")
+      .setAudience(c.issuer)
+      .setIssuedAt(now)
+      .setExpirationTime(now + 300)
+      .sign(privateKey);
+    const visit = await ua.visit(
+      logoutUrl({ id_token_hint: fake, post_logout_redirect_uri: POST_LOGOUT_URI, state: "s" }),
+    );
+    expectErrorPage(visit);
+    await expectStillSignedIn(ua);
+    // Worse: the tester's real claims under the kid of Tessera's own RS256 key, signed with another key.
+    const jwks = (await (await fetch(c.as.jwks_uri as string)).json()) as { keys: { kid: string; alg: string }[] };
+    const kid = jwks.keys.find((k) => k.alg === "RS256")?.kid as string;
+    const forged = await new SignJWT({ sid: claims.sid })
+      .setProtectedHeader({ alg: "RS256", kid })
+      .setIssuer(c.issuer)
+      .setSubject(claims.sub)
+      .setAudience(rp.client.client_id)
+      .setIssuedAt(now)
+      .setExpirationTime(now + 300)
+      .sign(privateKey);
+    const again = await ua.visit(
+      logoutUrl({ id_token_hint: forged, post_logout_redirect_uri: POST_LOGOUT_URI, state: "s" }),
+    );
+    expectErrorPage(again);
+    await expectStillSignedIn(ua);
   });
 
   it("oidcc-rp-initiated-logout-query-added-to-post-logout-redirect-uri", async () => {
     const ua = agent();
     const { tokens } = await signIn(c, rp, ua);
+    // The module's request: the registered post_logout_redirect_uri with "?foo=bar" added is another, unregistered
+    // URI (exact match): an error page, no redirect, and the session stays.
+    const refused = await ua.visit(
+      logoutUrl({
+        id_token_hint: tokens.id_token as string,
+        post_logout_redirect_uri: `${POST_LOGOUT_URI}?foo=bar`,
+        state: "q",
+      }),
+    );
+    expectErrorPage(refused);
+    expect(refused.body).toContain("not registered");
+    await expectStillSignedIn(ua);
+    // A URI registered with a query keeps it, and the state is added to it.
     const visit = await ua.visit(
       logoutUrl({
         id_token_hint: tokens.id_token as string,
@@ -201,6 +326,14 @@ describe("oidcc-rp-initiated-logout-certification-test-plan", () => {
 });
 
 describe("oidcc-backchannel-rp-initiated-logout-certification-test-plan", () => {
+  it("oidcc-backchannel-logout-discovery-endpoint-verification", async () => {
+    const metadata = await discovery();
+    expect(metadata.backchannel_logout_supported).toBe(true);
+    // Required for certification: sid in the ID token and the logout token.
+    expect(metadata.backchannel_logout_session_supported).toBe(true);
+    expectLogoutDiscovery(metadata);
+  });
+
   it("oidcc-backchannel-rp-initiated-logout", async () => {
     expect(c.as.backchannel_logout_supported).toBe(true);
     expect(c.as.backchannel_logout_session_supported).toBe(true);
@@ -215,6 +348,8 @@ describe("oidcc-backchannel-rp-initiated-logout-certification-test-plan", () => 
     expect(visit.redirectedTo?.href).toBe(`${POST_LOGOUT_URI}?state=b`);
     expect((await drainBackchannelLogouts(c.t.app.ctx)).delivered).toBe(1);
     expect(received).toHaveLength(1);
+    // Only logout_token in the body (CheckForUnexpectedParametersInBackchannelLogoutRequest).
+    expect([...new URLSearchParams(received[0]).keys()]).toEqual(["logout_token"]);
     const logoutToken = new URLSearchParams(received[0]).get("logout_token") as string;
     // Back-Channel Logout 1.0 2.4 and 2.6, as the module validates the token.
     expect(decodeProtectedHeader(logoutToken).typ).toBe("logout+jwt");
