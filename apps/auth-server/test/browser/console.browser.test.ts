@@ -18,6 +18,7 @@ import { OutboxMailer } from "../../src/libraries/mailer/index.ts";
 import { beginTotpEnrolment, confirmTotpEnrolment } from "../../src/libraries/mfa/enrolment.ts";
 import { currentCode } from "../../src/libraries/mfa/factor.ts";
 import { createUser } from "../oauth/helpers.ts";
+import { lowContrastTexts } from "./contrast.ts";
 
 /**
  * The admin console in a real browser (Debian's Chromium via playwright-core), with a real OIDC client
@@ -97,6 +98,8 @@ async function shots(page: Page, name: string) {
   const overflow = await page.evaluate<number>("document.documentElement.scrollWidth - window.innerWidth");
   expect([name, overflow <= 1]).toEqual([name, true]);
   await page.setViewportSize({ width: 1280, height: 800 });
+  // Sufficient contrast (#14): every visible text meets WCAG AA against its background.
+  expect([name, await lowContrastTexts(page)]).toEqual([name, []]);
 }
 
 /** The end user's side: a cookie jar over fetch, following Tessera's hosted sign-in form. */

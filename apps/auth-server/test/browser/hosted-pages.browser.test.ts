@@ -13,6 +13,7 @@ import { OutboxMailer } from "../../src/libraries/mailer/index.ts";
 import { currentCode } from "../../src/libraries/mfa/factor.ts";
 import { startOidcUpstream } from "../federation/upstreams.ts";
 import { authorizeQuery, basic, createUser, FORM, form, REDIRECT, registerClient } from "../oauth/helpers.ts";
+import { lowContrastTexts } from "./contrast.ts";
 import { type BrowserSuite, startBrowserSuite } from "./harness.ts";
 
 /**
@@ -80,6 +81,8 @@ async function capture(page: Page, name: string) {
   await page.screenshot({ path: join(SHOTS, `${name}-390.png`), fullPage: true });
   const nested = await page.evaluate('document.querySelectorAll("a button, button a, a a, button button").length');
   expect(nested, `${name}: interactive elements nested`).toBe(0);
+  // Every visible text meets WCAG AA contrast against its background.
+  expect([name, await lowContrastTexts(page)]).toEqual([name, []]);
 }
 
 async function visit(page: Page, path: string, name: string, at = base) {
