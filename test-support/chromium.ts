@@ -21,6 +21,9 @@ const FLAGS = [
   "--disable-sync",
 ];
 
+/** Every context a browser suite has open, so a failed test can say where each of its pages was (browser-setup.ts). */
+export const openContexts = new Set<{ suite: string; context: BrowserContext; shots: string }>();
+
 export interface TestBrowser {
   context: BrowserContext;
   /** Saves a full-page screenshot as test-output/browser/<suite>/<name>.png (git-ignored). */
@@ -42,12 +45,19 @@ export async function launchTestBrowser(
     headless: true,
     args: FLAGS,
   });
+  // Playwright's own default (30 s) made explicit: a step that cannot finish fails with the step's name well before the
+  // test's 120 s limit, instead of the test timing out with no word on where it stood.
+  context.setDefaultTimeout(30_000);
+  context.setDefaultNavigationTimeout(30_000);
+  const entry = { suite, context, shots };
+  openContexts.add(entry);
   return {
     context,
     async shot(page, name) {
       await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
     },
     async close() {
+      openContexts.delete(entry);
       await context.close();
       rmSync(userDataDir, { recursive: true, force: true });
     },
