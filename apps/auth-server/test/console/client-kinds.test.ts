@@ -88,6 +88,11 @@ describe("the new-client form offers every client kind", () => {
     expect(page.body).not.toContain("client-secret");
     expect(page.body).not.toContain("Rotate secret");
     expect(page.body).not.toContain('name="token_endpoint_auth_method"');
+    // Direct sign-in is refused for public clients: their edit form does not offer it.
+    expect(page.body).not.toContain('name="direct_sign_in"');
+    const list = await admin.browser.get("/admin/clients");
+    expect(list.body).toContain('<th scope="col">Type</th>');
+    expect(list.body).toContain(`<td><code>${row!.clientId}</code></td>\n      <td>public</td>`);
   });
 
   it("a confidential client still gets its secret once, with the kinds it asked for", async () => {
@@ -112,6 +117,11 @@ describe("the new-client form offers every client kind", () => {
       webOrigins: [],
     });
     expect(row?.clientSecretHash).toMatch(/^[0-9a-f]{64}$/);
+    // A confidential client's edit form offers direct sign-in; the list says what kind it is.
+    const page = await admin.browser.get(`/admin/clients/${row!.clientId}`);
+    expect(page.body).toContain('name="direct_sign_in"');
+    const list = await admin.browser.get("/admin/clients");
+    expect(list.body).toContain(`<td><code>${row!.clientId}</code></td>\n      <td>confidential</td>`);
   });
 
   it("an invalid web origin: 400 INVALID_REDIRECT_URI shown beside the field, nothing written", async () => {
