@@ -28,6 +28,11 @@ export default defineConfig({
     // took the embedded suite from 6.5 to 4.6 minutes there, all green. The PostgreSQL run too: its one failure with
     // two (fault/deadline, a 503 where the retry expects 200) was a stranded transaction, not load, and failed with
     // one worker as well (fixed in packages/db/src/deadline.ts).
+    // Each worker runs its files one after another in one module graph (isolate: false in every project below): a
+    // fresh graph per file cost more than the tests themselves on these machines (CI 2026-12-02: 484 s of imports in
+    // the embedded run and 294 s on PostgreSQL, summed over workers; 69 s and 25 s without). State a file could leak
+    // into the next lives on the app's context, not in modules (see client-auth.ts's log window); files that set
+    // process.env restore it.
     maxWorkers: 2,
     projects: [
       {
@@ -37,6 +42,7 @@ export default defineConfig({
           include: ["test/**/*.test.ts"],
           testTimeout: 30_000,
           hookTimeout: 120_000,
+          isolate: false,
         },
       },
       {
@@ -47,6 +53,7 @@ export default defineConfig({
           exclude: ["test/**/*.browser.test.ts"],
           testTimeout: 30_000,
           hookTimeout: 120_000,
+          isolate: false,
         },
       },
       {
@@ -57,6 +64,7 @@ export default defineConfig({
           exclude: ["test/**/*.browser.test.ts"],
           testTimeout: 30_000,
           hookTimeout: 120_000,
+          isolate: false,
         },
       },
       {
@@ -67,6 +75,7 @@ export default defineConfig({
           exclude: ["test/**/*.browser.test.ts"],
           testTimeout: 30_000,
           hookTimeout: 120_000,
+          isolate: false,
         },
       },
       {
@@ -77,6 +86,7 @@ export default defineConfig({
           exclude: ["test/**/*.browser.test.ts"],
           testTimeout: 30_000,
           hookTimeout: 120_000,
+          isolate: false,
         },
       },
     ],

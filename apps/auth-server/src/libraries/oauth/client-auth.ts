@@ -45,14 +45,20 @@ async function failureReason(ctx: AppContext, credentials: ClientCredentials): P
 }
 
 /**
- * Bounds the warn lines about failed client authentication: at most LOG_BURST lines per minute per process; the next
- * line after a quiet spell says how many were left out. The audit rows are not sampled (the endpoints' per-IP rate
- * limit bounds those writes).
+ * Bounds the warn lines about failed client authentication: at most LOG_BURST lines per minute per app instance; the
+ * next line after a quiet spell says how many were left out. The audit rows are not sampled (the endpoints' per-IP
+ * rate limit bounds those writes). The window belongs to the app's context, not to the module, so two apps in one
+ * process (tests, a CLI next to a server) do not spend each other's budget.
  */
 const LOG_BURST = 20;
-const logWindow = { startedMs: 0, lines: 0, suppressed: 0 };
-function logFailure(log: Logger | undefined, nowMs: number, fields: Record<string, unknown>): void {
+const logWindows = new WeakMap<object, { startedMs: number; lines: number; suppressed: number }>();
+function logFailure(ctx: AppContext, log: Logger | undefined, nowMs: number, fields: Record<string, unknown>): void {
   if (!log) return;
+  let logWindow = logWindows.get(ctx);
+  if (!logWindow) {
+    logWindow = { startedMs: 0, lines: 0, suppressed: 0 };
+    logWindows.set(ctx, logWindow);
+  }
   if (nowMs - logWindow.startedMs >= 60_000) {
     logWindow.startedMs = nowMs;
     logWindow.lines = 0;
@@ -90,7 +96,7 @@ export async function authenticateOAuthClient(
       outcome: "failure",
       details: { reason: "missing_credentials", ...(options.endpoint ? { endpoint: options.endpoint } : {}) },
     });
-    logFailure(options.log, ctx.clock.now().getTime(), {
+    logFailure(ctx, options.log, ctx.clock.now().getTime(), {
       reason: "missing_credentials",
       endpoint: options.endpoint,
       ip: meta.ip,
@@ -116,7 +122,7 @@ export async function authenticateOAuthClient(
         clientId,
         details: { method: credentials.method, reason, ...(options.endpoint ? { endpoint: options.endpoint } : {}) },
       });
-      logFailure(options.log, ctx.clock.now().getTime(), {
+      logFailure(ctx, options.log, ctx.clock.now().getTime(), {
         clientId,
         method: credentials.method,
         reason,
