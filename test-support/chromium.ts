@@ -49,6 +49,16 @@ export async function launchTestBrowser(
   // test's 120 s limit, instead of the test timing out with no word on where it stood.
   context.setDefaultTimeout(30_000);
   context.setDefaultNavigationTimeout(30_000);
+  // newPage() takes no timeout, and Chromium has been seen (upstream: microsoft/playwright#3939, #4761) never to answer
+  // it: bounded here like every other step, so such a hang fails in 30 s with its name and the test is tried again.
+  const newPage = context.newPage.bind(context);
+  context.newPage = () => {
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("context.newPage(): no page from Chromium within 30 s")), 30_000);
+    });
+    return Promise.race([newPage(), limit]).finally(() => clearTimeout(timer));
+  };
   const entry = { suite, context, shots };
   openContexts.add(entry);
   return {
