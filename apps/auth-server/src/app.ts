@@ -100,8 +100,9 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
     },
   });
 
-  app.addHook("onRequest", async (request, reply) => {
+  app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
+    done();
   });
   registerDeadlines(app);
   app.addHook("onClose", startOwnersCache(ctx.db, database));

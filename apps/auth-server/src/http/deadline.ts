@@ -65,8 +65,14 @@ export function registerDeadlines(app: FastifyInstance): void {
   });
 
   const clear = (request: FastifyRequest) => clearTimeout((request as FastifyRequest & DeadlineState)[backstop]);
-  app.addHook("onResponse", async (request) => clear(request));
-  app.addHook("onRequestAbort", async (request) => clear(request));
+  app.addHook("onResponse", (request, _reply, done) => {
+    clear(request);
+    done();
+  });
+  app.addHook("onRequestAbort", (request, done) => {
+    clear(request);
+    done();
+  });
 }
 
 /**

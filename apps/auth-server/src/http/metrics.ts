@@ -24,13 +24,14 @@ export async function registerMetrics(app: FastifyInstance): Promise<void> {
   const registry = appRegistry(app.ctx, 5000, app.database.pool);
   app.decorate("metricsText", () => metricsText(registry));
 
-  app.addHook("onResponse", async (request, reply) => {
+  app.addHook("onResponse", (request, reply, done) => {
     observeRequest(
       request.method,
       request.routeOptions.url ?? "(unmatched)",
       reply.statusCode,
       reply.elapsedTime / 1000,
     );
+    done();
   });
 
   if (!token) return;

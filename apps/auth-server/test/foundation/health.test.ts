@@ -41,6 +41,49 @@ describe("health and readiness", () => {
     // Served over http here: no HSTS.
     expect(res.headers["strict-transport-security"]).toBeUndefined();
   });
+
+  it("sends the same full set on a 404, an error and a cacheable document, no-store unless the route says otherwise", async () => {
+    const expected = {
+      "content-security-policy":
+        "default-src 'self';base-uri 'none';object-src 'none';frame-ancestors 'none';img-src 'self' https: data:;style-src 'self';script-src 'self'",
+      "cross-origin-opener-policy": "same-origin",
+      "cross-origin-resource-policy": "same-origin",
+      "origin-agent-cluster": "?1",
+      "referrer-policy": "no-referrer",
+      "x-content-type-options": "nosniff",
+      "x-dns-prefetch-control": "off",
+      "x-download-options": "noopen",
+      "x-frame-options": "DENY",
+      "x-permitted-cross-domain-policies": "none",
+      "x-xss-protection": "0",
+    };
+    const security = (headers: Record<string, unknown>) =>
+      Object.fromEntries(Object.keys(expected).map((name) => [name, headers[name]]));
+    for (const [url, cacheControl] of [
+      ["/healthz", "no-store"],
+      ["/no-such-page", "no-store"],
+      ["/.well-known/openid-configuration", "public, max-age=3600"],
+    ] as const) {
+      const res = await t.app.inject({ method: "GET", url });
+      expect(security(res.headers), url).toEqual(expected);
+      expect(res.headers["cache-control"], url).toBe(cacheControl);
+      expect(res.headers["x-powered-by"]).toBeUndefined();
+    }
+    const failed = await t.app.inject({ method: "POST", url: "/token" });
+    expect(failed.statusCode).toBe(400);
+    expect(security(failed.headers)).toEqual(expected);
+    expect(failed.headers["cache-control"]).toBe("no-store");
+  });
+
+  it("sends HSTS when the issuer is served over https", async () => {
+    const secure = await buildTestApp({ ISSUER: "https://id.example.test" });
+    try {
+      const res = await secure.app.inject({ method: "GET", url: "/healthz" });
+      expect(res.headers["strict-transport-security"]).toBe("max-age=31536000; includeSubDomains");
+    } finally {
+      await secure.close();
+    }
+  });
 });
 
 describe("error shape", () => {
