@@ -14,6 +14,7 @@ import {
   signJwt,
   verifyJwt,
 } from "../../src/libraries/keys/index.ts";
+import { loadedKeys } from "../../src/libraries/keys/store.ts";
 import { buildTestApp, type TestApp } from "../helpers.ts";
 
 let t: TestApp;
@@ -392,6 +393,77 @@ describe("verifyJwt", () => {
     ];
     for (const input of inputs) {
       await expect(verifyJwt(t.app.ctx, input)).rejects.toMatchObject({ code: "TOKEN_INVALID" });
+    }
+  });
+});
+
+/**
+ * verifyJwt keeps tokens it verified (jwt.ts, VerifiedToken): a second presentation of the same string must still
+ * fail every check that can change — expiry, the key's publication, the expected typ and aud — and never fail one
+ * that it passed.
+ */
+describe("verifyJwt's cache of verified tokens", () => {
+  async function fresh() {
+    const database = await createTestDatabase();
+    const clock = new TestClock();
+    return { database, deps: { db: database.db, clock, config: testConfig() } };
+  }
+
+  it("still expires a token it has seen, and still hands it to allowExpired", async () => {
+    const { database, deps } = await fresh();
+    try {
+      const token = await signJwt(deps, { sub: "u1", aud: "c1" }, { typ: "at+jwt", expiresInSeconds: 60 });
+      for (let i = 0; i < 2; i++) {
+        await expect(verifyJwt(deps, token, { typ: "at+jwt" })).resolves.toMatchObject({ sub: "u1", aud: "c1" });
+      }
+      deps.clock.advance(60 + 5);
+      await expect(verifyJwt(deps, token, { typ: "at+jwt" })).rejects.toMatchObject({ code: "TOKEN_EXPIRED" });
+      await expect(verifyJwt(deps, token, { typ: "at+jwt", allowExpired: true })).resolves.toMatchObject({
+        sub: "u1",
+      });
+    } finally {
+      await database.close();
+    }
+  });
+
+  it("refuses a token it has seen once its key is gone", async () => {
+    const { database, deps } = await fresh();
+    try {
+      const token = await signJwt(deps, { sub: "u1" }, { typ: "at+jwt", expiresInSeconds: 60 });
+      await expect(verifyJwt(deps, token, { typ: "at+jwt" })).resolves.toMatchObject({ sub: "u1" });
+      // The key withdrawn at once (as an operator would after a compromise), and the instance's key cache reloaded.
+      await database.db.delete(signingKeys);
+      await loadedKeys(deps, true);
+      await expect(verifyJwt(deps, token, { typ: "at+jwt" })).rejects.toMatchObject({
+        code: "TOKEN_INVALID",
+        message: "The token is invalid: unknown key.",
+      });
+    } finally {
+      await database.close();
+    }
+  });
+
+  it("checks typ, aud and the issuer again when the expectation differs, and gives each caller its own copy", async () => {
+    const { database, deps } = await fresh();
+    try {
+      const token = await signJwt(deps, { sub: "u1", aud: "c1" }, { typ: "at+jwt", expiresInSeconds: 60 });
+      for (let i = 0; i < 2; i++) {
+        const payload = await verifyJwt(deps, token, { typ: "at+jwt", audience: "c1" });
+        payload.sub = "changed by a caller";
+      }
+      await expect(verifyJwt(deps, token, { typ: "at+jwt", audience: "c1" })).resolves.toMatchObject({ sub: "u1" });
+      await expect(verifyJwt(deps, token, { typ: "at+jwt", audience: "c2" })).rejects.toMatchObject({
+        message: "The token is invalid: aud check failed.",
+      });
+      await expect(verifyJwt(deps, token)).rejects.toMatchObject({
+        message: "The token is invalid: typ check failed.",
+      });
+      const otherIssuer = { ...deps, config: testConfig({ ISSUER: "https://other.example" }) };
+      await expect(verifyJwt(otherIssuer, token, { typ: "at+jwt", audience: "c1" })).rejects.toMatchObject({
+        message: "The token is invalid: iss check failed.",
+      });
+    } finally {
+      await database.close();
     }
   });
 });

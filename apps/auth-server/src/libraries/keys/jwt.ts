@@ -121,13 +121,82 @@ function jwsVerified(alg: SigningAlg, input: string, encodedSignature: string, k
   }
 }
 
+/** A token that passed every check below, with the checks it passed. */
+interface VerifiedToken {
+  payload: JWTPayload;
+  kid: string;
+  alg: string;
+  issuer: string;
+  typ: string;
+  audience: string | undefined;
+}
+
+/**
+ * Tokens verified recently, by their exact text, per database (so per instance in production, per test app in
+ * tests). An access token is presented again and again (`/userinfo`, `/introspect`, Tessera's own APIs) until it
+ * expires; its signature and claims cannot change, so a second presentation of the same string needs only what can:
+ * its key still published (checked on every hit, against the key cache the full path uses), `nbf` and `exp` against
+ * the clock, and the same expected `typ`, `aud` and issuer. Anything else (a miss, another expectation, expired or not
+ * yet valid, allowExpired) takes the full path. Bounded: the oldest entry goes when it is full.
+ */
+const VERIFIED_MAX = 4096;
+const verifiedTokens = new WeakMap<object, Map<string, VerifiedToken>>();
+
+function verifiedCacheOf(deps: CoreContext): Map<string, VerifiedToken> {
+  let cache = verifiedTokens.get(deps.db);
+  if (!cache) {
+    cache = new Map();
+    verifiedTokens.set(deps.db, cache);
+  }
+  return cache;
+}
+
+async function fromVerifiedCache(
+  deps: CoreContext,
+  token: string,
+  options: VerifyOptions,
+): Promise<JWTPayload | undefined> {
+  const cache = verifiedCacheOf(deps);
+  const hit = cache.get(token);
+  if (
+    !hit ||
+    hit.issuer !== deps.config.issuer ||
+    hit.typ !== (options.typ ?? "JWT") ||
+    hit.audience !== options.audience
+  ) {
+    return undefined;
+  }
+  const now = deps.clock.now();
+  const seconds = now.getTime() / 1000;
+  const { exp, nbf } = hit.payload;
+  if (
+    typeof exp !== "number" ||
+    exp <= seconds - CLOCK_TOLERANCE_SECONDS ||
+    (typeof nbf === "number" && nbf > seconds + CLOCK_TOLERANCE_SECONDS)
+  ) {
+    cache.delete(token);
+    return undefined;
+  }
+  const keys = await loadedKeys(deps);
+  const entry = keys.keys.get(hit.kid);
+  if (!entry || entry.row.alg !== hit.alg || !isPublished(entry.row, now, deps.config)) {
+    cache.delete(token);
+    return undefined;
+  }
+  return { ...hit.payload };
+}
+
 /**
  * Verifies a JWT signed by Tessera: only Tessera's own published keys, algorithm pinned to the key's own (never
  * `none`, never HS*, no RS/ES/EdDSA confusion), then `iss`, `aud`, `typ`, `nbf` and `exp`. Throws TOKEN_INVALID or
- * TOKEN_EXPIRED.
+ * TOKEN_EXPIRED. A token verified before with the same expectations comes from the cache above.
  */
 export async function verifyJwt(deps: CoreContext, token: string, options: VerifyOptions = {}): Promise<JWTPayload> {
   if (typeof token !== "string" || token.length === 0 || token.length > MAX_JWT_LENGTH) throw invalid("malformed");
+  if (!options.allowExpired) {
+    const cached = await fromVerifiedCache(deps, token, options);
+    if (cached) return cached;
+  }
   let header: ReturnType<typeof decodeProtectedHeader>;
   try {
     header = decodeProtectedHeader(token);
@@ -161,6 +230,20 @@ export async function verifyJwt(deps: CoreContext, token: string, options: Verif
       clockTolerance: CLOCK_TOLERANCE_SECONDS,
       requiredClaims: ["iat", "exp"],
     });
+    if (!options.allowExpired) {
+      const cache = verifiedCacheOf(deps);
+      if (cache.size >= VERIFIED_MAX) cache.delete(cache.keys().next().value as string);
+      // Callers get a copy of the top level; nested members (aud, cnf, …) are shared and so frozen.
+      for (const value of Object.values(payload)) if (typeof value === "object" && value) Object.freeze(value);
+      cache.set(token, {
+        payload: { ...payload },
+        kid: header.kid,
+        alg,
+        issuer: deps.config.issuer,
+        typ: options.typ ?? "JWT",
+        audience: options.audience,
+      });
+    }
     return payload;
   } catch (error) {
     // jose checks exp last, so a JWTExpired means every other check passed.
