@@ -21,34 +21,44 @@ import {
  * that verifies it.
  */
 describe("ACCESS_TOKEN_SIGNING_ALG", () => {
-  it("defaults to SIGNING_ALG, and refuses an unknown algorithm by name", () => {
-    expect(testConfig({}).tokens.accessTokenSigningAlg).toBeUndefined();
+  it("defaults to ES256 whatever SIGNING_ALG says, and refuses an unknown algorithm by name", () => {
+    expect(testConfig({}).tokens.accessTokenSigningAlg).toBe("ES256");
+    expect(testConfig({ SIGNING_ALG: "EdDSA" }).tokens.accessTokenSigningAlg).toBe("ES256");
+    expect(testConfig({ ACCESS_TOKEN_SIGNING_ALG: "RS256" }).tokens.accessTokenSigningAlg).toBe("RS256");
     expect(testConfig({ ACCESS_TOKEN_SIGNING_ALG: "EdDSA" }).tokens.accessTokenSigningAlg).toBe("EdDSA");
     expect(() => testConfig({ ACCESS_TOKEN_SIGNING_ALG: "HS256" })).toThrow(/ACCESS_TOKEN_SIGNING_ALG/);
   });
 
-  describe("set to ES256 while ID tokens stay RS256", () => {
+  describe.each<{ setting: string; env: Record<string, string>; alg: string; jwk: Record<string, string> }>([
+    { setting: "unset (the default)", env: {}, alg: "ES256", jwk: { kty: "EC", crv: "P-256", alg: "ES256" } },
+    {
+      setting: "set to RS256",
+      env: { ACCESS_TOKEN_SIGNING_ALG: "RS256" },
+      alg: "RS256",
+      jwk: { kty: "RSA", alg: "RS256" },
+    },
+  ])("$setting: access tokens $alg while ID tokens stay RS256", ({ env, alg, jwk }) => {
     let t: TestApp;
     let client: TestClient;
     beforeAll(async () => {
-      t = await buildOAuthApp({ ACCESS_TOKEN_SIGNING_ALG: "ES256", RATE_LIMIT_ENABLED: "false" });
+      t = await buildOAuthApp({ ...env, RATE_LIMIT_ENABLED: "false" });
       client = await registerClient(t.app, {
         grantTypes: ["authorization_code", "refresh_token", "client_credentials"],
       });
     });
     afterAll(async () => t.close());
 
-    it("signs access tokens from code, refresh and client_credentials with ES256, and /userinfo and /introspect accept them", async () => {
+    it("signs access tokens from code, refresh and client_credentials with it, and /userinfo and /introspect accept them", async () => {
       const user = await createUser(t.app);
       const { cookie } = await sessionCookie(t.app, user);
       const tokens = await tokensFor(t.app, client, cookie);
-      expect(decodeJwt(tokens.access_token).header).toMatchObject({ alg: "ES256", typ: "at+jwt" });
+      expect(decodeJwt(tokens.access_token).header).toMatchObject({ alg, typ: "at+jwt" });
       expect(decodeJwt(tokens.id_token).header).toMatchObject({ alg: "RS256" });
 
       const rotated = await refresh(t.app, client, tokens.refresh_token);
       expect(rotated.statusCode).toBe(200);
       const { access_token: accessToken, id_token: idToken } = rotated.json();
-      expect(decodeJwt(accessToken).header).toMatchObject({ alg: "ES256", typ: "at+jwt" });
+      expect(decodeJwt(accessToken).header).toMatchObject({ alg, typ: "at+jwt" });
       expect(decodeJwt(idToken).header).toMatchObject({ alg: "RS256" });
 
       const userinfo = await t.app.inject({
@@ -71,7 +81,7 @@ describe("ACCESS_TOKEN_SIGNING_ALG", () => {
       // The key that signed it is published with its algorithm, for resource servers that verify on their own.
       const jwks = (await t.app.inject({ method: "GET", url: "/jwks" })).json() as { keys: { kid: string }[] };
       const { kid } = decodeJwt(accessToken).header as { kid: string };
-      expect(jwks.keys.find((key) => key.kid === kid)).toMatchObject({ kty: "EC", crv: "P-256", alg: "ES256" });
+      expect(jwks.keys.find((key) => key.kid === kid)).toMatchObject(jwk);
 
       const machine = await t.app.inject({
         method: "POST",
@@ -80,7 +90,7 @@ describe("ACCESS_TOKEN_SIGNING_ALG", () => {
         payload: form({ grant_type: "client_credentials" }),
       });
       expect(machine.statusCode).toBe(200);
-      expect(decodeJwt(machine.json().access_token).header).toMatchObject({ alg: "ES256", typ: "at+jwt" });
+      expect(decodeJwt(machine.json().access_token).header).toMatchObject({ alg, typ: "at+jwt" });
       const machineIntrospection = await t.app.inject({
         method: "POST",
         url: "/introspect",
