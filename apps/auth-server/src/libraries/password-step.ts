@@ -24,7 +24,13 @@ import { accountKey, normalizeEmail } from "./throttle/keys.ts";
  * and answers with the user or the error to show. A wrong password answers the same for every email, known or not.
  */
 export type PasswordStep =
-  | { ok: true; user: UserRow; hasSecondFactor: boolean }
+  | {
+      ok: true;
+      user: UserRow;
+      hasSecondFactor: boolean;
+      /** The account key had failures recorded when the gate read it: the caller's sign-in clears them. */
+      throttleCounted: boolean;
+    }
   | { ok: false; account: UserRow | null; error: AppError };
 
 interface StepInput {
@@ -73,11 +79,15 @@ async function passwordStepInLine(
         await replacePasswordHash(ctx.db, account.id, account.passwordHash, upgraded);
       }
       // A passkey is a second factor too (libraries/passkeys): the code step then offers it.
+      // Both looked up at once (one round trip).
       const hasSecondFactor =
-        !again && ((await confirmedTotpExists(ctx.db, account.id)) || (await passkeyExists(ctx.db, account.id)));
+        !again &&
+        (await Promise.all([confirmedTotpExists(ctx.db, account.id), passkeyExists(ctx.db, account.id)])).some(Boolean);
       // lock
       const blocked = accountLockBlocks(gate, { passwordOk: true, hasSecondFactor });
-      return blocked ? { ok: false, account, error: blocked } : { ok: true, user: account, hasSecondFactor };
+      return blocked
+        ? { ok: false, account, error: blocked }
+        : { ok: true, user: account, hasSecondFactor, throttleCounted: gate.counted };
     }
   } else {
     // No account (or one without a password) costs the same argon2 work as a wrong password.

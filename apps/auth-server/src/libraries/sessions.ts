@@ -59,7 +59,7 @@ export function slideIdle(
 export async function signIn(
   deps: CoreContext,
   db: Executor,
-  input: { userId: string; amr: string[]; meta: RequestMeta; existing?: SessionRow | null },
+  input: { userId: string; amr: string[]; meta: RequestMeta; existing?: SessionRow | null; newSessionId?: string },
 ): Promise<{ session: SessionRow; token: string }> {
   const now = deps.clock.now();
   const token = randomToken();
@@ -79,7 +79,11 @@ export async function signIn(
     const updated = await updateUnrevokedSession(db, input.existing.id, timing);
     if (updated) return { session: updated, token };
   }
-  const session = await insertSession(db, { userId: input.userId, ...timing });
+  const session = await insertSession(db, {
+    userId: input.userId,
+    ...timing,
+    ...(input.newSessionId ? { id: input.newSessionId } : {}),
+  });
   return { session, token };
 }
 

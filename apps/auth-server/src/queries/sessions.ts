@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import {
   authorizationCodes,
   backchannelLogoutJobs,
@@ -22,17 +23,21 @@ export function sessionIsLive(now: Date): SQL {
   return and(isNull(sessions.revokedAt), gt(sessions.expiresAt, now), gt(sessions.idleExpiresAt, now)) as SQL;
 }
 
-/** The columns a sign-in sets (every one: the statement is prepared once with a placeholder for each). */
+/**
+ * The columns a sign-in sets (every one: the statement is prepared once with a placeholder for each). The id is the
+ * caller's when it must know it before the row exists (to send the sign-in's audit row in the same round trip).
+ */
 type NewSession = Pick<
   typeof sessions.$inferInsert,
   "userId" | "tokenHash" | "authenticatedAt" | "lastSeenAt" | "expiresAt" | "idleExpiresAt" | "amr"
-> & { ip: string | null; userAgent: string | null };
+> & { id?: string; ip: string | null; userAgent: string | null };
 
 export async function insertSession(db: Executor, row: NewSession): Promise<SessionRow> {
-  const [created] = await prepared(db, "session_insert", (d) =>
+  const [created] = await prepared(db, "session_insert_v2", (d) =>
     d
       .insert(sessions)
       .values({
+        id: sql.placeholder("id"),
         userId: sql.placeholder("userId"),
         tokenHash: sql.placeholder("tokenHash"),
         authenticatedAt: sql.placeholder("authenticatedAt"),
@@ -44,8 +49,8 @@ export async function insertSession(db: Executor, row: NewSession): Promise<Sess
         amr: sql.placeholder("amr"),
       })
       .returning()
-      .prepare("session_insert"),
-  ).execute(row);
+      .prepare("session_insert_v2"),
+  ).execute({ ...row, id: row.id ?? randomUUID() });
   if (!created) throw new Error("insert returned no row");
   return created;
 }

@@ -66,6 +66,7 @@ describe("IP suspension", () => {
     expect(await checkSignIn(deps, meta("192.0.2.11"), { email: "anyone@example.com" })).toEqual({
       accountLocked: false,
       retryAfterSeconds: 0,
+      counted: false,
     });
 
     clock.advance(60);
@@ -144,7 +145,7 @@ describe("account throttling", () => {
     expect(r.accountLockedUntil?.getTime()).toBe(clock.now().getTime() + 300_000);
     clock.advance(8); // past the (capped) delay
     const gate = await checkSignIn(deps, meta("198.18.1.1"), { email });
-    expect(gate).toEqual({ accountLocked: true, retryAfterSeconds: 292 });
+    expect(gate).toEqual({ accountLocked: true, retryAfterSeconds: 292, counted: true });
     // Wrong password, or right password without a second factor: locked. Right password + factor: goes on to the code.
     const blocked = accountLockBlocks(gate, { passwordOk: false, hasSecondFactor: true });
     expect(blocked?.code).toBe("ACCOUNT_LOCKED");
@@ -165,6 +166,7 @@ describe("account throttling", () => {
     expect(await checkSignIn(deps, meta("198.18.1.1"), { email })).toEqual({
       accountLocked: false,
       retryAfterSeconds: 0,
+      counted: false,
     });
   });
 

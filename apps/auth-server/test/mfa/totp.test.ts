@@ -257,6 +257,7 @@ describe("sign-in challenge", () => {
     expect(await checkSignIn(deps, meta, { email: user.email })).toEqual({
       accountLocked: false,
       retryAfterSeconds: 0,
+      counted: false,
     });
     const { token } = await createMfaChallenge(deps, database.db, user.id);
     const locked = await completeMfaChallenge(deps, meta, { token, code: currentCode(secret, clock.now()) }).catch(

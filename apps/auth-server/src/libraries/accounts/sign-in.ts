@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { type AppContext, type Logger, quietLogger } from "../../context.ts";
 import { AppError } from "../../errors/index.ts";
 import { passkeyExists } from "../../queries/passkeys.ts";
@@ -60,6 +61,23 @@ export async function startSession(
 ): Promise<SignedIn> {
   const signedIn = await ctx.db.transaction(async (tx) => {
     const existing = input.existing;
+    if (!existing) {
+      // A fresh session: its id is known before the row exists, so the session and its audit row go in one round
+      // trip (postgres.js pipelines statements issued without waiting; no foreign key between the two).
+      const id = randomUUID();
+      const [{ session, token }] = await Promise.all([
+        signIn(ctx, tx, { userId: input.user.id, amr: input.amr, meta: input.meta, newSessionId: id }),
+        audit(tx, input.meta, {
+          event: "user.signed_in",
+          outcome: "success",
+          userId: input.user.id,
+          sessionId: id,
+          clientId: input.clientId ?? null,
+          details: { amr: input.amr, extended: false },
+        }),
+      ]);
+      return { user: input.user, session, token };
+    }
     if (existing && existing.userId !== input.user.id) {
       await endSessions(ctx, tx, { ids: [existing.id] }, "replaced");
       await audit(tx, input.meta, {
@@ -123,7 +141,7 @@ export async function passwordSignIn(
     log?: Logger | undefined;
     refuseSecondFactor?: boolean;
   },
-): Promise<{ user: UserRow; hasSecondFactor: boolean }> {
+): Promise<{ user: UserRow; hasSecondFactor: boolean; throttleCounted: boolean }> {
   let account: UserRow | null = null;
   try {
     const step = await passwordStep(ctx, {
@@ -173,7 +191,7 @@ export async function signInWithPassword(
     log?: Logger;
   },
 ): Promise<SignedIn | SecondFactorPending> {
-  const { user, hasSecondFactor } = await passwordSignIn(ctx, input);
+  const { user, hasSecondFactor, throttleCounted } = await passwordSignIn(ctx, input);
   if (hasSecondFactor) {
     // No session before the second step: only a short-lived challenge the code step can finish.
     const secondFactor = await createMfaChallenge(ctx, ctx.db, user.id);
@@ -186,7 +204,8 @@ export async function signInWithPassword(
     const methods = { totp: await confirmedTotpExists(ctx.db, user.id), passkey: await passkeyExists(ctx.db, user.id) };
     return { secondFactor, methods };
   }
-  await clearAccountThrottle(ctx, user.email);
+  // Failures recorded before this right password are cleared (none recorded: nothing to clear).
+  if (throttleCounted) await clearAccountThrottle(ctx, user.email);
   return startSession(ctx, {
     user,
     amr: ["pwd"],

@@ -50,7 +50,7 @@ export async function directSignIn(
 
   // The hosted form's password step, throttling included (per IP and per account, counted before the answer); a
   // password alone is not enough for an account with a second factor.
-  const { user } = await passwordSignIn(ctx, {
+  const { user, throttleCounted } = await passwordSignIn(ctx, {
     email: input.username,
     password: input.password,
     meta,
@@ -59,7 +59,7 @@ export async function directSignIn(
   }).catch((error: unknown) => {
     throw error instanceof AppError ? signInFailure(error) : error;
   });
-  await clearAccountThrottle(ctx, user.email);
+  if (throttleCounted) await clearAccountThrottle(ctx, user.email);
   const signedIn = user;
   const acceptsTerms = await checkTerms(ctx, signedIn.id, {
     terms: input.acceptTermsVersion,

@@ -44,6 +44,11 @@ export interface SignInGate {
   /** The account key is locked; only `accountLockBlocks()` decides whether this attempt may still go through. */
   accountLocked: boolean;
   retryAfterSeconds: number;
+  /**
+   * The account key had a failure record when the gate read it: a successful sign-in clears it. Without one (the
+   * usual case) there is nothing to clear, and the sign-in saves the statement.
+   */
+  counted: boolean;
 }
 
 /**
@@ -56,10 +61,13 @@ export async function checkSignIn(
   meta: RequestMeta,
   input: ({ email: string } | { key: string }) & { userId?: string | null | undefined },
 ): Promise<SignInGate> {
-  await assertIpAllowed(deps, meta, input.userId);
+  // Both reads at once (one round trip); a suspended IP is refused whatever the account's record says.
+  const [, row] = await Promise.all([
+    assertIpAllowed(deps, meta, input.userId),
+    findAccountThrottle(deps.db, "key" in input ? input.key : accountKey(deps.config, input.email)),
+  ]);
   const now = deps.clock.now();
-  const row = await findAccountThrottle(deps.db, "key" in input ? input.key : accountKey(deps.config, input.email));
-  if (!row) return { accountLocked: false, retryAfterSeconds: 0 };
+  if (!row) return { accountLocked: false, retryAfterSeconds: 0, counted: false };
   const delay = accountDelaySeconds(deps.config, row.failures);
   const notBefore = row.lastFailureAt && delay > 0 ? addSeconds(row.lastFailureAt, delay) : null;
   if (notBefore && notBefore > now) {
@@ -73,9 +81,9 @@ export async function checkSignIn(
     throw new AppError("LOGIN_THROTTLED", undefined, undefined, retryAfter(seconds));
   }
   if (row.lockedUntil && row.lockedUntil > now) {
-    return { accountLocked: true, retryAfterSeconds: secondsUntil(row.lockedUntil, now) };
+    return { accountLocked: true, retryAfterSeconds: secondsUntil(row.lockedUntil, now), counted: true };
   }
-  return { accountLocked: false, retryAfterSeconds: 0 };
+  return { accountLocked: false, retryAfterSeconds: 0, counted: true };
 }
 
 /**
