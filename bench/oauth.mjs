@@ -216,7 +216,7 @@ async function main() {
 
   async function cpu(target) {
     const { cpu: usage } = await ask(target, "cpu");
-    return usage.user + usage.system;
+    return { total: usage.user + usage.system, main: usage.main };
   }
 
   async function rss(target) {
@@ -233,9 +233,14 @@ async function main() {
   async function measured(target, seconds, fn) {
     const before = await cpu(target);
     const count = await fn();
-    const used = (await cpu(target)) - before;
+    const after = await cpu(target);
     if (target.name in maxSeen) await rss(target);
-    return { rps: count / seconds, cpuPerRequest: used / count };
+    return {
+      rps: count / seconds,
+      cpuPerRequest: (after.total - before.total) / count,
+      // The main thread's share (Tessera's target reports it; the JavaScript, without libuv's pool: argon2).
+      ...(after.main === undefined ? {} : { mainPerRequest: (after.main - before.main) / count }),
+    };
   }
 
   async function refreshRound(target, chains, seconds) {
@@ -354,7 +359,10 @@ async function main() {
           names
             .map(
               (n) =>
-                `${n} ${runs[n].at(-1).rps.toFixed(0)}/s (${(runs[n].at(-1).cpuPerRequest / 1000).toFixed(2)} ms CPU)`,
+                `${n} ${runs[n].at(-1).rps.toFixed(0)}/s (${(runs[n].at(-1).cpuPerRequest / 1000).toFixed(2)} ms CPU` +
+                (runs[n].at(-1).mainPerRequest === undefined
+                  ? ")"
+                  : `, ${(runs[n].at(-1).mainPerRequest / 1000).toFixed(2)} ms on the main thread)`),
             )
             .join(", "),
       );
