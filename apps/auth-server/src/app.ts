@@ -16,7 +16,7 @@ import { loggerOptions } from "./http/logger.ts";
 import { registerMetrics } from "./http/metrics.ts";
 import { registerOpenApi } from "./http/openapi.ts";
 import { rateLimitPlugin } from "./http/rate-limit.ts";
-import { registerSecurityHeaders } from "./http/security-headers.ts";
+import { applySecurityHeaders, registerSecurityHeaders, securityHeaders } from "./http/security-headers.ts";
 import { sessionPlugin } from "./http/session.ts";
 import { requestLanguage } from "./i18n/index.ts";
 import { type Clock, systemClock } from "./libraries/clock.ts";
@@ -61,6 +61,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
 /** Builds the identity provider from a config object. Never listens: `server.ts` does that, tests use `inject()`. */
 export async function build(config: Config, deps: BuildDeps = {}): Promise<FastifyInstance> {
+  const headers = securityHeaders(config);
   const app = Fastify({
     logger: loggerOptions(config, deps.logStream),
     // Only the configured proxies may set the client IP through X-Forwarded-For.
@@ -72,7 +73,11 @@ export async function build(config: Config, deps: BuildDeps = {}): Promise<Fasti
     },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     return503OnClosing: true,
-    frameworkErrors: frameworkErrorHandler,
+    // A malformed URL is answered here, before any hook: the same security headers as every other response.
+    frameworkErrors: (error, request, reply) => {
+      applySecurityHeaders(reply, headers);
+      frameworkErrorHandler(error, request, reply);
+    },
   });
 
   const ownsDatabase = !deps.database;

@@ -55,20 +55,23 @@ export function securityHeaders(config: Config): Readonly<Record<string, string>
   return Object.freeze(headers);
 }
 
+/** Sets the security headers and the no-store default on a reply (a route's own headers set later override them). */
+export function applySecurityHeaders(reply: FastifyReply, headers: Readonly<Record<string, string>>): void {
+  reply.headers(headers);
+  reply.header("cache-control", "no-store");
+}
+
 /**
  * Security headers on every response (the set above), and `no-store` unless a route says otherwise: an identity
  * provider's pages and JSON nearly all hold something personal or secret. Both are set before the route runs, so a
- * route's own `reply.header()` overrides them; the `onSend` check covers answers sent without routing (a malformed
- * URL, answered by the framework error handler before any `onRequest` hook).
+ * route's own `reply.header()` overrides them; the `onSend` check covers answers that skipped the `onRequest` hook.
+ * A malformed URL is answered before any hook runs: app.ts's framework error handler applies the same set.
  */
 export const registerSecurityHeaders = (app: FastifyInstance, config: Config) =>
   app.register(
     fp(async (instance) => {
       const headers = securityHeaders(config);
-      const apply = (reply: FastifyReply) => {
-        reply.headers(headers);
-        reply.header("cache-control", "no-store");
-      };
+      const apply = (reply: FastifyReply) => applySecurityHeaders(reply, headers);
       instance.addHook("onRequest", (_request, reply, done) => {
         apply(reply);
         done();

@@ -69,6 +69,11 @@ describe("health and readiness", () => {
       expect(res.headers["cache-control"], url).toBe(cacheControl);
       expect(res.headers["x-powered-by"]).toBeUndefined();
     }
+    // A malformed URL is answered by the framework before any hook runs: the same set.
+    const malformed = await t.app.inject({ method: "GET", url: "/%%" });
+    expect(malformed.statusCode).toBe(404);
+    expect(security(malformed.headers)).toEqual(expected);
+    expect(malformed.headers["cache-control"]).toBe("no-store");
     const failed = await t.app.inject({ method: "POST", url: "/token" });
     expect(failed.statusCode).toBe(400);
     expect(security(failed.headers)).toEqual(expected);
