@@ -33,6 +33,7 @@ async function main() {
   const benches = wanted.length ? wanted : ALL;
   const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
   const ROUND_SECONDS = Number(process.env.BENCH_ROUND_SECONDS ?? 2);
+  const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 5);
   const CHAINS = 16;
 
   const postgres = createRequire(new URL("../packages/db/package.json", import.meta.url))("postgres");
@@ -342,7 +343,10 @@ async function main() {
   async function alternate(title, sides, tessera = tesseraTarget) {
     console.log(`\n${title}: ${ROUNDS} rounds of ${ROUND_SECONDS}s per side`);
     const names = Object.keys(sides);
-    for (const name of names) await sides[name](1); // warm-up
+    // Warm-up, unmeasured: BENCH_WARMUP_SECONDS per side (default 5). The compiled server's CPU per refresh kept
+    // falling for ~10 s of load after a 1 s warm-up (2.4 -> 1.5 ms, JIT tiering of a large bundle) while the peer's had
+    // settled; a server runs for days, so the rounds measure the settled state of both.
+    for (const name of names) await sides[name](WARMUP_SECONDS);
     // BENCH_CPU_PROF=prefix: a V8 CPU profile of the Tessera server during one extra round, in prefix.<bench>.cpuprofile.
     if (process.env.BENCH_CPU_PROF && sides.tessera) {
       await ask(tessera, "profile-start");
