@@ -10,10 +10,20 @@ import { ipBlock } from "../client-ip.ts";
  */
 export const normalizeEmail = (email: string): string => email.trim().normalize("NFC").toLowerCase();
 
+/** The derived key per master key (a sign-in keys its email two to three times). */
+const derivedKeys = new WeakMap<Config, { masterKey: Config["masterKey"]; key: Buffer }>();
+
 /** HMAC-SHA256 of the normalized email under a key derived from the master key. */
 export function accountKey(config: Config, email: string): string {
-  const key = createHmac("sha256", config.masterKey).update("tessera/account-throttle/v1").digest();
-  return createHmac("sha256", key).update(normalizeEmail(email)).digest("hex");
+  let derived = derivedKeys.get(config);
+  if (!derived || derived.masterKey !== config.masterKey) {
+    derived = {
+      masterKey: config.masterKey,
+      key: createHmac("sha256", config.masterKey).update("tessera/account-throttle/v1").digest(),
+    };
+    derivedKeys.set(config, derived);
+  }
+  return createHmac("sha256", derived.key).update(normalizeEmail(email)).digest("hex");
 }
 
 /**
