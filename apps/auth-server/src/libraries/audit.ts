@@ -22,12 +22,9 @@ export interface AuditEvent {
   details?: Record<string, unknown> | undefined;
 }
 
-/**
- * Writes one audit row: who, what, when, where, outcome. Pass the transaction handle when the event belongs to a
- * state change, so the row and the change commit together.
- */
-export async function audit(db: Executor, meta: RequestMeta, event: AuditEvent): Promise<void> {
-  await insertAuditEvent(db, {
+/** The row `audit()` writes for an event (for statements that write it themselves, like a fresh session's). */
+export function auditRow(meta: RequestMeta, event: AuditEvent) {
+  return {
     event: event.event,
     outcome: event.outcome,
     userId: event.userId ?? null,
@@ -37,6 +34,14 @@ export async function audit(db: Executor, meta: RequestMeta, event: AuditEvent):
     ip: meta.ip ?? null,
     userAgent: meta.userAgent?.slice(0, 512) ?? null,
     details: event.details ?? null,
-  });
+  };
+}
+
+/**
+ * Writes one audit row: who, what, when, where, outcome. Pass the transaction handle when the event belongs to a
+ * state change, so the row and the change commit together.
+ */
+export async function audit(db: Executor, meta: RequestMeta, event: AuditEvent): Promise<void> {
+  await insertAuditEvent(db, auditRow(meta, event));
   countAuditEvent(event.event);
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Executor } from "@tessera/db";
 import type { Config } from "../config/index.ts";
 import type { CoreContext } from "../context.ts";
@@ -6,6 +7,7 @@ import {
   findLiveSessionByHash,
   insertBackchannelLogoutJobs,
   insertSession,
+  insertSessionWithAudit,
   listLiveSessions,
   revokeRefreshTokensOfSessions,
   revokeSessionRows,
@@ -14,9 +16,10 @@ import {
   updateSession,
   updateUnrevokedSession,
 } from "../queries/sessions.ts";
-import type { RequestMeta } from "./audit.ts";
+import { type AuditEvent, auditRow, type RequestMeta } from "./audit.ts";
 import { addSeconds } from "./clock.ts";
 import { randomToken, sha256 } from "./crypto.ts";
+import { countAuditEvent } from "./metrics.ts";
 import { enqueueWebhook } from "./webhooks/index.ts";
 
 export type { SessionRow, UserRow } from "../queries/sessions.ts";
@@ -59,8 +62,42 @@ export function slideIdle(
 export async function signIn(
   deps: CoreContext,
   db: Executor,
-  input: { userId: string; amr: string[]; meta: RequestMeta; existing?: SessionRow | null; newSessionId?: string },
+  input: { userId: string; amr: string[]; meta: RequestMeta; existing?: SessionRow | null },
 ): Promise<{ session: SessionRow; token: string }> {
+  const { token, timing } = newSessionValues(deps, input);
+  if (input.existing && input.existing.userId === input.userId && !input.existing.revokedAt) {
+    // `existing` was read before the password check: if the session ended meanwhile (logout elsewhere, reuse
+    // detection), extending it would hand out a cookie of an ended session. A new one starts instead.
+    const updated = await updateUnrevokedSession(db, input.existing.id, timing);
+    if (updated) return { session: updated, token };
+  }
+  const session = await insertSession(db, { userId: input.userId, ...timing });
+  return { session, token };
+}
+
+/**
+ * A fresh session and its audit event (`audit`, with the new session's id), written together by one statement: no
+ * transaction is needed for the two to commit together or not at all. Returns the new cookie value once.
+ */
+export async function startFreshSession(
+  deps: CoreContext,
+  db: Executor,
+  input: { userId: string; amr: string[]; meta: RequestMeta; audit: AuditEvent & { details: Record<string, unknown> } },
+): Promise<{ session: SessionRow; token: string }> {
+  const { token, timing } = newSessionValues(deps, input);
+  const id = randomUUID();
+  const { sessionId: _, ...row } = auditRow(input.meta, input.audit);
+  const session = await insertSessionWithAudit(
+    db,
+    { id, userId: input.userId, ...timing },
+    { ...row, details: input.audit.details },
+  );
+  countAuditEvent(input.audit.event);
+  return { session, token };
+}
+
+/** A new cookie value and the columns a sign-in sets from `now`. */
+function newSessionValues(deps: CoreContext, input: { amr: string[]; meta: RequestMeta }) {
   const now = deps.clock.now();
   const token = randomToken();
   const timing = {
@@ -73,18 +110,7 @@ export async function signIn(
     userAgent: input.meta.userAgent?.slice(0, 512) ?? null,
     amr: input.amr,
   };
-  if (input.existing && input.existing.userId === input.userId && !input.existing.revokedAt) {
-    // `existing` was read before the password check: if the session ended meanwhile (logout elsewhere, reuse
-    // detection), extending it would hand out a cookie of an ended session. A new one starts instead.
-    const updated = await updateUnrevokedSession(db, input.existing.id, timing);
-    if (updated) return { session: updated, token };
-  }
-  const session = await insertSession(db, {
-    userId: input.userId,
-    ...timing,
-    ...(input.newSessionId ? { id: input.newSessionId } : {}),
-  });
-  return { session, token };
+  return { token, timing };
 }
 
 /**

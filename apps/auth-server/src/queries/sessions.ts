@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import {
+  auditEvents,
   authorizationCodes,
   backchannelLogoutJobs,
   clients,
@@ -25,7 +26,7 @@ export function sessionIsLive(now: Date): SQL {
 
 /**
  * The columns a sign-in sets (every one: the statement is prepared once with a placeholder for each). The id is the
- * caller's when it must know it before the row exists (to send the sign-in's audit row in the same round trip).
+ * caller's when it must know it before the row exists (insertSessionWithAudit: the audit row names it).
  */
 type NewSession = Pick<
   typeof sessions.$inferInsert,
@@ -53,6 +54,72 @@ export async function insertSession(db: Executor, row: NewSession): Promise<Sess
   ).execute({ ...row, id: row.id ?? randomUUID() });
   if (!created) throw new Error("insert returned no row");
   return created;
+}
+
+/** The audit row written with a fresh session (its `details` are never null: see queries/audit.ts). */
+export type SessionAuditRow = Pick<
+  typeof auditEvents.$inferInsert,
+  "event" | "outcome" | "userId" | "actorId" | "clientId" | "ip" | "userAgent"
+> & { details: Record<string, unknown> };
+
+/**
+ * A fresh session and the audit row that records it, written by one statement (two data-modifying CTEs): atomic with
+ * no BEGIN/COMMIT around it, one round trip, where a transaction costs three. The audit row's session id is the new
+ * session's. PostgreSQL runs both inserts to completion whatever the outer query reads.
+ */
+export async function insertSessionWithAudit(
+  db: Executor,
+  row: NewSession & { id: string },
+  audit: SessionAuditRow,
+): Promise<SessionRow> {
+  const [created] = await prepared(db, "session_insert_audited", (d) => {
+    const session = d.$with("created_session").as(
+      d
+        .insert(sessions)
+        .values({
+          id: sql.placeholder("id"),
+          userId: sql.placeholder("userId"),
+          tokenHash: sql.placeholder("tokenHash"),
+          authenticatedAt: sql.placeholder("authenticatedAt"),
+          lastSeenAt: sql.placeholder("lastSeenAt"),
+          expiresAt: sql.placeholder("expiresAt"),
+          idleExpiresAt: sql.placeholder("idleExpiresAt"),
+          ip: sql.placeholder("ip"),
+          userAgent: sql.placeholder("userAgent"),
+          amr: sql.placeholder("amr"),
+        })
+        .returning(),
+    );
+    const logged = d.$with("session_audit").as(
+      d
+        .insert(auditEvents)
+        .values({
+          event: sql.placeholder("auditEvent"),
+          outcome: sql.placeholder("auditOutcome"),
+          userId: sql.placeholder("auditUserId"),
+          actorId: sql.placeholder("auditActorId"),
+          clientId: sql.placeholder("auditClientId"),
+          sessionId: sql.placeholder("id"),
+          ip: sql.placeholder("auditIp"),
+          userAgent: sql.placeholder("auditUserAgent"),
+          details: sql.placeholder("auditDetails"),
+        })
+        .returning({ id: auditEvents.id }),
+    );
+    return d.with(session, logged).select().from(session).prepare("session_insert_audited");
+  }).execute({
+    ...row,
+    auditEvent: audit.event,
+    auditOutcome: audit.outcome,
+    auditUserId: audit.userId ?? null,
+    auditActorId: audit.actorId ?? null,
+    auditClientId: audit.clientId ?? null,
+    auditIp: audit.ip ?? null,
+    auditUserAgent: audit.userAgent ?? null,
+    auditDetails: audit.details,
+  });
+  if (!created) throw new Error("insert returned no row");
+  return created as SessionRow;
 }
 
 /** The session and its user for a token hash, if the session is neither revoked nor expired (absolute or idle). */

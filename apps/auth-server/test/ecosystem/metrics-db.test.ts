@@ -1,3 +1,4 @@
+import { rowsOf } from "@tessera/db";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildTestApp, type TestApp } from "../helpers.ts";
@@ -93,9 +94,24 @@ describe("/metrics: sign-ins are counted once committed", () => {
     expect(refused.statusCode).toBeGreaterThanOrEqual(500);
     expect(refused.headers["set-cookie"]).toBeUndefined();
     expect(sample(await scrape(), ok)).toBe(before);
+    // Nothing of it stays: no session row without its audit row (they are written together or not at all).
+    const left = await t.app.ctx.db.execute(
+      sql`select (select count(*)::int from sessions where user_id = ${user.id}) as sessions,
+                 (select count(*)::int from audit_events where user_id = ${user.id} and event = 'user.signed_in') as audits`,
+    );
+    expect(rowsOf(left)[0]).toEqual({ sessions: 0, audits: 0 });
 
     await t.app.ctx.db.execute(sql.raw("drop trigger test_refuse_sign_in on audit_events"));
     expect((await login(user.email)).statusCode).toBe(200);
     expect(sample(await scrape(), ok)).toBe(before + 1);
+    // The session and its audit row, written by one statement, name each other.
+    const written = await t.app.ctx.db.execute(
+      sql`select s.amr, a.outcome, a.details, a.client_id from sessions s
+          join audit_events a on a.session_id = s.id and a.event = 'user.signed_in'
+          where s.user_id = ${user.id} and a.user_id = ${user.id}`,
+    );
+    expect(rowsOf(written)).toEqual([
+      { amr: ["pwd"], outcome: "success", details: { amr: ["pwd"], extended: false }, client_id: null },
+    ]);
   });
 });

@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { type AppContext, type Logger, quietLogger } from "../../context.ts";
 import { AppError } from "../../errors/index.ts";
 import { passkeyExists } from "../../queries/passkeys.ts";
@@ -9,7 +8,7 @@ import { federatedFirstFactor } from "../federation/accounts.ts";
 import { countSignIn, countSignInFailure } from "../metrics.ts";
 import { completeMfaChallenge, createMfaChallenge } from "../mfa/challenge.ts";
 import { emailOwnerOnLock, passwordStep } from "../password-step.ts";
-import { endSessions, type SessionRow, signIn } from "../sessions.ts";
+import { endSessions, type SessionRow, signIn, startFreshSession } from "../sessions.ts";
 import { clearAccountThrottle } from "../throttle/failures.ts";
 
 // Sign-in, one way through: passwordSignIn (password-step.ts: gate → verify → count → lock, then the account's own
@@ -59,26 +58,26 @@ export async function startSession(
   ctx: AppContext,
   input: { user: UserRow; amr: string[]; meta: RequestMeta; existing?: SessionRow | null; clientId?: string },
 ): Promise<SignedIn> {
+  const existing = input.existing;
+  if (!existing) {
+    // A fresh session: the session and its audit row are one statement (atomic by itself, one round trip).
+    const { session, token } = await startFreshSession(ctx, ctx.db, {
+      userId: input.user.id,
+      amr: input.amr,
+      meta: input.meta,
+      audit: {
+        event: "user.signed_in",
+        outcome: "success",
+        userId: input.user.id,
+        clientId: input.clientId ?? null,
+        details: { amr: input.amr, extended: false },
+      },
+    });
+    countSignIn(input.amr); // after the commit: a rolled-back sign-in is not one
+    return { user: input.user, session, token };
+  }
   const signedIn = await ctx.db.transaction(async (tx) => {
-    const existing = input.existing;
-    if (!existing) {
-      // A fresh session: its id is known before the row exists, so the session and its audit row go in one round
-      // trip (postgres.js pipelines statements issued without waiting; no foreign key between the two).
-      const id = randomUUID();
-      const [{ session, token }] = await Promise.all([
-        signIn(ctx, tx, { userId: input.user.id, amr: input.amr, meta: input.meta, newSessionId: id }),
-        audit(tx, input.meta, {
-          event: "user.signed_in",
-          outcome: "success",
-          userId: input.user.id,
-          sessionId: id,
-          clientId: input.clientId ?? null,
-          details: { amr: input.amr, extended: false },
-        }),
-      ]);
-      return { user: input.user, session, token };
-    }
-    if (existing && existing.userId !== input.user.id) {
+    if (existing.userId !== input.user.id) {
       await endSessions(ctx, tx, { ids: [existing.id] }, "replaced");
       await audit(tx, input.meta, {
         event: "session.ended",
@@ -92,7 +91,7 @@ export async function startSession(
       userId: input.user.id,
       amr: input.amr,
       meta: input.meta,
-      existing: existing?.userId === input.user.id ? existing : null,
+      existing: existing.userId === input.user.id ? existing : null,
     });
     await audit(tx, input.meta, {
       event: "user.signed_in",
@@ -100,7 +99,7 @@ export async function startSession(
       userId: input.user.id,
       sessionId: session.id,
       clientId: input.clientId ?? null,
-      details: { amr: input.amr, extended: existing?.id === session.id },
+      details: { amr: input.amr, extended: existing.id === session.id },
     });
     return { user: input.user, session, token };
   });
