@@ -1,8 +1,6 @@
 import type { AppContext, CoreContext, Logger } from "../context.ts";
 import { AppError } from "../errors/index.ts";
-import { passkeyExists } from "../queries/passkeys.ts";
-import { confirmedTotpExists } from "../queries/totp.ts";
-import { findUserByEmail, replacePasswordHash, type UserRow } from "../queries/users.ts";
+import { findUserByEmail, findUserByEmailForSignIn, replacePasswordHash, type UserRow } from "../queries/users.ts";
 import { audit, type RequestMeta } from "./audit.ts";
 import { sendInBackground } from "./mailer/index.ts";
 import { accountEmail } from "./mailer/messages.ts";
@@ -67,10 +65,15 @@ async function passwordStepInLine(
   input: SignInPassword | PasswordAgain,
 ): Promise<PasswordStep> {
   const again = "user" in input ? input : null;
+  // The account (and whether it has a second factor) is read in the same round trip as the gate's reads; nothing
+  // uses it unless the gate lets the attempt through.
+  const lookup = again ? null : findUserByEmailForSignIn(ctx.db, normalizeEmail(email));
+  lookup?.catch(() => {}); // the gate may throw first: its failure is then not left unhandled
   // gate
   const gate = await checkSignIn(ctx, input.meta, { email, userId: again?.user.id });
   // verify
-  const account = again ? again.user : await findUserByEmail(ctx.db, normalizeEmail(email));
+  const found = again ? { user: again.user, hasSecondFactor: false } : await lookup;
+  const account = found?.user ?? null;
   if (account?.passwordHash) {
     const verified = await verifyPassword(ctx.config.passwords, account.passwordHash, input.password);
     if (verified.ok) {
@@ -78,11 +81,8 @@ async function passwordStepInLine(
         const upgraded = await hashPassword(ctx.config.passwords, input.password);
         await replacePasswordHash(ctx.db, account.id, account.passwordHash, upgraded);
       }
-      // A passkey is a second factor too (libraries/passkeys): the code step then offers it.
-      // Both looked up at once (one round trip).
-      const hasSecondFactor =
-        !again &&
-        (await Promise.all([confirmedTotpExists(ctx.db, account.id), passkeyExists(ctx.db, account.id)])).some(Boolean);
+      // A passkey is a second factor too (libraries/passkeys): the code step then offers it. Read with the account.
+      const hasSecondFactor = !again && found?.hasSecondFactor === true;
       // lock
       const blocked = accountLockBlocks(gate, { passwordOk: true, hasSecondFactor });
       return blocked

@@ -30,6 +30,32 @@ export async function findUserByEmail(db: Executor, email: string): Promise<User
   return row ?? null;
 }
 
+/**
+ * `findUserByEmail`'s user and whether it has a second factor (a confirmed TOTP factor or a passkey: the tests of
+ * `confirmedTotpExists` and `passkeyExists`), read by one statement. The password step needs both.
+ */
+export async function findUserByEmailForSignIn(
+  db: Executor,
+  email: string,
+): Promise<{ user: UserRow; hasSecondFactor: boolean } | null> {
+  const [row] = await prepared(db, "user_by_email_sign_in", (d) =>
+    d
+      .select({
+        user: users,
+        // Qualified by hand: in a one-table select Drizzle writes columns without their table, and an unqualified
+        // "id" in the subqueries would name the subquery's own table.
+        hasSecondFactor: sql<boolean>`(exists (select 1 from "totp_factors" t where t."user_id" = "users"."id"
+          and t."confirmed_at" is not null)
+          or exists (select 1 from "passkeys" p where p."user_id" = "users"."id"))`,
+      })
+      .from(users)
+      .where(and(sql`lower(${users.email}) = lower(${sql.placeholder("email")})`, isNull(users.deletedAt)))
+      .limit(1)
+      .prepare("user_by_email_sign_in"),
+  ).execute({ email });
+  return row ? { user: row.user, hasSecondFactor: row.hasSecondFactor === true } : null;
+}
+
 export async function findUserById(db: Executor, id: string): Promise<UserRow | null> {
   const [row] = await db
     .select()
