@@ -50,8 +50,26 @@ export async function verifyPassword(
 }
 
 export function hashIsWeaker(params: PasswordParams, stored: string): boolean {
+  if (!stored.startsWith("$argon2id$")) return true;
+  // "$argon2id$v=19$m=19456,t=2,p=1$salt$hash": the answer depends only on the part before the salt, which nearly
+  // every stored hash shares; it is remembered per configuration (a handful of entries, bounded anyway).
+  const settings = stored.slice(0, stored.indexOf("$", stored.indexOf("$", 10) + 1) + 1);
+  let answers = weakerBySettings.get(params);
+  if (!answers) {
+    answers = new Map();
+    weakerBySettings.set(params, answers);
+  }
+  let weaker = answers.get(settings);
+  if (weaker === undefined) {
+    weaker = parsedIsWeaker(params, stored);
+    if (answers.size < 64) answers.set(settings, weaker);
+  }
+  return weaker;
+}
+const weakerBySettings = new WeakMap<PasswordParams, Map<string, boolean>>();
+
+function parsedIsWeaker(params: PasswordParams, stored: string): boolean {
   try {
-    if (!stored.startsWith("$argon2id$")) return true;
     const parsed = parseOptions(stored);
     return (
       parsed.memoryCost < params.argon2MemoryKib ||

@@ -33,6 +33,12 @@ describe("passwords", () => {
     expect(hashIsWeaker({ ...params, argon2TimeCost: 3 }, hash)).toBe(true);
     expect(hashIsWeaker({ ...params, argon2Parallelism: 2 }, hash)).toBe(true);
     expect(hashIsWeaker(params, "$argon2i$v=19$m=65536,t=3,p=1$c2FsdHNhbHQ$aGFzaGhhc2g")).toBe(true);
+    // Answers are remembered per parameter part of the hash: another stored hash, with other parameters, under the
+    // same configuration gets its own answer, before and after the first one's.
+    expect(hashIsWeaker(params, "$argon2id$v=19$m=8192,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g")).toBe(true);
+    expect(hashIsWeaker(params, "$argon2id$v=19$m=19456,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g")).toBe(true);
+    expect(hashIsWeaker(params, hash)).toBe(false);
+    expect(hashIsWeaker(params, "$argon2id$v=19$m=65536,t=3,p=1$c2FsdHNhbHQ$aGFzaGhhc2g")).toBe(false);
     const upgraded = await verifyPassword({ ...params, argon2TimeCost: 3 }, hash, "some passphrase");
     expect(upgraded).toEqual({ ok: true, needsRehash: true });
   });
