@@ -105,26 +105,35 @@ export async function lockRefreshTokenByHash(db: Executor, tokenHash: string): P
 }
 
 /**
- * lockRefreshTokenByHash for the plain rotation (refresh-rotation.ts), reading of the client only `disabled_at`: the
- * grant has the authenticated client's row already, and its ~25 columns (five arrays) need not be sent, parsed and
- * mapped again on every refresh.
+ * What the plain rotation (refresh-rotation.ts) reads, in one statement and without a lock: the token with its session
+ * and user, of the client only `disabled_at` (the grant has the authenticated client's row already, and its ~25
+ * columns need not be sent, parsed and mapped again on every refresh), and the DPoP key thumbprint the token's chain
+ * (`chainId`, from the token's text; null: none) is bound to. The rotation's single write statement re-checks under
+ * the session's row lock what a concurrent request can change (the session ended, the token retired or revoked).
  */
-export async function lockRefreshTokenForRotation(
+export async function findRefreshTokenForRotation(
   db: Executor,
   tokenHash: string,
-): Promise<RefreshTokenForRotation | null> {
-  const [row] = await prepared(db, "refresh_token_rotation_locked", (d) =>
+  chainId: string | null,
+): Promise<(RefreshTokenForRotation & { boundJkt: string | null }) | null> {
+  const [row] = await prepared(db, "refresh_token_rotation_read", (d) =>
     d
-      .select({ token: refreshTokens, session: sessions, user: users, client: { disabledAt: clients.disabledAt } })
+      .select({
+        token: refreshTokens,
+        session: sessions,
+        user: users,
+        client: { disabledAt: clients.disabledAt },
+        boundJkt: sql<string | null>`(select b."jkt" from "dpop_bindings" b
+          where b."chain_id" = ${sql.placeholder("chainId")})`,
+      })
       .from(refreshTokens)
       .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
       .innerJoin(users, eq(users.id, refreshTokens.userId))
       .innerJoin(clients, eq(clients.id, refreshTokens.clientId))
       .where(eq(refreshTokens.tokenHash, sql.placeholder("tokenHash")))
       .limit(1)
-      .for("no key update", { of: sessions })
-      .prepare("refresh_token_rotation_locked"),
-  ).execute({ tokenHash });
+      .prepare("refresh_token_rotation_read"),
+  ).execute({ tokenHash, chainId });
   return row ?? null;
 }
 

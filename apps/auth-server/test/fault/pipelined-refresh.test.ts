@@ -4,7 +4,7 @@ import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sha256 } from "../../src/libraries/crypto.ts";
 import { newRefreshTokenValue } from "../../src/libraries/oauth/tokens.ts";
-import { rotateInTwoRoundTrips } from "../../src/queries/refresh-rotation.ts";
+import { rotateInTwoStatements } from "../../src/queries/refresh-rotation.ts";
 import type { TestApp } from "../helpers.ts";
 import {
   buildOAuthApp,
@@ -25,13 +25,12 @@ function codeOf(error: unknown): string | undefined {
 }
 
 /**
- * The refresh grant's two-round-trip rotation (queries/refresh-tokens.ts) holds a reserved connection with an open
- * transaction between its locking read and its writes. When the request's deadline passes in between, the writes are
- * never sent (the deadline refuses them), and the transaction must still be rolled back before the connection goes
- * back to the pool: otherwise the next request on that connection runs inside a stale transaction that holds the
- * session's row lock. PostgreSQL only (PGlite takes the general path).
+ * The refresh grant's plain rotation (queries/refresh-rotation.ts) reads, decides, then writes. When the request's
+ * deadline passes while it decides, the write is refused unsent (the deadline refuses statements issued after it): the
+ * token is not rotated, late or ever, and no connection is left inside a transaction. PostgreSQL only (PGlite takes the
+ * general path).
  */
-describe.skipIf(!process.env.TEST_DATABASE_URL)("two-round-trip refresh past its deadline", () => {
+describe.skipIf(!process.env.TEST_DATABASE_URL)("plain refresh rotation past its deadline", () => {
   let t: TestApp;
   let client: TestClient;
   beforeAll(async () => {
@@ -40,14 +39,14 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("two-round-trip refresh past its
   });
   afterAll(async () => t?.close());
 
-  it("rolls back before releasing the connection: none is left idle in a transaction, and the token still refreshes", async () => {
+  it("writes nothing once the deadline has passed: no connection is left in a transaction, and the token still refreshes", async () => {
     const user = await createUser(t.app);
     const { cookie } = await sessionCookie(t.app, user);
     const tokens = await tokensFor(t.app, client, cookie);
     const deadlineAt = performance.now() + 1500;
 
     const outcome = await runWithDeadline(deadlineAt, () =>
-      rotateInTwoRoundTrips(t.app.ctx.db, sha256(tokens.refresh_token), null, (found) => {
+      rotateInTwoStatements(t.app.ctx.db, sha256(tokens.refresh_token), null, (found) => {
         if (!found) return null;
         // The decision takes until after the deadline (synchronously, so nothing else can run in between).
         while (performance.now() < deadlineAt + 50) {

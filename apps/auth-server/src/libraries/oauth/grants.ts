@@ -6,7 +6,7 @@ import {
   lockSessionWithUser,
   revokeTokensIssuedFromCode,
 } from "../../queries/codes.ts";
-import { rotateInTwoRoundTrips } from "../../queries/refresh-rotation.ts";
+import { rotateInTwoStatements } from "../../queries/refresh-rotation.ts";
 import {
   deleteSupersededToken,
   findChildToken,
@@ -191,10 +191,11 @@ export async function refreshTokenGrant(
   }
 
   // PostgreSQL: a plain rotation (a live token that passes every check, of a chain not bound to another DPoP key than
-  // the proof's) in two round trips, the binding read with the token. Anything else, and a rotation that lost a race,
-  // takes the general path below, which checks the binding first and reads everything again.
+  // the proof's) in two statements and no transaction, the binding read with the token (queries/refresh-rotation.ts).
+  // Anything else, and a rotation that lost a race, takes the general path below, which checks the binding first and
+  // reads everything again under the session's lock.
   let rotation: { grant: Grant; token: string } | undefined;
-  const fast = await rotateInTwoRoundTrips(ctx.db, tokenHash, chainId, (found, boundJkt) => {
+  const fast = await rotateInTwoStatements(ctx.db, tokenHash, chainId, (found, boundJkt) => {
     if (boundJkt !== null && boundJkt !== dpopJkt) return null;
     if (!found || check(found) || found.token.rotatedAt) return null;
     const session = { ...found.session, ...slideIdle(found.session, now, ctx.config) };
