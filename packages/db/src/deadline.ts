@@ -146,7 +146,7 @@ function boundTransaction<T>(fn: (sql: TransactionSql) => T | Promise<T>) {
  * `sql.reserve()` bound to the deadline: a pool with no connection to give (the database unreachable) makes reserve()
  * wait, and a connection handed out after the deadline would run the caller's statements late. So the wait ends at
  * the deadline (a connection that arrives afterwards goes straight back to the pool, unused), and the reserved
- * connection's own statements are bound like every other (the pipelined refresh in the auth-server runs on one).
+ * connection's own statements are bound like every other.
  */
 async function reserveBounded(target: Sql): Promise<postgres.ReservedSql<Record<string, never>>> {
   const remaining = assertTime();

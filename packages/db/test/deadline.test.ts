@@ -94,7 +94,7 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("request deadlines on PostgreSQL
     const { proxy, handle } = await throughProxy();
     proxy.blackhole();
     const address = email();
-    // What the auth-server's pipelined refresh does on PostgreSQL: reserve a connection, then send its statements.
+    // Reserve a connection, then send statements on it (what a caller holding one connection across statements does).
     const client = (handle.db as unknown as { session: { client: postgres.Sql } }).session.client;
     const attempt = runWithDeadline(performance.now() + 300, async () => {
       const connection = await client.reserve();
