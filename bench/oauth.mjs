@@ -233,12 +233,15 @@ async function main() {
   /** Runs `fn` with before/after server CPU; returns requests/s and CPU µs per request. */
   async function measured(target, seconds, fn) {
     const before = await cpu(target);
+    const loadBefore = process.cpuUsage();
     const count = await fn();
+    const load = process.cpuUsage(loadBefore);
     const after = await cpu(target);
     if (target.name in maxSeen) await rss(target);
     return {
       rps: count / seconds,
       cpuPerRequest: (after.total - before.total) / count,
+      loadPerRequest: (load.user + load.system) / count,
       // The main thread's share (Tessera's target reports it; the JavaScript, without libuv's pool: argon2).
       ...(after.main === undefined ? {} : { mainPerRequest: (after.main - before.main) / count }),
     };
@@ -366,7 +369,10 @@ async function main() {
                 `${n} ${runs[n].at(-1).rps.toFixed(0)}/s (${(runs[n].at(-1).cpuPerRequest / 1000).toFixed(2)} ms CPU` +
                 (runs[n].at(-1).mainPerRequest === undefined
                   ? ")"
-                  : `, ${(runs[n].at(-1).mainPerRequest / 1000).toFixed(2)} ms on the main thread)`),
+                  : `, ${(runs[n].at(-1).mainPerRequest / 1000).toFixed(2)} ms on the main thread)`) +
+                (runs[n].at(-1).loadPerRequest === undefined
+                  ? ""
+                  : ` [load ${(runs[n].at(-1).loadPerRequest / 1000).toFixed(2)} ms]`),
             )
             .join(", "),
       );

@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { performance } from "node:perf_hooks";
 import type postgres from "postgres";
+import type { DatabaseClock } from "./db-clock.ts";
 
 /**
  * Request deadlines for database work. The HTTP layer runs each request inside `runWithDeadline()`; the PostgreSQL
@@ -28,6 +29,9 @@ interface DeadlineScope {
   /** `performance.now()` value after which no statement may be sent. */
   deadlineAt: number;
 }
+
+/** The property under which a client wrapped by `withDeadlines()` answers its database's clock (db-clock.ts). */
+export const DATABASE_CLOCK = Symbol.for("tessera.databaseClock");
 
 const storage = new AsyncLocalStorage<DeadlineScope>();
 
@@ -179,9 +183,11 @@ async function reserveBounded(target: Sql): Promise<postgres.ReservedSql<Record<
 export function withDeadlines<S extends Sql | TransactionSql | postgres.ReservedSql<Record<string, never>>>(
   sql: S,
   pool = true,
+  clock?: DatabaseClock,
 ): S {
   return new Proxy(sql, {
     get(target, property, receiver) {
+      if (property === DATABASE_CLOCK) return clock;
       const value = Reflect.get(target, property, receiver);
       if (property === "unsafe") {
         return (...args: Parameters<Sql["unsafe"]>) => bound(target.unsafe(...args), pool);

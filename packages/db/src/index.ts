@@ -9,10 +9,12 @@ import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
+import { DatabaseClock } from "./db-clock.ts";
 import { withDeadlines } from "./deadline.ts";
 import { countingPglite, countingPostgres, PoolCounter, type PoolStats } from "./pool-stats.ts";
 import * as schema from "./schema/index.ts";
 
+export { requestDeadlineInDatabaseTime } from "./db-clock.ts";
 export {
   DEADLINE_EXCEEDED,
   DeadlineExceededError,
@@ -314,7 +316,10 @@ async function createPostgres(url: string, options: DatabaseOptions): Promise<Da
   // Statements issued inside a request are bound to its deadline (see deadline.ts); the handle's own ping and
   // migrations are not.
   const pool = new PoolCounter(options.maxConnections ?? 10);
-  const db = drizzlePostgres(withDeadlines(countingPostgres(client, pool)), {
+  // The offset to the server's clock, for single statements that carry their deadline (db-clock.ts).
+  const clock = new DatabaseClock();
+  clock.watch(client);
+  const db = drizzlePostgres(withDeadlines(countingPostgres(client, pool), true, clock), {
     schema,
     casing: "snake_case",
   }) as unknown as Database;
@@ -341,6 +346,7 @@ async function createPostgres(url: string, options: DatabaseOptions): Promise<Da
     // Asked of the server each time: other instances and operators share it (a restored backup can be behind).
     pendingMigrations: () => countPending(db),
     async close() {
+      clock.stop();
       await client.end({ timeout: 5 });
     },
     listen: (channel, handlers) => listenChannel(url, options, channel, handlers),

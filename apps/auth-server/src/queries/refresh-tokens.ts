@@ -15,7 +15,8 @@ export interface RefreshTokenWithOwners {
   client: ClientRow;
 }
 
-/** What a plain rotation reads: the token, its session and user in full, of the client only whether it is disabled. */
+/** What a plain rotation reads (refresh-rotation.ts): the token, its session and user in full, of the client only whether
+ * it is disabled. */
 export interface RefreshTokenForRotation extends Omit<RefreshTokenWithOwners, "client"> {
   client: Pick<ClientRow, "disabledAt">;
 }
@@ -105,39 +106,6 @@ export async function lockRefreshTokenByHash(db: Executor, tokenHash: string): P
 }
 
 /**
- * What the plain rotation (refresh-rotation.ts) reads, in one statement and without a lock: the token with its session
- * and user, of the client only `disabled_at` (the grant has the authenticated client's row already, and its ~25
- * columns need not be sent, parsed and mapped again on every refresh), and the DPoP key thumbprint the token's chain
- * (`chainId`, from the token's text; null: none) is bound to. The rotation's single write statement re-checks under
- * the session's row lock what a concurrent request can change (the session ended, the token retired or revoked).
- */
-export async function findRefreshTokenForRotation(
-  db: Executor,
-  tokenHash: string,
-  chainId: string | null,
-): Promise<(RefreshTokenForRotation & { boundJkt: string | null }) | null> {
-  const [row] = await prepared(db, "refresh_token_rotation_read", (d) =>
-    d
-      .select({
-        token: refreshTokens,
-        session: sessions,
-        user: users,
-        client: { disabledAt: clients.disabledAt },
-        boundJkt: sql<string | null>`(select b."jkt" from "dpop_bindings" b
-          where b."chain_id" = ${sql.placeholder("chainId")})`,
-      })
-      .from(refreshTokens)
-      .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
-      .innerJoin(users, eq(users.id, refreshTokens.userId))
-      .innerJoin(clients, eq(clients.id, refreshTokens.clientId))
-      .where(eq(refreshTokens.tokenHash, sql.placeholder("tokenHash")))
-      .limit(1)
-      .prepare("refresh_token_rotation_read"),
-  ).execute({ tokenHash, chainId });
-  return row ?? null;
-}
-
-/**
  * The newest stored token of a chain with its owners, locking the session like lockRefreshTokenByHash: how a retired
  * token whose row is gone is recognized (reuse) and its session found.
  */
@@ -168,6 +136,14 @@ export async function findChainByChainId(db: Executor, chainId: string): Promise
 export async function findRefreshTokenById(db: Executor, id: string): Promise<RefreshTokenRow | null> {
   const [row] = await db.select().from(refreshTokens).where(eq(refreshTokens.id, id)).limit(1);
   return row ?? null;
+}
+
+/** Revokes one token (if not revoked already). */
+export async function revokeRefreshTokenById(db: Executor, id: string, now: Date): Promise<void> {
+  await db
+    .update(refreshTokens)
+    .set({ revokedAt: now })
+    .where(and(eq(refreshTokens.id, id), isNull(refreshTokens.revokedAt)));
 }
 
 /**

@@ -1,5 +1,5 @@
-import { refreshTokens, sessions } from "@tessera/db";
-import { and, eq, isNull } from "drizzle-orm";
+import { refreshTokens, rowsOf, sessions } from "@tessera/db";
+import { and, eq, isNull, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sha256 } from "../../src/libraries/crypto.ts";
 import type { TestApp } from "../helpers.ts";
@@ -167,4 +167,53 @@ describe("parallel requests with one credential", () => {
       expect(live).toEqual([]);
     }
   });
+});
+
+/**
+ * The plain rotation is one statement whose snapshot may predate a logout that commits while the statement waits for
+ * the session's row lock (queries/refresh-rotation.ts). Made deterministic here: a transaction of the test's own ends
+ * the session (the session row alone, its tokens alone, or both, as endSessions does) and holds the locks until the
+ * refresh is seen waiting for one; then it commits. The refresh must then store nothing, and answer as the general path
+ * does for the state it finds.
+ */
+describe.skipIf(!process.env.TEST_DATABASE_URL)("a refresh waiting on a logout that commits meanwhile", () => {
+  const cases = [
+    { ends: "the session row", session: true, tokens: false, description: "The session has ended." },
+    { ends: "the tokens", session: false, tokens: true, description: "The refresh token has been revoked." },
+    { ends: "both", session: true, tokens: true, description: "The refresh token has been revoked." },
+  ];
+  for (const c of cases) {
+    it(`ending ${c.ends}: no successor, and invalid_grant`, async () => {
+      const user = await createUser(t.app);
+      const { cookie, session } = await sessionCookie(t.app, user);
+      const tokens = await tokensFor(t.app, client, cookie);
+      const now = t.clock.now();
+      let pending: ReturnType<typeof refresh> | undefined;
+      await t.app.ctx.db.transaction(async (tx) => {
+        if (c.session) await tx.update(sessions).set({ revokedAt: now }).where(eq(sessions.id, session.id));
+        if (c.tokens) {
+          await tx.update(refreshTokens).set({ revokedAt: now }).where(eq(refreshTokens.sessionId, session.id));
+        }
+        pending = refresh(t.app, client, tokens.refresh_token);
+        // Until the refresh's statement waits for a row lock this transaction holds.
+        for (let i = 0; ; i++) {
+          const waiting = await t.app.ctx.db.execute(
+            sql`select count(*)::int as n from pg_stat_activity
+                where datname = current_database() and wait_event_type = 'Lock'`,
+          );
+          if ((rowsOf<{ n: number }>(waiting)[0]?.n ?? 0) > 0) break;
+          if (i > 200) throw new Error("the refresh never waited for the logout's lock");
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      });
+      const response = await (pending as ReturnType<typeof refresh>);
+      expect({ status: response.statusCode, body: response.json() }).toEqual({
+        status: 400,
+        body: { error: "invalid_grant", error_description: c.description },
+      });
+      const rows = await t.app.ctx.db.select().from(refreshTokens).where(eq(refreshTokens.sessionId, session.id));
+      expect(rows).toHaveLength(1);
+      expect(rows[0]?.rotatedAt).toBeNull();
+    });
+  }
 });

@@ -6,7 +6,7 @@ import {
   lockSessionWithUser,
   revokeTokensIssuedFromCode,
 } from "../../queries/codes.ts";
-import { rotateInTwoStatements } from "../../queries/refresh-rotation.ts";
+import { rotateInOneStatement } from "../../queries/refresh-rotation.ts";
 import {
   deleteSupersededToken,
   findChildToken,
@@ -15,6 +15,7 @@ import {
   type RefreshTokenForRotation,
   type RefreshTokenWithOwners,
   retireRefreshToken,
+  revokeRefreshTokenById,
   slideSessionIdle,
 } from "../../queries/refresh-tokens.ts";
 import { audit, type RequestMeta } from "../audit.ts";
@@ -190,34 +191,36 @@ export async function refreshTokenGrant(
     return null;
   }
 
-  // PostgreSQL: a plain rotation (a live token that passes every check, of a chain not bound to another DPoP key than
-  // the proof's) in two statements and no transaction, the binding read with the token (queries/refresh-rotation.ts).
-  // Anything else, and a rotation that lost a race, takes the general path below, which checks the binding first and
-  // reads everything again under the session's lock.
-  let rotation: { grant: Grant; token: string } | undefined;
-  const fast = await rotateInTwoStatements(ctx.db, tokenHash, chainId, (found, boundJkt) => {
-    if (boundJkt !== null && boundJkt !== dpopJkt) return null;
-    if (!found || check(found) || found.token.rotatedAt) return null;
-    const session = { ...found.session, ...slideIdle(found.session, now, ctx.config) };
-    const scopes = narrowScope(splitScope(found.token.scope), params.scope);
-    const { token, chainId: successorChain } = newRefreshTokenValue(found.token.chainId);
-    rotation = { grant: { client, user: found.user, session, scopes, dpopJkt }, token };
-    return {
-      tokenHash: sha256(token),
-      sessionId: session.id,
+  // PostgreSQL: a plain rotation (a live token of a chain its text names, that passes every check, of a chain not bound
+  // to another DPoP key than the proof's, with no scope narrowing asked) in one statement, no transaction and one round
+  // trip (queries/refresh-rotation.ts): the statement reads the token and rotates it only if its rules (the same as
+  // `check` and checkRefreshBinding) hold. Anything else, and a rotation that lost a race, takes the general path
+  // below, which checks the binding first and reads everything again under the session's lock.
+  if (chainId !== null && params.scope === undefined) {
+    const successor = newRefreshTokenValue(chainId);
+    const fast = await rotateInOneStatement(ctx.db, {
+      tokenHash,
+      chainId,
       clientId: client.id,
-      userId: found.user.id,
-      parentId: found.token.id,
-      chainId: successorChain,
-      authorizationCodeId: found.token.authorizationCodeId,
-      scope: found.token.scope,
-      createdAt: now,
-      idleExpiresAt: session.idleExpiresAt,
-    };
-  });
-  if (fast && "successorId" in fast && rotation) {
-    countRefresh();
-    return tokenResponse(ctx, rotation.grant, rotation.token);
+      dpopJkt,
+      successorHash: sha256(successor.token),
+      now,
+      idleTtlSeconds: ctx.config.sessions.idleTtlSeconds,
+    });
+    if (fast?.found && fast.successorId) {
+      const found = fast.found;
+      // The statement's rules and `check` are one list written twice (SQL and TypeScript); should they ever disagree,
+      // the answer is check's, and the successor nobody received is revoked rather than left live.
+      const refused = check(found);
+      if (refused) {
+        await revokeRefreshTokenById(ctx.db, fast.successorId, now);
+        throw (refused as { ok: false; error: OAuthError }).error;
+      }
+      const session = { ...found.session, ...slideIdle(found.session, now, ctx.config) };
+      const scopes = narrowScope(splitScope(found.token.scope), undefined);
+      countRefresh();
+      return tokenResponse(ctx, { client, user: found.user, session, scopes, dpopJkt }, successor.token);
+    }
   }
 
   // checkDpopBinding: a DPoP-bound chain needs a proof with its key before anything else happens to it.
