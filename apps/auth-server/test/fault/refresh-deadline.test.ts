@@ -39,6 +39,18 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("plain refresh rotation past its
   });
   afterAll(async () => t?.close());
 
+  /** The plain rotation of `token` (of chain `chainId`) by the test's client, as the grant would ask for it. */
+  const rotate = (token: string, chainId: string) =>
+    rotateInOneStatement(t.app.ctx.db, {
+      tokenHash: sha256(token),
+      chainId,
+      clientId: client.client.id,
+      dpopJkt: null,
+      successorHash: sha256(newRefreshTokenValue(chainId).token),
+      now: t.clock.now(),
+      idleTtlSeconds: t.app.ctx.config.sessions.idleTtlSeconds,
+    });
+
   /** Until this process knows the offset to the server's clock (measured right after the pool is created). */
   async function clockKnown(): Promise<void> {
     const client = (t.app.ctx.db as unknown as { session: { client: unknown } }).session.client;
@@ -67,17 +79,7 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("plain refresh rotation past its
       // Another writer holds the session's row lock (and changes nothing) until the rotation's deadline has passed.
       await tx.execute(sql`select id from sessions where id = ${session.id} for update`);
       const deadlineAt = performance.now() + 300;
-      pending = runWithDeadline(deadlineAt, () =>
-        rotateInOneStatement(t.app.ctx.db, {
-          tokenHash: sha256(tokens.refresh_token),
-          chainId,
-          clientId: client.client.id,
-          dpopJkt: null,
-          successorHash: sha256(newRefreshTokenValue(chainId).token),
-          now: t.clock.now(),
-          idleTtlSeconds: t.app.ctx.config.sessions.idleTtlSeconds,
-        }),
-      );
+      pending = runWithDeadline(deadlineAt, () => rotate(tokens.refresh_token, chainId));
       pending.catch(() => {});
       for (let i = 0; ; i++) {
         const waiting = await t.app.ctx.db.execute(
@@ -116,15 +118,7 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("plain refresh rotation past its
       while (performance.now() < deadlineAt + 50) {
         // spin
       }
-      return rotateInOneStatement(t.app.ctx.db, {
-        tokenHash: sha256(tokens.refresh_token),
-        chainId,
-        clientId: client.client.id,
-        dpopJkt: null,
-        successorHash: sha256(newRefreshTokenValue(chainId).token),
-        now: t.clock.now(),
-        idleTtlSeconds: t.app.ctx.config.sessions.idleTtlSeconds,
-      });
+      return rotate(tokens.refresh_token, chainId);
     }).then(
       () => "rotated",
       (error: unknown) => codeOf(error),
