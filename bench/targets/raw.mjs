@@ -1,10 +1,14 @@
 // Benchmark floor: the work without the server around it, in its own process on the servers' core.
 // - "rotate SECONDS": 16 chains rotating through the same transaction Tessera's refresh grant is built around
 //   (UPDATE … RETURNING that retires the token, INSERT of its successor), through postgres.js, on Tessera's database.
-// - "argon2 SECONDS": argon2id verifications with Tessera's default cost, 16 at a time (@node-rs/argon2, as Tessera).
+// - "argon2 SECONDS": argon2id verifications with Tessera's default cost (@node-rs/argon2, as Tessera), one per core
+//   this process may run on at a time: the fastest way to run them (interleaved on one core they evict each other
+//   from the caches: 16 at a time through libuv's four threads ran 102-106/s here, one at a time 125-131/s), and what
+//   Tessera does (passwords.ts argon2Gate).
 // Answers { count, cpu } over IPC.
 import { createHash, randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
+import { availableParallelism } from "node:os";
 
 const require = createRequire(new URL("../../apps/auth-server/package.json", import.meta.url));
 const argon2 = require("@node-rs/argon2");
@@ -41,12 +45,12 @@ const PASSWORD = "correct horse battery staple";
 const argonOptions = { algorithm: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 };
 const hash = await argon2.hash(PASSWORD, argonOptions);
 
-async function loop(seconds, step) {
+async function loop(seconds, step, workers = CHAINS) {
   const until = performance.now() + seconds * 1000;
   let count = 0;
   const before = process.cpuUsage();
   await Promise.all(
-    Array.from({ length: CHAINS }, async (_, i) => {
+    Array.from({ length: workers }, async (_, i) => {
       while (performance.now() < until) {
         await step(i);
         count++;
@@ -62,9 +66,13 @@ process.on("message", async (message) => {
   if (what === "rotate") process.send(await loop(Number(seconds), rotate));
   else if (what === "argon2")
     process.send(
-      await loop(Number(seconds), async () => {
-        if (!(await argon2.verify(hash, PASSWORD))) throw new Error("argon2 verify failed");
-      }),
+      await loop(
+        Number(seconds),
+        async () => {
+          if (!(await argon2.verify(hash, PASSWORD))) throw new Error("argon2 verify failed");
+        },
+        availableParallelism(),
+      ),
     );
 });
 process.on("SIGTERM", () => sql.end({ timeout: 1 }).then(() => process.exit(0)));

@@ -1,9 +1,12 @@
+import { availableParallelism } from "node:os";
 import { describe, expect, it } from "vitest";
 import { testConfig } from "../../src/config/index.ts";
 import { safeReturnTo } from "../../src/libraries/accounts/return-to.ts";
 import { normalizeEmail } from "../../src/libraries/accounts/schemas.ts";
 import { accountEmail } from "../../src/libraries/mailer/messages.ts";
 import {
+  argon2Gate,
+  Gate,
   hashIsWeaker,
   hashPassword,
   isCommonPassword,
@@ -60,6 +63,38 @@ describe("passwords", () => {
     expect(passwordProblems(params, "ada@example.com", "password", ["ada@example.com"])[0]?.message).toMatch(
       /email address or name/,
     );
+  });
+});
+
+describe("the argon2 gate (one computation per core at a time)", () => {
+  it("runs at most `limit` tasks at once, all of them in arrival order, and frees a slot when a task fails", async () => {
+    const gate = new Gate(2);
+    let running = 0;
+    let most = 0;
+    const started: number[] = [];
+    const task = (i: number) => async () => {
+      started.push(i);
+      running++;
+      most = Math.max(most, running);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      running--;
+      if (i === 1) throw new Error("boom");
+      return i;
+    };
+    const results = await Promise.allSettled(Array.from({ length: 7 }, (_, i) => gate.run(task(i))));
+    expect(most).toBe(2);
+    expect(started).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(results.map((r) => (r.status === "fulfilled" ? r.value : "failed"))).toEqual([0, "failed", 2, 3, 4, 5, 6]);
+    expect(gate.running).toBe(0);
+  });
+
+  it("password hashing and verification go through it, sized to the cores this process may use", async () => {
+    expect(argon2Gate.limit).toBe(availableParallelism());
+    const hash = await hashPassword(params, "gated password");
+    const checks = Array.from({ length: argon2Gate.limit + 3 }, () => verifyPassword(params, hash, "gated password"));
+    expect(argon2Gate.running).toBe(argon2Gate.limit);
+    expect((await Promise.all(checks)).every((c) => c.ok)).toBe(true);
+    expect(argon2Gate.running).toBe(0);
   });
 });
 
