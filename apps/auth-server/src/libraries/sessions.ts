@@ -24,9 +24,6 @@ import { enqueueWebhook } from "./webhooks/index.ts";
 
 export type { SessionRow, UserRow } from "../queries/sessions.ts";
 
-/** Writes to last_seen_at are skipped within this many seconds of the previous one (keeps hot paths read-only). */
-const TOUCH_INTERVAL_SECONDS = 60;
-
 /**
  * Whether a session can still be used at `now`: `ended` once revoked, `expired` once its absolute or idle deadline
  * has passed (a deadline equal to `now` has passed), else `live`. The JS form of the queries' `sessionIsLive`.
@@ -51,6 +48,30 @@ export function slideIdle(
 ): { lastSeenAt: Date; idleExpiresAt: Date } {
   const idle = addSeconds(now, config.sessions.idleTtlSeconds);
   return { lastSeenAt: now, idleExpiresAt: idle < session.expiresAt ? idle : session.expiresAt };
+}
+
+/**
+ * The slide of activity at `now`, or null when it is not due: when it would move the idle deadline by less than
+ * idleSlideStepSeconds. The same rule as the refresh statement's `slide_due` (queries/refresh-rotation.ts).
+ */
+export function dueSlide(
+  session: Pick<SessionRow, "expiresAt" | "idleExpiresAt">,
+  now: Date,
+  config: { sessions: Pick<Config["sessions"], "idleTtlSeconds"> },
+): { lastSeenAt: Date; idleExpiresAt: Date } | null {
+  const slid = slideIdle(session, now, config);
+  const step = idleSlideStepSeconds(config) * 1000;
+  return slid.idleExpiresAt.getTime() >= session.idleExpiresAt.getTime() + step ? slid : null;
+}
+
+/**
+ * Activity moves the idle deadline, but the session row is written only when the deadline would move by at least
+ * this step: a tenth of SESSION_IDLE_TTL_SECONDS, at most a minute. So a session is never ended sooner than 90% of the
+ * idle TTL after its last use, and refreshes and page views of one session (every app of one user) do not each
+ * rewrite its row.
+ */
+export function idleSlideStepSeconds(config: { sessions: Pick<Config["sessions"], "idleTtlSeconds"> }): number {
+  return Math.min(60, Math.floor(config.sessions.idleTtlSeconds / 10));
 }
 
 /**
@@ -115,7 +136,7 @@ function newSessionValues(deps: CoreContext, input: { amr: string[]; meta: Reque
 
 /**
  * Resolves a session cookie value to a live session and user. Expiry (absolute and idle) is checked on every use;
- * the idle deadline slides forward at most once a minute.
+ * the idle deadline slides forward when that is due (dueSlide).
  */
 export async function resolveSession(
   deps: CoreContext,
@@ -125,8 +146,9 @@ export async function resolveSession(
   const now = deps.clock.now();
   const found = await findLiveSessionByHash(deps.db, sha256(token), now);
   if (!found) return null;
-  if (now.getTime() - found.session.lastSeenAt.getTime() >= TOUCH_INTERVAL_SECONDS * 1000) {
-    const updated = await updateSession(deps.db, found.session.id, slideIdle(found.session, now, deps.config));
+  const slid = dueSlide(found.session, now, deps.config);
+  if (slid) {
+    const updated = await updateSession(deps.db, found.session.id, slid);
     if (updated) found.session = updated;
   }
   return found;

@@ -19,6 +19,8 @@ export interface PlainRotation {
   now: Date;
   /** SESSION_IDLE_TTL_SECONDS: the session's idle deadline moves to now + this, never past its absolute expiry. */
   idleTtlSeconds: number;
+  /** The session is written only when its idle deadline would move by at least this much (sessions.ts idleSlideStep). */
+  slideStepSeconds: number;
 }
 
 /**
@@ -34,9 +36,13 @@ export interface PlainRotation {
  * The writes re-check, under the same row locks as every other writer and in the same order (the session, then its
  * tokens: as ending a session and the general path do, so the two cannot deadlock), what a concurrent request may
  * have changed since the statement's snapshot:
- *   1. lock the session's row, if the read was plain (this waits for a logout that holds it), then slide the session,
- *      only if it still has not ended or expired (READ COMMITTED re-checks the row as that logout left it) and the
- *      request's deadline has not passed (judged after the lock was taken: see Deadlines);
+ *   1. lock the session's row, if the read was plain, only if the session still has not ended or expired (READ
+ *      COMMITTED re-checks the row as a logout that held the lock left it), and go on only if the request's deadline
+ *      has not passed (judged after the lock was taken: see Deadlines). The lock is FOR SHARE when the idle deadline
+ *      need not move (sessions.ts dueSlide: it would move by less than idleSlideStepSeconds), so the refreshes of one
+ *      session's many apps do not wait for each other, while a logout (an UPDATE of the row) waits for them and they
+ *      for it. When the slide is due, the lock is FOR NO KEY UPDATE, taken as such (a shared lock upgraded by two
+ *      refreshes at once would deadlock), and the session is slid if, on the row as locked, it is still due;
  *   2. retire the presented token, only if step 1 matched and the token is neither retired nor revoked (a concurrent
  *      rotation of it that committed first makes this match nothing: exactly one successor);
  *   3. drop the generation before it (reuse detection needs only the newest retired one), only if step 2 matched;
@@ -77,6 +83,7 @@ export async function rotateInOneStatement(
       rotation.idleTtlSeconds,
       rotation.successorHash,
       notAfter,
+      rotation.slideStepSeconds,
     ],
     { prepare: true },
   );
@@ -137,7 +144,8 @@ const selectList = [TOKEN, SESSION, USER, CLIENT]
 
 /**
  * $1 token hash, $2 chain id, $3 client row id, $4 now, $5 DPoP key thumbprint (or null), $6 idle TTL in seconds,
- * $7 successor's hash, $8 the request's deadline in the server's clock (null: none). `found` is referenced more than once, so PostgreSQL materializes it: the token is read once.
+ * $7 successor's hash, $8 the request's deadline in the server's clock (null: none), $9 the slide step in seconds.
+ * `found` is referenced more than once, so PostgreSQL materializes it: the token is read once.
  */
 const ROTATE = `with found as (
     select ${selectList},
@@ -145,26 +153,39 @@ const ROTATE = `with found as (
         and c.disabled_at is null and u.disabled_at is null and u.deleted_at is null
         and s.revoked_at is null and s.expires_at > $4::timestamptz and s.idle_expires_at > $4::timestamptz
         and not exists (select 1 from dpop_bindings b
-                        where b.chain_id = $2::uuid and b.jkt is distinct from $5::text)) as plain
+                        where b.chain_id = $2::uuid and b.jkt is distinct from $5::text)) as plain,
+      least($4::timestamptz + $6::int * interval '1 second', s.expires_at)
+        >= s.idle_expires_at + $9::int * interval '1 second' as slide_due
     from refresh_tokens t
       join sessions s on s.id = t.session_id
       join users u on u.id = t.user_id
       join clients c on c.id = t.client_id
     where t.token_hash = $1::text
     limit 1),
-  locked as (
-    select id from sessions where id = (select t_session_id from found where plain) for update),
+  slide_locked as (
+    select id from sessions
+    where id = (select t_session_id from found where plain and slide_due)
+      and revoked_at is null and expires_at > $4::timestamptz and idle_expires_at > $4::timestamptz
+    for no key update),
+  share_locked as (
+    select id from sessions
+    where id = (select t_session_id from found where plain and not slide_due)
+      and revoked_at is null and expires_at > $4::timestamptz and idle_expires_at > $4::timestamptz
+    for share),
+  live as (
+    select id from (select id from slide_locked union all select id from share_locked) l
+    where $8::timestamptz is null or clock_timestamp() <= $8::timestamptz),
   slid as (
     update sessions
     set last_seen_at = $4::timestamptz,
         idle_expires_at = least($4::timestamptz + $6::int * interval '1 second', expires_at)
-    where id = (select id from locked)
-      and ($8::timestamptz is null or clock_timestamp() <= $8::timestamptz)
-      and revoked_at is null and expires_at > $4::timestamptz and idle_expires_at > $4::timestamptz
+    where id = (select id from slide_locked) and exists (select 1 from live)
+      and least($4::timestamptz + $6::int * interval '1 second', expires_at)
+        >= idle_expires_at + $9::int * interval '1 second'
     returning id),
   retired as (
     update refresh_tokens set rotated_at = $4::timestamptz
-    where id = (select t_id from found) and rotated_at is null and revoked_at is null and exists (select 1 from slid)
+    where id = (select t_id from found) and rotated_at is null and revoked_at is null and exists (select 1 from live)
       and ($8::timestamptz is null or clock_timestamp() <= $8::timestamptz)
     returning id),
   pruned as (

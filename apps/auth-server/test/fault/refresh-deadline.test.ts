@@ -1,14 +1,16 @@
 import { performance } from "node:perf_hooks";
-import { refreshTokens, requestDeadlineInDatabaseTime, rowsOf, runWithDeadline, sessions } from "@tessera/db";
+import { refreshTokens, rowsOf, runWithDeadline, sessions } from "@tessera/db";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sha256 } from "../../src/libraries/crypto.ts";
 import { chainIdOf, newRefreshTokenValue } from "../../src/libraries/oauth/tokens.ts";
+import { idleSlideStepSeconds } from "../../src/libraries/sessions.ts";
 import { rotateInOneStatement } from "../../src/queries/refresh-rotation.ts";
 import type { TestApp } from "../helpers.ts";
 import {
   buildOAuthApp,
   createUser,
+  databaseClockKnown,
   refresh,
   registerClient,
   sessionCookie,
@@ -49,61 +51,52 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("plain refresh rotation past its
       successorHash: sha256(newRefreshTokenValue(chainId).token),
       now: t.clock.now(),
       idleTtlSeconds: t.app.ctx.config.sessions.idleTtlSeconds,
+      slideStepSeconds: idleSlideStepSeconds(t.app.ctx.config),
     });
 
-  /** Until this process knows the offset to the server's clock (measured right after the pool is created). */
-  async function clockKnown(): Promise<void> {
-    const client = (t.app.ctx.db as unknown as { session: { client: unknown } }).session.client;
-    for (
-      let i = 0;
-      runWithDeadline(performance.now() + 1000, () => requestDeadlineInDatabaseTime(client)) === undefined;
-      i++
-    ) {
-      if (i > 200) throw new Error("the database clock was never measured");
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }
-
-  it("writes nothing when it reaches the server in time but waits for a lock past its deadline", async () => {
-    await clockKnown();
-    const user = await createUser(t.app);
-    const { cookie, session } = await sessionCookie(t.app, user);
-    const tokens = await tokensFor(t.app, client, cookie);
-    const chainId = chainIdOf(tokens.refresh_token);
-    if (!chainId) throw new Error("the refresh token names no chain");
-    const [before] = await t.app.ctx.db.select().from(sessions).where(eq(sessions.id, session.id));
-    // The request arrives a minute after sign-in: a slide it wrote would show in last_seen_at.
-    t.clock.advance(60);
-    let pending: ReturnType<typeof rotateInOneStatement> | undefined;
-    await t.app.ctx.db.transaction(async (tx) => {
-      // Another writer holds the session's row lock (and changes nothing) until the rotation's deadline has passed.
-      await tx.execute(sql`select id from sessions where id = ${session.id} for update`);
-      const deadlineAt = performance.now() + 300;
-      pending = runWithDeadline(deadlineAt, () => rotate(tokens.refresh_token, chainId));
-      pending.catch(() => {});
-      for (let i = 0; ; i++) {
-        const waiting = await t.app.ctx.db.execute(
-          sql`select count(*)::int as n from pg_stat_activity
+  // The session's lock is FOR NO KEY UPDATE when the idle deadline is due to move, FOR SHARE when not: both wait here.
+  for (const due of [true, false]) {
+    it(`writes nothing when it reaches the server in time but waits for a lock past its deadline (slide ${due ? "due" : "not due"})`, async () => {
+      await databaseClockKnown(t);
+      const user = await createUser(t.app);
+      const { cookie, session } = await sessionCookie(t.app, user);
+      const tokens = await tokensFor(t.app, client, cookie);
+      const chainId = chainIdOf(tokens.refresh_token);
+      if (!chainId) throw new Error("the refresh token names no chain");
+      const [before] = await t.app.ctx.db.select().from(sessions).where(eq(sessions.id, session.id));
+      // The request arrives a minute after sign-in (a slide it wrote would show in last_seen_at), or a second after.
+      t.clock.advance(due ? 60 : 1);
+      let pending: ReturnType<typeof rotateInOneStatement> | undefined;
+      await t.app.ctx.db.transaction(async (tx) => {
+        // Another writer holds the session's row lock (and changes nothing) until the rotation's deadline has passed.
+        await tx.execute(sql`select id from sessions where id = ${session.id} for update`);
+        const deadlineAt = performance.now() + 300;
+        pending = runWithDeadline(deadlineAt, () => rotate(tokens.refresh_token, chainId));
+        pending.catch(() => {});
+        for (let i = 0; ; i++) {
+          const waiting = await t.app.ctx.db.execute(
+            sql`select count(*)::int as n from pg_stat_activity
               where datname = current_database() and wait_event_type = 'Lock'`,
-        );
-        if ((rowsOf<{ n: number }>(waiting)[0]?.n ?? 0) > 0) break;
-        if (i > 200) throw new Error("the rotation never waited for the lock");
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-      await new Promise((resolve) => setTimeout(resolve, Math.max(0, deadlineAt - performance.now()) + 100));
+          );
+          if ((rowsOf<{ n: number }>(waiting)[0]?.n ?? 0) > 0) break;
+          if (i > 200) throw new Error("the rotation never waited for the lock");
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, deadlineAt - performance.now()) + 100));
+      });
+      const outcome = await (pending as ReturnType<typeof rotateInOneStatement>);
+      expect(outcome?.found?.token.tokenHash).toBe(sha256(tokens.refresh_token));
+      expect(outcome?.successorId).toBeNull();
+      const rows = await t.app.ctx.db.select().from(refreshTokens).where(eq(refreshTokens.sessionId, session.id));
+      expect(rows.map((row) => ({ parentId: row.parentId, rotatedAt: row.rotatedAt }))).toEqual([
+        { parentId: null, rotatedAt: null },
+      ]);
+      const [after] = await t.app.ctx.db.select().from(sessions).where(eq(sessions.id, session.id));
+      expect(after?.lastSeenAt).toEqual(before?.lastSeenAt);
+      expect(after?.idleExpiresAt).toEqual(before?.idleExpiresAt);
+      expect((await refresh(t.app, client, tokens.refresh_token)).statusCode).toBe(200);
     });
-    const outcome = await (pending as ReturnType<typeof rotateInOneStatement>);
-    expect(outcome?.found?.token.tokenHash).toBe(sha256(tokens.refresh_token));
-    expect(outcome?.successorId).toBeNull();
-    const rows = await t.app.ctx.db.select().from(refreshTokens).where(eq(refreshTokens.sessionId, session.id));
-    expect(rows.map((row) => ({ parentId: row.parentId, rotatedAt: row.rotatedAt }))).toEqual([
-      { parentId: null, rotatedAt: null },
-    ]);
-    const [after] = await t.app.ctx.db.select().from(sessions).where(eq(sessions.id, session.id));
-    expect(after?.lastSeenAt).toEqual(before?.lastSeenAt);
-    expect(after?.idleExpiresAt).toEqual(before?.idleExpiresAt);
-    expect((await refresh(t.app, client, tokens.refresh_token)).statusCode).toBe(200);
-  });
+  }
 
   it("writes nothing once the deadline has passed: no connection is left in a transaction, and the token still refreshes", async () => {
     const user = await createUser(t.app);

@@ -6,6 +6,7 @@ import type { TestApp } from "../helpers.ts";
 import {
   buildOAuthApp,
   createUser,
+  databaseClockKnown,
   FORM,
   form,
   getCode,
@@ -182,11 +183,14 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("a refresh waiting on a logout t
     { ends: "the tokens", session: false, tokens: true, description: "The refresh token has been revoked." },
     { ends: "both", session: true, tokens: true, description: "The refresh token has been revoked." },
   ];
-  for (const c of cases) {
-    it(`ending ${c.ends}: no successor, and invalid_grant`, async () => {
+  // The refresh's lock on the session is FOR NO KEY UPDATE when its idle deadline is due to move, else FOR SHARE.
+  for (const c of cases.flatMap((c) => [true, false].map((due) => ({ ...c, due })))) {
+    it(`ending ${c.ends} (slide ${c.due ? "due" : "not due"}): no successor, and invalid_grant`, async () => {
+      await databaseClockKnown(t);
       const user = await createUser(t.app);
       const { cookie, session } = await sessionCookie(t.app, user);
       const tokens = await tokensFor(t.app, client, cookie);
+      t.clock.advance(c.due ? 60 : 1);
       const now = t.clock.now();
       let pending: ReturnType<typeof refresh> | undefined;
       await t.app.ctx.db.transaction(async (tx) => {
@@ -216,4 +220,93 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("a refresh waiting on a logout t
       expect(rows[0]?.rotatedAt).toBeNull();
     });
   }
+});
+
+/**
+ * Every app of one user refreshes against the same session. Where the idle deadline need not move (sessions.ts
+ * dueSlide), a plain refresh holds the session's row FOR SHARE: the apps' refreshes do not queue behind each other,
+ * while a logout still waits for them and they for it (the tests above). Where it must move, the refresh takes FOR NO
+ * KEY UPDATE at once: two refreshes upgrading shared locks at once would deadlock.
+ */
+describe.skipIf(!process.env.TEST_DATABASE_URL)("refreshes of one session's many apps", () => {
+  /** Runs `during` while another transaction holds the session's row FOR SHARE, as a refresh in flight does. */
+  async function whileShared<T>(sessionId: string, during: () => Promise<T>): Promise<T> {
+    return t.app.ctx.db.transaction(async (tx) => {
+      await tx.execute(sql`select id from sessions where id = ${sessionId} for share`);
+      return during();
+    });
+  }
+  const waitingForLock = async () => {
+    const waiting = await t.app.ctx.db.execute(
+      sql`select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`,
+    );
+    return (rowsOf<{ n: number }>(waiting)[0]?.n ?? 0) > 0;
+  };
+
+  it("a refresh whose slide is not due does not wait for another refresh of the session", async () => {
+    await databaseClockKnown(t);
+    const user = await createUser(t.app);
+    const { cookie, session } = await sessionCookie(t.app, user);
+    const tokens = await tokensFor(t.app, client, cookie);
+    const [before] = await t.app.ctx.db.select().from(sessions).where(eq(sessions.id, session.id));
+    t.clock.advance(1);
+    const outcome = await whileShared(session.id, () =>
+      Promise.race([
+        refresh(t.app, client, tokens.refresh_token).then((r) => r.statusCode),
+        new Promise((resolve) => setTimeout(() => resolve("still waiting after 3 s"), 3000)),
+      ]),
+    );
+    expect(outcome).toBe(200);
+    const [after] = await t.app.ctx.db.select().from(sessions).where(eq(sessions.id, session.id));
+    expect({ lastSeenAt: after?.lastSeenAt, idleExpiresAt: after?.idleExpiresAt }).toEqual({
+      lastSeenAt: before?.lastSeenAt,
+      idleExpiresAt: before?.idleExpiresAt,
+    });
+  });
+
+  it("a refresh whose slide is due waits for the other refreshes, then slides the session", async () => {
+    await databaseClockKnown(t);
+    const user = await createUser(t.app);
+    const { cookie, session } = await sessionCookie(t.app, user);
+    const tokens = await tokensFor(t.app, client, cookie);
+    t.clock.advance(60);
+    let pending: ReturnType<typeof refresh> | undefined;
+    await whileShared(session.id, async () => {
+      pending = refresh(t.app, client, tokens.refresh_token);
+      for (let i = 0; !(await waitingForLock()); i++) {
+        if (i > 200) throw new Error("the refresh never waited for the shared lock");
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    });
+    expect((await (pending as ReturnType<typeof refresh>)).statusCode).toBe(200);
+    const [after] = await t.app.ctx.db.select().from(sessions).where(eq(sessions.id, session.id));
+    expect(after?.lastSeenAt).toEqual(t.clock.now());
+    expect(after?.idleExpiresAt.getTime()).toBe(
+      t.clock.now().getTime() + t.app.ctx.config.sessions.idleTtlSeconds * 1000,
+    );
+  });
+
+  it("N apps refreshing at once when the slide is due: every one rotates, no deadlock", async () => {
+    await databaseClockKnown(t);
+    const user = await createUser(t.app);
+    const { cookie, session } = await sessionCookie(t.app, user);
+    const chains: string[] = [];
+    for (let i = 0; i < PARALLEL; i++) chains.push((await tokensFor(t.app, client, cookie)).refresh_token);
+    for (let round = 0; round < 3; round++) {
+      t.clock.advance(60);
+      const responses = await Promise.all(chains.map((token) => refresh(t.app, client, token)));
+      expect(responses.map((r) => r.statusCode)).toEqual(chains.map(() => 200));
+      responses.forEach((r, i) => {
+        chains[i] = r.json().refresh_token;
+      });
+    }
+    const live = await t.app.ctx.db
+      .select()
+      .from(refreshTokens)
+      .where(and(eq(refreshTokens.sessionId, session.id), isNull(refreshTokens.rotatedAt)));
+    expect(live.map((row) => row.tokenHash).sort()).toEqual(chains.map((token) => sha256(token)).sort());
+    const [after] = await t.app.ctx.db.select().from(sessions).where(eq(sessions.id, session.id));
+    expect(after?.lastSeenAt).toEqual(t.clock.now());
+  });
 });

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { users } from "@tessera/db";
+import { requestDeadlineInDatabaseTime, runWithDeadline, users } from "@tessera/db";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { sessionCookieName } from "../../src/http/session.ts";
 import { type ClientInput, createClient } from "../../src/libraries/clients/index.ts";
@@ -149,4 +149,20 @@ export function decodeJwt(token: string): { header: Record<string, unknown>; pay
     header: JSON.parse(Buffer.from(h ?? "", "base64url").toString()),
     payload: JSON.parse(Buffer.from(p ?? "", "base64url").toString()),
   };
+}
+
+/**
+ * Until the app knows the offset to the database server's clock (measured right after the pool is created): before
+ * that, a plain refresh takes the general path (queries/refresh-rotation.ts). PostgreSQL only.
+ */
+export async function databaseClockKnown(t: TestApp): Promise<void> {
+  const client = (t.app.ctx.db as unknown as { session: { client: unknown } }).session.client;
+  for (
+    let i = 0;
+    runWithDeadline(performance.now() + 1000, () => requestDeadlineInDatabaseTime(client)) === undefined;
+    i++
+  ) {
+    if (i > 200) throw new Error("the database clock was never measured");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }

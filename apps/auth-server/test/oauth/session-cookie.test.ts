@@ -126,6 +126,18 @@ describe("idle and absolute timeouts of the browser session, enforced on use", (
     expect((await me(cookie)).statusCode).toBe(401);
   });
 
+  it("idle: the deadline moves when it would move by a tenth of the idle TTL (at most 60 s), not on every use", async () => {
+    const { cookie, session } = await sessionCookie(t.app, await createUser(t.app));
+    const read = async () => (await t.app.ctx.db.select().from(sessions).where(eq(sessions.id, session.id)))[0];
+    const signedIn = await read();
+    t.clock.advance(59);
+    expect((await me(cookie)).statusCode).toBe(200);
+    expect(await read()).toEqual(signedIn);
+    t.clock.advance(1);
+    expect((await me(cookie)).statusCode).toBe(200);
+    expect((await read())?.idleExpiresAt).toEqual(new Date(t.clock.now().getTime() + IDLE * 1000));
+  });
+
   it("absolute: however active, the session ends at its absolute expiry", async () => {
     const { cookie } = await sessionCookie(t.app, await createUser(t.app));
     let elapsed = 0;
@@ -160,5 +172,24 @@ describe("signIn on a browser that already has a session", () => {
       headers: { cookie: `tessera_session=${again.token}` },
     });
     expect(me.statusCode).toBe(200);
+  });
+});
+
+describe("the shortest idle timeout (60 s): use keeps the session", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildOAuthApp({ SESSION_IDLE_TTL_SECONDS: "60", RATE_LIMIT_ENABLED: "false" });
+  });
+  afterAll(async () => t.close());
+  const me = (cookie: string) => t.app.inject({ method: "GET", url: "/api/v1/me", headers: { cookie } });
+
+  it("used every 50 s, it stays; left for 61 s, it ends", async () => {
+    const { cookie } = await sessionCookie(t.app, await createUser(t.app));
+    for (let i = 0; i < 4; i++) {
+      t.clock.advance(50);
+      expect((await me(cookie)).statusCode).toBe(200);
+    }
+    t.clock.advance(61);
+    expect((await me(cookie)).statusCode).toBe(401);
   });
 });

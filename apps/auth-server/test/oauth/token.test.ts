@@ -449,6 +449,33 @@ describe("refresh_token grant", () => {
     expect(retired?.rotatedAt).not.toBeNull();
   });
 
+  it("writes the session only when its idle deadline would move by a step (a tenth of the idle TTL, at most 60 s)", async () => {
+    const first = await tokensFor(t.app, client, cookie);
+    const read = async () => {
+      const [row] = await t.app.ctx.db.select().from(sessions).where(eq(sessions.userId, user.id));
+      return { lastSeenAt: row?.lastSeenAt, idleExpiresAt: row?.idleExpiresAt };
+    };
+    t.clock.advance(60);
+    const slidAt = t.clock.now();
+    const second = await refresh(t.app, client, first.refresh_token);
+    expect(second.statusCode).toBe(200);
+    const slid = await read();
+    expect(slid).toEqual({
+      lastSeenAt: slidAt,
+      idleExpiresAt: new Date(slidAt.getTime() + t.app.ctx.config.sessions.idleTtlSeconds * 1000),
+    });
+    t.clock.advance(59);
+    const third = await refresh(t.app, client, second.json().refresh_token);
+    expect(third.statusCode).toBe(200);
+    expect(await read()).toEqual(slid);
+    t.clock.advance(1);
+    expect((await refresh(t.app, client, third.json().refresh_token)).statusCode).toBe(200);
+    expect(await read()).toEqual({
+      lastSeenAt: t.clock.now(),
+      idleExpiresAt: new Date(t.clock.now().getTime() + t.app.ctx.config.sessions.idleTtlSeconds * 1000),
+    });
+  });
+
   it("within the grace window, the immediately previous token gets invalid_grant without revoking anything", async () => {
     const first = await tokensFor(t.app, client, cookie);
     const second = (await refresh(t.app, client, first.refresh_token)).json();

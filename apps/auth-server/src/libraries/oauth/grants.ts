@@ -22,7 +22,14 @@ import { audit, type RequestMeta } from "../audit.ts";
 import type { ClientRow } from "../clients/index.ts";
 import { sha256 } from "../crypto.ts";
 import { countRefresh } from "../metrics.ts";
-import { endSessions, type SessionRow, sessionValidity, slideIdle, type UserRow } from "../sessions.ts";
+import {
+  dueSlide,
+  endSessions,
+  idleSlideStepSeconds,
+  type SessionRow,
+  sessionValidity,
+  type UserRow,
+} from "../sessions.ts";
 import { bindRefreshChain, checkRefreshBinding } from "./dpop.ts";
 import { splitScope } from "./params.ts";
 import { CODE_VERIFIER, verifyPkce } from "./pkce.ts";
@@ -206,6 +213,7 @@ export async function refreshTokenGrant(
       successorHash: sha256(successor.token),
       now,
       idleTtlSeconds: ctx.config.sessions.idleTtlSeconds,
+      slideStepSeconds: idleSlideStepSeconds(ctx.config),
     });
     if (fast?.found && fast.successorId) {
       const found = fast.found;
@@ -216,7 +224,8 @@ export async function refreshTokenGrant(
         await revokeRefreshTokenById(ctx.db, fast.successorId, now);
         throw (refused as { ok: false; error: OAuthError }).error;
       }
-      const session = { ...found.session, ...slideIdle(found.session, now, ctx.config) };
+      const slid = dueSlide(found.session, now, ctx.config);
+      const session = slid ? { ...found.session, ...slid } : found.session;
       const scopes = narrowScope(splitScope(found.token.scope), undefined);
       countRefresh();
       return tokenResponse(ctx, { client, user: found.user, session, scopes, dpopJkt }, successor.token);
@@ -242,8 +251,10 @@ export async function refreshTokenGrant(
       if (refused) return refused;
 
       if (found.token.rotatedAt) return retiredTokenPresented(found);
-      // checkSession passed: the refresh counts as activity and moves the idle deadline (never past the absolute one).
-      const session = { ...found.session, ...slideIdle(found.session, now, ctx.config) };
+      // checkSession passed: the refresh counts as activity and moves the idle deadline (never past the absolute one),
+      // when that is due (sessions.ts dueSlide).
+      const slid = dueSlide(found.session, now, ctx.config);
+      const session = slid ? { ...found.session, ...slid } : found.session;
       const grant: Grant = {
         client,
         user: found.user,
@@ -256,7 +267,7 @@ export async function refreshTokenGrant(
       const [retired, , , successor] = await Promise.all([
         retireRefreshToken(tx, found.token.id, now),
         found.token.parentId ? deleteSupersededToken(tx, found.token.parentId) : undefined,
-        slideSessionIdle(tx, session.id, { lastSeenAt: now, idleExpiresAt: session.idleExpiresAt }),
+        slid ? slideSessionIdle(tx, session.id, slid) : undefined,
         createRefreshToken(tx, {
           grant,
           scope: found.token.scope,
