@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
 import { type Algorithm, hash, parseOptions, verify } from "@node-rs/argon2";
+import { DeadlineExceededError, deadlineRemainingMs, outsideDeadline } from "@tessera/db";
 import { dictionary } from "@zxcvbn-ts/language-common";
 import type { Config } from "../config/index.ts";
 import type { FieldError } from "../errors/index.ts";
@@ -37,13 +38,23 @@ function options(params: PasswordParams) {
  */
 export class Gate {
   private active = 0;
+  private begun = 0;
   private readonly waiting: (() => void)[] = [];
   constructor(readonly limit: number) {}
 
+  /**
+   * Runs `task` when a place is free. A request whose deadline (packages/db deadline.ts) has passed by then is not run:
+   * it has been answered already (503, http/deadline.ts), and its hash would be work for nobody, taken from the
+   * requests still waiting behind it (under a flood, every one of them). It rejects with DB_DEADLINE_EXCEEDED instead,
+   * the code a deadline-refused statement has, so callers treat it as they treat those.
+   */
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
     else this.active++;
     try {
+      const left = deadlineRemainingMs();
+      if (left !== undefined && left <= 0) throw new DeadlineExceededError();
+      this.begun++;
       return await task();
     } finally {
       const next = this.waiting.shift();
@@ -55,6 +66,11 @@ export class Gate {
   /** Computations running now (for tests). */
   get running(): number {
     return this.active;
+  }
+
+  /** Computations started since this gate was made (for tests). */
+  get started(): number {
+    return this.begun;
   }
 }
 
@@ -77,7 +93,10 @@ export async function verifyPassword(
   let ok = false;
   try {
     ok = await argon2Gate.run(() => verify(stored, password));
-  } catch {
+  } catch (error) {
+    // Not a verdict on the password: the request's deadline passed while it waited for the gate. Counting it as a
+    // wrong password would hold it against the account's sign-in throttle.
+    if (error instanceof DeadlineExceededError) throw error;
     return { ok: false, needsRehash: false };
   }
   return { ok, needsRehash: ok && hashIsWeaker(params, stored) };
@@ -125,7 +144,10 @@ export function dummyHash(params: PasswordParams): Promise<string> {
   const key = `${params.argon2MemoryKib}:${params.argon2TimeCost}:${params.argon2Parallelism}`;
   let pending = dummyHashes.get(key);
   if (!pending) {
-    pending = hashPassword(params, `dummy-${Math.random()}-${Date.now()}`);
+    // Shared by every later request, so not bound to the deadline of the one that happens to ask first; and should it
+    // fail all the same, the next one asks again rather than inheriting the failure.
+    pending = outsideDeadline(() => hashPassword(params, `dummy-${Math.random()}-${Date.now()}`));
+    pending.catch(() => dummyHashes.delete(key));
     dummyHashes.set(key, pending);
   }
   return pending;

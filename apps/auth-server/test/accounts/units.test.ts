@@ -1,4 +1,6 @@
 import { availableParallelism } from "node:os";
+import { performance } from "node:perf_hooks";
+import { runWithDeadline } from "@tessera/db";
 import { describe, expect, it } from "vitest";
 import { testConfig } from "../../src/config/index.ts";
 import { safeReturnTo } from "../../src/libraries/accounts/return-to.ts";
@@ -6,6 +8,7 @@ import { normalizeEmail } from "../../src/libraries/accounts/schemas.ts";
 import { accountEmail } from "../../src/libraries/mailer/messages.ts";
 import {
   argon2Gate,
+  dummyHash,
   Gate,
   hashIsWeaker,
   hashPassword,
@@ -95,6 +98,58 @@ describe("the argon2 gate (one computation per core at a time)", () => {
     expect(argon2Gate.running).toBe(argon2Gate.limit);
     expect((await Promise.all(checks)).every((c) => c.ok)).toBe(true);
     expect(argon2Gate.running).toBe(0);
+  });
+});
+
+describe("the argon2 gate and request deadlines", () => {
+  it("a task whose request deadline passed while it waited is not run: DB_DEADLINE_EXCEEDED, and the place goes on", async () => {
+    const gate = new Gate(1);
+    let release = () => {};
+    const first = gate.run(() => new Promise<string>((resolve) => (release = () => resolve("first"))));
+    const ran: string[] = [];
+    const late = runWithDeadline(performance.now() + 30, () =>
+      gate.run(async () => {
+        ran.push("late");
+        return "late";
+      }),
+    );
+    const inTime = runWithDeadline(performance.now() + 60_000, () =>
+      gate.run(async () => {
+        ran.push("in time");
+        return "in time";
+      }),
+    );
+    const unscoped = gate.run(async () => {
+      ran.push("no deadline");
+      return "no deadline";
+    });
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    release();
+    const results = await Promise.allSettled([first, late, inTime, unscoped]);
+    expect(results.map((r) => (r.status === "fulfilled" ? r.value : (r.reason as { code?: string }).code))).toEqual([
+      "first",
+      "DB_DEADLINE_EXCEEDED",
+      "in time",
+      "no deadline",
+    ]);
+    expect(ran).toEqual(["in time", "no deadline"]);
+    expect({ running: gate.running, started: gate.started }).toEqual({ running: 0, started: 3 });
+  });
+
+  it("the shared dummy hash, first asked for by a request past its deadline, is made all the same", async () => {
+    // Parameters no other test uses, so the dummy hash for them is not made yet.
+    const unused = { ...params, argon2MemoryKib: params.argon2MemoryKib + 1 };
+    const first = runWithDeadline(performance.now() - 1, () => dummyHash(unused));
+    await expect(first).resolves.toMatch(/^\$argon2id\$v=19\$m=19457,/);
+    expect(await dummyHash(unused)).toBe(await first);
+  });
+
+  it("verifyPassword past its deadline rejects (no verdict), it does not answer a wrong password", async () => {
+    const hash = await hashPassword(params, "deadline password");
+    const before = argon2Gate.started;
+    const expired = runWithDeadline(performance.now() - 1, () => verifyPassword(params, hash, "wrong password"));
+    await expect(expired).rejects.toMatchObject({ code: "DB_DEADLINE_EXCEEDED" });
+    expect(argon2Gate.started).toBe(before);
   });
 });
 
