@@ -6,8 +6,12 @@
 // compares what one core of server does. The machine is shared: each comparison is many short alternating rounds,
 // the verdict is the median of per-round ratios, and the server CPU time per request (process.cpuUsage() inside the
 // server) is printed too, which other load barely moves. PostgreSQL is the machine's (BENCH_DATABASE_URL, default
-// postgres://postgres@127.0.0.1:5432/postgres); a throwaway database is created and dropped.
+// postgres://postgres@127.0.0.1:5432/postgres); a throwaway database is created and dropped. Its processes are not
+// pinned (it is shared): they run beside both sides, and their CPU per request (all PostgreSQL processes, from /proc)
+// is printed beside the server's, since on two cores it decides what both cores have left.
 import { spawn, spawnSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { Agent, request as httpRequest } from "node:http";
 import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -35,6 +39,7 @@ async function main() {
   const ROUND_SECONDS = Number(process.env.BENCH_ROUND_SECONDS ?? 2);
   const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 5);
   const CHAINS = 16;
+  const agent = new Agent({ keepAlive: true, maxSockets: CHAINS });
 
   const postgres = createRequire(new URL("../packages/db/package.json", import.meta.url))("postgres");
   const adminUrl = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -80,8 +85,14 @@ async function main() {
         tessera: (s) => refreshRound(tessera, chains.tessera.chains, s),
         peer: (s) => refreshRound(peer, chains.peer.chains, s),
         raw: async (s) => {
+          const dbBefore = postgresCpu();
           const { count, cpu } = await ask(raw, `rotate ${s}`);
-          return { rps: count / s, cpuPerRequest: cpu / count };
+          const dbAfter = postgresCpu();
+          return {
+            rps: count / s,
+            cpuPerRequest: cpu / count,
+            ...(dbBefore === undefined || dbAfter === undefined ? {} : { dbPerRequest: (dbAfter - dbBefore) / count }),
+          };
         },
       };
       const r = await alternate("refresh_token grant (16 chains)", sides);
@@ -234,7 +245,9 @@ async function main() {
   async function measured(target, seconds, fn) {
     const before = await cpu(target);
     const loadBefore = process.cpuUsage();
+    const dbBefore = postgresCpu();
     const count = await fn();
+    const dbAfter = postgresCpu();
     const load = process.cpuUsage(loadBefore);
     const after = await cpu(target);
     if (target.name in maxSeen) await rss(target);
@@ -242,9 +255,66 @@ async function main() {
       rps: count / seconds,
       cpuPerRequest: (after.total - before.total) / count,
       loadPerRequest: (load.user + load.system) / count,
+      ...(dbBefore === undefined || dbAfter === undefined ? {} : { dbPerRequest: (dbAfter - dbBefore) / count }),
       // The main thread's share (Tessera's target reports it; the JavaScript, without libuv's pool: argon2).
       ...(after.main === undefined ? {} : { mainPerRequest: (after.main - before.main) / count }),
     };
+  }
+
+  /**
+   * CPU time (µs) of every PostgreSQL process on this machine, from /proc (clock ticks of 10 ms), or undefined where
+   * there is no /proc. The servers' database work happens there, outside their own CPU figures; the machine's other
+   * databases are idle during a bench. Backends live as long as the pools' connections, so none is lost mid-round.
+   */
+  function postgresCpu() {
+    let pids;
+    try {
+      pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
+    } catch {
+      return undefined;
+    }
+    let total = 0;
+    for (const pid of pids) {
+      let stat;
+      try {
+        stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      } catch {
+        continue; // exited meanwhile
+      }
+      const close = stat.lastIndexOf(")");
+      if (stat.slice(stat.indexOf("(") + 1, close) !== "postgres") continue;
+      const fields = stat.slice(close + 2).split(" ");
+      total += (Number(fields[11]) + Number(fields[12])) * 10_000;
+    }
+    return total;
+  }
+
+  /**
+   * One POST over a kept-alive connection (node:http; at most CHAINS per server). The refresh rounds chain each request
+   * on the previous answer, so they cannot use autocannon; fetch() cost this process ~0.6-0.7 ms of CPU per request, on
+   * the core PostgreSQL also runs on, against ~0.3 ms for node:http (README, eighth pass).
+   */
+  function post(port, path, headers, body) {
+    return new Promise((resolve, reject) => {
+      const request = httpRequest(
+        {
+          host: "127.0.0.1",
+          port,
+          path,
+          method: "POST",
+          agent,
+          headers: { ...headers, "content-length": Buffer.byteLength(body) },
+        },
+        (response) => {
+          const chunks = [];
+          response.on("data", (chunk) => chunks.push(chunk));
+          response.on("end", () => resolve({ status: response.statusCode, body: Buffer.concat(chunks).toString() }));
+          response.on("error", reject);
+        },
+      );
+      request.on("error", reject);
+      request.end(body);
+    });
   }
 
   async function refreshRound(target, chains, seconds) {
@@ -254,13 +324,14 @@ async function main() {
       await Promise.all(
         chains.map(async (_, i) => {
           while (performance.now() < until) {
-            const response = await fetch(`http://127.0.0.1:${target.info.port}/token`, {
-              method: "POST",
-              headers: { authorization: target.info.basic, "content-type": "application/x-www-form-urlencoded" },
-              body: `grant_type=refresh_token&refresh_token=${encodeURIComponent(chains[i])}`,
-            });
-            const json = await response.json();
-            if (response.status !== 200) throw new Error(`${target.name} refresh: ${JSON.stringify(json)}`);
+            const response = await post(
+              target.info.port,
+              "/token",
+              { authorization: target.info.basic, "content-type": "application/x-www-form-urlencoded" },
+              `grant_type=refresh_token&refresh_token=${encodeURIComponent(chains[i])}`,
+            );
+            const json = JSON.parse(response.body);
+            if (response.status !== 200) throw new Error(`${target.name} refresh: ${response.body}`);
             chains[i] = json.refresh_token;
             count++;
           }
@@ -371,8 +442,13 @@ async function main() {
                   ? ")"
                   : `, ${(runs[n].at(-1).mainPerRequest / 1000).toFixed(2)} ms on the main thread)`) +
                 (runs[n].at(-1).loadPerRequest === undefined
-                  ? ""
-                  : ` [load ${(runs[n].at(-1).loadPerRequest / 1000).toFixed(2)} ms]`),
+                  ? runs[n].at(-1).dbPerRequest === undefined
+                    ? ""
+                    : ` [PostgreSQL ${(runs[n].at(-1).dbPerRequest / 1000).toFixed(2)} ms]`
+                  : ` [load ${(runs[n].at(-1).loadPerRequest / 1000).toFixed(2)} ms` +
+                    (runs[n].at(-1).dbPerRequest === undefined
+                      ? "]"
+                      : `, PostgreSQL ${(runs[n].at(-1).dbPerRequest / 1000).toFixed(2)} ms]`)),
             )
             .join(", "),
       );
@@ -389,16 +465,21 @@ async function main() {
   function summary(runs) {
     const total = runs.reduce((a, r) => a + r.rps, 0);
     const cpuMs = median(runs.map((r) => r.cpuPerRequest)) / 1000;
-    return { rps: total / runs.length, cpuMs };
+    const dbMs = runs.every((r) => r.dbPerRequest !== undefined)
+      ? median(runs.map((r) => r.dbPerRequest)) / 1000
+      : undefined;
+    return { rps: total / runs.length, cpuMs, dbMs };
   }
 
   function ratioRow(runs, label, other, otherLabel) {
     const ratio = median(runs.tessera.map((r, i) => r.rps / runs[other][i].rps));
     const t = summary(runs.tessera);
     const o = summary(runs[other]);
+    // PostgreSQL's CPU per request beside the server's, where it was read (the in-memory peer's is the idle rest).
+    const db = (x) => (x.dbMs === undefined ? "" : ` + ${x.dbMs.toFixed(2)} ms PostgreSQL`);
     return (
-      `| ${label} | ${t.rps.toFixed(0)}/s, ${t.cpuMs.toFixed(2)} ms CPU each | ${otherLabel} ${o.rps.toFixed(0)}/s, ` +
-      `${o.cpuMs.toFixed(2)} ms CPU each | ${ratio.toFixed(2)} |`
+      `| ${label} | ${t.rps.toFixed(0)}/s, ${t.cpuMs.toFixed(2)} ms CPU each${db(t)} | ${otherLabel} ` +
+      `${o.rps.toFixed(0)}/s, ${o.cpuMs.toFixed(2)} ms CPU each${db(o)} | ${ratio.toFixed(2)} |`
     );
   }
 
