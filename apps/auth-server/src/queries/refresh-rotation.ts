@@ -19,7 +19,7 @@ export interface PlainRotation {
   now: Date;
   /** SESSION_IDLE_TTL_SECONDS: the session's idle deadline moves to now + this, never past its absolute expiry. */
   idleTtlSeconds: number;
-  /** The session is written only when its idle deadline would move by at least this much (sessions.ts idleSlideStep). */
+  /** The session is written only when its idle deadline would move by at least this much (sessions.ts idleSlideStepSeconds). */
   slideStepSeconds: number;
 }
 
