@@ -55,10 +55,12 @@ export async function findAuthorizationCodeByHash(
  * in a transaction (it takes the session lock).
  */
 export async function revokeTokensIssuedFromCode(db: Executor, code: AuthorizationCodeRow, now: Date): Promise<number> {
+  // Within the code's session (refresh_tokens_session_id_idx): authorization_code_id has no index of its own.
   const issued = await db
     .select({ id: refreshTokens.id })
     .from(refreshTokens)
-    .where(eq(refreshTokens.authorizationCodeId, code.id));
+    .where(and(eq(refreshTokens.sessionId, code.sessionId), eq(refreshTokens.authorizationCodeId, code.id)))
+    .limit(1);
   if (issued.length === 0) return 0;
   // A chain never leaves its session and client, so revoking the client's tokens in that session covers successors.
   return revokeClientChain(db, code.sessionId, code.clientId, now);

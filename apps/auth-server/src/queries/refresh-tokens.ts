@@ -239,16 +239,29 @@ export async function hasLiveChain(db: Executor, sessionId: string, clientId: st
   return row !== undefined;
 }
 
-/** The successor of a rotated token (a chain has at most one, because only one retirement can succeed). */
-export async function findChildToken(db: Executor, parentId: string): Promise<RefreshTokenRow | null> {
+/**
+ * The successor of a rotated token (a chain has at most one, because only one retirement can succeed). Looked up within
+ * the token's session (refresh_tokens_session_id_idx: a session holds a few rows per client), so parent_id needs no
+ * index of its own for the rotations to keep up to date.
+ */
+export async function findChildToken(
+  db: Executor,
+  sessionId: string,
+  parentId: string,
+): Promise<RefreshTokenRow | null> {
   const [row] = await prepared(db, "refresh_token_child", (d) =>
     d
       .select()
       .from(refreshTokens)
-      .where(eq(refreshTokens.parentId, sql.placeholder("parentId")))
+      .where(
+        and(
+          eq(refreshTokens.sessionId, sql.placeholder("sessionId")),
+          eq(refreshTokens.parentId, sql.placeholder("parentId")),
+        ),
+      )
       .limit(1)
       .prepare("refresh_token_child"),
-  ).execute({ parentId });
+  ).execute({ sessionId, parentId });
   return row ?? null;
 }
 

@@ -285,7 +285,7 @@ export async function refreshTokenGrant(
 
       async function retiredTokenPresented(owned: RefreshTokenWithOwners): Promise<Outcome> {
         const rotatedAt = owned.token.rotatedAt as Date;
-        const child = await findChildToken(tx, owned.token.id);
+        const child = await findChildToken(tx, owned.token.sessionId, owned.token.id);
         const withinGrace = receivedAt.getTime() - rotatedAt.getTime() <= ctx.config.tokens.refreshGraceSeconds * 1000;
         if (withinGrace && child && !child.rotatedAt && !child.revokedAt) {
           const error = new OAuthError(
