@@ -1,6 +1,6 @@
 /**
  * pnpm bench explain: fills a throwaway PostgreSQL database with ~1M refresh tokens (200k sessions, 50k users, 20
- * clients, 100k authorization codes) and prints the plan PostgreSQL uses for every hot query and every sweeper query.
+ * clients, 100k authorization codes, 50k DPoP-bound chains) and prints the plan PostgreSQL uses for every hot query and every sweeper query.
  *
  * The SQL is not written out here: the real query functions run once (inside a transaction that is rolled back) on
  * a Drizzle instance that records each statement, and each recorded statement is then PREPAREd and EXPLAINed: the hot
@@ -16,6 +16,7 @@ import {
   lockSessionWithUser,
   revokeTokensIssuedFromCode,
 } from "../apps/auth-server/src/queries/codes.ts";
+import { rotateInOneStatement } from "../apps/auth-server/src/queries/refresh-rotation.ts";
 import {
   deleteSupersededToken,
   findAccessTokenOwners,
@@ -80,6 +81,8 @@ try {
              case when i % 2 = 1 then now() - interval '1 hour' end,
              case when i % 33 = 0 then now() - interval '10 days' end
       from generate_series(1, ${ROWS}) i;
+    insert into dpop_bindings (chain_id, jkt, created_at)
+      select md5('chain' || i)::uuid, md5('jkt' || i), now() from generate_series(1, ${ROWS / 2}, 10) i;
     analyze;
   `);
   console.log(`filled in ${((performance.now() - started) / 1000).toFixed(0)} s`);
@@ -96,7 +99,30 @@ try {
   const [row] = await sql`select id, session_id, client_id, user_id, chain_id from refresh_tokens limit 1`;
   const now = new Date();
   const cutoff = new Date(now.getTime() - 7 * 86400_000);
+  // The one-statement rotation is sent through postgres.js's unsafe(), not Drizzle: record it from a stand-in client
+  // that has a known clock offset (so the statement is built) and answers no row.
+  const recordingClient = {
+    unsafe: async (query: string, params: unknown[]) => {
+      recorded.push({ label, query, params });
+      return [];
+    },
+    [Symbol.for("tessera.databaseClock")]: { requestDeadline: () => new Date(now.getTime() + 5000).toISOString() },
+  };
   const steps: Array<[string, (tx: Database) => Promise<unknown>]> = [
+    [
+      "refresh: the one-statement rotation (token, owners, session lock, retire, prune, insert)",
+      () =>
+        rotateInOneStatement({ session: { client: recordingClient } } as unknown as Database, {
+          tokenHash: "x",
+          chainId: row?.chain_id,
+          clientId: row?.client_id,
+          dpopJkt: null,
+          successorHash: "explain-successor",
+          now,
+          idleTtlSeconds: 86400,
+          slideStepSeconds: 60,
+        }),
+    ],
     ["refresh: token + owners, session locked (by token_hash)", (tx) => lockRefreshTokenByHash(tx, "x")],
     ["refresh: older generation, by chain id", (tx) => lockChainByChainId(tx, row?.chain_id)],
     ["refresh: retire (conditional UPDATE)", (tx) => retireRefreshToken(tx, row?.id, now)],
@@ -120,7 +146,10 @@ try {
           createdAt: now,
         }),
     ],
-    ["refresh: grace window, the successor (by parent_id)", (tx) => findChildToken(tx, row?.id)],
+    [
+      "refresh: grace window, the successor (by session and parent_id)",
+      (tx) => findChildToken(tx, row?.session_id, row?.id),
+    ],
     ["introspect/revoke: refresh token by hash", (tx) => findRefreshTokenByHash(tx, "x")],
     [
       "userinfo/introspect: session, user, client, live chain",
@@ -169,7 +198,9 @@ try {
     const args = params.map((p) => (p instanceof Date ? `'${p.toISOString()}'` : p === null ? "null" : `'${p}'`));
     const plan = await sql.unsafe(`explain execute s${i}${args.length ? `(${args.join(", ")})` : ""}`);
     const lines = plan.map((r) => r["QUERY PLAN"] as string);
-    const seq = lines.filter((l) => /Seq Scan on (refresh_tokens|sessions|authorization_codes|users)\b/.test(l));
+    const seq = lines.filter((l) =>
+      /Seq Scan on (refresh_tokens|sessions|authorization_codes|users|dpop_bindings)\b/.test(l),
+    );
     sequential += seq.length;
     console.log(`\n## ${text}${seq.length ? "   <-- SEQUENTIAL SCAN" : ""}\n${query}\n${lines.join("\n")}`);
   }
