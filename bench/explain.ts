@@ -29,28 +29,17 @@ import {
   revokeClientChain,
   slideSessionIdle,
 } from "../apps/auth-server/src/queries/refresh-tokens.ts";
-import { createDatabase, type Database, schema } from "../packages/db/src/index.ts";
+import { type Database, schema } from "../packages/db/src/index.ts";
+import { postgres, withThrowawayDatabase } from "./throwaway-database.ts";
 
-// bench/ has no dependencies of its own: drizzle-orm and postgres as packages/db has them.
-const postgres = (await import("../packages/db/node_modules/postgres/src/index.js"))
-  .default as typeof import("../packages/db/node_modules/postgres/types/index.d.ts").default;
+// bench/ has no dependencies of its own: drizzle-orm as packages/db has it.
 const { drizzle } = (await import(
   "../packages/db/node_modules/drizzle-orm/postgres-js/index.js"
 )) as typeof import("../packages/db/node_modules/drizzle-orm/postgres-js/index.d.ts");
 
 const ROWS = Number(process.env.ROWS ?? 1_000_000);
-const adminUrl = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-const name = `tessera_explain_${process.pid}`;
-const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-await admin.unsafe(`create database ${name}`);
-const url = new URL(adminUrl);
-url.pathname = `/${name}`;
-
-try {
-  const handle = await createDatabase({ url: url.href });
-  await handle.migrate();
-  await handle.close();
-  const sql = postgres(url.href, { max: 1, onnotice: () => {} });
+await withThrowawayDatabase("tessera_explain", async (url) => {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
   const started = performance.now();
   console.log(`filling ${ROWS} refresh tokens…`);
   await sql.unsafe(`
@@ -90,7 +79,7 @@ try {
   // Record the statements the real query functions send.
   const recorded: Array<{ label: string; query: string; params: unknown[] }> = [];
   let label = "";
-  const client = postgres(url.href, { max: 1, onnotice: () => {} });
+  const client = postgres(url, { max: 1, onnotice: () => {} });
   const db = drizzle(client, {
     schema,
     casing: "snake_case",
@@ -209,7 +198,4 @@ try {
       `(${ROWS} refresh tokens, 200000 sessions, 100000 codes).`,
   );
   await sql.end();
-} finally {
-  await admin.unsafe(`drop database if exists ${name} with (force)`);
-  await admin.end();
-}
+});

@@ -12,12 +12,9 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { rotateInOneStatement } from "../apps/auth-server/src/queries/refresh-rotation.ts";
-import { createDatabase, type Database } from "../packages/db/src/index.ts";
+import type { Database } from "../packages/db/src/index.ts";
+import { postgres, withThrowawayDatabase } from "./throwaway-database.ts";
 
-const postgres = (await import("../packages/db/node_modules/postgres/src/index.js"))
-  .default as typeof import("../packages/db/node_modules/postgres/types/index.d.ts").default;
-
-const adminUrl = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const ROTATIONS = Number(process.env.ROTATIONS ?? 10_000);
 const VARIANTS = (process.env.VARIANTS ?? "current,with-dropped-indexes,without-owner-fks").split(",");
 const CHAINS = 16;
@@ -44,17 +41,9 @@ function allPostgresCpuMs(): number {
 }
 
 async function measure(variant: string): Promise<string> {
-  const name = `tessera_rotation_${process.pid}_${Date.now()}`;
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${name}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  try {
-    const handle = await createDatabase({ url: url.href });
-    await handle.migrate();
-    await handle.close();
-    const sql = postgres(url.href, { max: 1, onnotice: () => {} });
-    const pool = postgres(url.href, { max: CHAINS, onnotice: () => {} });
+  return withThrowawayDatabase("tessera_rotation", async (url) => {
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    const pool = postgres(url, { max: CHAINS, onnotice: () => {} });
     if (variant === "with-dropped-indexes") {
       await sql.unsafe("create index refresh_tokens_parent_id_idx on refresh_tokens (parent_id)");
       await sql.unsafe("create index refresh_tokens_code_id_idx on refresh_tokens (authorization_code_id)");
@@ -146,10 +135,7 @@ async function measure(variant: string): Promise<string> {
       `| ${variant} | ${(serialCpu * 1000).toFixed(0)} µs | ${serialWal.toFixed(0)} B | ` +
       `${(concurrentCpu * 1000).toFixed(0)} µs | ${concurrentWal.toFixed(0)} B |`
     );
-  } finally {
-    await admin.unsafe(`drop database if exists ${name} with (force)`);
-    await admin.end();
-  }
+  });
 }
 
 const rows: string[] = [];
