@@ -8,7 +8,9 @@
 // server) is printed too, which other load barely moves. PostgreSQL is the machine's (BENCH_DATABASE_URL, default
 // postgres://postgres@127.0.0.1:5432/postgres); a throwaway database is created and dropped. Its processes are not
 // pinned (it is shared): they run beside both sides, and their CPU per request (all PostgreSQL processes, from /proc)
-// is printed beside the server's, since on two cores it decides what both cores have left.
+// is printed beside the server's, since on two cores it decides what both cores have left. BENCH_POSTGRES=own-core
+// starts a cluster of the bench's own instead, pinned to this load generator's core (bench/own-postgres.mjs), so the
+// servers' core runs the servers alone.
 import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
@@ -16,6 +18,7 @@ import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
+import { startOwnPostgres } from "./own-postgres.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const hasTaskset = spawnSync("taskset", ["-c", "0", "true"]).status === 0;
@@ -42,7 +45,14 @@ async function main() {
   const agent = new Agent({ keepAlive: true, maxSockets: CHAINS });
 
   const postgres = createRequire(new URL("../packages/db/package.json", import.meta.url))("postgres");
-  const adminUrl = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  // BENCH_POSTGRES=own-core: a cluster of the bench's own, pinned to this load generator's core (bench/own-postgres.mjs),
+  // so PostgreSQL does not run on the server's core: the nearest this 2-core machine comes to a database on its own host.
+  const ownCore = process.env.BENCH_POSTGRES === "own-core";
+  if (ownCore && !hasTaskset) throw new Error("BENCH_POSTGRES=own-core needs taskset");
+  const own = ownCore ? await startOwnPostgres({ cores: "1" }) : undefined;
+  if (own) console.log(`PostgreSQL ${own.version} of the bench's own, pinned to core 1 (BENCH_POSTGRES=own-core)`);
+  process.on("exit", () => own?.stop());
+  const adminUrl = own?.url ?? process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
   const dbName = `tessera_bench_${process.pid}`;
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
   await admin.unsafe(`create database ${dbName}`);
@@ -105,22 +115,22 @@ async function main() {
           };
         },
       };
+      // BENCH_REFRESH_VS=peer (a comma list of peer, peer-pg, raw; default all three): which sides alternate with
+      // Tessera. Each side a round waits through is a pause for the others: with all four, Tessera's round comes after
+      // up to 12 s without load, with the peer alone after 2 s.
+      const vs = (process.env.BENCH_REFRESH_VS ?? "peer,peer-pg,raw").split(",");
+      for (const name of ["peer", "peer-pg", "raw"]) if (!vs.includes(name)) delete sides[name];
       const r = await alternate("refresh_token grant (16 chains)", sides);
-      results.push(
-        ratioRow(r, "refresh_token grant, 16 chains", "peer", "node-oidc-provider"),
-        ratioRow(
-          r,
+      const rows = [
+        ["refresh_token grant, 16 chains", "peer", "node-oidc-provider"],
+        [
           "refresh_token grant vs the peer on PostgreSQL",
           "peer-pg",
           "node-oidc-provider, PostgreSQL adapter (bench/targets/peer.mjs)",
-        ),
-        ratioRow(
-          r,
-          "refresh_token grant vs the raw rotation transaction",
-          "raw",
-          "UPDATE…RETURNING + INSERT (postgres.js)",
-        ),
-      );
+        ],
+        ["refresh_token grant vs the raw rotation transaction", "raw", "UPDATE…RETURNING + INSERT (postgres.js)"],
+      ];
+      for (const [label, side, sideLabel] of rows) if (r[side]) results.push(ratioRow(r, label, side, sideLabel));
     }
     // A fresh access token for each of these (the refresh bench can outlast Tessera's 300 s access-token lifetime, and
     // node-oidc-provider's in-memory adapter is an LRU that drops old entries under the refresh load).
