@@ -209,9 +209,12 @@ async function main() {
     console.log("\n| path | Tessera | reference | ratio (median of rounds) |");
     console.log("|---|---|---|---|");
     for (const row of results) console.log(row);
+    // And once more after 15 s without load: what an idle server keeps after a busy spell.
+    await sleep(15_000);
+    const after = { tessera: await rss(tessera), peer: await rss(peer) };
     console.log(
-      `\nRSS: Tessera ${mb(idle.tessera)} idle, ${mb(maxSeen.tessera)} peak under load; ` +
-        `node-oidc-provider ${mb(idle.peer)} idle, ${mb(maxSeen.peer)} peak`,
+      `\nRSS: Tessera ${mb(idle.tessera)} idle, ${mb(maxSeen.tessera)} peak under load, ${mb(after.tessera)} idle ` +
+        `15 s after the load; node-oidc-provider ${mb(idle.peer)} idle, ${mb(maxSeen.peer)} peak, ${mb(after.peer)} after`,
     );
   } finally {
     await cleanup();

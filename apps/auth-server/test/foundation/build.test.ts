@@ -24,6 +24,14 @@ describe("the start line", () => {
     expect(startLine).not.toMatch(/tsx|--import|--loader|--require|--experimental/);
   });
 
+  it("is the line the auth-server's own start script and the Docker image run, flag for flag", () => {
+    const flags = startLine.split(" ").slice(1, -1);
+    expect(flags.length).toBeGreaterThan(0);
+    expect(readJson("apps/auth-server/package.json").scripts.start).toBe(`node ${flags.join(" ")} dist/server.js`);
+    const cmd = readFileSync(join(root, "docker/Dockerfile"), "utf8").match(/^CMD (\[.*\])$/m);
+    expect(JSON.parse(cmd?.[1] ?? "null")).toEqual(["node", ...flags, "dist/server.js"]);
+  });
+
   it("keeps tsx out of the auth-server's production dependencies", () => {
     const pkg = readJson("apps/auth-server/package.json");
     expect(pkg.dependencies.tsx).toBeUndefined();
