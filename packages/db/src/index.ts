@@ -1,4 +1,7 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
@@ -353,25 +356,70 @@ async function createPostgres(url: string, options: DatabaseOptions): Promise<Da
   };
 }
 
+/**
+ * PGlite's own start parameters plus a smaller buffer pool. PGlite keeps PostgreSQL's default of 128 MB of
+ * shared_buffers inside its WebAssembly memory, which PostgreSQL fills as it reads and which never shrinks: on an
+ * existing DATA_DIR it was most of the server's memory. The embedded database is a development and demo database of
+ * a few tens of MB, and a page not in the pool is a copy away (NODEFS reads the real files, which the OS caches).
+ * Measured on `pnpm start` with an existing DATA_DIR (2026-12-03): idle RSS 359-386 -> 240-260 MB, /readyz after
+ * 2.4 -> 1.9 s.
+ */
+const PGLITE_OPTIONS = { startParams: [...PGlite.defaultStartParams, "-c", "shared_buffers=16MB"] };
+
+/**
+ * Creates a new PGlite data directory (initdb) in a child process. initdb inside the WebAssembly instance grows that
+ * instance's memory to about twice what a running database needs, and WebAssembly memory never shrinks: run in this
+ * process, it stayed resident beside the database opened after it (a first `pnpm start` idled at 550-590 MB, a
+ * restart on the same DATA_DIR at ~250 MB; in a worker thread, 380 MB). A child's memory is the OS's again when it
+ * exits. The child dies with this process: a server stopped during its first start leaves no initdb running behind
+ * the data directory's lock.
+ */
+async function initdbInChild(dataDir: string): Promise<void> {
+  const script = `const { PGlite } = require(process.argv[1]);
+    (async () => {
+      const client = new PGlite(process.argv[2], { startParams: JSON.parse(process.argv[3]) });
+      await client.waitReady;
+      await client.close();
+    })().catch((error) => {
+      // PGlite's file system errors are Emscripten ErrnoErrors: no message, only a WASI errno.
+      const why = error?.message || (error?.errno !== undefined ? "file system error " + error.errno + " (is it a directory this user can write?)" : String(error));
+      process.stderr.write(why);
+      process.exitCode = 1;
+    });`;
+  const pglite = createRequire(import.meta.url).resolve("@electric-sql/pglite");
+  const child = spawn(process.execPath, ["-e", script, pglite, dataDir, JSON.stringify(PGLITE_OPTIONS.startParams)], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const killChild = () => child.kill("SIGKILL");
+  process.once("exit", killChild);
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr = (stderr + chunk).slice(-2000);
+  });
+  let code: number | null;
+  let signal: string | null;
+  try {
+    [code, signal] = (await once(child, "exit")) as [number | null, string | null];
+  } finally {
+    process.off("exit", killChild);
+  }
+  if (code !== 0) {
+    throw new Error(
+      `creating the embedded database in ${dataDir} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`,
+    );
+  }
+}
+
 async function createPglite(dataDir: string | undefined, template?: Blob): Promise<DatabaseHandle> {
   const inMemory = !dataDir || dataDir === "memory://";
   if (template && !inMemory) throw new Error("a PGlite template applies to an in-memory database only");
   const release = inMemory ? () => {} : lockDataDir(dataDir);
   let client: PGlite;
   try {
-    if (inMemory) client = template ? new PGlite({ loadDataDir: template }) : new PGlite();
+    if (inMemory) client = new PGlite(template ? { loadDataDir: template, ...PGLITE_OPTIONS } : PGLITE_OPTIONS);
     else {
-      const fresh = !existsSync(resolve(dataDir, "PG_VERSION"));
-      client = new PGlite(resolve(dataDir));
-      if (fresh) {
-        // The first open runs initdb inside the WebAssembly instance, which grows its memory to about twice what a
-        // running database needs, and WebAssembly memory never shrinks. A second instance costs about a second once;
-        // the first one's memory goes back to the OS as V8 collects it (measured on a first `pnpm start`: resident
-        // 880 -> 715 MiB at /readyz, 460 MiB after a full GC; a restart on an existing DATA_DIR runs at ~440 MiB).
-        await client.waitReady;
-        await client.close();
-        client = new PGlite(resolve(dataDir));
-      }
+      if (!existsSync(resolve(dataDir, "PG_VERSION"))) await initdbInChild(resolve(dataDir));
+      client = new PGlite(resolve(dataDir), PGLITE_OPTIONS);
     }
     await client.waitReady;
   } catch (error) {

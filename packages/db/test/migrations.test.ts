@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
@@ -88,4 +88,31 @@ describe.skipIf(usingPostgres())("embedded data directory", () => {
     }
     // Two initdb runs in WebAssembly plus the migrations: well over the default timeout on a loaded 2-core machine.
   }, 180_000);
+
+  it("creates a new data directory in a child process, so this one never holds initdb's memory", async () => {
+    // initdb grows its WebAssembly instance's memory to ~700 MB, which never shrinks: in this process it would stay
+    // resident beside the database opened after it. Growth of this process's RSS with initdb here: 500-600 MB.
+    const before = process.memoryUsage().rss;
+    const db = await createDatabase({ dataDir: join(dir, "fresh") });
+    try {
+      const grown = (process.memoryUsage().rss - before) / 2 ** 20;
+      expect(grown).toBeLessThan(350);
+      // The smaller buffer pool (PGlite's default is PostgreSQL's 128MB, kept in that same memory).
+      expect(rowsOf(await db.db.execute(sql`show shared_buffers`))).toEqual([{ shared_buffers: "16MB" }]);
+    } finally {
+      await db.close();
+    }
+  }, 180_000);
+
+  it("reports a data directory it cannot create, names it, and leaves no lock behind", async () => {
+    const dataDir = join(dir, "a-file");
+    writeFileSync(dataDir, "not a directory");
+    const error = await createDatabase({ dataDir }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toContain(`creating the embedded database in ${dataDir} failed (exit 1)`);
+    expect(dataDirHolder(dataDir)).toBeNull();
+  }, 60_000);
 });
