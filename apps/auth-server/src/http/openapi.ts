@@ -5,6 +5,7 @@ import { type ErrorCode, errorCatalog } from "../errors/catalog.ts";
 import { accountSchemas } from "../libraries/accounts/schemas.ts";
 import { passkeySchemas } from "../libraries/passkeys/schemas.ts";
 import { rotateSecretBody } from "../libraries/webhooks/endpoints.ts";
+import { RESPONSE_SCHEMAS, type ResponseSchemaName, responseJsonSchema } from "./openapi-responses.ts";
 
 /**
  * The OpenAPI 3.1 description of the HTTP API (issue #17), served at `/openapi.json` with a readable page at `/docs`.
@@ -31,6 +32,8 @@ interface Op {
   body?: z.ZodType | "form";
   /** The success status (200 unless said). */
   ok?: number;
+  /** The success body, a schema of openapi-responses.ts (undocumented bodies are described in the summary). */
+  response?: ResponseSchemaName;
   security?: "session" | "admin" | "client" | "bearer" | "none";
 }
 
@@ -174,18 +177,24 @@ export const OPERATIONS: Record<string, Op> = {
   [`POST ${A}/guest`]: acc("createGuest", "Start a guest account (clients that opted in)", {
     codes: ["GUEST_ACCOUNTS_DISABLED", "INVALID_CLIENT"],
     security: "client",
-    ok: 201,
+    response: "TokenResponse",
   }),
   [`POST ${A}/guest/upgrade`]: acc("upgradeGuest", "Turn a guest account into a full account", {
     body: "form",
     codes: ["NOT_A_GUEST", "GUEST_EMAIL_IN_USE", "WEAK_PASSWORD", "GUEST_ACCOUNTS_DISABLED"],
+    response: "GuestUpgradeResponse",
   }),
   [`DELETE ${A}/guest`]: acc("deleteGuest", "Delete a guest account", { codes: ["NOT_A_GUEST"], ok: 204 }),
   [`POST ${A}/clients/sessions`]: oauth(
     "directSignIn",
     "Server-to-server sign-in for trusted first-party clients (off by default); form: username, password, scope, " +
       "and after TERMS_ACCEPTANCE_REQUIRED accept_terms_version / accept_privacy_version",
-    { body: "form", codes: [...CLIENT_AUTH, "invalid_grant", "access_denied"], security: "client" },
+    {
+      body: "form",
+      codes: [...CLIENT_AUTH, "invalid_grant", "access_denied"],
+      security: "client",
+      response: "TokenResponse",
+    },
   ),
 
   // OAuth 2.0 / OpenID Connect
@@ -205,6 +214,7 @@ export const OPERATIONS: Record<string, Op> = {
       "access_denied",
     ],
     security: "client",
+    response: "TokenResponse",
   }),
   "OPTIONS /token": oauth("tokenPreflight", "CORS preflight for browser clients", { ok: 204 }),
   "POST /revoke": oauth("revoke", "RFC 7009 token revocation", {
@@ -217,19 +227,23 @@ export const OPERATIONS: Record<string, Op> = {
     body: "form",
     codes: CLIENT_AUTH,
     security: "client",
+    response: "IntrospectionResponse",
   }),
   "POST /device_authorization": oauth("deviceAuthorization", "RFC 8628 device authorization", {
     body: "form",
     codes: [...CLIENT_AUTH, "invalid_scope", "slow_down"],
     security: "client",
+    response: "DeviceAuthorizationResponse",
   }),
   "GET /userinfo": oauth("userinfo", "OIDC UserInfo (Bearer access token)", {
     codes: ["invalid_token", "insufficient_scope", "invalid_request"],
     security: "bearer",
+    response: "UserInfoResponse",
   }),
   "POST /userinfo": oauth("userinfoPost", "OIDC UserInfo, token in the form body or header", {
     codes: ["invalid_token", "insufficient_scope", "invalid_request"],
     security: "bearer",
+    response: "UserInfoResponse",
   }),
   "OPTIONS /userinfo": oauth("userinfoPreflight", "CORS preflight for browser clients", { ok: 204 }),
   "GET /logout": oauth("endSession", "OIDC RP-initiated logout (shows a confirmation or redirects)"),
@@ -564,7 +578,12 @@ function describe(method: Method, op: Op, existing: Operation): Operation {
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }
   const responses: Record<string, unknown> = {
-    [String(op.ok ?? 200)]: { description: "Success." },
+    [String(op.ok ?? 200)]: op.response
+      ? {
+          description: "Success.",
+          content: { "application/json": { schema: { $ref: `#/components/schemas/${op.response}` } } },
+        }
+      : { description: "Success." },
   };
   for (const [status, list] of [...byStatus].sort((a, b) => a[0] - b[0])) {
     const oauthShaped = !json && list.some((c) => !/^[A-Z_]+$/.test(c));
@@ -652,7 +671,14 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       };
       doc.components = {
         ...doc.components,
-        schemas: { ...doc.components?.schemas, ErrorResponse: errorResponse, OAuthErrorResponse: oauthErrorResponse },
+        schemas: {
+          ...doc.components?.schemas,
+          ErrorResponse: errorResponse,
+          OAuthErrorResponse: oauthErrorResponse,
+          ...Object.fromEntries(
+            Object.keys(RESPONSE_SCHEMAS).map((name) => [name, responseJsonSchema(name as ResponseSchemaName)]),
+          ),
+        },
       };
       for (const [path, item] of Object.entries(doc.paths ?? {})) {
         const template = path.replace(/\{([^}]+)\}/g, ":$1");

@@ -1,0 +1,141 @@
+import { z } from "zod";
+
+/**
+ * The success bodies of the OAuth / OIDC JSON endpoints, as OpenAPI documents them (components/schemas). Loose
+ * objects: a client must ignore members it does not know (RFC 6749 5.1, RFC 7662 2.2), so the document does not
+ * promise that none will be added; the tests hold every member Tessera sends to one documented here
+ * (test/ecosystem/openapi-responses.test.ts).
+ */
+
+const seconds = (description: string) => z.int().nonnegative().meta({ description });
+
+const authorizationClaims = {
+  roles: z
+    .array(z.string())
+    .optional()
+    .meta({ description: "With the `roles` scope: this app's role names and global ones." }),
+  permissions: z
+    .array(z.string())
+    .optional()
+    .meta({ description: "With the `roles` scope: this app's permissions from those roles." }),
+  entitlements: z
+    .array(z.string())
+    .optional()
+    .meta({ description: "With the `roles` scope: entitlements (purchases, grants) that apply to this app." }),
+};
+
+export const tokenResponse = z
+  .looseObject({
+    access_token: z.string().meta({ description: "A JWT (`typ` at+jwt, RFC 9068) for this client's back end." }),
+    token_type: z.enum(["Bearer", "DPoP"]).meta({ description: "DPoP when the token is bound to the client's key." }),
+    expires_in: seconds("Seconds the access token is valid."),
+    scope: z.string().meta({ description: "The granted scopes, space-separated." }),
+    id_token: z
+      .string()
+      .optional()
+      .meta({ description: "Grants for a user: an OIDC ID token, also on every refresh (profile changes)." }),
+    refresh_token: z
+      .string()
+      .optional()
+      .meta({ description: "Grants for a user: the new refresh token; the one presented stops working (rotation)." }),
+    session_expires_at: z
+      .int()
+      .optional()
+      .meta({
+        description: "Grants for a user: epoch seconds when the sign-in session, and every refresh token of it, ends.",
+      }),
+    is_anonymous: z.literal(true).optional().meta({ description: "Present only for guest accounts." }),
+  })
+  .meta({
+    description:
+      "RFC 6749 5.1. client_credentials answers access_token, token_type, expires_in and scope only (no user, no session).",
+  });
+
+export const introspectionResponse = z
+  .looseObject({
+    active: z
+      .boolean()
+      .meta({ description: "false for any token that is not live or not the caller's: nothing else is said then." }),
+    token_type: z.enum(["Bearer", "DPoP", "refresh_token"]).optional(),
+    scope: z.string().optional(),
+    client_id: z.string().optional(),
+    sub: z.string().optional().meta({ description: "The user's id; for a client_credentials token, the client_id." }),
+    aud: z.string().optional(),
+    iss: z.string().optional(),
+    iat: z.int().optional(),
+    exp: z.int().optional(),
+    jti: z.string().optional(),
+    sid: z.string().optional().meta({ description: "The sign-in session (tokens for a user)." }),
+    cnf: z
+      .looseObject({ jkt: z.string() })
+      .optional()
+      .meta({ description: "A DPoP-bound access token: the key's thumbprint (RFC 9449 6.2)." }),
+    ...authorizationClaims,
+  })
+  .meta({ description: "RFC 7662 2.2." });
+
+export const userInfoResponse = z
+  .looseObject({
+    sub: z.string(),
+    email: z.string().optional().meta({ description: "With the `email` scope (not for guests)." }),
+    email_verified: z.boolean().optional().meta({ description: "With the `email` scope (not for guests)." }),
+    name: z.string().optional().meta({ description: "With the `profile` scope, when the user has set one." }),
+    is_anonymous: z.literal(true).optional().meta({ description: "Present only for guest accounts." }),
+    ...authorizationClaims,
+  })
+  .meta({ description: "OIDC Core 5.3.2." });
+
+export const deviceAuthorizationResponse = z
+  .looseObject({
+    device_code: z.string(),
+    user_code: z.string().meta({ description: "For the user to type at verification_uri, e.g. BCDF-GHJK." }),
+    verification_uri: z.string(),
+    verification_uri_complete: z
+      .string()
+      .meta({ description: "verification_uri with the code in it (for a QR code)." }),
+    expires_in: seconds("Seconds the codes are valid."),
+    interval: seconds("Seconds to wait between polls of /token."),
+  })
+  .meta({ description: "RFC 8628 3.2." });
+
+export const guestUpgradeResponse = z
+  .looseObject({
+    sub: z.string().meta({ description: "Unchanged: the guest's id." }),
+    email: z.string(),
+    email_verified: z.literal(false).meta({ description: "A verification email has gone out." }),
+    is_anonymous: z.literal(false),
+  })
+  .meta({ description: "The upgraded account." });
+
+/** Every documented success body, by its name under components/schemas. */
+export const RESPONSE_SCHEMAS = {
+  TokenResponse: tokenResponse,
+  IntrospectionResponse: introspectionResponse,
+  UserInfoResponse: userInfoResponse,
+  DeviceAuthorizationResponse: deviceAuthorizationResponse,
+  GuestUpgradeResponse: guestUpgradeResponse,
+} as const;
+
+export type ResponseSchemaName = keyof typeof RESPONSE_SCHEMAS;
+
+/** The JSON Schema of a documented body, as it appears under components/schemas. */
+export function responseJsonSchema(name: ResponseSchemaName): Record<string, unknown> {
+  const schema = z.toJSONSchema(RESPONSE_SCHEMAS[name], { io: "output", target: "draft-2020-12" }) as Record<
+    string,
+    unknown
+  >;
+  delete schema.$schema;
+  return withoutSafeIntegerBounds(schema) as Record<string, unknown>;
+}
+
+/** zod writes every integer's bounds as ±Number.MAX_SAFE_INTEGER: noise in a document people read. */
+function withoutSafeIntegerBounds(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutSafeIntegerBounds);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([key, v]) => !(key === "minimum" && v === Number.MIN_SAFE_INTEGER))
+      .filter(([key, v]) => !(key === "maximum" && v === Number.MAX_SAFE_INTEGER))
+      .map(([key, v]) => [key, withoutSafeIntegerBounds(v)]),
+  );
+}
