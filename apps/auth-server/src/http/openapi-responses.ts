@@ -38,12 +38,9 @@ export const tokenResponse = z
       .string()
       .optional()
       .meta({ description: "Grants for a user: the new refresh token; the one presented stops working (rotation)." }),
-    session_expires_at: z
-      .int()
-      .optional()
-      .meta({
-        description: "Grants for a user: epoch seconds when the sign-in session, and every refresh token of it, ends.",
-      }),
+    session_expires_at: z.int().optional().meta({
+      description: "Grants for a user: epoch seconds when the sign-in session, and every refresh token of it, ends.",
+    }),
     is_anonymous: z.literal(true).optional().meta({ description: "Present only for guest accounts." }),
   })
   .meta({
@@ -107,6 +104,68 @@ export const guestUpgradeResponse = z
   })
   .meta({ description: "The upgraded account." });
 
+// The account API (routes/api/accounts.ts userJson and sessionJson, routes/api/mfa.ts).
+
+const dateTime = z.iso.datetime();
+
+const accountUser = z.looseObject({
+  id: z.string(),
+  email: z.string(),
+  emailVerified: z.boolean(),
+  displayName: z.string().nullable(),
+  createdAt: dateTime,
+});
+
+const accountSession = z.looseObject({
+  id: z.string(),
+  current: z.boolean().meta({ description: "The session of the request's own cookie." }),
+  createdAt: dateTime,
+  authenticatedAt: dateTime,
+  lastSeenAt: dateTime,
+  expiresAt: dateTime,
+  ip: z.string().nullable(),
+  userAgent: z.string().nullable(),
+  amr: z.array(z.string()).meta({ description: "How the user proved who they are (RFC 8176 values: pwd, otp, ...)." }),
+});
+
+export const signedIn = z
+  .looseObject({ user: accountUser, session: accountSession })
+  .meta({ description: "Signed in: the session cookie is set." });
+
+export const accountMe = z.looseObject({ user: accountUser });
+
+export const checkEmail = z
+  .looseObject({
+    status: z
+      .enum(["check_email", "already_verified"])
+      .meta({ description: "already_verified: only from POST /api/v1/me/verification." }),
+  })
+  .meta({
+    description: "Accepted: an email is on its way (the same answer whether or not the address has an account).",
+  });
+
+export const sessionList = z.looseObject({ sessions: z.array(accountSession) });
+
+export const endedSessions = z.looseObject({
+  ended: z.int().nonnegative().meta({ description: "How many other sessions were ended." }),
+});
+
+export const mfaStatus = z.looseObject({
+  enabled: z.boolean(),
+  pending: z.boolean().meta({ description: "An authenticator app was started but not confirmed." }),
+  recoveryCodesLeft: z.int().nonnegative(),
+});
+
+export const totpEnrolment = z.looseObject({
+  secret: z.string().meta({ description: "Base32, for typing into an app by hand." }),
+  otpauthUri: z.string(),
+  qrCodeDataUrl: z.string().meta({ description: "An SVG QR code of otpauthUri as a data: URL." }),
+});
+
+export const recoveryCodes = z
+  .looseObject({ recoveryCodes: z.array(z.string()) })
+  .meta({ description: "Shown once: each code signs in once instead of an authenticator code." });
+
 /** Every documented success body, by its name under components/schemas. */
 export const RESPONSE_SCHEMAS = {
   TokenResponse: tokenResponse,
@@ -114,6 +173,14 @@ export const RESPONSE_SCHEMAS = {
   UserInfoResponse: userInfoResponse,
   DeviceAuthorizationResponse: deviceAuthorizationResponse,
   GuestUpgradeResponse: guestUpgradeResponse,
+  SignedIn: signedIn,
+  AccountMe: accountMe,
+  CheckEmail: checkEmail,
+  SessionList: sessionList,
+  EndedSessions: endedSessions,
+  MfaStatus: mfaStatus,
+  TotpEnrolment: totpEnrolment,
+  RecoveryCodes: recoveryCodes,
 } as const;
 
 export type ResponseSchemaName = keyof typeof RESPONSE_SCHEMAS;

@@ -34,6 +34,8 @@ interface Op {
   ok?: number;
   /** The success body, a schema of openapi-responses.ts (undocumented bodies are described in the summary). */
   response?: ResponseSchemaName;
+  /** A second success answer (another status and body), e.g. register's 200 when it signs the owner in. */
+  alsoOk?: { status: number; response: ResponseSchemaName; description: string };
   security?: "session" | "admin" | "client" | "bearer" | "none";
 }
 
@@ -78,23 +80,32 @@ export const OPERATIONS: Record<string, Op> = {
     body: accountSchemas.register,
     codes: ["WEAK_PASSWORD", "TERMS_NOT_ACCEPTED"],
     security: "none",
-    ok: 201,
+    ok: 202,
+    response: "CheckEmail",
+    alsoOk: {
+      status: 200,
+      response: "SignedIn",
+      description: "The email already had an account and the password was its own: signed in.",
+    },
   }),
   [`POST ${A}/login`]: acc("signIn", "Sign in with email and password (401 MFA_REQUIRED starts the second step)", {
     body: accountSchemas.login,
     codes: [...SIGN_IN, "MFA_REQUIRED"],
     security: "none",
+    response: "SignedIn",
   }),
   [`POST ${A}/login/otp`]: acc("signInSecondStep", "Finish a sign-in with a one-time or recovery code", {
     body: "form",
     codes: ["INVALID_OTP", "MFA_CHALLENGE_EXPIRED", ...SIGN_IN],
     security: "none",
+    response: "SignedIn",
   }),
   [`POST ${A}/logout`]: acc("signOut", "End this browser's session", { ok: 204, security: "none" }),
   [`POST ${A}/verify-email`]: acc("verifyEmail", "Confirm an email address with the token from the email", {
     body: accountSchemas.verifyEmail,
     codes: ["INVALID_TOKEN"],
     security: "none",
+    response: "AccountMe",
   }),
   [`POST ${A}/forgot-password`]: acc(
     "forgotPassword",
@@ -103,6 +114,7 @@ export const OPERATIONS: Record<string, Op> = {
       body: accountSchemas.forgotPassword,
       ok: 202,
       security: "none",
+      response: "CheckEmail",
     },
   ),
   [`POST ${A}/reset-password`]: acc("resetPassword", "Set a new password with the token from the email", {
@@ -111,42 +123,59 @@ export const OPERATIONS: Record<string, Op> = {
     ok: 204,
     security: "none",
   }),
-  [`GET ${A}/me`]: acc("getMe", "The signed-in user"),
-  [`PATCH ${A}/me`]: acc("updateMe", "Change the profile", { body: accountSchemas.profile }),
+  [`GET ${A}/me`]: acc("getMe", "The signed-in user", { response: "AccountMe" }),
+  [`PATCH ${A}/me`]: acc("updateMe", "Change the profile", { body: accountSchemas.profile, response: "AccountMe" }),
   [`POST ${A}/me/delete`]: acc("deleteMe", "Delete the account", {
     body: accountSchemas.deleteAccount,
     codes: ["INVALID_CREDENTIALS", "STEP_UP_REQUIRED"],
+    ok: 204,
   }),
   [`POST ${A}/me/password`]: acc("changePassword", "Change the password", {
     body: accountSchemas.changePassword,
     codes: ["INVALID_CREDENTIALS", "WEAK_PASSWORD"],
+    ok: 204,
   }),
   [`POST ${A}/me/email`]: acc("changeEmail", "Change the email address (confirmed by a link)", {
     body: accountSchemas.changeEmail,
     codes: ["INVALID_CREDENTIALS", "CONFLICT"],
+    ok: 202,
+    response: "CheckEmail",
   }),
   [`GET ${A}/me/export`]: acc("exportMe", "Download the account's data (JSON)"),
   [`POST ${A}/me/export`]: acc("requestExport", "Ask for the account's data export", { body: "form" }),
-  [`POST ${A}/me/verification`]: acc("resendVerification", "Send the verification email again", { ok: 202 }),
-  [`GET ${A}/me/sessions`]: acc("listSessions", "The user's signed-in sessions"),
-  [`POST ${A}/me/sessions/end-others`]: acc("endOtherSessions", "Sign out on every other device"),
-  [`POST ${A}/me/sessions/:sessionId/end`]: acc("endMySession", "End one session", { codes: ["SESSION_NOT_FOUND"] }),
-  [`GET ${A}/mfa`]: acc("getMfa", "Two-step sign-in status"),
+  [`POST ${A}/me/verification`]: acc("resendVerification", "Send the verification email again", {
+    ok: 202,
+    response: "CheckEmail",
+  }),
+  [`GET ${A}/me/sessions`]: acc("listSessions", "The user's signed-in sessions", { response: "SessionList" }),
+  [`POST ${A}/me/sessions/end-others`]: acc("endOtherSessions", "Sign out on every other device", {
+    response: "EndedSessions",
+  }),
+  [`POST ${A}/me/sessions/:sessionId/end`]: acc("endMySession", "End one session", {
+    codes: ["SESSION_NOT_FOUND"],
+    ok: 204,
+  }),
+  [`GET ${A}/mfa`]: acc("getMfa", "Two-step sign-in status", { response: "MfaStatus" }),
   [`POST ${A}/mfa/totp`]: acc("startTotp", "Start setting up an authenticator app", {
     body: "form",
     codes: ["MFA_ALREADY_ENABLED", "STEP_UP_REQUIRED"],
+    ok: 201,
+    response: "TotpEnrolment",
   }),
   [`POST ${A}/mfa/totp/confirm`]: acc("confirmTotp", "Confirm the authenticator app with a code", {
     body: "form",
     codes: ["INVALID_OTP", "MFA_ENROLMENT_EXPIRED", "MFA_ALREADY_ENABLED"],
+    response: "RecoveryCodes",
   }),
   [`POST ${A}/mfa/totp/disable`]: acc("disableTotp", "Turn two-step sign-in off", {
     body: "form",
     codes: ["MFA_NOT_ENABLED", "INVALID_CREDENTIALS", "STEP_UP_REQUIRED"],
+    ok: 204,
   }),
   [`POST ${A}/mfa/recovery-codes`]: acc("newRecoveryCodes", "Replace the recovery codes", {
     body: "form",
     codes: ["MFA_NOT_ENABLED", "STEP_UP_REQUIRED"],
+    response: "RecoveryCodes",
   }),
   [`POST ${A}/passkeys/registration/options`]: acc("passkeyRegistrationOptions", "WebAuthn options to add a passkey", {
     body: passkeySchemas.registrationOptions,
@@ -577,12 +606,15 @@ function describe(method: Method, op: Op, existing: Operation): Operation {
     const { status } = errorCatalog[code];
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }
+  const body = (name: ResponseSchemaName) => ({
+    "application/json": { schema: { $ref: `#/components/schemas/${name}` } },
+  });
   const responses: Record<string, unknown> = {
+    ...(op.alsoOk
+      ? { [String(op.alsoOk.status)]: { description: op.alsoOk.description, content: body(op.alsoOk.response) } }
+      : {}),
     [String(op.ok ?? 200)]: op.response
-      ? {
-          description: "Success.",
-          content: { "application/json": { schema: { $ref: `#/components/schemas/${op.response}` } } },
-        }
+      ? { description: "Success.", content: body(op.response) }
       : { description: "Success." },
   };
   for (const [status, list] of [...byStatus].sort((a, b) => a[0] - b[0])) {

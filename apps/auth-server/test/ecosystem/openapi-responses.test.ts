@@ -1,6 +1,10 @@
+import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RESPONSE_SCHEMAS, type ResponseSchemaName, responseJsonSchema } from "../../src/http/openapi-responses.ts";
 import { assignRole, createRole, grantEntitlement } from "../../src/libraries/authorization/index.ts";
+import { OutboxMailer } from "../../src/libraries/mailer/index.ts";
+import { currentCode } from "../../src/libraries/mfa/factor.ts";
+import { Browser, linkFrom, tokenFrom } from "../accounts/helpers.ts";
 import { DEVICE_GRANT } from "../grants/helpers.ts";
 import type { TestApp } from "../helpers.ts";
 import {
@@ -42,8 +46,30 @@ describe("documented success bodies", () => {
     expect(Object.keys(body).filter((key) => !documented.includes(key))).toEqual([]);
   }
 
+  let doc: {
+    paths: Record<
+      string,
+      Record<string, { responses: Record<string, { content?: Record<string, { schema: { $ref: string } }> }> }>
+    >;
+  };
+
+  /**
+   * The answer is one the document gives for this operation: a success status it lists, and the body its schema
+   * names (none for a status without content).
+   */
+  function expectAsDocumented(method: string, path: string, response: LightMyRequestResponse) {
+    const documented = doc.paths[path]?.[method.toLowerCase()]?.responses ?? {};
+    const successes = Object.keys(documented).filter((status) => Number(status) < 400);
+    expect(successes, `${method} ${path} answered ${response.statusCode}: ${response.body.slice(0, 200)}`).toContain(
+      String(response.statusCode),
+    );
+    const ref = documented[String(response.statusCode)]?.content?.["application/json"]?.schema.$ref;
+    if (ref) expectDocumented(ref.replace("#/components/schemas/", "") as ResponseSchemaName, response.json());
+    else expect(response.body).toBe("");
+  }
+
   beforeAll(async () => {
-    t = await buildOAuthApp();
+    t = await buildOAuthApp({ ACCOUNT_RESPONSE_FLOOR_MS: "0" });
     shop = await registerClient(t.app, { name: "Shop", directSignIn: true });
     server = await registerClient(t.app, {
       name: "Game Server",
@@ -59,8 +85,15 @@ describe("documented success bodies", () => {
     await assignRole(t.app.ctx, user.id, { roleId: role.id }, actor);
     await grantEntitlement(t.app.ctx, user.id, { name: "premium" }, actor);
     ({ cookie } = await sessionCookie(t.app, user));
+    doc = (await t.app.inject({ method: "GET", url: "/openapi.json" })).json();
   });
   afterAll(() => t.close());
+
+  const outbox = () => {
+    const mailer = t.app.ctx.mailer;
+    if (!(mailer instanceof OutboxMailer)) throw new Error("expected the outbox mailer in tests");
+    return mailer;
+  };
 
   const post = (url: string, client: TestClient, fields: Record<string, string>) =>
     t.app.inject({
@@ -98,23 +131,23 @@ describe("documented success bodies", () => {
     expect(issued.statusCode).toBe(200);
     const tokens = issued.json();
     expect(tokens.roles).toBeUndefined(); // claims live in the tokens, not beside them
-    expectDocumented("TokenResponse", tokens);
+    expectAsDocumented("POST", "/token", issued);
 
     const rotated = await refresh(t.app, shop, tokens.refresh_token);
     expect(rotated.statusCode).toBe(200);
     const next = rotated.json();
-    expectDocumented("TokenResponse", next);
+    expectAsDocumented("POST", "/token", rotated);
 
     const access = await post("/introspect", shop, { token: next.access_token });
     expect(access.statusCode).toBe(200);
     expect(access.json()).toMatchObject({ active: true, roles: ["editor"], entitlements: ["premium"] });
-    expectDocumented("IntrospectionResponse", access.json());
+    expectAsDocumented("POST", "/introspect", access);
     const refreshToken = await post("/introspect", shop, { token: next.refresh_token });
     expect(refreshToken.json()).toMatchObject({ active: true, token_type: "refresh_token" });
-    expectDocumented("IntrospectionResponse", refreshToken.json());
+    expectAsDocumented("POST", "/introspect", refreshToken);
     const inactive = await post("/introspect", shop, { token: tokens.refresh_token });
     expect(inactive.json()).toEqual({ active: false });
-    expectDocumented("IntrospectionResponse", inactive.json());
+    expectAsDocumented("POST", "/introspect", inactive);
 
     const get = await t.app.inject({
       method: "GET",
@@ -123,7 +156,7 @@ describe("documented success bodies", () => {
     });
     expect(get.statusCode).toBe(200);
     expect(get.json()).toMatchObject({ sub: userId, email: "documented@example.com", permissions: ["posts:write"] });
-    expectDocumented("UserInfoResponse", get.json());
+    expectAsDocumented("GET", "/userinfo", get);
     const viaPost = await t.app.inject({
       method: "POST",
       url: "/userinfo",
@@ -131,22 +164,22 @@ describe("documented success bodies", () => {
       payload: form({ access_token: next.access_token }),
     });
     expect(viaPost.statusCode).toBe(200);
-    expectDocumented("UserInfoResponse", viaPost.json());
+    expectAsDocumented("POST", "/userinfo", viaPost);
   });
 
   it("client_credentials token and its introspection", async () => {
     const issued = await post("/token", server, { grant_type: "client_credentials" });
     expect(issued.statusCode).toBe(200);
-    expectDocumented("TokenResponse", issued.json());
+    expectAsDocumented("POST", "/token", issued);
     const introspected = await post("/introspect", server, { token: issued.json().access_token });
     expect(introspected.json()).toMatchObject({ active: true, sub: server.clientId });
-    expectDocumented("IntrospectionResponse", introspected.json());
+    expectAsDocumented("POST", "/introspect", introspected);
   });
 
   it("device authorization", async () => {
     const response = await post("/device_authorization", console_, { scope: "openid offline_access" });
     expect(response.statusCode).toBe(200);
-    expectDocumented("DeviceAuthorizationResponse", response.json());
+    expectAsDocumented("POST", "/device_authorization", response);
   });
 
   it("guest account: created with the token response, upgraded", async () => {
@@ -158,7 +191,7 @@ describe("documented success bodies", () => {
     });
     expect(created.statusCode).toBe(200);
     expect(created.json()).toMatchObject({ is_anonymous: true });
-    expectDocumented("TokenResponse", created.json());
+    expectAsDocumented("POST", "/api/v1/guest", created);
     const upgraded = await t.app.inject({
       method: "POST",
       url: "/api/v1/guest/upgrade",
@@ -166,7 +199,7 @@ describe("documented success bodies", () => {
       payload: JSON.stringify({ email: "racer@example.com", password: PASSWORD }),
     });
     expect(upgraded.statusCode).toBe(200);
-    expectDocumented("GuestUpgradeResponse", upgraded.json());
+    expectAsDocumented("POST", "/api/v1/guest/upgrade", upgraded);
   });
 
   it("direct sign-in answers the token response", async () => {
@@ -176,6 +209,88 @@ describe("documented success bodies", () => {
       scope: "openid email",
     });
     expect(response.statusCode).toBe(200);
-    expectDocumented("TokenResponse", response.json());
+    expectAsDocumented("POST", "/api/v1/clients/sessions", response);
+  });
+  it("account API: register, verify, sign in, profile, sessions, email change, resend, forgot password", async () => {
+    const b = new Browser(t.app);
+    const email = "account-doc@example.com";
+    const registered = await b.json("POST", "/api/v1/register", { email, password: PASSWORD });
+    expectAsDocumented("POST", "/api/v1/register", registered);
+    expect(registered.statusCode).toBe(202);
+    const token = tokenFrom(linkFrom(outbox(), email, "verify_email"));
+    expectAsDocumented("POST", "/api/v1/verify-email", await b.json("POST", "/api/v1/verify-email", { token }));
+    // Registering an address that has an account, with its password: signed in (the other documented success).
+    const again = await b.json("POST", "/api/v1/register", { email, password: PASSWORD });
+    expect(again.statusCode).toBe(200);
+    expectAsDocumented("POST", "/api/v1/register", again);
+    const phone = new Browser(t.app); // a second device: a second session
+    expectAsDocumented(
+      "POST",
+      "/api/v1/login",
+      await phone.json("POST", "/api/v1/login", { email, password: PASSWORD }),
+    );
+    expectAsDocumented("GET", "/api/v1/me", await b.json("GET", "/api/v1/me"));
+    expectAsDocumented("PATCH", "/api/v1/me", await b.json("PATCH", "/api/v1/me", { displayName: "Doc" }));
+    const sessions = await b.json("GET", "/api/v1/me/sessions");
+    expect(sessions.json().sessions.length).toBe(2);
+    expectAsDocumented("GET", "/api/v1/me/sessions", sessions);
+    const other = sessions.json().sessions.find((s: { current: boolean }) => !s.current).id;
+    expectAsDocumented(
+      "POST",
+      "/api/v1/me/sessions/{sessionId}/end",
+      await b.json("POST", `/api/v1/me/sessions/${other}/end`, {}),
+    );
+    expectAsDocumented(
+      "POST",
+      "/api/v1/me/sessions/end-others",
+      await b.json("POST", "/api/v1/me/sessions/end-others", {}),
+    );
+    expectAsDocumented("POST", "/api/v1/me/verification", await b.json("POST", "/api/v1/me/verification", {}));
+    expectAsDocumented(
+      "POST",
+      "/api/v1/me/email",
+      await b.json("POST", "/api/v1/me/email", { currentPassword: PASSWORD, newEmail: "moved-doc@example.com" }),
+    );
+    expectAsDocumented("POST", "/api/v1/forgot-password", await b.json("POST", "/api/v1/forgot-password", { email }));
+    const changed = await b.json("POST", "/api/v1/me/password", {
+      currentPassword: PASSWORD,
+      newPassword: "another long passphrase 2",
+    });
+    expectAsDocumented("POST", "/api/v1/me/password", changed);
+    expectAsDocumented(
+      "POST",
+      "/api/v1/me/delete",
+      await b.json("POST", "/api/v1/me/delete", { currentPassword: "another long passphrase 2" }),
+    );
+  });
+
+  it("two-step sign-in: status, authenticator set-up, recovery codes, the code step, turning it off", async () => {
+    const b = new Browser(t.app);
+    const email = "mfa-doc@example.com";
+    await createUser(t.app, { email, password: PASSWORD });
+    expect((await b.json("POST", "/api/v1/login", { email, password: PASSWORD })).statusCode).toBe(200);
+    expectAsDocumented("GET", "/api/v1/mfa", await b.json("GET", "/api/v1/mfa"));
+    const started = await b.json("POST", "/api/v1/mfa/totp", { password: PASSWORD });
+    expectAsDocumented("POST", "/api/v1/mfa/totp", started);
+    const { secret } = started.json();
+    const confirmed = await b.json("POST", "/api/v1/mfa/totp/confirm", { code: currentCode(secret, t.clock.now()) });
+    expectAsDocumented("POST", "/api/v1/mfa/totp/confirm", confirmed);
+    /** A code of the next 30-second step: each code is accepted once. */
+    const nextCode = () => {
+      t.clock.advance(30);
+      return currentCode(secret, t.clock.now());
+    };
+    const renewed = await b.json("POST", "/api/v1/mfa/recovery-codes", { code: nextCode() });
+    expectAsDocumented("POST", "/api/v1/mfa/recovery-codes", renewed);
+
+    const second = new Browser(t.app);
+    expect((await second.json("POST", "/api/v1/login", { email, password: PASSWORD })).statusCode).toBe(401);
+    const step = await second.json("POST", "/api/v1/login/otp", { code: nextCode() });
+    expectAsDocumented("POST", "/api/v1/login/otp", step);
+    expectAsDocumented(
+      "POST",
+      "/api/v1/mfa/totp/disable",
+      await second.json("POST", "/api/v1/mfa/totp/disable", { password: PASSWORD, code: nextCode() }),
+    );
   });
 });
