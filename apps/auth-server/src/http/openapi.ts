@@ -28,14 +28,16 @@ interface Op {
   tag: Tag;
   /** Codes of errors/catalog.ts this operation can answer, besides the group's common ones. */
   codes?: ErrorCode[];
+  /** Codes this operation answers with another status than the catalog's (e.g. the device flow's 400 slow_down). */
+  codesAt?: { status: number; codes: ErrorCode[] }[];
   /** The request body, as the handler parses it. */
   body?: z.ZodType | "form";
   /** The success status (200 unless said). */
   ok?: number;
   /** The success body, a schema of openapi-responses.ts (undocumented bodies are described in the summary). */
   response?: ResponseSchemaName;
-  /** A second success answer (another status and body), e.g. register's 200 when it signs the owner in. */
-  alsoOk?: { status: number; response: ResponseSchemaName; description: string };
+  /** A second success answer (another status, with or without a body), e.g. register's 200 when it signs the owner in. */
+  alsoOk?: { status: number; response?: ResponseSchemaName; description: string };
   security?: "session" | "admin" | "client" | "bearer" | "none";
 }
 
@@ -52,7 +54,10 @@ const SIGN_IN: ErrorCode[] = [
   "IP_SUSPENDED",
 ];
 const PASSKEY: ErrorCode[] = ["PASSKEY_CHALLENGE_EXPIRED", "PASSKEY_INVALID", "PASSKEY_COUNTER_MISMATCH"];
-const CLIENT_AUTH: ErrorCode[] = ["invalid_client", "invalid_request", "unauthorized_client"];
+/** Failed client authentications are throttled per client and IP: 429 slow_down. */
+const CLIENT_AUTH: ErrorCode[] = ["invalid_client", "invalid_request", "unauthorized_client", "slow_down"];
+/** The current password typed again (libraries/password-step.ts): checked and throttled like a sign-in. */
+const PASSWORD_AGAIN: ErrorCode[] = ["INVALID_CREDENTIALS", "LOGIN_THROTTLED", "ACCOUNT_LOCKED", "IP_SUSPENDED"];
 
 const A = "/api/v1";
 const ADM = "/admin/api/v1";
@@ -72,6 +77,11 @@ const adm = (id: string, summary: string, extra: Partial<Op> = {}): Op => ({
   ...extra,
 });
 const oauth = (id: string, summary: string, extra: Partial<Op> = {}): Op => ({ id, summary, tag: "oauth", ...extra });
+
+const AUTHORIZE_REDIRECT =
+  "A redirect: to the client's redirect_uri with a code (or an error), or to a hosted page (sign-in, consent, terms). " +
+  "200 is a hosted page shown in place.";
+const LOGOUT_REDIRECT = "A redirect to the client's post_logout_redirect_uri (or Tessera's signed-out page).";
 
 /** Every documented operation, keyed by "METHOD /url" (the Fastify route template). */
 export const OPERATIONS: Record<string, Op> = {
@@ -103,7 +113,7 @@ export const OPERATIONS: Record<string, Op> = {
   [`POST ${A}/logout`]: acc("signOut", "End this browser's session", { ok: 204, security: "none" }),
   [`POST ${A}/verify-email`]: acc("verifyEmail", "Confirm an email address with the token from the email", {
     body: accountSchemas.verifyEmail,
-    codes: ["INVALID_TOKEN"],
+    codes: ["CONFLICT", "INVALID_TOKEN"],
     security: "none",
     response: "AccountMe",
   }),
@@ -127,22 +137,25 @@ export const OPERATIONS: Record<string, Op> = {
   [`PATCH ${A}/me`]: acc("updateMe", "Change the profile", { body: accountSchemas.profile, response: "AccountMe" }),
   [`POST ${A}/me/delete`]: acc("deleteMe", "Delete the account", {
     body: accountSchemas.deleteAccount,
-    codes: ["INVALID_CREDENTIALS", "STEP_UP_REQUIRED"],
+    codes: [...PASSWORD_AGAIN, "INVALID_CREDENTIALS", "STEP_UP_REQUIRED"],
     ok: 204,
   }),
   [`POST ${A}/me/password`]: acc("changePassword", "Change the password", {
     body: accountSchemas.changePassword,
-    codes: ["INVALID_CREDENTIALS", "WEAK_PASSWORD"],
+    codes: [...PASSWORD_AGAIN, "INVALID_CREDENTIALS", "WEAK_PASSWORD"],
     ok: 204,
   }),
   [`POST ${A}/me/email`]: acc("changeEmail", "Change the email address (confirmed by a link)", {
     body: accountSchemas.changeEmail,
-    codes: ["INVALID_CREDENTIALS", "CONFLICT"],
+    codes: [...PASSWORD_AGAIN, "INVALID_CREDENTIALS", "CONFLICT"],
     ok: 202,
     response: "CheckEmail",
   }),
-  [`GET ${A}/me/export`]: acc("exportMe", "Download the account's data (JSON)"),
-  [`POST ${A}/me/export`]: acc("requestExport", "Ask for the account's data export", { body: "form" }),
+  [`GET ${A}/me/export`]: acc("exportMe", "Download the account's data (JSON)", { codes: ["STEP_UP_REQUIRED"] }),
+  [`POST ${A}/me/export`]: acc("requestExport", "Ask for the account's data export", {
+    body: "form",
+    codes: PASSWORD_AGAIN,
+  }),
   [`POST ${A}/me/verification`]: acc("resendVerification", "Send the verification email again", {
     ok: 202,
     response: "CheckEmail",
@@ -158,7 +171,7 @@ export const OPERATIONS: Record<string, Op> = {
   [`GET ${A}/mfa`]: acc("getMfa", "Two-step sign-in status", { response: "MfaStatus" }),
   [`POST ${A}/mfa/totp`]: acc("startTotp", "Start setting up an authenticator app", {
     body: "form",
-    codes: ["MFA_ALREADY_ENABLED", "STEP_UP_REQUIRED"],
+    codes: [...PASSWORD_AGAIN, "EMAIL_NOT_VERIFIED", "MFA_ALREADY_ENABLED", "STEP_UP_REQUIRED"],
     ok: 201,
     response: "TotpEnrolment",
   }),
@@ -169,7 +182,7 @@ export const OPERATIONS: Record<string, Op> = {
   }),
   [`POST ${A}/mfa/totp/disable`]: acc("disableTotp", "Turn two-step sign-in off", {
     body: "form",
-    codes: ["MFA_NOT_ENABLED", "INVALID_CREDENTIALS", "STEP_UP_REQUIRED"],
+    codes: [...PASSWORD_AGAIN, "INVALID_OTP", "MFA_NOT_ENABLED", "INVALID_CREDENTIALS", "STEP_UP_REQUIRED"],
     ok: 204,
   }),
   [`POST ${A}/mfa/recovery-codes`]: acc("newRecoveryCodes", "Replace the recovery codes", {
@@ -179,7 +192,7 @@ export const OPERATIONS: Record<string, Op> = {
   }),
   [`POST ${A}/passkeys/registration/options`]: acc("passkeyRegistrationOptions", "WebAuthn options to add a passkey", {
     body: passkeySchemas.registrationOptions,
-    codes: ["STEP_UP_REQUIRED", "INVALID_CREDENTIALS"],
+    codes: [...PASSWORD_AGAIN, "STEP_UP_REQUIRED", "INVALID_CREDENTIALS"],
   }),
   [`POST ${A}/passkeys/registration`]: acc("registerPasskey", "Add a passkey", {
     body: passkeySchemas.registrationVerify,
@@ -210,7 +223,7 @@ export const OPERATIONS: Record<string, Op> = {
   }),
   [`POST ${A}/guest/upgrade`]: acc("upgradeGuest", "Turn a guest account into a full account", {
     body: "form",
-    codes: ["NOT_A_GUEST", "GUEST_EMAIL_IN_USE", "WEAK_PASSWORD", "GUEST_ACCOUNTS_DISABLED"],
+    codes: ["TOKEN_INVALID", "NOT_A_GUEST", "GUEST_EMAIL_IN_USE", "WEAK_PASSWORD", "GUEST_ACCOUNTS_DISABLED"],
     response: "GuestUpgradeResponse",
   }),
   [`DELETE ${A}/guest`]: acc("deleteGuest", "Delete a guest account", { codes: ["NOT_A_GUEST"], ok: 204 }),
@@ -227,8 +240,12 @@ export const OPERATIONS: Record<string, Op> = {
   ),
 
   // OAuth 2.0 / OpenID Connect
-  "GET /authorize": oauth("authorize", "Authorization endpoint (code flow with PKCE S256); answers by redirect"),
-  "POST /authorize": oauth("authorizePost", "Authorization endpoint, parameters as a form"),
+  "GET /authorize": oauth("authorize", "Authorization endpoint (code flow with PKCE S256); answers by redirect", {
+    alsoOk: { status: 302, description: AUTHORIZE_REDIRECT },
+  }),
+  "POST /authorize": oauth("authorizePost", "Authorization endpoint, parameters as a form", {
+    alsoOk: { status: 303, description: AUTHORIZE_REDIRECT },
+  }),
   "POST /token": oauth("token", "Token endpoint: authorization_code, refresh_token, client_credentials, device_code", {
     body: "form",
     codes: [
@@ -239,9 +256,12 @@ export const OPERATIONS: Record<string, Op> = {
       "invalid_dpop_proof",
       "authorization_pending",
       "expired_token",
-      "slow_down",
       "access_denied",
+      "use_dpop_nonce",
     ],
+    // RFC 8628 3.5: a device polling too fast gets slow_down as a token error (400); failed client authentication
+    // is throttled with 429 slow_down (CLIENT_AUTH).
+    codesAt: [{ status: 400, codes: ["slow_down"] }],
     security: "client",
     response: "TokenResponse",
   }),
@@ -266,17 +286,23 @@ export const OPERATIONS: Record<string, Op> = {
   }),
   "GET /userinfo": oauth("userinfo", "OIDC UserInfo (Bearer access token)", {
     codes: ["invalid_token", "insufficient_scope", "invalid_request"],
+    codesAt: [{ status: 401, codes: ["invalid_dpop_proof"] }], // RFC 9449 7.1: at a resource, 401
     security: "bearer",
     response: "UserInfoResponse",
   }),
   "POST /userinfo": oauth("userinfoPost", "OIDC UserInfo, token in the form body or header", {
     codes: ["invalid_token", "insufficient_scope", "invalid_request"],
+    codesAt: [{ status: 401, codes: ["invalid_dpop_proof"] }],
     security: "bearer",
     response: "UserInfoResponse",
   }),
   "OPTIONS /userinfo": oauth("userinfoPreflight", "CORS preflight for browser clients", { ok: 204 }),
-  "GET /logout": oauth("endSession", "OIDC RP-initiated logout (shows a confirmation or redirects)"),
-  "POST /logout": oauth("endSessionPost", "OIDC RP-initiated logout, confirmed"),
+  "GET /logout": oauth("endSession", "OIDC RP-initiated logout (shows a confirmation or redirects)", {
+    alsoOk: { status: 302, description: LOGOUT_REDIRECT },
+  }),
+  "POST /logout": oauth("endSessionPost", "OIDC RP-initiated logout, confirmed", {
+    alsoOk: { status: 303, description: LOGOUT_REDIRECT },
+  }),
   "GET /.well-known/openid-configuration": oauth("discovery", "OpenID Provider metadata"),
   "OPTIONS /.well-known/openid-configuration": oauth("discoveryPreflight", "CORS preflight", { ok: 204 }),
   "GET /jwks": oauth("jwks", "The public signing keys (JWK Set)"),
@@ -288,7 +314,7 @@ export const OPERATIONS: Record<string, Op> = {
   [`DELETE ${ADM}/users/:id`]: adm("adminDeleteUser", "Delete a user", { codes: ["USER_NOT_FOUND"] }),
   [`GET ${ADM}/users/:id/export`]: adm("adminExportUser", "A user's data export", { codes: ["USER_NOT_FOUND"] }),
   [`POST ${ADM}/users/:id/disable`]: adm("adminDisableUser", "Disable a user (ends their sessions)", {
-    codes: ["USER_NOT_FOUND"],
+    codes: ["CONFLICT", "USER_NOT_FOUND"],
   }),
   [`POST ${ADM}/users/:id/enable`]: adm("adminEnableUser", "Enable a user", { codes: ["USER_NOT_FOUND"] }),
   [`POST ${ADM}/users/:id/sessions/end`]: adm("adminEndUserSessions", "Sign a user out everywhere", {
@@ -299,6 +325,7 @@ export const OPERATIONS: Record<string, Op> = {
   }),
   [`POST ${ADM}/users/:id/password-reset`]: adm("adminSendPasswordReset", "Send a user a password-reset email", {
     codes: ["USER_NOT_FOUND"],
+    ok: 202,
   }),
   [`PUT ${ADM}/users/:id/admin-level`]: adm("adminSetAdminLevel", "Set a user's admin level", {
     body: "form",
@@ -308,9 +335,10 @@ export const OPERATIONS: Record<string, Op> = {
   [`POST ${ADM}/users/:id/roles`]: adm("adminAssignRole", "Assign a role to a user", {
     body: "form",
     codes: ["USER_NOT_FOUND", "ROLE_NOT_FOUND"],
+    ok: 201,
   }),
   [`DELETE ${ADM}/users/:id/roles/:roleId`]: adm("adminUnassignRole", "Take a role from a user", {
-    codes: ["USER_NOT_FOUND", "ROLE_NOT_ASSIGNED"],
+    codes: ["ROLE_NOT_FOUND", "USER_NOT_FOUND", "ROLE_NOT_ASSIGNED"],
   }),
   [`GET ${ADM}/users/:id/entitlements`]: adm("adminListEntitlements", "A user's entitlements", {
     codes: ["USER_NOT_FOUND"],
@@ -318,6 +346,7 @@ export const OPERATIONS: Record<string, Op> = {
   [`POST ${ADM}/users/:id/entitlements`]: adm("adminGrantEntitlement", "Grant an entitlement", {
     body: "form",
     codes: ["USER_NOT_FOUND", "CLIENT_NOT_FOUND"],
+    ok: 201,
   }),
   [`DELETE ${ADM}/users/:id/entitlements/:name`]: adm("adminRevokeEntitlement", "Revoke an entitlement", {
     codes: ["USER_NOT_FOUND", "ENTITLEMENT_NOT_GRANTED"],
@@ -384,10 +413,11 @@ export const OPERATIONS: Record<string, Op> = {
   }),
   [`PUT ${ADM}/clients/:id/webhook`]: adm("adminSetWebhook", "Set a client's webhook", {
     body: "form",
-    codes: ["CLIENT_NOT_FOUND"],
+    codes: ["INVALID_REDIRECT_URI", "CLIENT_NOT_FOUND"],
   }),
   [`DELETE ${ADM}/clients/:id/webhook`]: adm("adminDeleteWebhook", "Remove a client's webhook", {
     codes: ["CLIENT_NOT_FOUND", "WEBHOOK_NOT_FOUND"],
+    ok: 204,
   }),
   [`POST ${ADM}/clients/:id/webhook/rotate-secret`]: adm("adminRotateWebhookSecret", "Rotate the webhook secret", {
     body: rotateSecretBody,
@@ -396,9 +426,10 @@ export const OPERATIONS: Record<string, Op> = {
   [`GET ${ADM}/webhook-deliveries`]: adm("adminListWebhookDeliveries", "Webhook deliveries (filter by state)"),
   [`POST ${ADM}/webhook-deliveries/:id/redeliver`]: adm("adminRedeliverWebhook", "Deliver a dead webhook again", {
     codes: ["WEBHOOK_DELIVERY_NOT_FOUND", "WEBHOOK_DELIVERY_NOT_DEAD"],
+    ok: 202,
   }),
   [`GET ${ADM}/ip-suspensions`]: adm("adminListIpSuspensions", "Suspended IP addresses"),
-  [`DELETE ${ADM}/ip-suspensions/:ip`]: adm("adminLiftIpSuspension", "Lift an IP suspension", { ok: 204 }),
+  [`DELETE ${ADM}/ip-suspensions/:ip`]: adm("adminLiftIpSuspension", "Lift an IP suspension", { codes: ["NOT_FOUND"] }),
   [`GET ${ADM}/providers`]: adm("adminListProviders", "Upstream sign-in providers"),
   [`POST ${ADM}/providers`]: adm("adminCreateProvider", "Add an upstream sign-in provider", {
     body: "form",
@@ -423,7 +454,10 @@ export const OPERATIONS: Record<string, Op> = {
     codes: ["API_KEY_NOT_FOUND"],
   }),
   [`GET ${ADM}/account-locks`]: adm("adminListAccountLocks", "Locked accounts (failed sign-ins)"),
-  [`DELETE ${ADM}/account-locks/:key`]: adm("adminClearAccountLock", "Clear an account lock", { ok: 204 }),
+  [`DELETE ${ADM}/account-locks/:key`]: adm("adminClearAccountLock", "Clear an account lock", {
+    codes: ["NOT_FOUND"],
+    ok: 204,
+  }),
   [`POST ${ADM}/account-locks/unlock`]: adm("adminUnlockAccount", "Clear the lock and failures of an account by email"),
   [`GET ${ADM}/signing-keys`]: adm("adminListSigningKeys", "Token signing keys"),
   [`POST ${ADM}/signing-keys/rotate`]: adm("adminRotateSigningKeys", "Rotate the token signing key"),
@@ -434,7 +468,8 @@ export const OPERATIONS: Record<string, Op> = {
     ...adm("adminCreatePlan", "Create or update a plan"),
     tag: "billing",
     body: "form",
-    codes: ["BILLING_DISABLED", "PLAN_EXISTS"],
+    ok: 201,
+    codes: ["BILLING_DISABLED", "PLAN_EXISTS", "CLIENT_NOT_FOUND"],
   },
   [`GET ${ADM}/plans/:name`]: {
     ...adm("adminGetPlan", "One plan"),
@@ -451,7 +486,7 @@ export const OPERATIONS: Record<string, Op> = {
     summary: "Stripe events (signed; each processed once)",
     tag: "billing",
     security: "none",
-    codes: ["WEBHOOK_SIGNATURE_INVALID", "BILLING_DISABLED"],
+    codes: ["UNSUPPORTED_MEDIA_TYPE", "WEBHOOK_SIGNATURE_INVALID", "BILLING_DISABLED"],
   },
   "POST /webhooks/btcpay": {
     id: "btcpayWebhook",
@@ -600,18 +635,33 @@ function describe(method: Method, op: Op, existing: Operation): Operation {
   const json = op.tag !== "oauth";
   const extra = op.security === "admin" ? ADMIN : op.security === "session" ? SESSION : [];
   const bodyCodes: ErrorCode[] = op.body ? (json ? BODY : ["invalid_request"]) : [];
-  const codes = [...new Set<ErrorCode>([...(op.codes ?? []), ...extra, ...bodyCodes, ...COMMON])];
+  // The account and admin APIs validate parameters and queries too, and refuse a cross-site state change (http/csrf.ts).
+  const apiCodes: ErrorCode[] =
+    op.tag === "account" || op.tag === "admin" || op.security === "admin"
+      ? ["VALIDATION_FAILED", ...(method === "GET" || method === "OPTIONS" ? [] : (["CSRF_INVALID"] as const))]
+      : [];
+  const codes = [...new Set<ErrorCode>([...(op.codes ?? []), ...extra, ...apiCodes, ...bodyCodes, ...COMMON])];
   const byStatus = new Map<number, ErrorCode[]>();
   for (const code of codes) {
     const { status } = errorCatalog[code];
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  const elsewhere = new Map<number, ErrorCode[]>();
+  for (const { status, codes: at } of op.codesAt ?? []) {
+    byStatus.set(status, [...(byStatus.get(status) ?? []), ...at]);
+    elsewhere.set(status, [...(elsewhere.get(status) ?? []), ...at]);
   }
   const body = (name: ResponseSchemaName) => ({
     "application/json": { schema: { $ref: `#/components/schemas/${name}` } },
   });
   const responses: Record<string, unknown> = {
     ...(op.alsoOk
-      ? { [String(op.alsoOk.status)]: { description: op.alsoOk.description, content: body(op.alsoOk.response) } }
+      ? {
+          [String(op.alsoOk.status)]: {
+            description: op.alsoOk.description,
+            ...(op.alsoOk.response ? { content: body(op.alsoOk.response) } : {}),
+          },
+        }
       : {}),
     [String(op.ok ?? 200)]: op.response
       ? { description: "Success.", content: body(op.response) }
@@ -622,6 +672,8 @@ function describe(method: Method, op: Op, existing: Operation): Operation {
     responses[String(status)] = {
       description: `Error codes: ${list.join(", ")}.`,
       "x-error-codes": list,
+      // Codes answered here with another status than their catalog entry's (codesAt), by the RFC that says so.
+      ...(elsewhere.has(status) ? { "x-error-codes-not-at-catalog-status": elsewhere.get(status) } : {}),
       content: {
         "application/json": {
           schema: { $ref: `#/components/schemas/${oauthShaped ? "OAuthErrorResponse" : "ErrorResponse"}` },

@@ -218,8 +218,12 @@ describe("OpenAPI document at /openapi.json", () => {
         if (!op.operationId) continue;
         for (const [status, response] of Object.entries(op.responses ?? {})) {
           const codes = (response["x-error-codes"] ?? []) as string[];
+          // A few codes have another status on one endpoint by its RFC (RFC 8628 slow_down at /token is 400, RFC
+          // 9449's invalid_dpop_proof at a resource is 401); those are named as such.
+          const elsewhere = (response["x-error-codes-not-at-catalog-status"] ?? []) as string[];
           for (const code of codes) {
-            expect(catalog[code]?.status, `${op.operationId} ${code}`).toBe(Number(status));
+            if (elsewhere.includes(code)) expect(catalog[code], `${op.operationId} ${code}`).toBeDefined();
+            else expect(catalog[code]?.status, `${op.operationId} ${code}`).toBe(Number(status));
             documented++;
           }
           if (Number(status) >= 400) {
