@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ADMIN_RESPONSE_SCHEMAS } from "./openapi-admin-responses.ts";
 
 /**
  * The success bodies of the OAuth / OIDC JSON endpoints, as OpenAPI documents them (components/schemas). Loose
@@ -166,6 +167,92 @@ export const recoveryCodes = z
   .looseObject({ recoveryCodes: z.array(z.string()) })
   .meta({ description: "Shown once: each code signs in once instead of an authenticator code." });
 
+// Discovery, keys, operations, billing webhooks
+
+const stringList = z.array(z.string());
+
+export const discovery = z
+  .looseObject({
+    issuer: z.string(),
+    authorization_endpoint: z.string(),
+    token_endpoint: z.string(),
+    userinfo_endpoint: z.string(),
+    jwks_uri: z.string(),
+    revocation_endpoint: z.string(),
+    introspection_endpoint: z.string(),
+    end_session_endpoint: z.string(),
+    device_authorization_endpoint: z.string(),
+    scopes_supported: stringList,
+    response_types_supported: stringList,
+    response_modes_supported: stringList,
+    grant_types_supported: stringList,
+    subject_types_supported: stringList,
+    id_token_signing_alg_values_supported: stringList,
+    token_endpoint_auth_methods_supported: stringList,
+    revocation_endpoint_auth_methods_supported: stringList,
+    introspection_endpoint_auth_methods_supported: stringList,
+    dpop_signing_alg_values_supported: stringList,
+    code_challenge_methods_supported: stringList,
+    prompt_values_supported: stringList,
+    claims_supported: stringList,
+    acr_values_supported: stringList,
+    claim_types_supported: stringList,
+    claims_parameter_supported: z.boolean(),
+    request_parameter_supported: z.boolean(),
+    request_uri_parameter_supported: z.boolean(),
+    require_request_uri_registration: z.boolean(),
+    frontchannel_logout_supported: z.boolean(),
+    backchannel_logout_supported: z.boolean(),
+    backchannel_logout_session_supported: z.boolean(),
+    authorization_response_iss_parameter_supported: z.boolean(),
+  })
+  .meta({ description: "OpenID Connect Discovery 1.0 section 3 (and RFC 8414) metadata." });
+
+export const jwks = z
+  .looseObject({
+    keys: z.array(
+      z.looseObject({
+        kty: z.enum(["RSA", "EC", "OKP"]),
+        kid: z.string(),
+        alg: z.enum(["RS256", "ES256", "EdDSA"]),
+        use: z.literal("sig"),
+        n: z.string().optional().meta({ description: "RSA keys." }),
+        e: z.string().optional().meta({ description: "RSA keys." }),
+        crv: z.string().optional().meta({ description: "EC (P-256) and OKP (Ed25519) keys." }),
+        x: z.string().optional().meta({ description: "EC and OKP keys." }),
+        y: z.string().optional().meta({ description: "EC keys." }),
+      }),
+    ),
+  })
+  .meta({
+    description:
+      "RFC 7517 JWK Set: the active keys first, then retired ones still published (tokens they signed stay verifiable).",
+  });
+
+export const health = z.looseObject({ status: z.literal("ok") });
+
+export const ready = z.looseObject({
+  status: z.literal("ready"),
+  database: z.enum(["postgres", "pglite"]).meta({ description: "pglite: the embedded development database." }),
+});
+
+export const billingWebhookReceived = z.looseObject({
+  received: z.literal(true),
+  duplicate: z.boolean().meta({ description: "The event was already processed (answered 200 so the sender stops)." }),
+});
+
+export const openApiDocument = z
+  .looseObject({
+    openapi: z.string(),
+    info: z.record(z.string(), z.unknown()),
+    servers: z.array(z.record(z.string(), z.unknown())).optional(),
+    tags: z.array(z.record(z.string(), z.unknown())).optional(),
+    paths: z.record(z.string(), z.unknown()),
+    components: z.record(z.string(), z.unknown()),
+    security: z.array(z.record(z.string(), z.unknown())).optional(),
+  })
+  .meta({ description: "This document (OpenAPI 3.1)." });
+
 /** Every documented success body, by its name under components/schemas. */
 export const RESPONSE_SCHEMAS = {
   TokenResponse: tokenResponse,
@@ -181,6 +268,13 @@ export const RESPONSE_SCHEMAS = {
   MfaStatus: mfaStatus,
   TotpEnrolment: totpEnrolment,
   RecoveryCodes: recoveryCodes,
+  Discovery: discovery,
+  Jwks: jwks,
+  Health: health,
+  Ready: ready,
+  BillingWebhookReceived: billingWebhookReceived,
+  OpenApiDocument: openApiDocument,
+  ...ADMIN_RESPONSE_SCHEMAS,
 } as const;
 
 export type ResponseSchemaName = keyof typeof RESPONSE_SCHEMAS;

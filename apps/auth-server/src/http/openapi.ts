@@ -36,6 +36,8 @@ interface Op {
   ok?: number;
   /** The success body, a schema of openapi-responses.ts (undocumented bodies are described in the summary). */
   response?: ResponseSchemaName;
+  /** The success body's media type (application/json unless said). */
+  responseType?: string;
   /** A second success answer (another status, with or without a body), e.g. register's 200 when it signs the owner in. */
   alsoOk?: { status: number; response?: ResponseSchemaName; description: string };
   security?: "session" | "admin" | "client" | "bearer" | "none";
@@ -151,8 +153,12 @@ export const OPERATIONS: Record<string, Op> = {
     ok: 202,
     response: "CheckEmail",
   }),
-  [`GET ${A}/me/export`]: acc("exportMe", "Download the account's data (JSON)", { codes: ["STEP_UP_REQUIRED"] }),
+  [`GET ${A}/me/export`]: acc("exportMe", "Download the account's data (JSON)", {
+    response: "DataExport",
+    codes: ["STEP_UP_REQUIRED"],
+  }),
   [`POST ${A}/me/export`]: acc("requestExport", "Ask for the account's data export", {
+    response: "DataExport",
     body: "form",
     codes: PASSWORD_AGAIN,
   }),
@@ -191,27 +197,33 @@ export const OPERATIONS: Record<string, Op> = {
     response: "RecoveryCodes",
   }),
   [`POST ${A}/passkeys/registration/options`]: acc("passkeyRegistrationOptions", "WebAuthn options to add a passkey", {
+    response: "PasskeyCreationOptions",
     body: passkeySchemas.registrationOptions,
     codes: [...PASSWORD_AGAIN, "STEP_UP_REQUIRED", "INVALID_CREDENTIALS"],
   }),
   [`POST ${A}/passkeys/registration`]: acc("registerPasskey", "Add a passkey", {
+    response: "PasskeyRegistered",
     body: passkeySchemas.registrationVerify,
     codes: [...PASSKEY, "PASSKEY_ALREADY_REGISTERED"],
     ok: 201,
   }),
   [`POST ${A}/passkeys/sign-in/options`]: acc("passkeySignInOptions", "WebAuthn options to sign in with a passkey", {
+    response: "PasskeyRequestOptions",
     security: "none",
   }),
   [`POST ${A}/passkeys/sign-in`]: acc("signInWithPasskey", "Sign in with a passkey", {
+    response: "SignedInRedirect",
     body: passkeySchemas.authenticationVerify,
     codes: [...PASSKEY, "PASSKEY_NOT_FOUND", "ACCOUNT_DISABLED", "IP_SUSPENDED"],
     security: "none",
   }),
   [`POST ${A}/passkeys/second-step/options`]: acc("passkeySecondStepOptions", "WebAuthn options for the second step", {
+    response: "PasskeyRequestOptions",
     codes: ["MFA_CHALLENGE_EXPIRED"],
     security: "none",
   }),
   [`POST ${A}/passkeys/second-step`]: acc("passkeySecondStep", "Finish a sign-in's second step with a passkey", {
+    response: "SignedInRedirect",
     body: passkeySchemas.authenticationVerify,
     codes: [...PASSKEY, "PASSKEY_NOT_FOUND", "MFA_CHALLENGE_EXPIRED"],
     security: "none",
@@ -303,115 +315,170 @@ export const OPERATIONS: Record<string, Op> = {
   "POST /logout": oauth("endSessionPost", "OIDC RP-initiated logout, confirmed", {
     alsoOk: { status: 303, description: LOGOUT_REDIRECT },
   }),
-  "GET /.well-known/openid-configuration": oauth("discovery", "OpenID Provider metadata"),
+  "GET /.well-known/openid-configuration": oauth("discovery", "OpenID Provider metadata", { response: "Discovery" }),
   "OPTIONS /.well-known/openid-configuration": oauth("discoveryPreflight", "CORS preflight", { ok: 204 }),
-  "GET /jwks": oauth("jwks", "The public signing keys (JWK Set)"),
+  "GET /jwks": oauth("jwks", "The public signing keys (JWK Set)", {
+    response: "Jwks",
+    responseType: "application/jwk-set+json",
+  }),
   "OPTIONS /jwks": oauth("jwksPreflight", "CORS preflight", { ok: 204 }),
 
   // Admin API (admin API key or an admin's session)
-  [`GET ${ADM}/users`]: adm("adminListUsers", "List and search users"),
-  [`GET ${ADM}/users/:id`]: adm("adminGetUser", "One user", { codes: ["USER_NOT_FOUND"] }),
-  [`DELETE ${ADM}/users/:id`]: adm("adminDeleteUser", "Delete a user", { codes: ["USER_NOT_FOUND"] }),
-  [`GET ${ADM}/users/:id/export`]: adm("adminExportUser", "A user's data export", { codes: ["USER_NOT_FOUND"] }),
+  [`GET ${ADM}/users`]: adm("adminListUsers", "List and search users", { response: "AdminUserList" }),
+  [`GET ${ADM}/users/:id`]: adm("adminGetUser", "One user", {
+    response: "AdminUserProfile",
+    codes: ["USER_NOT_FOUND"],
+  }),
+  [`DELETE ${ADM}/users/:id`]: adm("adminDeleteUser", "Delete a user (not the caller's own account: 409)", {
+    codes: ["USER_NOT_FOUND", "CONFLICT"],
+    ok: 204,
+  }),
+  [`GET ${ADM}/users/:id/export`]: adm("adminExportUser", "A user's data export", {
+    response: "DataExport",
+    codes: ["USER_NOT_FOUND"],
+  }),
   [`POST ${ADM}/users/:id/disable`]: adm("adminDisableUser", "Disable a user (ends their sessions)", {
+    response: "AdminUserStatus",
     codes: ["CONFLICT", "USER_NOT_FOUND"],
   }),
-  [`POST ${ADM}/users/:id/enable`]: adm("adminEnableUser", "Enable a user", { codes: ["USER_NOT_FOUND"] }),
+  [`POST ${ADM}/users/:id/enable`]: adm("adminEnableUser", "Enable a user", {
+    response: "AdminUserStatus",
+    codes: ["USER_NOT_FOUND"],
+  }),
   [`POST ${ADM}/users/:id/sessions/end`]: adm("adminEndUserSessions", "Sign a user out everywhere", {
+    response: "AdminSessionsEnded",
     codes: ["USER_NOT_FOUND"],
   }),
   [`POST ${ADM}/users/:id/two-step/reset`]: adm("adminResetTwoStep", "Reset a user's two-step sign-in", {
+    response: "AdminTwoStepReset",
     codes: ["USER_NOT_FOUND", "MFA_NOT_ENABLED"],
   }),
   [`POST ${ADM}/users/:id/password-reset`]: adm("adminSendPasswordReset", "Send a user a password-reset email", {
+    response: "AdminPasswordResetSent",
     codes: ["USER_NOT_FOUND"],
     ok: 202,
   }),
   [`PUT ${ADM}/users/:id/admin-level`]: adm("adminSetAdminLevel", "Set a user's admin level", {
+    response: "AdminLevel",
     body: "form",
     codes: ["USER_NOT_FOUND", "CONFLICT"],
   }),
-  [`GET ${ADM}/users/:id/roles`]: adm("adminListUserRoles", "A user's roles", { codes: ["USER_NOT_FOUND"] }),
+  [`GET ${ADM}/users/:id/roles`]: adm("adminListUserRoles", "A user's roles", {
+    response: "UserRoleList",
+    codes: ["USER_NOT_FOUND"],
+  }),
   [`POST ${ADM}/users/:id/roles`]: adm("adminAssignRole", "Assign a role to a user", {
+    response: "UserRole",
     body: "form",
     codes: ["USER_NOT_FOUND", "ROLE_NOT_FOUND"],
     ok: 201,
   }),
   [`DELETE ${ADM}/users/:id/roles/:roleId`]: adm("adminUnassignRole", "Take a role from a user", {
+    response: "RoleUnassigned",
     codes: ["ROLE_NOT_FOUND", "USER_NOT_FOUND", "ROLE_NOT_ASSIGNED"],
   }),
   [`GET ${ADM}/users/:id/entitlements`]: adm("adminListEntitlements", "A user's entitlements", {
+    response: "EntitlementList",
     codes: ["USER_NOT_FOUND"],
   }),
   [`POST ${ADM}/users/:id/entitlements`]: adm("adminGrantEntitlement", "Grant an entitlement", {
+    response: "EntitlementGrant",
     body: "form",
     codes: ["USER_NOT_FOUND", "CLIENT_NOT_FOUND"],
     ok: 201,
   }),
   [`DELETE ${ADM}/users/:id/entitlements/:name`]: adm("adminRevokeEntitlement", "Revoke an entitlement", {
+    response: "EntitlementRevoked",
     codes: ["USER_NOT_FOUND", "ENTITLEMENT_NOT_GRANTED"],
   }),
-  [`GET ${ADM}/clients`]: adm("adminListClients", "List client apps"),
+  [`GET ${ADM}/clients`]: adm("adminListClients", "List client apps", { response: "ClientList" }),
   [`POST ${ADM}/clients`]: adm("adminCreateClient", "Register a client app (the secret is shown once)", {
+    response: "Client",
     body: "form",
     codes: ["INVALID_REDIRECT_URI", "CONFLICT"],
     ok: 201,
   }),
-  [`GET ${ADM}/clients/:id`]: adm("adminGetClient", "One client app", { codes: ["CLIENT_NOT_FOUND"] }),
+  [`GET ${ADM}/clients/:id`]: adm("adminGetClient", "One client app", {
+    response: "Client",
+    codes: ["CLIENT_NOT_FOUND"],
+  }),
   [`PATCH ${ADM}/clients/:id`]: adm("adminUpdateClient", "Change a client app", {
+    response: "Client",
     body: "form",
     codes: ["CLIENT_NOT_FOUND", "INVALID_REDIRECT_URI", "CONFLICT"],
   }),
   [`POST ${ADM}/clients/:id/rotate-secret`]: adm("adminRotateClientSecret", "Rotate a client's secret", {
+    response: "Client",
     codes: ["CLIENT_NOT_FOUND", "CLIENT_IS_PUBLIC"],
   }),
   [`POST ${ADM}/clients/:id/disable`]: adm("adminDisableClient", "Disable a client app", {
+    response: "Client",
     codes: ["CLIENT_NOT_FOUND"],
   }),
-  [`POST ${ADM}/clients/:id/enable`]: adm("adminEnableClient", "Enable a client app", { codes: ["CLIENT_NOT_FOUND"] }),
+  [`POST ${ADM}/clients/:id/enable`]: adm("adminEnableClient", "Enable a client app", {
+    response: "Client",
+    codes: ["CLIENT_NOT_FOUND"],
+  }),
   [`GET ${ADM}/clients/:id/permissions`]: adm("adminListPermissions", "A client's permissions", {
+    response: "PermissionList",
     codes: ["CLIENT_NOT_FOUND"],
   }),
   [`POST ${ADM}/clients/:id/permissions`]: adm("adminCreatePermission", "Create a permission", {
+    response: "Permission",
     body: "form",
     codes: ["CLIENT_NOT_FOUND", "PERMISSION_NAME_TAKEN"],
     ok: 201,
   }),
   [`PATCH ${ADM}/clients/:id/permissions/:permissionId`]: adm("adminUpdatePermission", "Rename or describe", {
+    response: "Permission",
     body: "form",
     codes: ["PERMISSION_NOT_FOUND", "PERMISSION_NAME_TAKEN"],
   }),
   [`DELETE ${ADM}/clients/:id/permissions/:permissionId`]: adm("adminDeletePermission", "Delete a permission", {
+    response: "PermissionDeleted",
     codes: ["PERMISSION_NOT_FOUND"],
   }),
-  [`GET ${ADM}/clients/:id/roles`]: adm("adminListClientRoles", "A client's roles", { codes: ["CLIENT_NOT_FOUND"] }),
+  [`GET ${ADM}/clients/:id/roles`]: adm("adminListClientRoles", "A client's roles", {
+    response: "RoleList",
+    codes: ["CLIENT_NOT_FOUND"],
+  }),
   [`POST ${ADM}/clients/:id/roles`]: adm("adminCreateClientRole", "Create a role of one client", {
+    response: "Role",
     body: "form",
     codes: ["CLIENT_NOT_FOUND", "ROLE_NAME_TAKEN", "PERMISSION_NOT_FOUND"],
     ok: 201,
   }),
   [`PATCH ${ADM}/clients/:id/roles/:roleId`]: adm("adminUpdateClientRole", "Change a client role", {
+    response: "Role",
     body: "form",
     codes: ["ROLE_NOT_FOUND", "ROLE_NAME_TAKEN", "PERMISSION_NOT_FOUND"],
   }),
   [`DELETE ${ADM}/clients/:id/roles/:roleId`]: adm("adminDeleteClientRole", "Delete a client role", {
+    response: "RoleDeleted",
     codes: ["ROLE_NOT_FOUND"],
   }),
-  [`GET ${ADM}/roles`]: adm("adminListRoles", "Global roles"),
+  [`GET ${ADM}/roles`]: adm("adminListRoles", "Global roles", { response: "RoleList" }),
   [`POST ${ADM}/roles`]: adm("adminCreateRole", "Create a global role", {
+    response: "Role",
     body: "form",
     codes: ["ROLE_NAME_TAKEN", "PERMISSION_NOT_FOUND"],
     ok: 201,
   }),
   [`PATCH ${ADM}/roles/:roleId`]: adm("adminUpdateRole", "Change a global role", {
+    response: "Role",
     body: "form",
     codes: ["ROLE_NOT_FOUND", "ROLE_NAME_TAKEN", "PERMISSION_NOT_FOUND"],
   }),
-  [`DELETE ${ADM}/roles/:roleId`]: adm("adminDeleteRole", "Delete a global role", { codes: ["ROLE_NOT_FOUND"] }),
+  [`DELETE ${ADM}/roles/:roleId`]: adm("adminDeleteRole", "Delete a global role", {
+    response: "RoleDeleted",
+    codes: ["ROLE_NOT_FOUND"],
+  }),
   [`GET ${ADM}/clients/:id/webhook`]: adm("adminGetWebhook", "A client's webhook", {
+    response: "Webhook",
     codes: ["CLIENT_NOT_FOUND", "WEBHOOK_NOT_FOUND"],
   }),
   [`PUT ${ADM}/clients/:id/webhook`]: adm("adminSetWebhook", "Set a client's webhook", {
+    response: "Webhook",
     body: "form",
     codes: ["INVALID_REDIRECT_URI", "CLIENT_NOT_FOUND"],
   }),
@@ -420,70 +487,104 @@ export const OPERATIONS: Record<string, Op> = {
     ok: 204,
   }),
   [`POST ${ADM}/clients/:id/webhook/rotate-secret`]: adm("adminRotateWebhookSecret", "Rotate the webhook secret", {
+    response: "Webhook",
     body: rotateSecretBody,
     codes: ["CLIENT_NOT_FOUND", "WEBHOOK_NOT_FOUND"],
   }),
-  [`GET ${ADM}/webhook-deliveries`]: adm("adminListWebhookDeliveries", "Webhook deliveries (filter by state)"),
+  [`GET ${ADM}/webhook-deliveries`]: adm("adminListWebhookDeliveries", "Webhook deliveries (filter by state)", {
+    response: "WebhookDeliveryList",
+  }),
   [`POST ${ADM}/webhook-deliveries/:id/redeliver`]: adm("adminRedeliverWebhook", "Deliver a dead webhook again", {
+    response: "WebhookRedelivery",
     codes: ["WEBHOOK_DELIVERY_NOT_FOUND", "WEBHOOK_DELIVERY_NOT_DEAD"],
     ok: 202,
   }),
-  [`GET ${ADM}/ip-suspensions`]: adm("adminListIpSuspensions", "Suspended IP addresses"),
-  [`DELETE ${ADM}/ip-suspensions/:ip`]: adm("adminLiftIpSuspension", "Lift an IP suspension", { codes: ["NOT_FOUND"] }),
-  [`GET ${ADM}/providers`]: adm("adminListProviders", "Upstream sign-in providers"),
+  [`GET ${ADM}/ip-suspensions`]: adm("adminListIpSuspensions", "Suspended IP addresses", {
+    response: "IpSuspensionList",
+  }),
+  [`DELETE ${ADM}/ip-suspensions/:ip`]: adm("adminLiftIpSuspension", "Lift an IP suspension", {
+    response: "IpSuspension",
+    codes: ["NOT_FOUND"],
+  }),
+  [`GET ${ADM}/providers`]: adm("adminListProviders", "Upstream sign-in providers", { response: "ProviderList" }),
   [`POST ${ADM}/providers`]: adm("adminCreateProvider", "Add an upstream sign-in provider", {
+    response: "Provider",
     body: "form",
     codes: ["PROVIDER_EXISTS"],
     ok: 201,
   }),
-  [`GET ${ADM}/providers/:slug`]: adm("adminGetProvider", "One provider", { codes: ["PROVIDER_NOT_FOUND"] }),
+  [`GET ${ADM}/providers/:slug`]: adm("adminGetProvider", "One provider", {
+    response: "Provider",
+    codes: ["PROVIDER_NOT_FOUND"],
+  }),
   [`POST ${ADM}/providers/:slug/disable`]: adm("adminDisableProvider", "Disable a provider", {
+    response: "Provider",
     codes: ["PROVIDER_NOT_FOUND"],
   }),
   [`POST ${ADM}/providers/:slug/enable`]: adm("adminEnableProvider", "Enable a provider", {
+    response: "Provider",
     codes: ["PROVIDER_NOT_FOUND"],
   }),
-  [`GET ${ADM}/audit-events`]: adm("adminListAuditEvents", "Query the audit log"),
-  [`GET ${ADM}/audit-events/export`]: adm("adminExportAuditEvents", "Export the audit log (NDJSON stream)"),
-  [`GET ${ADM}/api-keys`]: adm("adminListApiKeys", "Admin API keys"),
+  [`GET ${ADM}/audit-events`]: adm("adminListAuditEvents", "Query the audit log", { response: "AuditEventList" }),
+  [`GET ${ADM}/audit-events/export`]: adm(
+    "adminExportAuditEvents",
+    "Export the audit log: a stream of one AuditEvent per line (NDJSON); `?format=csv` for CSV (text/csv)",
+    { response: "AuditEvent", responseType: "application/x-ndjson" },
+  ),
+  [`GET ${ADM}/api-keys`]: adm("adminListApiKeys", "Admin API keys", { response: "ApiKeyList" }),
   [`POST ${ADM}/api-keys`]: adm("adminCreateApiKey", "Create an admin API key (shown once)", {
+    response: "ApiKeyCreated",
     body: "form",
     ok: 201,
   }),
   [`POST ${ADM}/api-keys/:id/revoke`]: adm("adminRevokeApiKey", "Revoke an admin API key", {
+    response: "ApiKey",
     codes: ["API_KEY_NOT_FOUND"],
   }),
-  [`GET ${ADM}/account-locks`]: adm("adminListAccountLocks", "Locked accounts (failed sign-ins)"),
+  [`GET ${ADM}/account-locks`]: adm("adminListAccountLocks", "Locked accounts (failed sign-ins)", {
+    response: "AccountLockList",
+  }),
   [`DELETE ${ADM}/account-locks/:key`]: adm("adminClearAccountLock", "Clear an account lock", {
     codes: ["NOT_FOUND"],
     ok: 204,
   }),
-  [`POST ${ADM}/account-locks/unlock`]: adm("adminUnlockAccount", "Clear the lock and failures of an account by email"),
-  [`GET ${ADM}/signing-keys`]: adm("adminListSigningKeys", "Token signing keys"),
-  [`POST ${ADM}/signing-keys/rotate`]: adm("adminRotateSigningKeys", "Rotate the token signing key"),
+  [`POST ${ADM}/account-locks/unlock`]: adm(
+    "adminUnlockAccount",
+    "Clear the lock and failures of an account by email",
+    { response: "AccountUnlocked" },
+  ),
+  [`GET ${ADM}/signing-keys`]: adm("adminListSigningKeys", "Token signing keys", { response: "SigningKeyList" }),
+  [`POST ${ADM}/signing-keys/rotate`]: adm("adminRotateSigningKeys", "Rotate the token signing key", {
+    response: "SigningKeyRotated",
+  }),
 
   // Billing
-  [`GET ${ADM}/plans`]: { ...adm("adminListPlans", "Plans"), tag: "billing", codes: ["BILLING_DISABLED"] },
+  [`GET ${ADM}/plans`]: {
+    ...adm("adminListPlans", "Plans", { response: "PlanList" }),
+    tag: "billing",
+    codes: ["BILLING_DISABLED"],
+  },
   [`POST ${ADM}/plans`]: {
-    ...adm("adminCreatePlan", "Create or update a plan"),
+    ...adm("adminCreatePlan", "Create or update a plan", { response: "Plan" }),
     tag: "billing",
     body: "form",
     ok: 201,
     codes: ["BILLING_DISABLED", "PLAN_EXISTS", "CLIENT_NOT_FOUND"],
   },
   [`GET ${ADM}/plans/:name`]: {
-    ...adm("adminGetPlan", "One plan"),
+    ...adm("adminGetPlan", "One plan", { response: "Plan" }),
     tag: "billing",
     codes: ["BILLING_DISABLED", "PLAN_NOT_FOUND"],
   },
   [`POST ${ADM}/plans/:name/archive`]: {
-    ...adm("adminArchivePlan", "Archive a plan (no new purchases)"),
+    ...adm("adminArchivePlan", "Archive a plan (no new purchases)", { response: "Plan" }),
     tag: "billing",
     codes: ["BILLING_DISABLED", "PLAN_NOT_FOUND", "PLAN_ARCHIVED"],
   },
   "POST /webhooks/stripe": {
     id: "stripeWebhook",
     summary: "Stripe events (signed; each processed once)",
+    response: "BillingWebhookReceived",
     tag: "billing",
     security: "none",
     codes: ["UNSUPPORTED_MEDIA_TYPE", "WEBHOOK_SIGNATURE_INVALID", "BILLING_DISABLED"],
@@ -491,16 +592,18 @@ export const OPERATIONS: Record<string, Op> = {
   "POST /webhooks/btcpay": {
     id: "btcpayWebhook",
     summary: "BTCPay Server events (signed; each processed once)",
+    response: "BillingWebhookReceived",
     tag: "billing",
     security: "none",
     codes: ["WEBHOOK_SIGNATURE_INVALID", "BILLING_DISABLED"],
   },
 
   // Operations
-  "GET /healthz": { id: "healthz", summary: "Liveness", tag: "operations", security: "none" },
+  "GET /healthz": { id: "healthz", summary: "Liveness", tag: "operations", security: "none", response: "Health" },
   "GET /readyz": {
     id: "readyz",
     summary: "Readiness (503 while the database is unreachable or migrating)",
+    response: "Ready",
     tag: "operations",
     security: "none",
     codes: ["MIGRATIONS_PENDING"],
@@ -512,7 +615,13 @@ export const OPERATIONS: Record<string, Op> = {
     security: "bearer",
     codes: ["METRICS_TOKEN_REQUIRED"],
   },
-  "GET /openapi.json": { id: "openapi", summary: "This document", tag: "operations", security: "none" },
+  "GET /openapi.json": {
+    id: "openapi",
+    summary: "This document",
+    tag: "operations",
+    security: "none",
+    response: "OpenApiDocument",
+  },
 };
 
 /**
@@ -652,7 +761,7 @@ function describe(method: Method, op: Op, existing: Operation): Operation {
     elsewhere.set(status, [...(elsewhere.get(status) ?? []), ...at]);
   }
   const body = (name: ResponseSchemaName) => ({
-    "application/json": { schema: { $ref: `#/components/schemas/${name}` } },
+    [op.responseType ?? "application/json"]: { schema: { $ref: `#/components/schemas/${name}` } },
   });
   const responses: Record<string, unknown> = {
     ...(op.alsoOk

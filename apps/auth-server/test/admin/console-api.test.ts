@@ -297,4 +297,32 @@ describe("GET /admin/api/v1/audit-events/export", () => {
     const events = await t.app.ctx.db.select().from(auditEvents).where(eq(auditEvents.userId, user.id));
     expect(events.find((e) => e.event === "admin.session_ended")?.actorId).toBe(support.userId);
   });
+
+  it("an admin deletes a user through the API: 204, then 404 USER_NOT_FOUND; not their own account (409)", async () => {
+    const user = await createUser(t.app, { email: "leaving@example.com" });
+    await oauthSession(t.app, user);
+    const del = (id: string, authorization = admin.authorization) =>
+      t.app.inject({ method: "DELETE", url: `/admin/api/v1/users/${id}`, headers: { authorization } });
+    const support403 = await del(user.id, support.authorization);
+    expect(support403.statusCode).toBe(403);
+    expect(support403.json().error.code).toBe("FORBIDDEN");
+
+    const deleted = await del(user.id);
+    expect(deleted.statusCode).toBe(204);
+    expect(deleted.body).toBe("");
+    const gone = await t.app.inject({
+      method: "GET",
+      url: `/admin/api/v1/users/${user.id}`,
+      headers: { authorization: admin.authorization },
+    });
+    expect(gone.statusCode).toBe(404);
+    expect(gone.json().error.code).toBe("USER_NOT_FOUND");
+    expect((await del(user.id)).json().error.code).toBe("USER_NOT_FOUND");
+    const events = await t.app.ctx.db.select().from(auditEvents).where(eq(auditEvents.userId, user.id));
+    expect(events.find((e) => e.event === "admin.user_deleted")?.actorId).toBe(admin.userId);
+
+    const self = await del(admin.userId);
+    expect(self.statusCode).toBe(409);
+    expect(self.json().error.code).toBe("CONFLICT");
+  });
 });
