@@ -2,13 +2,15 @@ import { appendFileSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { errorCatalog } from "../src/errors/catalog.ts";
+import { OPERATIONS } from "../src/http/openapi.ts";
 import { RESPONSE_SCHEMAS, type ResponseSchemaName } from "../src/http/openapi-responses.ts";
 
 /**
  * /openapi.json as a contract the whole test suite checks (buildTestApp records, close() judges): every answer a test
  * provokes from a documented operation must be one the document lists for it — a success status it names, the body
- * schema it names for that status (valid, and with no member the schema does not name, at any depth), and for errors
- * the catalog code under that status.
+ * schema it names for that status and media type (valid, and with no member the schema does not name, at any depth),
+ * and for errors the catalog code under that status; and a JSON request body the endpoint accepted must be valid by
+ * the request body schema the document gives.
  */
 
 type Responses = Record<
@@ -44,6 +46,19 @@ export function recordAnswers(app: FastifyInstance): Answered {
     const key = `${request.method} ${url}`;
     if (reply.statusCode < 400) {
       answered.successes.set(key, (answered.successes.get(key) ?? new Set()).add(reply.statusCode));
+      // A request the endpoint accepted must be one the document's request body schema accepts.
+      const documentedBody = OPERATIONS[key]?.body;
+      if (
+        documentedBody &&
+        documentedBody !== "form" &&
+        /^application\/json\b/.test(request.headers["content-type"] ?? "")
+      ) {
+        const parsed = documentedBody.safeParse(request.body);
+        if (!parsed.success) {
+          const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`).join("; ");
+          answered.bodies.add(`${key} accepted a request body the document refuses: ${problems}`);
+        }
+      }
       // A JSON media type: application/json, or a +json one (application/jwk-set+json).
       const mediaType =
         String(reply.getHeader("content-type") ?? "")

@@ -2,9 +2,25 @@ import swagger from "@fastify/swagger";
 import type { FastifyInstance, RouteOptions } from "fastify";
 import { z } from "zod";
 import { type ErrorCode, errorCatalog } from "../errors/catalog.ts";
-import { accountSchemas } from "../libraries/accounts/schemas.ts";
+import { accountSchemas, guestCreateBody, guestUpgradeBody } from "../libraries/accounts/schemas.ts";
+import { apiKeyInputSchema } from "../libraries/admin/api-keys.ts";
+import { endSessionsBody, levelBody, signingKeyRotateBody, unlockBody } from "../libraries/admin/schemas.ts";
+import { AUTHORIZATION_WIRE_NAMES, CLIENT_WIRE_NAMES, PROVIDER_WIRE_NAMES } from "../libraries/admin/wire-names.ts";
+import {
+  assignSchema,
+  grantSchema,
+  permissionCreateSchema,
+  permissionUpdateSchema,
+  roleCreateSchema,
+  roleUpdateSchema,
+} from "../libraries/authorization/input.ts";
+import { planInputSchema } from "../libraries/billing/plans.ts";
+import { clientCreateSchema, clientUpdateSchema } from "../libraries/clients/input.ts";
+import { providerInput } from "../libraries/federation/providers.ts";
+import { mfaSchemas } from "../libraries/mfa/schemas.ts";
 import { passkeySchemas } from "../libraries/passkeys/schemas.ts";
-import { rotateSecretBody } from "../libraries/webhooks/endpoints.ts";
+import { reauthBody } from "../libraries/privacy/reauth.ts";
+import { endpointInput, rotateSecretBody } from "../libraries/webhooks/endpoints.ts";
 import { RESPONSE_SCHEMAS, type ResponseSchemaName, responseJsonSchema } from "./openapi-responses.ts";
 
 /**
@@ -61,6 +77,14 @@ const CLIENT_AUTH: ErrorCode[] = ["invalid_client", "invalid_request", "unauthor
 /** The current password typed again (libraries/password-step.ts): checked and throttled like a sign-in. */
 const PASSWORD_AGAIN: ErrorCode[] = ["INVALID_CREDENTIALS", "LOGIN_THROTTLED", "ACCOUNT_LOCKED", "IP_SUSPENDED"];
 
+/**
+ * A library's input schema under the admin API's wire (snake_case) names, for the document. The admin routes rename
+ * wire fields to the library's and let it validate; cross-field rules (refinements) stay in the library.
+ */
+function wireNamed(schema: z.ZodObject, names: Record<string, string>): z.ZodObject {
+  return z.strictObject(Object.fromEntries(Object.entries(schema.shape).map(([k, v]) => [names[k] ?? k, v])));
+}
+
 const A = "/api/v1";
 const ADM = "/admin/api/v1";
 
@@ -107,7 +131,7 @@ export const OPERATIONS: Record<string, Op> = {
     response: "SignedIn",
   }),
   [`POST ${A}/login/otp`]: acc("signInSecondStep", "Finish a sign-in with a one-time or recovery code", {
-    body: "form",
+    body: mfaSchemas.code,
     codes: ["INVALID_OTP", "MFA_CHALLENGE_EXPIRED", ...SIGN_IN],
     security: "none",
     response: "SignedIn",
@@ -159,7 +183,7 @@ export const OPERATIONS: Record<string, Op> = {
   }),
   [`POST ${A}/me/export`]: acc("requestExport", "Ask for the account's data export", {
     response: "DataExport",
-    body: "form",
+    body: reauthBody.optional(),
     codes: PASSWORD_AGAIN,
   }),
   [`POST ${A}/me/verification`]: acc("resendVerification", "Send the verification email again", {
@@ -176,23 +200,23 @@ export const OPERATIONS: Record<string, Op> = {
   }),
   [`GET ${A}/mfa`]: acc("getMfa", "Two-step sign-in status", { response: "MfaStatus" }),
   [`POST ${A}/mfa/totp`]: acc("startTotp", "Start setting up an authenticator app", {
-    body: "form",
+    body: mfaSchemas.reauth.optional(),
     codes: [...PASSWORD_AGAIN, "EMAIL_NOT_VERIFIED", "MFA_ALREADY_ENABLED", "STEP_UP_REQUIRED"],
     ok: 201,
     response: "TotpEnrolment",
   }),
   [`POST ${A}/mfa/totp/confirm`]: acc("confirmTotp", "Confirm the authenticator app with a code", {
-    body: "form",
+    body: mfaSchemas.code,
     codes: ["INVALID_OTP", "MFA_ENROLMENT_EXPIRED", "MFA_ALREADY_ENABLED"],
     response: "RecoveryCodes",
   }),
   [`POST ${A}/mfa/totp/disable`]: acc("disableTotp", "Turn two-step sign-in off", {
-    body: "form",
+    body: mfaSchemas.disable,
     codes: [...PASSWORD_AGAIN, "INVALID_OTP", "MFA_NOT_ENABLED", "INVALID_CREDENTIALS", "STEP_UP_REQUIRED"],
     ok: 204,
   }),
   [`POST ${A}/mfa/recovery-codes`]: acc("newRecoveryCodes", "Replace the recovery codes", {
-    body: "form",
+    body: mfaSchemas.code,
     codes: ["MFA_NOT_ENABLED", "STEP_UP_REQUIRED"],
     response: "RecoveryCodes",
   }),
@@ -229,12 +253,13 @@ export const OPERATIONS: Record<string, Op> = {
     security: "none",
   }),
   [`POST ${A}/guest`]: acc("createGuest", "Start a guest account (clients that opted in)", {
+    body: guestCreateBody.optional(),
     codes: ["GUEST_ACCOUNTS_DISABLED", "INVALID_CLIENT"],
     security: "client",
     response: "TokenResponse",
   }),
   [`POST ${A}/guest/upgrade`]: acc("upgradeGuest", "Turn a guest account into a full account", {
-    body: "form",
+    body: guestUpgradeBody,
     codes: ["TOKEN_INVALID", "NOT_A_GUEST", "GUEST_EMAIL_IN_USE", "WEAK_PASSWORD", "GUEST_ACCOUNTS_DISABLED"],
     response: "GuestUpgradeResponse",
   }),
@@ -345,10 +370,15 @@ export const OPERATIONS: Record<string, Op> = {
     response: "AdminUserStatus",
     codes: ["USER_NOT_FOUND"],
   }),
-  [`POST ${ADM}/users/:id/sessions/end`]: adm("adminEndUserSessions", "Sign a user out everywhere", {
-    response: "AdminSessionsEnded",
-    codes: ["USER_NOT_FOUND"],
-  }),
+  [`POST ${ADM}/users/:id/sessions/end`]: adm(
+    "adminEndUserSessions",
+    "Sign a user out everywhere, or end the session `session_id` names",
+    {
+      body: endSessionsBody,
+      response: "AdminSessionsEnded",
+      codes: ["USER_NOT_FOUND"],
+    },
+  ),
   [`POST ${ADM}/users/:id/two-step/reset`]: adm("adminResetTwoStep", "Reset a user's two-step sign-in", {
     response: "AdminTwoStepReset",
     codes: ["USER_NOT_FOUND", "MFA_NOT_ENABLED"],
@@ -360,7 +390,7 @@ export const OPERATIONS: Record<string, Op> = {
   }),
   [`PUT ${ADM}/users/:id/admin-level`]: adm("adminSetAdminLevel", "Set a user's admin level", {
     response: "AdminLevel",
-    body: "form",
+    body: levelBody,
     codes: ["USER_NOT_FOUND", "CONFLICT"],
   }),
   [`GET ${ADM}/users/:id/roles`]: adm("adminListUserRoles", "A user's roles", {
@@ -369,7 +399,7 @@ export const OPERATIONS: Record<string, Op> = {
   }),
   [`POST ${ADM}/users/:id/roles`]: adm("adminAssignRole", "Assign a role to a user", {
     response: "UserRole",
-    body: "form",
+    body: wireNamed(assignSchema, AUTHORIZATION_WIRE_NAMES),
     codes: ["USER_NOT_FOUND", "ROLE_NOT_FOUND"],
     ok: 201,
   }),
@@ -383,7 +413,7 @@ export const OPERATIONS: Record<string, Op> = {
   }),
   [`POST ${ADM}/users/:id/entitlements`]: adm("adminGrantEntitlement", "Grant an entitlement", {
     response: "EntitlementGrant",
-    body: "form",
+    body: wireNamed(grantSchema, AUTHORIZATION_WIRE_NAMES),
     codes: ["USER_NOT_FOUND", "CLIENT_NOT_FOUND"],
     ok: 201,
   }),
@@ -394,7 +424,7 @@ export const OPERATIONS: Record<string, Op> = {
   [`GET ${ADM}/clients`]: adm("adminListClients", "List client apps", { response: "ClientList" }),
   [`POST ${ADM}/clients`]: adm("adminCreateClient", "Register a client app (the secret is shown once)", {
     response: "Client",
-    body: "form",
+    body: wireNamed(clientCreateSchema, CLIENT_WIRE_NAMES),
     codes: ["INVALID_REDIRECT_URI", "CONFLICT"],
     ok: 201,
   }),
@@ -404,7 +434,7 @@ export const OPERATIONS: Record<string, Op> = {
   }),
   [`PATCH ${ADM}/clients/:id`]: adm("adminUpdateClient", "Change a client app", {
     response: "Client",
-    body: "form",
+    body: wireNamed(clientUpdateSchema, CLIENT_WIRE_NAMES),
     codes: ["CLIENT_NOT_FOUND", "INVALID_REDIRECT_URI", "CONFLICT"],
   }),
   [`POST ${ADM}/clients/:id/rotate-secret`]: adm("adminRotateClientSecret", "Rotate a client's secret", {
@@ -425,13 +455,13 @@ export const OPERATIONS: Record<string, Op> = {
   }),
   [`POST ${ADM}/clients/:id/permissions`]: adm("adminCreatePermission", "Create a permission", {
     response: "Permission",
-    body: "form",
+    body: permissionCreateSchema,
     codes: ["CLIENT_NOT_FOUND", "PERMISSION_NAME_TAKEN"],
     ok: 201,
   }),
   [`PATCH ${ADM}/clients/:id/permissions/:permissionId`]: adm("adminUpdatePermission", "Rename or describe", {
     response: "Permission",
-    body: "form",
+    body: permissionUpdateSchema,
     codes: ["PERMISSION_NOT_FOUND", "PERMISSION_NAME_TAKEN"],
   }),
   [`DELETE ${ADM}/clients/:id/permissions/:permissionId`]: adm("adminDeletePermission", "Delete a permission", {
@@ -444,13 +474,13 @@ export const OPERATIONS: Record<string, Op> = {
   }),
   [`POST ${ADM}/clients/:id/roles`]: adm("adminCreateClientRole", "Create a role of one client", {
     response: "Role",
-    body: "form",
+    body: roleCreateSchema,
     codes: ["CLIENT_NOT_FOUND", "ROLE_NAME_TAKEN", "PERMISSION_NOT_FOUND"],
     ok: 201,
   }),
   [`PATCH ${ADM}/clients/:id/roles/:roleId`]: adm("adminUpdateClientRole", "Change a client role", {
     response: "Role",
-    body: "form",
+    body: roleUpdateSchema,
     codes: ["ROLE_NOT_FOUND", "ROLE_NAME_TAKEN", "PERMISSION_NOT_FOUND"],
   }),
   [`DELETE ${ADM}/clients/:id/roles/:roleId`]: adm("adminDeleteClientRole", "Delete a client role", {
@@ -460,13 +490,13 @@ export const OPERATIONS: Record<string, Op> = {
   [`GET ${ADM}/roles`]: adm("adminListRoles", "Global roles", { response: "RoleList" }),
   [`POST ${ADM}/roles`]: adm("adminCreateRole", "Create a global role", {
     response: "Role",
-    body: "form",
+    body: roleCreateSchema,
     codes: ["ROLE_NAME_TAKEN", "PERMISSION_NOT_FOUND"],
     ok: 201,
   }),
   [`PATCH ${ADM}/roles/:roleId`]: adm("adminUpdateRole", "Change a global role", {
     response: "Role",
-    body: "form",
+    body: roleUpdateSchema,
     codes: ["ROLE_NOT_FOUND", "ROLE_NAME_TAKEN", "PERMISSION_NOT_FOUND"],
   }),
   [`DELETE ${ADM}/roles/:roleId`]: adm("adminDeleteRole", "Delete a global role", {
@@ -479,7 +509,7 @@ export const OPERATIONS: Record<string, Op> = {
   }),
   [`PUT ${ADM}/clients/:id/webhook`]: adm("adminSetWebhook", "Set a client's webhook", {
     response: "Webhook",
-    body: "form",
+    body: endpointInput,
     codes: ["INVALID_REDIRECT_URI", "CLIENT_NOT_FOUND"],
   }),
   [`DELETE ${ADM}/clients/:id/webhook`]: adm("adminDeleteWebhook", "Remove a client's webhook", {
@@ -509,7 +539,7 @@ export const OPERATIONS: Record<string, Op> = {
   [`GET ${ADM}/providers`]: adm("adminListProviders", "Upstream sign-in providers", { response: "ProviderList" }),
   [`POST ${ADM}/providers`]: adm("adminCreateProvider", "Add an upstream sign-in provider", {
     response: "Provider",
-    body: "form",
+    body: wireNamed(providerInput, PROVIDER_WIRE_NAMES),
     codes: ["PROVIDER_EXISTS"],
     ok: 201,
   }),
@@ -534,7 +564,7 @@ export const OPERATIONS: Record<string, Op> = {
   [`GET ${ADM}/api-keys`]: adm("adminListApiKeys", "Admin API keys", { response: "ApiKeyList" }),
   [`POST ${ADM}/api-keys`]: adm("adminCreateApiKey", "Create an admin API key (shown once)", {
     response: "ApiKeyCreated",
-    body: "form",
+    body: apiKeyInputSchema.strict(),
     ok: 201,
   }),
   [`POST ${ADM}/api-keys/:id/revoke`]: adm("adminRevokeApiKey", "Revoke an admin API key", {
@@ -551,10 +581,11 @@ export const OPERATIONS: Record<string, Op> = {
   [`POST ${ADM}/account-locks/unlock`]: adm(
     "adminUnlockAccount",
     "Clear the lock and failures of an account by email",
-    { response: "AccountUnlocked" },
+    { response: "AccountUnlocked", body: unlockBody },
   ),
   [`GET ${ADM}/signing-keys`]: adm("adminListSigningKeys", "Token signing keys", { response: "SigningKeyList" }),
   [`POST ${ADM}/signing-keys/rotate`]: adm("adminRotateSigningKeys", "Rotate the token signing key", {
+    body: signingKeyRotateBody,
     response: "SigningKeyRotated",
   }),
 
@@ -567,7 +598,7 @@ export const OPERATIONS: Record<string, Op> = {
   [`POST ${ADM}/plans`]: {
     ...adm("adminCreatePlan", "Create or update a plan", { response: "Plan" }),
     tag: "billing",
-    body: "form",
+    body: planInputSchema,
     ok: 201,
     codes: ["BILLING_DISABLED", "PLAN_EXISTS", "CLIENT_NOT_FOUND"],
   },
@@ -809,7 +840,11 @@ function describe(method: Method, op: Op, existing: Operation): Operation {
               ? { "application/json": { schema: { type: "object" } } }
               : { "application/x-www-form-urlencoded": { schema: { type: "object" } } },
           }
-        : { required: true, content: { "application/json": { schema: bodySchema(op.body) } } };
+        : {
+            // An optional body (`.optional()`: an action with options) may be left out.
+            required: !op.body.safeParse(undefined).success,
+            content: { "application/json": { schema: bodySchema(op.body) } },
+          };
   }
   return operation;
 }

@@ -61,3 +61,13 @@ export const accountSchemas = {
   deleteAccount: z.object({ currentPassword: password }),
   sessionId: z.object({ sessionId: z.uuid({ error: "Unknown session." }) }),
 };
+
+/** POST /api/v1/guest (client credentials may come in the body instead of Basic). */
+export const guestCreateBody = z.strictObject({
+  scope: z.string().max(1024).optional(),
+  client_id: z.string().max(128).optional(),
+  client_secret: z.string().max(512).optional(),
+});
+
+/** POST /api/v1/guest/upgrade. */
+export const guestUpgradeBody = z.strictObject({ email, password });

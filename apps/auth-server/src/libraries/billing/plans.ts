@@ -25,7 +25,7 @@ const slug = z
 
 export const planNameSchema = slug;
 
-const planInputSchema = z
+export const planInputSchema = z
   .strictObject({
     name: slug,
     description: z.string().max(500).optional(),

@@ -153,7 +153,7 @@ const grantTypesSchema = z
   .min(1, "must not be empty")
   .max(GRANT_TYPES.length * 2);
 
-const createSchema = z.strictObject({
+export const clientCreateSchema = z.strictObject({
   name: nameSchema,
   logoUri: z.string().max(MAX_URI_LENGTH).nullish(),
   brandColor: z
@@ -181,7 +181,7 @@ const createSchema = z.strictObject({
   requireDpop: z.boolean().optional(),
 });
 
-const updateSchema = createSchema
+export const clientUpdateSchema = clientCreateSchema
   .omit({ tokenEndpointAuthMethod: true })
   .partial()
   .refine((v) => Object.values(v).some((x) => x !== undefined), {
@@ -229,7 +229,7 @@ function checkRedirectUrisNeeded(input: ClientUpdate): void {
 
 /** A new registration, validated (VALIDATION_FAILED / INVALID_REDIRECT_URI with per-field errors). */
 export function validClientInput(input: UntrustedClientInput): ClientInput {
-  const valid = parse(createSchema, input);
+  const valid = parse(clientCreateSchema, input);
   checkRedirectUrisNeeded(valid);
   checkUris(valid, valid.tokenEndpointAuthMethod === "none");
   return valid;
@@ -237,7 +237,7 @@ export function validClientInput(input: UntrustedClientInput): ClientInput {
 
 /** A change to a registration, validated like a new one; at least one field must be present. */
 export function validClientUpdate(input: UntrustedClientInput, isPublic: boolean): ClientUpdate {
-  const valid = parse(updateSchema, input);
+  const valid = parse(clientUpdateSchema, input);
   checkRedirectUrisNeeded(valid);
   checkUris(valid, isPublic);
   return valid;

@@ -51,7 +51,7 @@ const url = z
   .max(2000)
   .refine(upstreamUrlAllowed, { message: "must be an https URL (http only for loopback)" });
 
-const providerInput = z
+export const providerInput = z
   .strictObject({
     slug: z
       .string()

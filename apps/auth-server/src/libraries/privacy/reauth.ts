@@ -1,3 +1,4 @@
+import { z } from "zod";
 import type { CoreContext } from "../../context.ts";
 import { AppError } from "../../errors/index.ts";
 import type { SessionRow } from "../../queries/sessions.ts";
@@ -39,3 +40,9 @@ export async function requireReauth(deps: CoreContext, meta: RequestMeta, input:
     { field: "confirm_password", message: "Enter your password to continue." },
   ]);
 }
+
+/** The body of a re-authentication (POST /api/v1/me/export): the password, or a two-step code. */
+export const reauthBody = z.strictObject({
+  password: z.string().min(1).max(1024).optional(),
+  code: z.string().trim().min(1).max(32).optional(),
+});

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AppError, type FieldError } from "../../errors/index.ts";
+import { CLIENT_WIRE_NAMES } from "../../libraries/admin/wire-names.ts";
 import type { ClientInput, ClientRow } from "../../libraries/clients/index.ts";
 
 /**
@@ -7,25 +8,8 @@ import type { ClientInput, ClientRow } from "../../libraries/clients/index.ts";
  * The library speaks its own field names; this module maps between the two.
  */
 
-/** Wire name of every library field. */
-export const WIRE_NAMES = {
-  name: "name",
-  redirectUris: "redirect_uris",
-  postLogoutRedirectUris: "post_logout_redirect_uris",
-  backchannelLogoutUri: "backchannel_logout_uri",
-  logoUri: "logo_uri",
-  brandColor: "brand_color",
-  firstParty: "first_party",
-  directSignIn: "direct_sign_in",
-  allowedScopes: "allowed_scopes",
-  idTokenSignedResponseAlg: "id_token_signed_response_alg",
-  accessTokenTtlSeconds: "access_token_ttl_seconds",
-  grantTypes: "grant_types",
-  guestAccounts: "guest_accounts",
-  tokenEndpointAuthMethod: "token_endpoint_auth_method",
-  webOrigins: "web_origins",
-  requireDpop: "require_dpop",
-} as const satisfies Record<keyof ClientInput, string>;
+/** Wire name of every library field (libraries/admin/wire-names.ts, where the API document reads them too). */
+export const WIRE_NAMES = CLIENT_WIRE_NAMES;
 
 export type WireField = (typeof WIRE_NAMES)[keyof typeof WIRE_NAMES];
 

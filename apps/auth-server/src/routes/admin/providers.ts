@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { AppError } from "../../errors/index.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
+import { PROVIDER_WIRE_NAMES } from "../../libraries/admin/wire-names.ts";
 import {
   createProvider,
   getProvider,
@@ -16,13 +17,7 @@ const BASE = "/admin/api/v1/providers";
 const SLUG = /^[a-z0-9][a-z0-9-]{0,39}$/;
 
 /** Wire (snake_case) names of the library's fields, for input and for field errors. */
-const WIRE: Record<string, string> = {
-  displayName: "display_name",
-  clientId: "client_id",
-  clientSecret: "client_secret",
-  trustedForEmail: "trusted_for_email",
-  clientIds: "client_ids",
-};
+const WIRE: Record<string, string> = PROVIDER_WIRE_NAMES;
 const FROM_WIRE = Object.fromEntries(Object.entries(WIRE).map(([k, v]) => [v, k]));
 
 const wireBody = z.record(z.string(), z.unknown());

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { routeRateLimit } from "../../http/rate-limit.ts";
+import { signingKeyRotateBody, unlockBody } from "../../libraries/admin/schemas.ts";
 import { clearAccountLock, listAccountLocks, rotateSigningKeyAsAdmin } from "../../libraries/admin/security.ts";
 import { keyPublishWindowSeconds, listSigningKeys } from "../../libraries/keys/index.ts";
 import { unlockAccount } from "../../libraries/throttle/operator.ts";
@@ -8,9 +9,7 @@ import { parse } from "../../validation.ts";
 import { actorOf, requireAdmin } from "./auth.ts";
 
 const BASE = "/admin/api/v1";
-const rotateBody = z.strictObject({ alg: z.enum(["RS256", "ES256", "EdDSA"]).optional() }).optional();
 const emptyBody = z.strictObject({}).optional();
-const unlockBody = z.strictObject({ email: z.string().trim().min(3).max(254).includes("@") });
 
 /**
  * Security in the admin API (#14): signing keys (list; rotate: admin only) and account locks (list; clear: support
@@ -35,7 +34,7 @@ export async function adminSecurityRoutes(app: FastifyInstance): Promise<void> {
   }));
 
   app.post(`${BASE}/signing-keys/rotate`, routeConfig, async (request) => {
-    const body = parse(rotateBody, request.body);
+    const body = parse(signingKeyRotateBody, request.body);
     const rotated = await rotateSigningKeyAsAdmin(app.ctx, body?.alg, actorOf(request));
     // How long the retired keys stay in the JWKS (the CLI's remote `keys rotate` prints it).
     return { ...rotated, published_for_seconds: keyPublishWindowSeconds(app.ctx.config) };

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { setAdminLevel } from "../../libraries/admin/levels.ts";
+import { endSessionsBody, levelBody } from "../../libraries/admin/schemas.ts";
 import {
   deleteUserAsAdmin,
   endUserSessionsAsAdmin,
@@ -20,8 +21,6 @@ const searchQuery = z.strictObject({
   after: z.string().max(254).optional(),
   limit: z.coerce.number().int().min(1).max(200).optional(),
 });
-const endSessionsBody = z.strictObject({ session_id: z.string().max(64).optional() }).optional();
-const levelBody = z.strictObject({ level: z.enum(["admin", "support", "none"]) });
 
 const idParam = (request: FastifyRequest) => String((request.params as { id?: string }).id ?? "");
 

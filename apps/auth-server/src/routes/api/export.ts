@@ -1,16 +1,11 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
-import { z } from "zod";
 import { jsonSameOriginOnly } from "../../http/csrf.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { requireSession } from "../../http/session.ts";
 import { exportOwnData, exportUserAsAdmin } from "../../libraries/privacy/export.ts";
+import { reauthBody } from "../../libraries/privacy/reauth.ts";
 import { parse } from "../../validation.ts";
 import { actorOf, requireAdmin } from "../admin/auth.ts";
-
-const reauthBody = z.strictObject({
-  password: z.string().min(1).max(1024).optional(),
-  code: z.string().trim().min(1).max(32).optional(),
-});
 
 /** The export as a download: JSON, never cached, named by date. */
 export function sendExport(reply: FastifyReply, document: Record<string, unknown>): FastifyReply {

@@ -1,20 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { z } from "zod";
 import { AppError } from "../../errors/index.ts";
 import { noStore } from "../../http/errors.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { createGuest, endGuest, upgradeGuest, userFromAccessToken } from "../../libraries/accounts/guests.ts";
-import { accountSchemas } from "../../libraries/accounts/schemas.ts";
+import { guestCreateBody, guestUpgradeBody } from "../../libraries/accounts/schemas.ts";
 import { authenticateClient } from "../../libraries/clients/index.ts";
 import { parse } from "../../validation.ts";
 import { clientCredentials } from "../oauth/http.ts";
-
-const createSchema = z.strictObject({
-  scope: z.string().max(1024).optional(),
-  client_id: z.string().max(128).optional(),
-  client_secret: z.string().max(512).optional(),
-});
-const upgradeSchema = z.strictObject({ email: accountSchemas.email, password: accountSchemas.password });
 
 /** `Authorization: Bearer <access token>` (RFC 6750 2.1), or undefined. */
 function bearer(request: FastifyRequest): string | undefined {
@@ -36,7 +28,7 @@ export async function guestApiRoutes(app: FastifyInstance): Promise<void> {
   const json = { errorFormat: "json" as const, rateLimit: routeRateLimit(ctx.config, "guest") };
 
   app.post("/api/v1/guest", { config: json }, async (request, reply) => {
-    const body = parse(createSchema, request.body ?? {});
+    const body = parse(guestCreateBody, request.body ?? {});
     const credentials = clientCredentials(request, body);
     if (!credentials) throw new AppError("INVALID_CLIENT");
     const client = await authenticateClient(ctx, credentials);
@@ -45,7 +37,7 @@ export async function guestApiRoutes(app: FastifyInstance): Promise<void> {
 
   app.post("/api/v1/guest/upgrade", { config: json }, async (request, reply) => {
     const guest = await userFromAccessToken(ctx, bearer(request));
-    const input = parse(upgradeSchema, request.body);
+    const input = parse(guestUpgradeBody, request.body);
     const user = await upgradeGuest(ctx, guest, { ...input, meta: request.meta, log: request.log });
     return noStore(reply).send({ sub: user.id, email: user.email, email_verified: false, is_anonymous: false });
   });

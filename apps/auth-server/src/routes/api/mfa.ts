@@ -12,9 +12,9 @@ import {
   regenerateRecoveryCodes,
 } from "../../libraries/mfa/enrolment.ts";
 import { totpStatus } from "../../libraries/mfa/factor.ts";
+import { mfaSchemas } from "../../libraries/mfa/schemas.ts";
 import { startTotpEnrolment } from "../../libraries/mfa/start-enrolment.ts";
 import { parse } from "../../validation.ts";
-import { mfaSchemas } from "../pages/mfa.ts";
 import { clearMfaCookie, mfaCookie } from "../pages/mfa-cookie.ts";
 import { sessionJson, userJson } from "./accounts.ts";
 

@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { z } from "zod";
 import { AppError } from "../../errors/index.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { type CurrentSession, requireSession, setSessionCookie } from "../../http/session.ts";
@@ -13,6 +12,7 @@ import {
   regenerateRecoveryCodes,
 } from "../../libraries/mfa/enrolment.ts";
 import { totpStatus } from "../../libraries/mfa/factor.ts";
+import { mfaSchemas } from "../../libraries/mfa/schemas.ts";
 import { startTotpEnrolment } from "../../libraries/mfa/start-enrolment.ts";
 import type { UserRow } from "../../queries/users.ts";
 import { parse } from "../../validation.ts";
@@ -31,24 +31,6 @@ import {
 } from "./render.ts";
 
 const html = { errorFormat: "html" as const };
-
-export const mfaSchemas = {
-  code: z.object({
-    code: z
-      .string({ error: "Enter the code." })
-      .trim()
-      .min(1, { error: "Enter the code." })
-      .max(32, { error: "That code is too long." }),
-  }),
-  /** Re-authentication before enrolment: the password, optional while the sign-in is recent. */
-  reauth: z.object({
-    password: z.string().max(1024).optional(),
-  }),
-  disable: z.object({
-    password: z.string({ error: "Enter your password." }).min(1, { error: "Enter your password." }).max(1024),
-    code: z.string({ error: "Enter the code." }).trim().min(1, { error: "Enter the code." }).max(32),
-  }),
-};
 
 /** Errors shown on the code forms themselves (anything else goes to the error page). */
 const FORM_ERRORS = new Set([

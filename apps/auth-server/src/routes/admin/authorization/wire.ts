@@ -2,16 +2,12 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { AppError } from "../../../errors/index.ts";
 import { routeRateLimit } from "../../../http/rate-limit.ts";
+import { AUTHORIZATION_WIRE_NAMES } from "../../../libraries/admin/wire-names.ts";
 import { parse } from "../../../validation.ts";
 import { requireAdmin } from "../auth.ts";
 
-/** Wire (snake_case) names of the library's input fields; the rest (name, description, permissions) are the same. */
-const WIRE_TO_LIBRARY: Record<string, string> = {
-  role_id: "roleId",
-  expires_at: "expiresAt",
-  client_ids: "clientIds",
-};
-const LIBRARY_TO_WIRE = Object.fromEntries(Object.entries(WIRE_TO_LIBRARY).map(([w, l]) => [l, w]));
+const LIBRARY_TO_WIRE = AUTHORIZATION_WIRE_NAMES;
+const WIRE_TO_LIBRARY = Object.fromEntries(Object.entries(LIBRARY_TO_WIRE).map(([l, w]) => [w, l]));
 
 /** An object body (anything else is VALIDATION_FAILED); its values are checked by the library. */
 const objectBody = z.record(z.string(), z.unknown(), { error: "must be a JSON object" });
