@@ -48,11 +48,7 @@ export function recordAnswers(app: FastifyInstance): Answered {
       answered.successes.set(key, (answered.successes.get(key) ?? new Set()).add(reply.statusCode));
       // A request the endpoint accepted must be one the document's request body schema accepts.
       const documentedBody = OPERATIONS[key]?.body;
-      if (
-        documentedBody &&
-        documentedBody !== "form" &&
-        /^application\/json\b/.test(request.headers["content-type"] ?? "")
-      ) {
+      if (documentedBody instanceof z.ZodType && /^application\/json\b/.test(request.headers["content-type"] ?? "")) {
         const parsed = documentedBody.safeParse(request.body);
         if (!parsed.success) {
           const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`).join("; ");

@@ -15,9 +15,18 @@ import {
   roleUpdateSchema,
 } from "../libraries/authorization/input.ts";
 import { planInputSchema } from "../libraries/billing/plans.ts";
-import { clientCreateSchema, clientUpdateSchema } from "../libraries/clients/input.ts";
+import { clientCreateSchema, clientUpdateSchema, GRANT_TYPES } from "../libraries/clients/input.ts";
 import { providerInput } from "../libraries/federation/providers.ts";
 import { mfaSchemas } from "../libraries/mfa/schemas.ts";
+import {
+  CLIENT_AUTH_PARAMS,
+  DEVICE_AUTHORIZATION_PARAMS,
+  DIRECT_SIGN_IN_PARAMS,
+  TOKEN_HINT_PARAMS,
+  TOKEN_PARAMS,
+  USERINFO_BODY_PARAMS,
+} from "../libraries/oauth/form-params.ts";
+import type { ParamSpec } from "../libraries/oauth/params.ts";
 import { passkeySchemas } from "../libraries/passkeys/schemas.ts";
 import { reauthBody } from "../libraries/privacy/reauth.ts";
 import { endpointInput, rotateSecretBody } from "../libraries/webhooks/endpoints.ts";
@@ -46,8 +55,8 @@ interface Op {
   codes?: ErrorCode[];
   /** Codes this operation answers with another status than the catalog's (e.g. the device flow's 400 slow_down). */
   codesAt?: { status: number; codes: ErrorCode[] }[];
-  /** The request body, as the handler parses it. */
-  body?: z.ZodType | "form";
+  /** The request body: a JSON body's zod schema, as the handler parses it, or an OAuth form's parameters. */
+  body?: z.ZodType | OAuthForm;
   /** The success status (200 unless said). */
   ok?: number;
   /** The success body, a schema of openapi-responses.ts (undocumented bodies are described in the summary). */
@@ -57,6 +66,30 @@ interface Op {
   /** A second success answer (another status, with or without a body), e.g. register's 200 when it signs the owner in. */
   alsoOk?: { status: number; response?: ResponseSchemaName; description: string };
   security?: "session" | "admin" | "client" | "bearer" | "none";
+}
+
+/** An OAuth form body: the parameters readParams reads (libraries/oauth/form-params.ts), every one a string. */
+interface OAuthForm {
+  params: ParamSpec;
+  /** client_id / client_secret may come in the body (client_secret_post, public clients) instead of Basic. */
+  clientAuth?: boolean;
+  required?: string[];
+  enums?: Record<string, string[]>;
+}
+
+function oauthFormSchema(form: OAuthForm): Record<string, unknown> {
+  const params: ParamSpec = { ...form.params, ...(form.clientAuth ? CLIENT_AUTH_PARAMS : {}) };
+  return {
+    type: "object",
+    properties: Object.fromEntries(
+      Object.entries(params).map(([name, max]) => [
+        name,
+        { type: "string", maxLength: max, ...(form.enums?.[name] ? { enum: form.enums[name] } : {}) },
+      ]),
+    ),
+    ...(form.required?.length ? { required: form.required } : {}),
+    description: "Unknown parameters are ignored (RFC 6749 3.1); a parameter sent twice is invalid_request.",
+  };
 }
 
 const COMMON: ErrorCode[] = ["RATE_LIMITED", "INTERNAL_ERROR", "DATABASE_UNAVAILABLE", "SHUTTING_DOWN"];
@@ -269,7 +302,7 @@ export const OPERATIONS: Record<string, Op> = {
     "Server-to-server sign-in for trusted first-party clients (off by default); form: username, password, scope, " +
       "and after TERMS_ACCEPTANCE_REQUIRED accept_terms_version / accept_privacy_version",
     {
-      body: "form",
+      body: { params: DIRECT_SIGN_IN_PARAMS, clientAuth: true, required: ["username", "password"] },
       codes: [...CLIENT_AUTH, "invalid_grant", "access_denied"],
       security: "client",
       response: "TokenResponse",
@@ -284,7 +317,7 @@ export const OPERATIONS: Record<string, Op> = {
     alsoOk: { status: 303, description: AUTHORIZE_REDIRECT },
   }),
   "POST /token": oauth("token", "Token endpoint: authorization_code, refresh_token, client_credentials, device_code", {
-    body: "form",
+    body: { params: TOKEN_PARAMS, clientAuth: true, required: ["grant_type"], enums: { grant_type: [...GRANT_TYPES] } },
     codes: [
       ...CLIENT_AUTH,
       "invalid_grant",
@@ -304,19 +337,19 @@ export const OPERATIONS: Record<string, Op> = {
   }),
   "OPTIONS /token": oauth("tokenPreflight", "CORS preflight for browser clients", { ok: 204 }),
   "POST /revoke": oauth("revoke", "RFC 7009 token revocation", {
-    body: "form",
+    body: { params: TOKEN_HINT_PARAMS, clientAuth: true, required: ["token"] },
     codes: [...CLIENT_AUTH, "unsupported_token_type"],
     security: "client",
   }),
   "OPTIONS /revoke": oauth("revokePreflight", "CORS preflight for browser clients", { ok: 204 }),
   "POST /introspect": oauth("introspect", "RFC 7662 token introspection", {
-    body: "form",
+    body: { params: TOKEN_HINT_PARAMS, clientAuth: true, required: ["token"] },
     codes: CLIENT_AUTH,
     security: "client",
     response: "IntrospectionResponse",
   }),
   "POST /device_authorization": oauth("deviceAuthorization", "RFC 8628 device authorization", {
-    body: "form",
+    body: { params: DEVICE_AUTHORIZATION_PARAMS, clientAuth: true },
     codes: [...CLIENT_AUTH, "invalid_scope", "slow_down"],
     security: "client",
     response: "DeviceAuthorizationResponse",
@@ -328,6 +361,7 @@ export const OPERATIONS: Record<string, Op> = {
     response: "UserInfoResponse",
   }),
   "POST /userinfo": oauth("userinfoPost", "OIDC UserInfo, token in the form body or header", {
+    body: { params: USERINFO_BODY_PARAMS },
     codes: ["invalid_token", "insufficient_scope", "invalid_request"],
     codesAt: [{ status: 401, codes: ["invalid_dpop_proof"] }],
     security: "bearer",
@@ -833,17 +867,16 @@ function describe(method: Method, op: Op, existing: Operation): Operation {
   }
   if (op.body && (method === "POST" || method === "PUT" || method === "PATCH")) {
     operation.requestBody =
-      op.body === "form"
+      op.body instanceof z.ZodType
         ? {
-            required: true,
-            content: json
-              ? { "application/json": { schema: { type: "object" } } }
-              : { "application/x-www-form-urlencoded": { schema: { type: "object" } } },
-          }
-        : {
             // An optional body (`.optional()`: an action with options) may be left out.
             required: !op.body.safeParse(undefined).success,
             content: { "application/json": { schema: bodySchema(op.body) } },
+          }
+        : {
+            // Without required parameters (/userinfo: the token may come in the header, RFC 6750 2.2), optional.
+            required: op.body.required !== undefined,
+            content: { "application/x-www-form-urlencoded": { schema: oauthFormSchema(op.body) } },
           };
   }
   return operation;

@@ -4,6 +4,7 @@ import { RESPONSE_SCHEMAS, type ResponseSchemaName, responseJsonSchema } from ".
 import { assignRole, createRole, grantEntitlement } from "../../src/libraries/authorization/index.ts";
 import { OutboxMailer } from "../../src/libraries/mailer/index.ts";
 import { currentCode } from "../../src/libraries/mfa/factor.ts";
+import { CLIENT_AUTH_PARAMS, TOKEN_PARAMS } from "../../src/libraries/oauth/form-params.ts";
 import { Browser, linkFrom, tokenFrom } from "../accounts/helpers.ts";
 import { bodyProblems } from "../contract.ts";
 import { DEVICE_GRANT } from "../grants/helpers.ts";
@@ -124,6 +125,38 @@ describe("documented success bodies", () => {
     expect(body("/api/v1/me/export", "get", "200")).toBe("#/components/schemas/DataExport");
     // Integer bounds are not zod's ±MAX_SAFE_INTEGER noise.
     expect(JSON.stringify(doc.components.schemas)).not.toContain(String(Number.MAX_SAFE_INTEGER));
+  });
+
+  it("OAuth form bodies list the parameters the endpoints read, from the same specs (libraries/oauth/form-params.ts)", () => {
+    const form = (path: string) =>
+      (
+        doc.paths[path]?.post as unknown as {
+          requestBody: {
+            required: boolean;
+            content: Record<
+              string,
+              {
+                schema: {
+                  properties: Record<string, { maxLength: number; enum?: string[] }>;
+                  required?: string[];
+                };
+              }
+            >;
+          };
+        }
+      ).requestBody;
+    const token = form("/token");
+    expect(token.required).toBe(true);
+    const schema = token.content["application/x-www-form-urlencoded"]?.schema;
+    expect(Object.keys(schema?.properties ?? {}).sort()).toEqual(
+      [...Object.keys(TOKEN_PARAMS), ...Object.keys(CLIENT_AUTH_PARAMS)].sort(),
+    );
+    expect(schema?.required).toEqual(["grant_type"]);
+    expect(schema?.properties.grant_type?.enum).toContain("urn:ietf:params:oauth:grant-type:device_code");
+    expect(schema?.properties.token).toBeUndefined();
+    expect(form("/revoke").content["application/x-www-form-urlencoded"]?.schema.required).toEqual(["token"]);
+    // The token may come in the Authorization header instead (RFC 6750 2.2).
+    expect(form("/userinfo").required).toBe(false);
   });
 
   it("token (code, refresh), introspection (access, refresh, inactive) and userinfo (GET, POST)", async () => {

@@ -12,6 +12,7 @@ import {
   lookUpUserCode,
   startDeviceAuthorization,
 } from "../../libraries/oauth/device.ts";
+import { DEVICE_AUTHORIZATION_PARAMS } from "../../libraries/oauth/form-params.ts";
 import { readParams } from "../../libraries/oauth/params.ts";
 import { errorMap, renderPage, seeOther, str } from "../pages/render.ts";
 import { clientCredentials, failureLog, methodNotAllowed, requireForm } from "./http.ts";
@@ -30,7 +31,7 @@ export async function deviceRoutes(app: FastifyInstance): Promise<void> {
     { config: { errorFormat: "oauth", rateLimit: routeRateLimit(ctx.config, "device_authorization") } },
     async (request, reply) => {
       requireForm(request);
-      const p = readParams(request.body, { scope: 1024 });
+      const p = readParams(request.body, DEVICE_AUTHORIZATION_PARAMS);
       const client = await authenticateOAuthClient(
         ctx,
         clientCredentials(request, request.body),

@@ -3,6 +3,7 @@ import { noStore } from "../../http/errors.ts";
 import { routeRateLimit } from "../../http/rate-limit.ts";
 import { authenticateOAuthClient } from "../../libraries/oauth/client-auth.ts";
 import { directSignIn } from "../../libraries/oauth/direct.ts";
+import { DIRECT_SIGN_IN_PARAMS } from "../../libraries/oauth/form-params.ts";
 import { readParams } from "../../libraries/oauth/params.ts";
 import { clientCredentials, failureLog, methodNotAllowed, requireForm } from "./http.ts";
 
@@ -18,13 +19,7 @@ export async function directSignInRoutes(app: FastifyInstance): Promise<void> {
     { config: { errorFormat: "oauth", rateLimit: routeRateLimit(ctx.config, "login") } },
     async (request, reply) => {
       requireForm(request);
-      const p = readParams(request.body, {
-        username: 320,
-        password: 1024,
-        scope: 1024,
-        accept_terms_version: 64,
-        accept_privacy_version: 64,
-      });
+      const p = readParams(request.body, DIRECT_SIGN_IN_PARAMS);
       const client = await authenticateOAuthClient(
         ctx,
         clientCredentials(request, request.body),

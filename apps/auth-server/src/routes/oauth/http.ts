@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest, HTTPMethods } from "fastify";
 import { OAuthError } from "../../errors/index.ts";
 import { sendOAuthError } from "../../http/errors.ts";
 import type { ClientCredentials } from "../../libraries/oauth/client-auth.ts";
+import { CLIENT_AUTH_PARAMS } from "../../libraries/oauth/form-params.ts";
 import { readParams } from "../../libraries/oauth/params.ts";
 
 /** RFC 6749 3.2 / 4.1.3: parameters in an application/x-www-form-urlencoded body; JSON is refused explicitly. */
@@ -56,7 +57,7 @@ function formDecode(value: string): string {
  * with the header's.
  */
 export function clientCredentials(request: FastifyRequest, body: unknown): ClientCredentials | null {
-  const p = readParams(body, { client_id: 128, client_secret: 512 });
+  const p = readParams(body, CLIENT_AUTH_PARAMS);
   const header = request.headers.authorization;
   if (typeof header === "string" && /^basic /i.test(header)) {
     if (p.client_secret !== undefined) {

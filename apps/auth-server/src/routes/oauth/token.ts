@@ -7,25 +7,14 @@ import { authenticateOAuthClient, checkGrantAllowed } from "../../libraries/oaut
 import { CLIENT_CREDENTIALS_GRANT, clientCredentialsGrant } from "../../libraries/oauth/client-credentials.ts";
 import { DEVICE_CODE_GRANT, deviceCodeGrant } from "../../libraries/oauth/device.ts";
 import { dpopNonce, tokenRequestKey } from "../../libraries/oauth/dpop.ts";
+import { TOKEN_HINT_PARAMS, TOKEN_PARAMS } from "../../libraries/oauth/form-params.ts";
 import { authorizationCodeGrant, refreshTokenGrant } from "../../libraries/oauth/grants.ts";
 import { readParams } from "../../libraries/oauth/params.ts";
 import { introspect, revoke } from "../../libraries/oauth/resources.ts";
 import { clientCredentials, failureLog, methodNotAllowed, requireForm } from "./http.ts";
 
-const TOKEN_PARAMS = {
-  grant_type: 64,
-  code: 512,
-  redirect_uri: 2000,
-  code_verifier: 256,
-  refresh_token: 512,
-  scope: 1024,
-  device_code: 512,
-} as const;
-
 /** The grant types /token answers (each still enabled per client through its `grant_types`). */
 const GRANT_TYPES = ["authorization_code", "refresh_token", CLIENT_CREDENTIALS_GRANT, DEVICE_CODE_GRANT];
-
-const TOKEN_HINT_PARAMS = { token: 16 * 1024, token_type_hint: 64 } as const;
 
 /** /token (RFC 6749 3.2), /revoke (RFC 7009) and /introspect (RFC 7662): form bodies, client-authenticated. */
 export async function tokenRoutes(app: FastifyInstance): Promise<void> {

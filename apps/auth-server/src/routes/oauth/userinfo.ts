@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { OAuthError } from "../../errors/index.ts";
 import { noStore } from "../../http/errors.ts";
+import { USERINFO_BODY_PARAMS } from "../../libraries/oauth/form-params.ts";
 import { readParams } from "../../libraries/oauth/params.ts";
 import { userinfo } from "../../libraries/oauth/resources.ts";
 import { methodNotAllowed } from "./http.ts";
@@ -22,7 +23,7 @@ function bearerToken(request: FastifyRequest): { token: string | undefined; sche
     request.method === "POST" &&
     /^application\/x-www-form-urlencoded\b/i.test(request.headers["content-type"] ?? "")
   ) {
-    fromBody = readParams(request.body, { access_token: 16 * 1024 }).access_token;
+    fromBody = readParams(request.body, USERINFO_BODY_PARAMS).access_token;
   }
   if (fromHeader && fromBody) {
     throw new OAuthError("invalid_request", "Send the access token in one place only.", 400, {
