@@ -128,23 +128,17 @@ describe("documented success bodies", () => {
   });
 
   it("OAuth form bodies list the parameters the endpoints read, from the same specs (libraries/oauth/form-params.ts)", () => {
-    const form = (path: string) =>
-      (
-        doc.paths[path]?.post as unknown as {
-          requestBody: {
-            required: boolean;
-            content: Record<
-              string,
-              {
-                schema: {
-                  properties: Record<string, { maxLength: number; enum?: string[] }>;
-                  required?: string[];
-                };
-              }
-            >;
-          };
+    type FormBody = {
+      required: boolean;
+      content: Record<
+        string,
+        {
+          schema: { properties: Record<string, { maxLength: number; enum?: string[] }>; required?: string[] };
         }
-      ).requestBody;
+      >;
+    };
+    const form = (path: string) =>
+      (doc.paths[path]?.post as unknown as { requestBody: FormBody } | undefined)?.requestBody as FormBody;
     const token = form("/token");
     expect(token.required).toBe(true);
     const schema = token.content["application/x-www-form-urlencoded"]?.schema;
