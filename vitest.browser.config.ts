@@ -14,6 +14,6 @@ export default defineConfig({
     hookTimeout: 120_000,
     fileParallelism: false,
     retry: 1,
-    setupFiles: ["./test-support/browser-setup.ts"],
+    setupFiles: ["./test-support/browser-setup.ts", "./test-support/contract-setup.ts"],
   },
 });

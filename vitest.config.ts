@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 import { ciReporters } from "./vitest.reporters.ts";
 
@@ -15,6 +16,8 @@ const EMBEDDED_ONLY = [
   "test/abuse/cli.test.ts",
 ];
 const onPostgres = Boolean(process.env.TEST_DATABASE_URL);
+/** Fails a test file on answers /openapi.json does not describe (apps/auth-server/test/contract.ts). */
+const CONTRACT_SETUP = fileURLToPath(new URL("./test-support/contract-setup.ts", import.meta.url));
 
 // One runner for the whole workspace, running TypeScript from source (no build step).
 // Browser (Chromium) suites live in *.browser.test.ts and run through vitest.browser.config.ts.
@@ -69,6 +72,7 @@ export default defineConfig({
           testTimeout: 30_000,
           hookTimeout: 120_000,
           isolate: false,
+          setupFiles: [CONTRACT_SETUP],
         },
       },
       {
@@ -80,6 +84,7 @@ export default defineConfig({
           testTimeout: 30_000,
           hookTimeout: 120_000,
           isolate: false,
+          setupFiles: [CONTRACT_SETUP],
         },
       },
       {
@@ -91,6 +96,7 @@ export default defineConfig({
           testTimeout: 30_000,
           hookTimeout: 120_000,
           isolate: false,
+          setupFiles: [CONTRACT_SETUP],
         },
       },
       {
@@ -102,6 +108,7 @@ export default defineConfig({
           testTimeout: 30_000,
           hookTimeout: 120_000,
           isolate: false,
+          setupFiles: [CONTRACT_SETUP],
         },
       },
     ],

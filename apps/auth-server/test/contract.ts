@@ -1,17 +1,27 @@
 import { appendFileSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
+import { watchAnswers } from "../../../test-support/contract-registry.ts";
+import { build as buildApp } from "../src/app.ts";
 import { errorCatalog } from "../src/errors/catalog.ts";
 import { OPERATIONS } from "../src/http/openapi.ts";
 import { RESPONSE_SCHEMAS, type ResponseSchemaName } from "../src/http/openapi-responses.ts";
 
 /**
- * /openapi.json as a contract the whole test suite checks (buildTestApp records, close() judges): every answer a test
- * provokes from a documented operation must be one the document lists for it — a success status it names, the body
- * schema it names for that status and media type (valid, and with no member the schema does not name, at any depth),
- * and for errors the catalog code under that status; and a JSON request body the endpoint accepted must be valid by
- * the request body schema the document gives.
+ * /openapi.json as a contract the whole test suite checks: every answer a test provokes from a documented operation
+ * must be one the document lists for it — a success status it names, the body schema it names for that status and
+ * media type (valid, and with no member the schema does not name, at any depth), and for errors the catalog code
+ * under that status; and a JSON request body the endpoint accepted must be valid by the request body schema the
+ * document gives. Apps built with `build` below (or buildTestApp, which uses it) are watched; the setup file every
+ * test project loads (test-support/contract-setup.ts) fails the test file on what they answered undocumented.
  */
+
+/** src/app.ts's build, with the app's answers checked against its /openapi.json (see above). */
+export async function build(...args: Parameters<typeof buildApp>): ReturnType<typeof buildApp> {
+  const app = await buildApp(...args);
+  watchContract(app);
+  return app;
+}
 
 type Responses = Record<
   string,
@@ -24,7 +34,7 @@ type Doc = { paths?: Record<string, Record<string, { operationId?: string; respo
  * JSON shape, `error` of the OAuth one), by "METHOD /template"; and every success body that did not match the schema
  * the document names for it.
  */
-export interface Answered {
+interface Answered {
   successes: Map<string, Set<number>>;
   errors: Map<string, Set<string>>;
   bodies: Set<string>;
@@ -37,12 +47,15 @@ function operationOf(doc: Doc, key: string) {
   return operation?.operationId ? operation : undefined;
 }
 
-export function recordAnswers(app: FastifyInstance): Answered {
+/** Records what each documented operation of `app` answers, to be judged when the test file ends. */
+export function watchContract(app: FastifyInstance): void {
   const answered: Answered = { successes: new Map(), errors: new Map(), bodies: new Set() };
   let doc: Doc | undefined;
+  watchAnswers(() => (doc ? undocumentedAnswers(doc, answered) : []));
   app.addHook("onSend", async (request, reply, payload) => {
     const url = request.routeOptions.url;
     if (!url) return payload;
+    doc ??= app.swagger() as Doc;
     const key = `${request.method} ${url}`;
     if (reply.statusCode < 400) {
       answered.successes.set(key, (answered.successes.get(key) ?? new Set()).add(reply.statusCode));
@@ -61,7 +74,6 @@ export function recordAnswers(app: FastifyInstance): Answered {
           .split(";")[0]
           ?.trim() ?? "";
       if (typeof payload === "string" && /^application\/([a-z0-9.-]+\+)?json$/.test(mediaType)) {
-        doc ??= app.swagger() as Doc;
         const ref = operationOf(doc, key)?.responses?.[String(reply.statusCode)]?.content?.[mediaType]?.schema?.$ref;
         const name = ref?.replace("#/components/schemas/", "") as ResponseSchemaName | undefined;
         if (!name && operationOf(doc, key)?.responses?.[String(reply.statusCode)]) {
@@ -87,14 +99,11 @@ export function recordAnswers(app: FastifyInstance): Answered {
     }
     return payload;
   });
-  return answered;
 }
 
 /** Answers of documented operations that /openapi.json does not describe for them. */
-export function undocumentedAnswers(app: FastifyInstance, answered: Answered): string[] {
+function undocumentedAnswers(doc: Doc, answered: Answered): string[] {
   const out: string[] = [...answered.bodies];
-  if (!answered.successes.size && !answered.errors.size) return out;
-  const doc = app.swagger() as Doc;
   for (const [key, statuses] of answered.successes) {
     const responses = operationOf(doc, key)?.responses;
     if (!responses) continue;

@@ -4,7 +4,6 @@ import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { users } from "../../../packages/db/src/index.ts";
 import { createTestDatabase } from "../../../packages/db/src/testing.ts";
-import { build } from "../../auth-server/src/app.ts";
 import { testConfig } from "../../auth-server/src/config/index.ts";
 import { sessionCookieName } from "../../auth-server/src/http/session.ts";
 import { assignRole, createRole, unassignRole } from "../../auth-server/src/libraries/authorization/index.ts";
@@ -13,6 +12,7 @@ import { TestClock } from "../../auth-server/src/libraries/clock.ts";
 import { drainWebhooks } from "../../auth-server/src/libraries/jobs/webhooks.ts";
 import { signIn } from "../../auth-server/src/libraries/sessions.ts";
 import { setWebhook } from "../../auth-server/src/libraries/webhooks/index.ts";
+import { build } from "../../auth-server/test/contract.ts";
 import { buildDemoGame } from "../src/app.ts";
 
 /**

@@ -3,11 +3,11 @@ import { createTestDatabase } from "@tessera/db/testing";
 import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { build } from "../../src/app.ts";
 import { ConfigError, testConfig } from "../../src/config/index.ts";
 import { routeRateLimit } from "../../src/http/rate-limit.ts";
 import { ClockMemoryStore } from "../../src/http/rate-limit-store.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
+import { build } from "../contract.ts";
 
 /**
  * The rate-limit plugin on small routes of its own (the credential routes have their own tests in test/abuse and

@@ -3,10 +3,10 @@ import { createTestDatabase } from "@tessera/db/testing";
 import { sql } from "drizzle-orm";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
 import { OutboxMailer } from "../../src/libraries/mailer/index.ts";
+import { build } from "../contract.ts";
 import { Browser, formFor, linkFrom, PASSWORD, tokenFrom } from "./helpers.ts";
 
 /**

@@ -1,8 +1,8 @@
 import { clients } from "@tessera/db";
 import { createTestDatabase } from "@tessera/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { build } from "../../src/app.ts";
 import { loadConfig } from "../../src/config/index.ts";
+import { build } from "../contract.ts";
 import {
   type AccountsTestApp,
   Browser,

@@ -4,7 +4,6 @@ import { createTestDatabase } from "@tessera/db/testing";
 import type { FastifyInstance } from "fastify";
 import * as oidc from "openid-client";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import {
   assignRole,
@@ -13,6 +12,7 @@ import {
   revokeEntitlement,
   unassignRole,
 } from "../../src/libraries/authorization/index.ts";
+import { build } from "../contract.ts";
 import { createUser, registerClient, sessionCookie } from "../oauth/helpers.ts";
 import { ACTOR } from "./helpers.ts";
 

@@ -8,7 +8,6 @@ import * as oidc from "openid-client";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchTestBrowser, type TestBrowser } from "../../../../test-support/chromium.ts";
-import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import { createAdmin } from "../../src/libraries/admin.ts";
 import { createRole } from "../../src/libraries/authorization/index.ts";
@@ -17,6 +16,7 @@ import { createProvider } from "../../src/libraries/federation/providers.ts";
 import { OutboxMailer } from "../../src/libraries/mailer/index.ts";
 import { beginTotpEnrolment, confirmTotpEnrolment } from "../../src/libraries/mfa/enrolment.ts";
 import { currentCode } from "../../src/libraries/mfa/factor.ts";
+import { build } from "../contract.ts";
 import { createUser } from "../oauth/helpers.ts";
 import { lowContrastTexts } from "./contrast.ts";
 

@@ -5,10 +5,10 @@ import { eq } from "drizzle-orm";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchTestBrowser, type TestBrowser } from "../../../../test-support/chromium.ts";
-import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import { createProvider } from "../../src/libraries/federation/providers.ts";
 import { OutboxMailer } from "../../src/libraries/mailer/index.ts";
+import { build } from "../contract.ts";
 import { type OidcUpstream, startOidcUpstream } from "../federation/upstreams.ts";
 import { createUser } from "../oauth/helpers.ts";
 

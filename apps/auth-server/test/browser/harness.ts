@@ -3,9 +3,9 @@ import { createTestDatabase } from "@tessera/db/testing";
 import type { FastifyInstance } from "fastify";
 import type { BrowserContext, Page } from "playwright-core";
 import { launchTestBrowser } from "../../../../test-support/chromium.ts";
-import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import { OutboxMailer } from "../../src/libraries/mailer/index.ts";
+import { build } from "../contract.ts";
 
 export interface BrowserSuite {
   app: FastifyInstance;

@@ -6,9 +6,9 @@ import type { FastifyInstance } from "fastify";
 import type { CDPSession, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchTestBrowser, type TestBrowser } from "../../../../test-support/chromium.ts";
-import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import { OutboxMailer } from "../../src/libraries/mailer/index.ts";
+import { build } from "../contract.ts";
 import { createUser } from "../oauth/helpers.ts";
 
 /**

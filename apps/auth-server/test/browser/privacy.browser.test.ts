@@ -6,9 +6,9 @@ import { asc, eq } from "drizzle-orm";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchTestBrowser, type TestBrowser } from "../../../../test-support/chromium.ts";
-import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import { OutboxMailer } from "../../src/libraries/mailer/index.ts";
+import { build } from "../contract.ts";
 import { authorizeQuery, createUser, REDIRECT, registerClient } from "../oauth/helpers.ts";
 
 /**

@@ -7,9 +7,9 @@ import { createTestDatabase } from "@tessera/db/testing";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchTestBrowser, type TestBrowser } from "../../../../test-support/chromium.ts";
-import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import { createPublicClient } from "../../src/libraries/clients/index.ts";
+import { build } from "../contract.ts";
 import { createUser } from "../oauth/helpers.ts";
 
 /**

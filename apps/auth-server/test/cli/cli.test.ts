@@ -3,9 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createDatabase } from "@tessera/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { build } from "../../src/app.ts";
 import { runCli } from "../../src/cli/index.ts";
 import { testConfig } from "../../src/config/index.ts";
+import { build } from "../contract.ts";
 
 let dataDir: string;
 let root: string;

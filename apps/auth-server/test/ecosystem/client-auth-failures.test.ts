@@ -3,10 +3,10 @@ import { createTestDatabase } from "@tessera/db/testing";
 import { desc, eq } from "drizzle-orm";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import { createPublicClient } from "../../src/libraries/clients/registry.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
+import { build } from "../contract.ts";
 import { REDIRECT, registerClient, type TestClient } from "../oauth/helpers.ts";
 
 /**

@@ -1,10 +1,10 @@
 import { createTestDatabase } from "@tessera/db/testing";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { build } from "../../src/app.ts";
 import { loadConfig, testConfig } from "../../src/config/index.ts";
 import { loggerOptions } from "../../src/http/logger.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
+import { build } from "../contract.ts";
 
 const lines: string[] = [];
 let app: FastifyInstance;

@@ -5,9 +5,9 @@ import { createTestDatabase, TcpProxy } from "@tessera/db/testing";
 import { eq, sql } from "drizzle-orm";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
+import { build } from "../contract.ts";
 import { basic, createUser, FORM, form, refresh, registerClient, type TestClient } from "../oauth/helpers.ts";
 
 /**

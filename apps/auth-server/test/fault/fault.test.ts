@@ -8,8 +8,8 @@ import { fileURLToPath } from "node:url";
 import { createDatabase, rowsOf } from "@tessera/db";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
+import { build } from "../contract.ts";
 import { basic, createUser, registerClient, type TestClient } from "../oauth/helpers.ts";
 import { Cluster, freePort } from "./cluster.ts";
 

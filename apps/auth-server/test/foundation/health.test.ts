@@ -1,8 +1,8 @@
 import { createServer, Socket as NetSocket, type Server, type Socket } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
+import { build } from "../contract.ts";
 import { buildTestApp, type TestApp } from "../helpers.ts";
 
 describe("health and readiness", () => {

@@ -2,7 +2,6 @@ import { createDatabase } from "@tessera/db";
 import { createTestDatabase, usingPostgres } from "@tessera/db/testing";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import {
   assignRole,
@@ -18,6 +17,7 @@ import { endSessions } from "../../src/libraries/sessions.ts";
 import { claimsCacheHolds, ownersCacheHolds } from "../../src/queries/owners-cache.ts";
 import { updateUser } from "../../src/queries/users.ts";
 import { ACTOR, signInTo } from "../authorization/helpers.ts";
+import { build } from "../contract.ts";
 import {
   basic,
   createUser,

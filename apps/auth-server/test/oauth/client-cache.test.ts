@@ -2,11 +2,11 @@ import { createDatabase } from "@tessera/db";
 import { createTestDatabase, usingPostgres } from "@tessera/db/testing";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import { disableClient, enableClient, rotateClientSecret } from "../../src/libraries/clients/index.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
 import { CLIENT_CACHE_TTL_MS } from "../../src/queries/clients.ts";
+import { build } from "../contract.ts";
 import { basic, createUser, FORM, form, registerClient, sessionCookie, type TestClient, tokensFor } from "./helpers.ts";
 
 /**

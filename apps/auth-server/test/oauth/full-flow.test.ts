@@ -4,8 +4,8 @@ import { createTestDatabase } from "@tessera/db/testing";
 import type { FastifyInstance } from "fastify";
 import * as oidc from "openid-client";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
+import { build } from "../contract.ts";
 import { createUser, registerClient, type TestClient } from "./helpers.ts";
 
 /**

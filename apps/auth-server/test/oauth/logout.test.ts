@@ -5,7 +5,6 @@ import { createTestDatabase } from "@tessera/db/testing";
 import { eq } from "drizzle-orm";
 import { createLocalJWKSet, generateKeyPair, jwtVerify, SignJWT } from "jose";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import { disableClient } from "../../src/libraries/clients/index.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
@@ -17,6 +16,7 @@ import {
 } from "../../src/libraries/jobs/backchannel.ts";
 import { publicJwks } from "../../src/libraries/keys/index.ts";
 import { endSessions, type SessionRow, type UserRow } from "../../src/libraries/sessions.ts";
+import { build } from "../contract.ts";
 import type { TestApp } from "../helpers.ts";
 import {
   authorizeQuery,

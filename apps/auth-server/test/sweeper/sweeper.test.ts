@@ -11,13 +11,13 @@ import {
 import { usingPostgres } from "@tessera/db/testing";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import { createClient } from "../../src/libraries/clients/index.ts";
 import { addSeconds } from "../../src/libraries/clock.ts";
 import { randomToken, sha256 } from "../../src/libraries/crypto.ts";
 import { sweep } from "../../src/libraries/jobs/sweeper.ts";
 import { insertAdminUser } from "../../src/queries/admin.ts";
+import { build } from "../contract.ts";
 import { buildTestApp, type TestApp } from "../helpers.ts";
 
 let t: TestApp;

@@ -2,10 +2,10 @@ import { webhookDeliveries } from "@tessera/db";
 import { createTestDatabase } from "@tessera/db/testing";
 import { asc } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { build } from "../../src/app.ts";
 import { testConfig } from "../../src/config/index.ts";
 import { TestClock } from "../../src/libraries/clock.ts";
 import { deliverWebhooks, drainWebhooks, WEBHOOK_DELIVERY } from "../../src/libraries/jobs/webhooks.ts";
+import { build } from "../contract.ts";
 import { createUser, registerClient, sessionCookie, tokensFor } from "../oauth/helpers.ts";
 import { type Receiver, seedAdmin, setWebhook, startReceiver } from "./helpers.ts";
 

@@ -7,11 +7,11 @@
 import { createServer } from "node:net";
 import Fastify, { type FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { build } from "../../../../apps/auth-server/src/app.ts";
 import { testConfig } from "../../../../apps/auth-server/src/config/index.ts";
 import { createClient } from "../../../../apps/auth-server/src/libraries/clients/index.ts";
 import { hashPassword } from "../../../../apps/auth-server/src/libraries/passwords.ts";
 import { insertUser } from "../../../../apps/auth-server/src/queries/users.ts";
+import { build } from "../../../../apps/auth-server/test/contract.ts";
 import { createTestDatabase } from "../../../db/src/testing.ts";
 import { tesseraPlugin } from "../../src/fastify.ts";
 import { createTessera, type TesseraOptions } from "../../src/index.ts";
